@@ -1,0 +1,135 @@
+//! Typed errors. Every failure the library reports is one of these; the bindings turn each into a
+//! real JS `TypeError`, `RangeError` or `Error` (see [`Error::js_class`]) carrying [`Error::code`].
+
+/// What went wrong, with a message a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An argument or option has the wrong JS type (a string where a number belongs, ...).
+    #[error("{what} must be {expected}, got {got}")]
+    InvalidType {
+        /// The argument, e.g. `saveWeight(kg)`.
+        what: String,
+        /// What it must be, e.g. `a finite number`.
+        expected: &'static str,
+        /// A short description of what was passed.
+        got: String,
+    },
+    /// An argument has the right type but an unacceptable value.
+    #[error("{what} {problem}")]
+    OutOfRange {
+        /// The argument, e.g. `saveWeight(kg)`.
+        what: String,
+        /// Why the value is refused, e.g. `must be at most 635 (got 700)`.
+        problem: String,
+    },
+    /// A per-user call with no `userId` while no user is started.
+    #[error("{method}: no user: pass {{ userId }} or call outbox.start(userId) first")]
+    NoCurrentUser {
+        /// The method that needed a user.
+        method: &'static str,
+    },
+    /// `resetForRetry` named an event that does not exist.
+    #[error("resetForRetry: no outbox event with id \"{0}\"; nothing was reset")]
+    UnknownEvent(String),
+    /// IndexedDB is missing (private mode in old browsers, or a context without storage).
+    #[error("IndexedDB is not available in this context: {0}")]
+    Unsupported(String),
+    /// The database has no room left. Nothing of the failed write was stored.
+    #[error("storage is full ({0}); nothing was saved. Free space or ask the user to allow more storage")]
+    QuotaExceeded(String),
+    /// An IndexedDB request or transaction failed. Nothing of the failed write was stored.
+    #[error("IndexedDB {operation} failed: {detail}")]
+    Storage {
+        /// What the library was doing.
+        operation: &'static str,
+        /// The browser's error (DOMException name and message).
+        detail: String,
+    },
+    /// The database on disk was written by a newer version of the library.
+    #[error("database \"{name}\" has schema version {found}, newer than this library's {supported}; upgrade progress-outbox")]
+    NewerSchema {
+        /// The database name.
+        name: String,
+        /// Version found on disk.
+        found: u32,
+        /// Newest version this build knows.
+        supported: u32,
+    },
+    /// Another tab upgraded the database; this connection was closed so the upgrade could proceed.
+    #[error("the database was upgraded by a newer version of the app in another tab; reload this page")]
+    VersionChanged,
+    /// `close()` was called.
+    #[error("this Outbox is closed; open a new one with Outbox.open()")]
+    Closed,
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which JS error class an [`Error`] becomes at the boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsClass {
+    /// `TypeError`: wrong kind of argument.
+    TypeError,
+    /// `RangeError`: right kind, refused value.
+    RangeError,
+    /// `Error`: everything else.
+    Error,
+}
+
+impl Error {
+    /// The JS error class for this error.
+    pub fn js_class(&self) -> JsClass {
+        match self {
+            Error::InvalidType { .. } | Error::NoCurrentUser { .. } => JsClass::TypeError,
+            Error::OutOfRange { .. } | Error::UnknownEvent(_) => JsClass::RangeError,
+            _ => JsClass::Error,
+        }
+    }
+
+    /// A stable, machine-readable code, set as `error.code` in JS.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidType { .. } => "INVALID_TYPE",
+            Error::OutOfRange { .. } => "OUT_OF_RANGE",
+            Error::NoCurrentUser { .. } => "NO_USER",
+            Error::UnknownEvent(_) => "UNKNOWN_EVENT",
+            Error::Unsupported(_) => "UNSUPPORTED",
+            Error::QuotaExceeded(_) => "QUOTA_EXCEEDED",
+            Error::Storage { .. } => "STORAGE",
+            Error::NewerSchema { .. } => "NEWER_SCHEMA",
+            Error::VersionChanged => "VERSION_CHANGED",
+            Error::Closed => "CLOSED",
+        }
+    }
+
+    /// Shorthand for [`Error::InvalidType`].
+    pub fn invalid_type(what: impl Into<String>, expected: &'static str, got: impl Into<String>) -> Self {
+        Error::InvalidType { what: what.into(), expected, got: got.into() }
+    }
+
+    /// Shorthand for [`Error::OutOfRange`].
+    pub fn out_of_range(what: impl Into<String>, problem: impl Into<String>) -> Self {
+        Error::OutOfRange { what: what.into(), problem: problem.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_and_codes() {
+        let e = Error::invalid_type("saveWeight(kg)", "a finite number", "string");
+        assert_eq!(e.js_class(), JsClass::TypeError);
+        assert_eq!(e.to_string(), "saveWeight(kg) must be a finite number, got string");
+        assert_eq!(e.code(), "INVALID_TYPE");
+        let e = Error::out_of_range("saveWeight(kg)", "must be at most 635 (got 700)");
+        assert_eq!(e.js_class(), JsClass::RangeError);
+        assert_eq!(Error::NoCurrentUser { method: "stats" }.js_class(), JsClass::TypeError);
+        assert!(Error::NoCurrentUser { method: "stats" }.to_string().contains("outbox.start(userId)"));
+        assert_eq!(Error::Closed.js_class(), JsClass::Error);
+        assert_eq!(Error::UnknownEvent("x".into()).js_class(), JsClass::RangeError);
+    }
+}

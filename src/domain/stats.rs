@@ -1,0 +1,167 @@
+//! `stats()`: counts per status plus the sync health the seed's debug view showed.
+
+use serde::{Deserialize, Serialize};
+
+use super::time::TimeMs;
+
+/// How many recent completions `syncLatencyMs` is the median of.
+pub const LATENCY_WINDOW: usize = 50;
+
+/// Per-user sync history kept beside the events (one small record per user). `completed` is
+/// a maintained counter because completed events pile up for `retentionMs` and counting them
+/// through an index would cost time proportional to their number; the other counts are small
+/// sets counted through the state index.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UserMeta {
+    /// Completed events currently stored for the user.
+    pub completed: u64,
+    /// Last acknowledged upload.
+    pub last_sync_at: Option<TimeMs>,
+    /// Last failure message.
+    pub last_error: Option<String>,
+    /// When it happened.
+    pub last_error_at: Option<TimeMs>,
+    /// Save-to-acknowledged times of the latest completions, oldest first.
+    pub latencies: Vec<i64>,
+}
+
+impl UserMeta {
+    /// An upload was acknowledged `latency_ms` after its entry was saved.
+    pub fn record_success(&mut self, now: TimeMs, latency_ms: i64) {
+        self.completed += 1;
+        self.last_sync_at = Some(now);
+        if self.latencies.len() >= LATENCY_WINDOW {
+            self.latencies.remove(0);
+        }
+        self.latencies.push(latency_ms.max(0));
+    }
+
+    /// An event completed without an upload (its entry was gone).
+    pub fn record_orphan(&mut self) {
+        self.completed += 1;
+    }
+
+    /// An attempt failed.
+    pub fn record_failure(&mut self, now: TimeMs, message: &str) {
+        self.last_error = Some(message.to_owned());
+        self.last_error_at = Some(now);
+    }
+
+    /// `removed` completed events were deleted by cleanup.
+    pub fn record_cleanup(&mut self, removed: u64) {
+        self.completed = self.completed.saturating_sub(removed);
+    }
+
+    /// The median of the recent latencies (the mean of the middle two for an even count).
+    pub fn sync_latency_ms(&self) -> Option<i64> {
+        let mut v = self.latencies.clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        let mid = v.len() / 2;
+        Some(if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2 })
+    }
+}
+
+/// Event counts per finer state (see [`super::event::StateKey`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// `pending`.
+    pub pending: u64,
+    /// `processing`.
+    pub processing: u64,
+    /// `failed`, will retry.
+    pub retrying: u64,
+    /// `failed`, gave up.
+    pub gave_up: u64,
+}
+
+/// What `stats()` returns.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Whose stats.
+    pub user_id: String,
+    /// Waiting to upload.
+    pub pending: u64,
+    /// Upload under way.
+    pub processing: u64,
+    /// Status `failed`: retrying ones and ones that gave up.
+    pub failed: u64,
+    /// Acknowledged and still retained.
+    pub completed: u64,
+    /// Failed with no automatic retry left (a subset of `failed`).
+    pub gave_up: u64,
+    /// Failed and scheduled to retry (`failed - gaveUp`).
+    pub retrying: u64,
+    /// Last acknowledged upload.
+    pub last_sync_at: Option<TimeMs>,
+    /// Last failure message.
+    pub last_error: Option<String>,
+    /// When it happened.
+    pub last_error_at: Option<TimeMs>,
+    /// Creation time of the oldest pending event.
+    pub oldest_pending_at: Option<TimeMs>,
+    /// Median save-to-acknowledged time of recent completions.
+    pub sync_latency_ms: Option<i64>,
+}
+
+impl Stats {
+    /// Assembles stats from the counted states and the user's meta record.
+    pub fn new(user_id: &str, counts: Counts, meta: &UserMeta, oldest_pending_at: Option<TimeMs>) -> Self {
+        Stats {
+            user_id: user_id.to_owned(),
+            pending: counts.pending,
+            processing: counts.processing,
+            failed: counts.retrying + counts.gave_up,
+            completed: meta.completed,
+            gave_up: counts.gave_up,
+            retrying: counts.retrying,
+            last_sync_at: meta.last_sync_at,
+            last_error: meta.last_error.clone(),
+            last_error_at: meta.last_error_at,
+            oldest_pending_at,
+            sync_latency_ms: meta.sync_latency_ms(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_latency_over_a_window() {
+        let mut m = UserMeta::default();
+        assert_eq!(m.sync_latency_ms(), None);
+        m.record_success(10, 30);
+        assert_eq!(m.sync_latency_ms(), Some(30));
+        m.record_success(11, 10);
+        assert_eq!(m.sync_latency_ms(), Some(20));
+        m.record_success(12, 1000);
+        assert_eq!(m.sync_latency_ms(), Some(30), "median, not mean");
+        for i in 0..100 {
+            m.record_success(100 + i, 5);
+        }
+        assert_eq!(m.latencies.len(), LATENCY_WINDOW);
+        assert_eq!(m.sync_latency_ms(), Some(5));
+        assert_eq!((m.completed, m.last_sync_at), (103, Some(199)));
+        m.record_success(200, -3);
+        assert_eq!(*m.latencies.last().unwrap(), 0, "clock skew never reports negative latency");
+    }
+
+    #[test]
+    fn counters() {
+        let mut m = UserMeta::default();
+        m.record_success(1, 1);
+        m.record_orphan();
+        m.record_cleanup(5);
+        assert_eq!(m.completed, 0, "saturates");
+        m.record_failure(7, "HTTP 503");
+        let s = Stats::new("u1", Counts { pending: 2, processing: 1, retrying: 3, gave_up: 4 }, &m, Some(3));
+        assert_eq!((s.pending, s.processing, s.failed, s.gave_up, s.retrying, s.completed), (2, 1, 7, 4, 3, 0));
+        assert_eq!((s.last_error.as_deref(), s.last_error_at, s.oldest_pending_at), (Some("HTTP 503"), Some(7), Some(3)));
+    }
+}

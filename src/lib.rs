@@ -1,0 +1,26 @@
+//! # progress-outbox
+//!
+//! A transactional outbox for health data in browser PWAs. `saveWeight` writes a measurement and
+//! its outbox event to IndexedDB in one transaction; a background processor uploads pending events
+//! with `fetch`, retries with backoff and reports exactly where every event stands.
+//!
+//! Layout: [`domain`] is pure Rust (rules, status machine, retry policy; tested natively),
+//! `store` is the IndexedDB adapter, `sync` the processor and transport, and `bindings` the only
+//! `#[wasm_bindgen]` surface. See README.md for the JS API and the wire protocol.
+#![deny(missing_docs)]
+
+pub mod domain;
+
+
+#[cfg(target_arch = "wasm32")]
+pub mod platform;
+#[cfg(target_arch = "wasm32")]
+pub mod store;
+#[cfg(target_arch = "wasm32")]
+pub mod sync;
+#[cfg(target_arch = "wasm32")]
+pub mod outbox;
+#[cfg(target_arch = "wasm32")]
+mod bindings;
+#[cfg(target_arch = "wasm32")]
+pub use bindings::Outbox;

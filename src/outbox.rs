@@ -1,0 +1,180 @@
+//! The outbox service behind the JS `Outbox` class: validates calls (with `domain` rules),
+//! runs them against the store, and owns the processor and the session (current user).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::Function;
+
+use crate::domain::arg::Arg;
+use crate::domain::config::Config;
+use crate::domain::entry::{validate_save, validate_user_id, ProgressEntry, SaveArgs};
+use crate::domain::event::OutboxEvent;
+use crate::domain::query::{resolve_user, validate_events_query, validate_ids};
+use crate::domain::stats::Stats;
+use crate::domain::Result;
+use crate::platform::{new_id, now, Log};
+use crate::store::Store;
+use crate::sync::processor::{self, PassReport, Running};
+use crate::sync::transport::{TokenSource, Transport};
+use crate::sync::Shared;
+
+/// An open outbox.
+pub struct OutboxCore {
+    shared: Rc<Shared>,
+    running: RefCell<Option<Running>>,
+}
+
+impl OutboxCore {
+    /// Opens the database (creating or upgrading it) and prepares the processor.
+    pub async fn open(config: Config, token: TokenSource) -> Result<Rc<OutboxCore>> {
+        let log = Log { level: config.log };
+        let store = Store::open(&config.db_name, config.max_attempts, log).await?;
+        let transport = Transport { endpoint: config.endpoint.clone(), token, timeout_ms: config.request_timeout_ms };
+        let shared = Rc::new(Shared::new(store, config, transport, log));
+        let core = Rc::new(OutboxCore { shared, running: RefCell::new(None) });
+        {
+            // Another tab's upgrade closed our connection: stop uploading (every call now
+            // reports that the page must reload).
+            let weak = Rc::downgrade(&core);
+            core.shared.store.set_on_version_change(Box::new(move || {
+                if let Some(core) = weak.upgrade() {
+                    core.halt();
+                }
+            }));
+        }
+        log.debug(|| format!("opened database \"{}\"", core.shared.store.name()));
+        Ok(core)
+    }
+
+    fn shared(&self) -> &Rc<Shared> {
+        &self.shared
+    }
+
+    /// Login: makes `user` current and processes its events. Idempotent for the same user;
+    /// another user switches (nothing more is uploaded for the previous one).
+    pub fn start(&self, user: &Arg) -> Result<()> {
+        let user = validate_user_id("start(userId)", user)?;
+        self.shared.store.check_open()?;
+        if self.shared.user().as_deref() == Some(user.as_str()) && self.running.borrow().is_some() {
+            return Ok(());
+        }
+        self.halt();
+        let generation = self.shared.set_user(Some(user.clone()));
+        *self.running.borrow_mut() = Some(processor::spawn(self.shared.clone(), user, generation));
+        self.shared.changed();
+        Ok(())
+    }
+
+    /// Logout: no current user, no new uploads; in-flight ones finish and are recorded.
+    pub fn stop(&self) {
+        if let Some(user) = self.shared.user() {
+            self.shared.log.info(|| format!("stop: user {user} logged out"));
+        }
+        self.halt();
+    }
+
+    fn halt(&self) {
+        self.shared.set_wake(None);
+        self.shared.set_user(None);
+        // Dropping the handle cancels the loop's timers and listener.
+        self.running.borrow_mut().take();
+    }
+
+    /// Validates and saves a weight, with its outbox event, in one transaction.
+    pub async fn save_weight(&self, args: &SaveArgs) -> Result<ProgressEntry> {
+        let shared = self.shared();
+        let at = now();
+        let input = validate_save(args, shared.user().as_deref(), at)?;
+        let entry = ProgressEntry::new_weight(new_id(), &input, at);
+        let event = OutboxEvent::for_entry(new_id(), &entry, input.priority, shared.config.max_attempts, at);
+        shared.store.save(&entry, &event).await?;
+        shared.log.info(|| format!("entry {} saved ({} kg, user {}); outbox event {} created", entry.id, crate::domain::arg::fmt_num(entry.quantity), entry.user_id, event.id));
+        if shared.user().as_deref() == Some(entry.user_id.as_str()) {
+            shared.wake();
+        }
+        shared.changed();
+        Ok(entry)
+    }
+
+    /// Stats of `user` (default: the current user).
+    pub async fn stats(&self, user: &Arg) -> Result<Stats> {
+        let user = resolve_user("stats", user, self.shared.user().as_deref())?;
+        self.shared.store.stats(&user).await
+    }
+
+    /// `events({ status, userId, limit })`, newest first.
+    pub async fn events(&self, status: &Arg, user: &Arg, limit: &Arg) -> Result<Vec<OutboxEvent>> {
+        let q = validate_events_query(status, user, limit, self.shared.user().as_deref())?;
+        self.shared.store.events(&q.user_id, q.status, q.limit).await
+    }
+
+    /// Events processing for longer than `staleAfterMs`.
+    pub async fn stale_events(&self, user: &Arg) -> Result<Vec<OutboxEvent>> {
+        let user = resolve_user("staleEvents", user, self.shared.user().as_deref())?;
+        self.shared.store.stale_events(&user, now(), self.shared.config.stale_after_ms as i64).await
+    }
+
+    /// Failed or stale events back to pending with 0 attempts; returns how many were reset.
+    pub async fn reset_for_retry(&self, ids: &Arg) -> Result<u32> {
+        let ids = validate_ids(ids)?;
+        let shared = self.shared();
+        let reset = shared.store.reset_for_retry(&ids, now(), shared.config.stale_after_ms as i64).await?;
+        if !reset.is_empty() {
+            shared.log.info(|| format!("resetForRetry: {} events back to pending: {}", reset.len(), reset.iter().map(|e| e.id.as_str()).collect::<Vec<_>>().join(", ")));
+            shared.wake();
+            shared.changed();
+        }
+        Ok(reset.len() as u32)
+    }
+
+    /// Runs one pass for the current user now (after any pass already running).
+    pub async fn process_now(&self) -> Result<PassReport> {
+        let shared = self.shared();
+        shared.store.check_open()?;
+        let _turn = shared.gate.enter().await;
+        let session = shared.session();
+        match session.user {
+            Some(user) => processor::run_pass(shared, &user, session.generation).await,
+            None => Ok(PassReport::default()),
+        }
+    }
+
+    /// Entries of `user` (default: current), newest measurement first.
+    pub async fn entries(&self, user: &Arg) -> Result<Vec<ProgressEntry>> {
+        let user = resolve_user("entries", user, self.shared.user().as_deref())?;
+        self.shared.store.entries(&user).await
+    }
+
+    /// Adds a stats subscriber.
+    pub fn subscribe(&self, callback: Function) -> u32 {
+        self.shared.subscribe(callback)
+    }
+
+    /// Removes a stats subscriber.
+    pub fn unsubscribe(&self, id: u32) {
+        self.shared.unsubscribe(id)
+    }
+
+    /// The current user.
+    pub fn current_user(&self) -> Option<String> {
+        self.shared.user()
+    }
+
+    /// Stops processing and closes the database.
+    pub fn close(&self) {
+        self.halt();
+        self.shared.store.close();
+    }
+
+    /// Whether the connection still works (`Err` says why not).
+    pub fn check_open(&self) -> Result<()> {
+        self.shared.store.check_open()
+    }
+}
+
+impl Drop for OutboxCore {
+    fn drop(&mut self) {
+        self.running.borrow_mut().take();
+    }
+}

@@ -1,0 +1,141 @@
+//! The few things the library needs from the JS platform, always reached through the global
+//! scope (never `window`), so the outbox runs in pages, dedicated workers and service workers.
+
+use js_sys::{Array, Object, Reflect};
+use serde::{de::DeserializeOwned, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::domain::arg::Arg;
+use crate::domain::config::LogLevel;
+use crate::domain::time::TimeMs;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = info)]
+    fn console_info(s: &str);
+    #[wasm_bindgen(js_namespace = console, js_name = warn)]
+    fn console_warn(s: &str);
+    #[wasm_bindgen(js_namespace = console, js_name = debug)]
+    fn console_debug(s: &str);
+}
+
+/// `Date.now()`.
+pub fn now() -> TimeMs {
+    js_sys::Date::now() as TimeMs
+}
+
+/// A fresh UUID v4 (from `crypto.getRandomValues`, available in every context).
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// `globalThis`.
+pub fn global() -> JsValue {
+    js_sys::global().into()
+}
+
+/// `globalThis[name]`, or `undefined`.
+pub fn get(target: &JsValue, name: &str) -> JsValue {
+    Reflect::get(target, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `target[name] = value`, ignoring the impossible failure on plain objects.
+pub fn set(target: &JsValue, name: &str, value: &JsValue) {
+    let _ = Reflect::set(target, &JsValue::from_str(name), value);
+}
+
+/// `navigator.onLine`; `true` where the platform cannot tell.
+pub fn is_online() -> bool {
+    let navigator = get(&global(), "navigator");
+    if navigator.is_undefined() {
+        return true;
+    }
+    get(&navigator, "onLine").as_bool().unwrap_or(true)
+}
+
+/// Serializes a record to a plain JS object (`None` becomes `null`, as the contract shows).
+pub fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, serde_wasm_bindgen::Error> {
+    value.serialize(&serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true))
+}
+
+/// Reads a record back from a JS value.
+pub fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, serde_wasm_bindgen::Error> {
+    serde_wasm_bindgen::from_value(value)
+}
+
+/// Describes a JS value for pure validation (see [`Arg`]).
+pub fn to_arg(value: &JsValue) -> Arg {
+    if value.is_undefined() {
+        Arg::Undefined
+    } else if value.is_null() {
+        Arg::Null
+    } else if let Some(n) = value.as_f64() {
+        Arg::Number(n)
+    } else if let Some(s) = value.as_string() {
+        Arg::Str(s)
+    } else if let Some(b) = value.as_bool() {
+        Arg::Bool(b)
+    } else if let Some(d) = value.dyn_ref::<js_sys::Date>() {
+        Arg::Date(d.get_time())
+    } else if Array::is_array(value) {
+        Arg::Array(Array::from(value).iter().map(|v| to_arg(&v)).collect())
+    } else if value.is_function() {
+        Arg::Other("a function".into())
+    } else if value.is_bigint() {
+        Arg::Other("a BigInt".into())
+    } else if value.is_symbol() {
+        Arg::Other("a Symbol".into())
+    } else {
+        Arg::Other("an object".into())
+    }
+}
+
+/// `Name: message` of a thrown JS value (its type, for non-errors: values may hold secrets).
+pub fn describe_error(e: &JsValue) -> String {
+    match e.dyn_ref::<js_sys::Error>() {
+        Some(err) => format!("{}: {}", String::from(err.name()), String::from(err.message())),
+        None => match e.as_string() {
+            Some(s) => s,
+            None => "a non-Error value".into(),
+        },
+    }
+}
+
+/// The own enumerable keys of a plain object (`Object.keys`).
+pub fn keys(object: &JsValue) -> Vec<String> {
+    match object.dyn_ref::<Object>() {
+        Some(o) => Object::keys(o).iter().filter_map(|k| k.as_string()).collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Console output at a configured level. Messages never include tokens.
+#[derive(Debug, Clone, Copy)]
+pub struct Log {
+    /// The configured level.
+    pub level: LogLevel,
+}
+
+impl Log {
+    /// A lifecycle line (`log: "info"` and `"debug"`).
+    pub fn info(&self, message: impl FnOnce() -> String) {
+        if self.level >= LogLevel::Info {
+            console_info(&format!("[progress-outbox] {}", message()));
+        }
+    }
+
+    /// Detail only useful when debugging (`log: "debug"`).
+    pub fn debug(&self, message: impl FnOnce() -> String) {
+        if self.level >= LogLevel::Debug {
+            console_debug(&format!("[progress-outbox] {}", message()));
+        }
+    }
+
+    /// A failure that needs attention (every level but `"off"`).
+    pub fn warn(&self, message: impl FnOnce() -> String) {
+        if self.level >= LogLevel::Warn {
+            console_warn(&format!("[progress-outbox] {}", message()));
+        }
+    }
+}

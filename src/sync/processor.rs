@@ -1,0 +1,247 @@
+//! The seed's `OutboxProcessorService` for the browser: a loop that runs a pass every
+//! `processingIntervalMs`, at once after a save or when the network returns, and back to back
+//! while it claims full batches; cleanup every `cleanupIntervalMs`.
+//!
+//! A pass: recover stale events -> claim a batch (one transaction) -> upload with at most
+//! `maxConcurrent` requests in flight, outside any transaction -> record each result in its own
+//! transaction.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use gloo_timers::future::TimeoutFuture;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::signal::{first, join_all, Notify};
+use super::Shared;
+use crate::domain::config::MAX_TIMER_MS;
+use crate::domain::entry::ProgressEntry;
+use crate::domain::event::OutboxEvent;
+use crate::domain::retry::{decide, Decision};
+use crate::domain::time::to_iso8601;
+use crate::domain::Result;
+use crate::platform::{global, is_online, now};
+use crate::store::Recorded;
+
+/// What one pass did (`processNow()` resolves with it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PassReport {
+    /// Whose events (`null` when no user is started and nothing ran).
+    pub user_id: Option<String>,
+    /// The platform reported offline: no network work was tried.
+    pub offline: bool,
+    /// Stale `processing` events put back in the queue.
+    pub stale_reset: u32,
+    /// Due retries put back in the queue.
+    pub promoted: u32,
+    /// Events claimed.
+    pub claimed: u32,
+    /// Acknowledged by the server (or completed because their entry was gone).
+    pub completed: u32,
+    /// Failed, retry scheduled.
+    pub retrying: u32,
+    /// Failed for good.
+    pub gave_up: u32,
+    /// Claimed but handed back unsent (logout or user switch mid-pass).
+    pub released: u32,
+}
+
+/// Runs one pass for `user` under session `generation`. The caller holds the pass gate.
+pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64) -> Result<PassReport> {
+    let (cfg, log, store) = (&shared.config, shared.log, &shared.store);
+    let mut report = PassReport { user_id: Some(user.to_owned()), ..PassReport::default() };
+
+    let recovered = store.recover_stale(user, now(), cfg.stale_after_ms as i64).await?;
+    if !recovered.is_empty() {
+        report.stale_reset = recovered.len() as u32;
+        let ids: Vec<&str> = recovered.iter().map(|e| e.id.as_str()).collect();
+        log.info(|| format!("reset {} stale events of user {user} (processing > {} ms): {}", ids.len(), cfg.stale_after_ms, ids.join(", ")));
+        shared.changed();
+    }
+    if !is_online() {
+        report.offline = true;
+        log.debug(|| format!("offline: pass for user {user} skips uploads until the network returns"));
+        return Ok(report);
+    }
+
+    let claim = store.claim(user, now(), cfg.batch_size).await?;
+    report.promoted = claim.promoted;
+    report.claimed = claim.items.len() as u32;
+    if claim.quarantined > 0 {
+        log.warn(|| format!("{} unreadable event records were marked failed and left aside (not deleted)", claim.quarantined));
+    }
+    if claim.items.is_empty() {
+        log.debug(|| format!("pass for user {user}: nothing due"));
+        return Ok(report);
+    }
+    log.info(|| format!("pass started for user {user} (batch size {}): {} events claimed", cfg.batch_size, claim.items.len()));
+    shared.changed();
+
+    let queue: RefCell<VecDeque<(OutboxEvent, ProgressEntry)>> = RefCell::new(VecDeque::new());
+    for (event, entry) in claim.items {
+        log.info(|| format!("event {} claimed (attempt {} of {}) for entry {}", event.id, event.attempt_count, event.max_attempts, event.entity_id));
+        match entry {
+            Some(entry) => queue.borrow_mut().push_back((event, entry)),
+            None => {
+                if let Recorded::Applied(_) = store.complete_orphan(&event.id, now()).await? {
+                    report.completed += 1;
+                    log.info(|| format!("event {} completed without upload: entry {} no longer exists locally", event.id, event.entity_id));
+                }
+            }
+        }
+    }
+
+    let report = RefCell::new(report);
+    let released: RefCell<Vec<(String, u32)>> = RefCell::new(Vec::new());
+    let workers = (cfg.max_concurrent as usize).min(queue.borrow().len()).max(1);
+    let mut tasks: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        tasks.push(Box::pin(upload_worker(shared, user, generation, &queue, &report, &released)));
+    }
+    join_all(tasks).await;
+
+    let mut report = report.into_inner();
+    let released = released.into_inner();
+    if !released.is_empty() {
+        report.released = store.release(&released).await?;
+        log.info(|| format!("user {user} logged out or switched mid-pass: {} claimed events handed back unsent", released.len()));
+    }
+    shared.changed();
+    Ok(report)
+}
+
+/// Takes events off the batch queue one at a time until it is empty.
+async fn upload_worker(
+    shared: &Rc<Shared>,
+    user: &str,
+    generation: u64,
+    queue: &RefCell<VecDeque<(OutboxEvent, ProgressEntry)>>,
+    report: &RefCell<PassReport>,
+    released: &RefCell<Vec<(String, u32)>>,
+) {
+    let (cfg, log) = (&shared.config, shared.log);
+    loop {
+        let Some((event, entry)) = queue.borrow_mut().pop_front() else { return };
+        if !shared.is_current(generation) {
+            released.borrow_mut().push((event.id.clone(), event.attempt_count));
+            continue;
+        }
+        log.info(|| format!("uploading event {} (entry {}, attempt {}) to {}", event.id, entry.id, event.attempt_count, shared.transport.endpoint));
+        let still_current = || shared.is_current(generation);
+        let Some(outcome) = shared.transport.upload(&event.id, &entry, user, &still_current).await else {
+            released.borrow_mut().push((event.id.clone(), event.attempt_count));
+            continue;
+        };
+        let at = now();
+        let decision = decide(&outcome, event.attempt_count, event.max_attempts, &cfg.retry, at);
+        match shared.store.record(&event.id, event.attempt_count, &decision, at).await {
+            Ok(Recorded::Applied(e)) => {
+                let mut r = report.borrow_mut();
+                match &decision {
+                    Decision::Complete { backend_id } => {
+                        r.completed += 1;
+                        log.info(|| format!("event {} completed: entry {} stored with backend id {backend_id} ({} ms after saving)", e.id, e.entity_id, at - e.created_at));
+                    }
+                    Decision::Retry { at: next, message } => {
+                        r.retrying += 1;
+                        log.info(|| format!("event {} failed ({message}): attempt {} of {}, next attempt at {}", e.id, e.attempt_count, e.max_attempts, to_iso8601(*next)));
+                    }
+                    Decision::GiveUp { message } => {
+                        r.gave_up += 1;
+                        log.warn(|| format!("event {} failed and gave up ({message}); entry {} is kept; resetForRetry([\"{}\"]) sends it again", e.id, e.entity_id, e.id));
+                    }
+                }
+            }
+            Ok(Recorded::Dropped) => log.debug(|| format!("event {}: result of attempt {} arrived after the event moved on; ignored", event.id, event.attempt_count)),
+            // The event stays `processing`; stale recovery retries it (same Idempotency-Key).
+            Err(e) => log.warn(|| format!("event {}: could not record the upload result: {e}", event.id)),
+        }
+        shared.changed();
+    }
+}
+
+/// The running processor loop. Dropping it stops the loop: no new pass starts, in-flight
+/// uploads finish and are recorded, timers and the `online` listener are removed.
+#[must_use = "dropping the handle stops the processor"]
+pub struct Running {
+    cancelled: Rc<Cell<bool>>,
+    wake: Rc<Notify>,
+    online: Option<(web_sys::EventTarget, Closure<dyn FnMut()>)>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.cancelled.set(true);
+        self.wake.notify();
+        if let Some((target, listener)) = self.online.take() {
+            let _ = target.remove_event_listener_with_callback("online", listener.as_ref().unchecked_ref());
+        }
+    }
+}
+
+/// Starts the loop for the current session.
+pub fn spawn(shared: Rc<Shared>, user: String, generation: u64) -> Running {
+    let cancelled = Rc::new(Cell::new(false));
+    let wake = Rc::new(Notify::default());
+    shared.set_wake(Some(wake.clone()));
+    let online = global().dyn_into::<web_sys::EventTarget>().ok().map(|target| {
+        let wake = wake.clone();
+        let listener = Closure::<dyn FnMut()>::new(move || wake.notify());
+        let _ = target.add_event_listener_with_callback("online", listener.as_ref().unchecked_ref());
+        (target, listener)
+    });
+    {
+        let (cancelled, wake) = (cancelled.clone(), wake.clone());
+        wasm_bindgen_futures::spawn_local(run_loop(shared, user, generation, cancelled, wake));
+    }
+    Running { cancelled, wake, online }
+}
+
+async fn run_loop(shared: Rc<Shared>, user: String, generation: u64, cancelled: Rc<Cell<bool>>, wake: Rc<Notify>) {
+    let cfg = &shared.config;
+    let log = shared.log;
+    log.info(|| format!("processor started for user {user} (every {} ms, batch {}, {} concurrent)", cfg.processing_interval_ms, cfg.batch_size, cfg.max_concurrent));
+    let mut next_cleanup = now();
+    loop {
+        let mut full_batch = false;
+        {
+            let _turn = shared.gate.enter().await;
+            if cancelled.get() {
+                break;
+            }
+            match run_pass(&shared, &user, generation).await {
+                Ok(r) => full_batch = r.claimed >= cfg.batch_size && !r.offline,
+                Err(e) => log.warn(|| format!("pass for user {user} failed: {e}")),
+            }
+            if now() >= next_cleanup && !cancelled.get() {
+                match shared.store.cleanup(now(), cfg.retention_ms).await {
+                    Ok(n) => {
+                        log.info(|| format!("cleanup: deleted {n} completed events older than {} ms", cfg.retention_ms));
+                        if n > 0 {
+                            shared.changed();
+                        }
+                    }
+                    Err(e) => log.warn(|| format!("cleanup failed: {e}")),
+                }
+                next_cleanup = now() + cfg.cleanup_interval_ms as i64;
+            }
+        }
+        if cancelled.get() {
+            break;
+        }
+        if full_batch {
+            // A backlog drains at network speed, not one batch per interval.
+            continue;
+        }
+        let until_cleanup = (next_cleanup - now()).max(0) as u64;
+        let delay = cfg.processing_interval_ms.min(until_cleanup).clamp(1, MAX_TIMER_MS) as u32;
+        first(TimeoutFuture::new(delay), wake.notified()).await;
+    }
+    log.info(|| format!("processor stopped for user {user}"));
+}

@@ -1,0 +1,492 @@
+//! Storage and API surface: atomic saves, validation, schema upgrades, queries, stats, cleanup.
+
+use js_sys::Date;
+use progress_outbox::domain::config::LogLevel;
+use progress_outbox::domain::entry::{ProgressEntry, WeightInput};
+use progress_outbox::domain::event::{EventStatus, OutboxEvent};
+use progress_outbox::domain::retry::Decision;
+use progress_outbox::platform::{to_js, Log};
+use progress_outbox::store::Store;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+use crate::support::*;
+
+const QUIET: Log = Log { level: LogLevel::Off };
+
+fn now() -> i64 {
+    Date::now() as i64
+}
+
+async fn store(db: &str) -> Store {
+    Store::open(db, 5, QUIET).await.expect("store opens")
+}
+
+fn new_pair(user: &str, kg: f64, priority: i32, at: i64) -> (ProgressEntry, OutboxEvent) {
+    let input = WeightInput { kg, user_id: user.into(), date: at, priority };
+    let entry = ProgressEntry::new_weight(uuid::Uuid::new_v4().to_string(), &input, at);
+    let event = OutboxEvent::for_entry(uuid::Uuid::new_v4().to_string(), &entry, priority, 5, at);
+    (entry, event)
+}
+
+async fn count(db: &str, store_name: &str) -> usize {
+    array(&ok(raw_get_all(db, store_name)).await).len()
+}
+
+#[wasm_bindgen_test]
+async fn save_weight_writes_entry_and_event_visible_to_another_connection() {
+    let db = fresh_db("save");
+    let outbox = open(&db, "{}").await;
+    outbox.start(JsValue::from_str("u1")).unwrap_or_else(|e| panic!("{}", message(&e)));
+    outbox.stop(); // no processor in this test: only storage
+    let before = now();
+    let entry = ok(outbox.save_weight(JsValue::from_f64(72.5), json(r#"{"userId": "u1"}"#))).await;
+    // Resolved = committed: a separate connection sees both records.
+    let entries = array(&ok(raw_get_all(&db, "entries")).await);
+    let events = array(&ok(raw_get_all(&db, "events")).await);
+    assert_eq!((entries.len(), events.len()), (1, 1));
+
+    assert_eq!(string(&entry, "userId"), "u1");
+    assert_eq!(string(&entry, "type"), "weight");
+    assert_eq!(string(&entry, "unit"), "kg");
+    assert_eq!(num(&entry, "quantity"), 72.5);
+    assert!(get(&entry, "backendId").is_null(), "backendId is null until acknowledged");
+    assert!(num(&entry, "date") >= before as f64 && num(&entry, "createdAt") >= before as f64);
+    assert_eq!(num(&entry, "createdAt"), num(&entry, "updatedAt"));
+    assert_eq!(string(&entries[0], "id"), string(&entry, "id"));
+
+    let listed = events_of(&outbox, "u1").await;
+    assert_eq!(listed.len(), 1);
+    let ev = &listed[0];
+    assert_eq!(string(ev, "id"), string(&events[0], "id"));
+    assert_eq!(string(ev, "eventType"), "progressEntry");
+    assert_eq!(string(ev, "entityId"), string(&entry, "id"));
+    assert_eq!(string(ev, "userId"), "u1");
+    assert_eq!(string(ev, "status"), "pending");
+    let meta = get(ev, "metadata");
+    assert_eq!((string(&meta, "type"), num(&meta, "quantity"), num(&meta, "date")), ("weight".into(), 72.5, num(&entry, "date")));
+    assert_eq!(get(ev, "isNewRecord").as_bool(), Some(true));
+    assert_eq!((num(ev, "attemptCount"), num(ev, "maxAttempts"), num(ev, "priority")), (0.0, 5.0, 0.0));
+    for nullable in ["lastAttemptAt", "nextAttemptAt", "completedAt", "errorMessage"] {
+        assert!(get(ev, nullable).is_null(), "{nullable} should be null");
+    }
+    assert_eq!(get(ev, "gaveUp").as_bool(), Some(false));
+    // Index fields stay internal.
+    for internal in ["sk", "rdy", "due", "done"] {
+        assert!(get(ev, internal).is_undefined(), "{internal} leaked into the API object");
+    }
+    outbox.close();
+    ok(delete_db(&db)).await;
+}
+
+async fn events_of(outbox: &progress_outbox::Outbox, user: &str) -> Vec<JsValue> {
+    let q = json("{}");
+    set(&q, "userId", &JsValue::from_str(user));
+    array(&ok(outbox.events(q)).await)
+}
+
+#[wasm_bindgen_test]
+async fn save_uses_the_started_user_and_options() {
+    let db = fresh_db("save-opts");
+    let outbox = open(&db, "{}").await;
+    // start() then stop() the processor loop but keep... start records the user:
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    stub_fetch(&json("[]"), &json(r#"{"hang": true}"#));
+    let a = ok(outbox.save_weight(JsValue::from_f64(70.0), JsValue::UNDEFINED)).await;
+    assert_eq!(string(&a, "userId"), "u1");
+    let date = Date::new(&JsValue::from_str("2026-11-01T00:00:00Z"));
+    let opts = json(r#"{"userId": "u2", "priority": 7}"#);
+    set(&opts, "date", &date);
+    let b = ok(outbox.save_weight(JsValue::from_f64(80.0), opts)).await;
+    assert_eq!(string(&b, "userId"), "u2");
+    assert_eq!(num(&b, "date"), date.get_time());
+    let ev = &events_of(&outbox, "u2").await[0];
+    assert_eq!(num(ev, "priority"), 7.0);
+    // milliseconds work too
+    let c = ok(outbox.save_weight(JsValue::from_f64(81.0), json(r#"{"date": 1700000000000}"#))).await;
+    assert_eq!(num(&c, "date"), 1_700_000_000_000.0);
+    assert_eq!(outbox.current_user().as_deref(), Some("u1"));
+    outbox.close();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn entry_and_event_are_written_together_or_not_at_all() {
+    let db = fresh_db("atomic");
+    let s = store(&db).await;
+    let (e1, ev1) = new_pair("u1", 70.0, 0, now());
+    s.save(&e1, &ev1).await.unwrap();
+
+    // The event write fails asynchronously (its id collides): the entry must not stay.
+    let (e2, mut ev2) = new_pair("u1", 71.0, 0, now());
+    ev2.id = ev1.id.clone();
+    let err = s.save(&e2, &ev2).await.unwrap_err();
+    assert!(err.to_string().contains("ConstraintError"), "{err}");
+    assert_eq!(count(&db, "entries").await, 1, "entry of the failed save was committed");
+
+    // The event write fails synchronously (a record without a key): same guarantee.
+    let (e3, _) = new_pair("u1", 72.0, 0, now());
+    let bad_event = json(r#"{"userId": "u1", "status": "pending"}"#);
+    let err = s.save_records(&to_js(&e3).unwrap(), &bad_event).await.unwrap_err();
+    assert!(err.to_string().contains("DataError"), "{err}");
+    assert_eq!(count(&db, "entries").await, 1);
+    assert_eq!(count(&db, "events").await, 1);
+    s.close();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn every_bad_input_is_rejected_with_a_js_error_and_nothing_is_stored() {
+    let db = fresh_db("bad-input");
+    let outbox = open(&db, "{}").await;
+    // No current user and no userId.
+    let msg = rejects(outbox.save_weight(JsValue::from_f64(70.0), JsValue::UNDEFINED), "TypeError", "NO_USER").await;
+    assert!(msg.contains("start(userId)"), "{msg}");
+
+    let u = r#"{"userId": "u1"}"#;
+    for (kg, class, code) in [
+        (JsValue::from_f64(f64::NAN), "RangeError", "OUT_OF_RANGE"),
+        (JsValue::from_f64(f64::INFINITY), "RangeError", "OUT_OF_RANGE"),
+        (JsValue::from_f64(0.0), "RangeError", "OUT_OF_RANGE"),
+        (JsValue::from_f64(-70.0), "RangeError", "OUT_OF_RANGE"),
+        (JsValue::from_f64(635.0001), "RangeError", "OUT_OF_RANGE"),
+        (JsValue::from_str("72.5"), "TypeError", "INVALID_TYPE"),
+        (JsValue::NULL, "TypeError", "INVALID_TYPE"),
+        (JsValue::UNDEFINED, "TypeError", "INVALID_TYPE"),
+        (json(r#"{"kg": 70}"#), "TypeError", "INVALID_TYPE"),
+        (JsValue::from_bool(true), "TypeError", "INVALID_TYPE"),
+    ] {
+        let msg = rejects(outbox.save_weight(kg.clone(), json(u)), class, code).await;
+        assert!(msg.starts_with("saveWeight(kg)"), "{kg:?}: {msg}");
+    }
+    let future = Date::now() + 24.0 * 3_600_000.0 + 60_000.0;
+    for (opts, class, code) in [
+        (r#"{"userId": ""}"#.to_string(), "RangeError", "OUT_OF_RANGE"),
+        (format!(r#"{{"userId": "{}"}}"#, "x".repeat(257)), "RangeError", "OUT_OF_RANGE"),
+        (r#"{"userId": 42}"#.into(), "TypeError", "INVALID_TYPE"),
+        (r#"{"userId": "u1", "date": -2208988800001}"#.into(), "RangeError", "OUT_OF_RANGE"),
+        (format!(r#"{{"userId": "u1", "date": {future}}}"#), "RangeError", "OUT_OF_RANGE"),
+        (r#"{"userId": "u1", "date": "2026-11-01"}"#.into(), "TypeError", "INVALID_TYPE"),
+        (r#"{"userId": "u1", "priority": 1001}"#.into(), "RangeError", "OUT_OF_RANGE"),
+        (r#"{"userId": "u1", "priority": 0.5}"#.into(), "RangeError", "OUT_OF_RANGE"),
+        (r#"{"userId": "u1", "priority": "high"}"#.into(), "TypeError", "INVALID_TYPE"),
+        (r#"{"userID": "u1"}"#.into(), "TypeError", "INVALID_TYPE"),
+    ] {
+        rejects(outbox.save_weight(JsValue::from_f64(70.0), json(&opts)), class, code).await;
+    }
+    // An invalid Date, and a Date passed where the options object belongs.
+    let opts = json(u);
+    set(&opts, "date", &Date::new(&JsValue::from_str("not a date")));
+    rejects(outbox.save_weight(JsValue::from_f64(70.0), opts), "RangeError", "OUT_OF_RANGE").await;
+    rejects(outbox.save_weight(JsValue::from_f64(70.0), Date::new_0().into()), "TypeError", "INVALID_TYPE").await;
+    rejects(outbox.save_weight(JsValue::from_f64(70.0), JsValue::from_str("u1")), "TypeError", "INVALID_TYPE").await;
+
+    assert_eq!(count(&db, "entries").await, 0, "a rejected save stored an entry");
+    assert_eq!(count(&db, "events").await, 0, "a rejected save stored an event");
+
+    // Boundaries that must pass.
+    ok(outbox.save_weight(JsValue::from_f64(635.0), json(u))).await;
+    let at_limit = format!(r#"{{"userId": "u1", "date": {}}}"#, Date::now() + 24.0 * 3_600_000.0 - 1000.0);
+    ok(outbox.save_weight(JsValue::from_f64(0.1), json(&at_limit))).await;
+    ok(outbox.save_weight(JsValue::from_f64(50.0), json(r#"{"userId": "u1", "date": -2208988800000, "priority": -1000}"#))).await;
+    assert_eq!(count(&db, "entries").await, 3);
+
+    // Other methods.
+    throws(outbox.start(JsValue::from_f64(1.0)), "TypeError", "INVALID_TYPE");
+    throws(outbox.start(JsValue::from_str("")), "RangeError", "OUT_OF_RANGE");
+    throws(outbox.subscribe(JsValue::from_str("not a function")), "TypeError", "INVALID_TYPE");
+    rejects(outbox.stats(JsValue::UNDEFINED), "TypeError", "NO_USER").await;
+    rejects(outbox.stats(JsValue::from_f64(3.0)), "TypeError", "INVALID_TYPE").await;
+    rejects(outbox.entries(JsValue::UNDEFINED), "TypeError", "NO_USER").await;
+    rejects(outbox.stale_events(JsValue::UNDEFINED), "TypeError", "NO_USER").await;
+    rejects(outbox.events(json(r#"{"userId": "u1", "status": "gaveUp"}"#)), "RangeError", "OUT_OF_RANGE").await;
+    rejects(outbox.events(json(r#"{"userId": "u1", "limit": 0}"#)), "RangeError", "OUT_OF_RANGE").await;
+    rejects(outbox.events(json(r#"{"userId": "u1", "state": "failed"}"#)), "TypeError", "INVALID_TYPE").await;
+    rejects(outbox.reset_for_retry(JsValue::from_str("id")), "TypeError", "INVALID_TYPE").await;
+    rejects(outbox.reset_for_retry(json(r#"["a", 3]"#)), "TypeError", "INVALID_TYPE").await;
+    let msg = rejects(outbox.reset_for_retry(json(r#"["no-such-event"]"#)), "RangeError", "UNKNOWN_EVENT").await;
+    assert!(msg.contains("no-such-event"), "{msg}");
+    assert_eq!(count(&db, "entries").await, 3);
+    outbox.close();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn open_validates_its_options() {
+    for (config, class, code) in [
+        (JsValue::UNDEFINED, "TypeError", "INVALID_TYPE"),
+        (json(r#"{"dbName": "x"}"#), "TypeError", "INVALID_TYPE"),
+        (json(r#"{"endpoint": "/api", "batchSize": 0}"#), "RangeError", "OUT_OF_RANGE"),
+        (json(r#"{"endpoint": "/api", "backoffMs": [1000, -1]}"#), "RangeError", "OUT_OF_RANGE"),
+        (json(r#"{"endpoint": "/api", "log": "loud"}"#), "RangeError", "OUT_OF_RANGE"),
+        (json(r#"{"endpoint": "/api", "token": 42}"#), "TypeError", "INVALID_TYPE"),
+        (json(r#"{"endpoint": "/api", "batchsize": 5}"#), "TypeError", "INVALID_TYPE"),
+        (json(r#"{"endpoint": "/api", "maxConcurrent": "3"}"#), "TypeError", "INVALID_TYPE"),
+    ] {
+        match progress_outbox::Outbox::open(config.clone()).await {
+            Ok(_) => panic!("opened with {config:?}"),
+            Err(e) => {
+                assert!(is_instance(&e, class), "{config:?}: {e:?}");
+                assert_eq!(get(&e, "code").as_string().as_deref(), Some(code));
+            }
+        }
+    }
+    // The token is never echoed in an error.
+    let e = progress_outbox::Outbox::open(json(r#"{"endpoint": "/api", "token": ""}"#)).await.err().unwrap();
+    assert!(!message(&e).contains("secret"));
+}
+
+#[wasm_bindgen_test]
+async fn upgrade_from_v1_keeps_entries_and_queues_unsynced_ones() {
+    upgrade_from(1).await;
+}
+
+#[wasm_bindgen_test]
+async fn upgrade_from_v2_keeps_entries_and_queues_unsynced_ones() {
+    upgrade_from(2).await;
+}
+
+async fn upgrade_from(version: u32) {
+    let db = fresh_db(&format!("upgrade-v{version}"));
+    let entries = json(
+        r#"[
+        {"id": "old-1", "userId": "u1", "type": "weight", "quantity": 80.5, "unit": "kg", "date": 1600000000000, "backendId": null, "createdAt": 1600000000000, "updatedAt": 1600000000000},
+        {"id": "old-2", "userId": "u1", "type": "weight", "quantity": 79.0, "unit": "kg", "date": 1600086400000, "backendId": "srv-7", "createdAt": 1600086400000, "updatedAt": 1600086400000},
+        {"id": "old-3", "userId": "u2", "type": "weight", "quantity": 60.0, "unit": "kg", "date": 1600172800000, "backendId": null, "createdAt": 1600172800000, "updatedAt": 1600172800000},
+        {"id": "odd-4", "note": "written by something else, not an entry"}
+    ]"#,
+    );
+    ok(create_legacy_db(&db, version, &entries)).await;
+    let outbox = open(&db, "{}").await;
+    assert_eq!(ok(raw_version(&db)).await.as_f64(), Some(3.0));
+    // Every record kept, untouched.
+    let raw = array(&ok(raw_get_all(&db, "entries")).await);
+    assert_eq!(raw.len(), 4);
+    assert!(raw.iter().any(|e| string(e, "id") == "odd-4" && string(e, "note").starts_with("written")));
+    let u1 = array(&ok(outbox.entries(JsValue::from_str("u1"))).await);
+    assert_eq!(u1.iter().map(|e| string(e, "id")).collect::<Vec<_>>(), ["old-2", "old-1"], "newest first");
+    assert_eq!(string(&u1[0], "backendId"), "srv-7");
+    // Entries without a backend id got a pending event; the synced one did not.
+    let ev1 = events_of(&outbox, "u1").await;
+    assert_eq!(ev1.len(), 1);
+    assert_eq!((string(&ev1[0], "entityId"), string(&ev1[0], "status")), ("old-1".into(), "pending".into()));
+    assert_eq!(num(&ev1[0], "createdAt"), 1_600_000_000_000.0);
+    assert_eq!(num(&get(&ev1[0], "metadata"), "quantity"), 80.5);
+    let ev2 = events_of(&outbox, "u2").await;
+    assert_eq!(string(&ev2[0], "entityId"), "old-3");
+    assert_eq!(num(&stats(&outbox, "u1").await, "pending"), 1.0);
+    outbox.close();
+    // Reopening an up-to-date database changes nothing.
+    let outbox = open(&db, "{}").await;
+    assert_eq!(events_of(&outbox, "u1").await.len(), 1);
+    outbox.close();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_database_from_a_newer_version_is_refused_not_touched() {
+    let db = fresh_db("newer");
+    ok(create_db_at_version(&db, 9)).await;
+    match progress_outbox::Outbox::open(config(&db, "{}")).await {
+        Ok(_) => panic!("opened a newer schema"),
+        Err(e) => {
+            assert_eq!(get(&e, "code").as_string().as_deref(), Some("NEWER_SCHEMA"));
+            assert!(message(&e).contains('9'), "{}", message(&e));
+        }
+    }
+    assert_eq!(ok(raw_version(&db)).await.as_f64(), Some(9.0));
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn claim_order_is_priority_desc_then_oldest_first_and_per_user() {
+    let db = fresh_db("order");
+    let s = store(&db).await;
+    let t = now() - 10_000;
+    let mut ids = Vec::new();
+    for (i, (prio, user)) in [(0, "u1"), (5, "u1"), (0, "u2"), (5, "u1"), (-3, "u1"), (0, "u1")].iter().enumerate() {
+        let (e, ev) = new_pair(user, 70.0 + i as f64, *prio, t + i as i64);
+        s.save(&e, &ev).await.unwrap();
+        ids.push(ev.id);
+    }
+    let first = s.claim("u1", now(), 3).await.unwrap();
+    let got: Vec<&str> = first.items.iter().map(|(e, _)| e.id.as_str()).collect();
+    assert_eq!(got, [ids[1].as_str(), ids[3].as_str(), ids[0].as_str()]);
+    assert!(first.items.iter().all(|(e, entry)| e.status == EventStatus::Processing && e.attempt_count == 1 && entry.is_some()));
+    let second = s.claim("u1", now(), 10).await.unwrap();
+    let got: Vec<&str> = second.items.iter().map(|(e, _)| e.id.as_str()).collect();
+    assert_eq!(got, [ids[5].as_str(), ids[4].as_str()], "u2's event is not claimed for u1");
+    assert!(s.claim("u1", now(), 10).await.unwrap().items.is_empty(), "processing events are not claimed twice");
+    s.close();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn due_retries_rejoin_the_queue_and_future_ones_wait() {
+    let db = fresh_db("retry-due");
+    let s = store(&db).await;
+    let t = now();
+    let (e1, ev1) = new_pair("u1", 70.0, 0, t - 5000);
+    let (e2, ev2) = new_pair("u1", 71.0, 0, t - 4000);
+    s.save(&e1, &ev1).await.unwrap();
+    s.save(&e2, &ev2).await.unwrap();
+    assert_eq!(s.claim("u1", t, 10).await.unwrap().items.len(), 2);
+    s.record(&ev1.id, 1, &Decision::Retry { at: t + 1_000, message: "HTTP 503".into() }, t).await.unwrap();
+    s.record(&ev2.id, 1, &Decision::Retry { at: t + 60_000, message: "HTTP 503".into() }, t).await.unwrap();
+    assert!(s.claim("u1", t + 999, 10).await.unwrap().items.is_empty());
+    let c = s.claim("u1", t + 1_000, 10).await.unwrap();
+    assert_eq!((c.promoted, c.items.len()), (1, 1));
+    assert_eq!((c.items[0].0.id.as_str(), c.items[0].0.attempt_count), (ev1.id.as_str(), 2));
+    s.close();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn stats_events_stale_events_and_reset_for_retry() {
+    let db = fresh_db("queries");
+    let outbox = open(&db, r#"{"staleAfterMs": 60000}"#).await;
+    let s = store(&db).await;
+    let t = now();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let (e, ev) = new_pair("u1", 70.0 + i as f64, 0, t - 100_000 + i);
+        s.save(&e, &ev).await.unwrap();
+        ids.push(ev.id);
+    }
+    let (e, ev) = new_pair("u2", 60.0, 0, t);
+    s.save(&e, &ev).await.unwrap();
+
+    // Claim 5 of u1's 6 long ago (so 0..=4 are stale), then settle 0..=3.
+    assert_eq!(s.claim("u1", t - 90_000, 5).await.unwrap().items.len(), 5);
+    s.record(&ids[0], 1, &Decision::Complete { backend_id: "b0".into() }, t - 80_000).await.unwrap();
+    s.record(&ids[1], 1, &Decision::Retry { at: t + 3_600_000, message: "HTTP 503".into() }, t - 80_000).await.unwrap();
+    s.record(&ids[2], 1, &Decision::GiveUp { message: "HTTP 422: nope".into() }, t - 80_000).await.unwrap();
+    s.record(&ids[3], 1, &Decision::Retry { at: t + 3_600_000, message: "network error".into() }, t - 70_000).await.unwrap();
+
+    let st = stats(&outbox, "u1").await;
+    let counts: Vec<f64> = ["pending", "processing", "failed", "completed", "gaveUp", "retrying"].iter().map(|k| num(&st, k)).collect();
+    assert_eq!(counts, [1.0, 1.0, 3.0, 1.0, 1.0, 2.0]);
+    assert_eq!(num(&st, "lastSyncAt"), (t - 80_000) as f64);
+    assert_eq!(string(&st, "lastError"), "network error");
+    assert_eq!(num(&st, "oldestPendingAt"), (t - 100_000 + 5) as f64);
+    assert_eq!(num(&st, "syncLatencyMs"), ((t - 80_000) - (t - 100_000)) as f64);
+    assert_eq!(num(&stats(&outbox, "u2").await, "pending"), 1.0);
+
+    // The entry of the completed event carries its backend id.
+    let entries = array(&ok(outbox.entries(JsValue::from_str("u1"))).await);
+    let synced: Vec<String> = entries.iter().filter(|e| !get(e, "backendId").is_null()).map(|e| string(e, "backendId")).collect();
+    assert_eq!(synced, ["b0"]);
+
+    let failed = array(&ok(outbox.events(json(r#"{"userId": "u1", "status": "failed"}"#))).await);
+    assert_eq!(failed.len(), 3);
+    assert!(failed.iter().any(|e| string(e, "id") == ids[2] && get(e, "gaveUp").as_bool() == Some(true) && get(e, "nextAttemptAt").is_null()));
+    assert!(failed.iter().any(|e| string(e, "id") == ids[1] && get(e, "gaveUp").as_bool() == Some(false) && num(e, "nextAttemptAt") > t as f64));
+    let limited = array(&ok(outbox.events(json(r#"{"userId": "u1", "limit": 2}"#))).await);
+    assert_eq!(limited.len(), 2);
+    assert_eq!(events_of(&outbox, "u1").await.len(), 6);
+    let all = events_of(&outbox, "u1").await;
+    let created: Vec<f64> = all.iter().map(|e| num(e, "createdAt")).collect();
+    assert!(created.windows(2).all(|w| w[0] >= w[1]), "newest first: {created:?}");
+
+    let stale = array(&ok(outbox.stale_events(JsValue::from_str("u1"))).await);
+    assert_eq!(stale.iter().map(|e| string(e, "id")).collect::<Vec<_>>(), [ids[4].clone()]);
+
+    // resetForRetry: failed (retrying and gave up) and stale -> pending, attempts 0; others untouched.
+    let reset_ids = js_sys::Array::new();
+    for id in [&ids[1], &ids[2], &ids[4], &ids[0], &ids[5]] {
+        reset_ids.push(&JsValue::from_str(id));
+    }
+    let n = ok(outbox.reset_for_retry(reset_ids.into())).await;
+    assert_eq!(n.as_f64(), Some(3.0), "completed and pending ones are not reset");
+    let st = stats(&outbox, "u1").await;
+    assert_eq!((num(&st, "pending"), num(&st, "failed"), num(&st, "processing"), num(&st, "completed")), (4.0, 1.0, 0.0, 1.0));
+    for id in [&ids[1], &ids[2], &ids[4]] {
+        let e = s.event(id).await.unwrap().unwrap();
+        assert_eq!((e.status, e.attempt_count, e.next_attempt_at, e.error_message), (EventStatus::Pending, 0, None, None));
+    }
+    outbox.close();
+    s.close();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn cleanup_deletes_only_completed_events_past_retention() {
+    let db = fresh_db("cleanup");
+    let s = store(&db).await;
+    let t = now();
+    let day = 86_400_000;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let (e, ev) = new_pair(if i == 3 { "u2" } else { "u1" }, 70.0, 0, t - 10 * day);
+        s.save(&e, &ev).await.unwrap();
+        ids.push(ev.id);
+    }
+    s.claim("u1", t - 10 * day, 10).await.unwrap();
+    s.claim("u2", t - 10 * day, 10).await.unwrap();
+    s.record(&ids[0], 1, &Decision::Complete { backend_id: "a".into() }, t - 8 * day).await.unwrap(); // old: goes
+    s.record(&ids[1], 1, &Decision::Complete { backend_id: "b".into() }, t - day).await.unwrap(); // recent: stays
+    s.record(&ids[2], 1, &Decision::GiveUp { message: "HTTP 400".into() }, t - 9 * day).await.unwrap(); // failed: stays
+    s.record(&ids[3], 1, &Decision::Complete { backend_id: "d".into() }, t - 9 * day).await.unwrap(); // u2, old: goes
+    let removed = s.cleanup(t, 7 * day as u64).await.unwrap();
+    assert_eq!(removed, 2);
+    assert!(s.event(&ids[0]).await.unwrap().is_none());
+    assert!(s.event(&ids[3]).await.unwrap().is_none());
+    assert!(s.event(&ids[1]).await.unwrap().is_some());
+    assert!(s.event(&ids[2]).await.unwrap().is_some());
+    assert_eq!(count(&db, "entries").await, 4, "entries are health data: never cleaned up");
+    assert_eq!(s.stats("u1").await.unwrap().completed, 1, "completed counter follows cleanup");
+    assert_eq!(s.stats("u2").await.unwrap().completed, 0);
+    assert_eq!(s.cleanup(t, 7 * day as u64).await.unwrap(), 0);
+    s.close();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn cleanup_works_through_batches_larger_than_one_transaction() {
+    let db = fresh_db("cleanup-many");
+    let s = store(&db).await;
+    let t = now() - 1_000_000;
+    for _ in 0..1_100 {
+        let (e, ev) = new_pair("u1", 70.0, 0, t);
+        s.save(&e, &ev).await.unwrap();
+    }
+    loop {
+        let c = s.claim("u1", t, 1000).await.unwrap();
+        if c.items.is_empty() {
+            break;
+        }
+        for (ev, _) in c.items {
+            s.record(&ev.id, 1, &Decision::Complete { backend_id: "x".into() }, t).await.unwrap();
+        }
+    }
+    assert_eq!(s.stats("u1").await.unwrap().completed, 1_100);
+    assert_eq!(s.cleanup(now(), 1000).await.unwrap(), 1_100);
+    assert_eq!(s.stats("u1").await.unwrap().completed, 0);
+    assert_eq!(count(&db, "events").await, 0);
+    s.close();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn an_upgrade_from_another_tab_closes_this_connection_and_says_reload() {
+    let db = fresh_db("versionchange");
+    let outbox = open(&db, "{}").await;
+    ok(outbox.save_weight(JsValue::from_f64(70.0), json(r#"{"userId": "u1"}"#))).await;
+    // A newer app version in another tab upgrades: it must not be blocked by us.
+    ok(upgrade_elsewhere(&db, 4)).await;
+    let msg = rejects(outbox.save_weight(JsValue::from_f64(71.0), json(r#"{"userId": "u1"}"#)), "Error", "VERSION_CHANGED").await;
+    assert!(msg.contains("reload"), "{msg}");
+    rejects(outbox.stats(JsValue::from_str("u1")), "Error", "VERSION_CHANGED").await;
+    throws(outbox.start(JsValue::from_str("u1")), "Error", "VERSION_CHANGED");
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn closed_outbox_rejects_calls() {
+    let db = fresh_db("closed");
+    let outbox = open(&db, "{}").await;
+    outbox.close();
+    rejects(outbox.save_weight(JsValue::from_f64(70.0), json(r#"{"userId": "u1"}"#)), "Error", "CLOSED").await;
+    rejects(outbox.process_now(), "Error", "CLOSED").await;
+    ok(delete_db(&db)).await;
+}

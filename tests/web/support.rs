@@ -1,0 +1,144 @@
+//! Helpers shared by the browser tests.
+#![allow(dead_code)]
+
+use js_sys::{Object, Promise, Reflect};
+use progress_outbox::Outbox;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+#[wasm_bindgen(module = "/tests/web/harness.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = stubFetch)]
+    pub fn stub_fetch(responses: &JsValue, fallback: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = jsonValue)]
+    pub fn json(text: &str) -> JsValue;
+    #[wasm_bindgen(js_name = createLegacyDb)]
+    pub fn create_legacy_db(name: &str, version: u32, entries: &JsValue) -> Promise;
+    #[wasm_bindgen(js_name = createDbAtVersion)]
+    pub fn create_db_at_version(name: &str, version: u32) -> Promise;
+    #[wasm_bindgen(js_name = rawGetAll)]
+    pub fn raw_get_all(name: &str, store: &str) -> Promise;
+    #[wasm_bindgen(js_name = rawVersion)]
+    pub fn raw_version(name: &str) -> Promise;
+    #[wasm_bindgen(js_name = upgradeElsewhere)]
+    pub fn upgrade_elsewhere(name: &str, version: u32) -> Promise;
+    #[wasm_bindgen(js_name = deleteDb)]
+    pub fn delete_db(name: &str) -> Promise;
+    #[wasm_bindgen(js_name = sleep)]
+    fn sleep_promise(ms: u32) -> Promise;
+    #[wasm_bindgen(js_name = isInstance)]
+    pub fn is_instance(value: &JsValue, ctor: &str) -> bool;
+    #[wasm_bindgen(js_name = captureConsole)]
+    pub fn capture_console() -> JsValue;
+    #[wasm_bindgen(js_name = setOnline)]
+    pub fn set_online(value: bool);
+}
+
+/// A database name no other test uses.
+pub fn fresh_db(tag: &str) -> String {
+    format!("test-{tag}-{}", uuid::Uuid::new_v4())
+}
+
+pub async fn sleep(ms: u32) {
+    JsFuture::from(sleep_promise(ms)).await.unwrap();
+}
+
+pub async fn settle(p: Promise) -> Result<JsValue, JsValue> {
+    JsFuture::from(p).await
+}
+
+pub async fn ok(p: Promise) -> JsValue {
+    match JsFuture::from(p).await {
+        Ok(v) => v,
+        Err(e) => panic!("promise rejected: {}", message(&e)),
+    }
+}
+
+pub fn get(v: &JsValue, key: &str) -> JsValue {
+    Reflect::get(v, &JsValue::from_str(key)).unwrap()
+}
+
+pub fn num(v: &JsValue, key: &str) -> f64 {
+    get(v, key).as_f64().unwrap_or_else(|| panic!("{key} is not a number: {:?}", get(v, key)))
+}
+
+pub fn string(v: &JsValue, key: &str) -> String {
+    get(v, key).as_string().unwrap_or_else(|| panic!("{key} is not a string: {:?}", get(v, key)))
+}
+
+pub fn set(v: &JsValue, key: &str, value: &JsValue) {
+    Reflect::set(v, &JsValue::from_str(key), value).unwrap();
+}
+
+pub fn message(e: &JsValue) -> String {
+    get(e, "message").as_string().unwrap_or_else(|| format!("{e:?}"))
+}
+
+pub fn array(v: &JsValue) -> Vec<JsValue> {
+    js_sys::Array::from(v).to_vec()
+}
+
+/// The config for a test outbox: `extra` is a JSON object merged over the defaults below.
+pub fn config(db: &str, extra: &str) -> JsValue {
+    let c = json(r#"{"endpoint": "/api/v1/progress", "log": "off"}"#);
+    set(&c, "dbName", &JsValue::from_str(db));
+    let extra = json(extra);
+    Object::assign(c.unchecked_ref::<Object>(), extra.unchecked_ref::<Object>());
+    c
+}
+
+pub async fn open(db: &str, extra: &str) -> Outbox {
+    match Outbox::open(config(db, extra)).await {
+        Ok(o) => o,
+        Err(e) => panic!("Outbox.open failed: {}", message(&e)),
+    }
+}
+
+/// Asserts `p` rejects with a JS error of class `class` and code `code`; returns its message.
+pub async fn rejects(p: Promise, class: &str, code: &str) -> String {
+    match JsFuture::from(p).await {
+        Ok(v) => panic!("expected a {class} ({code}), resolved with {v:?}"),
+        Err(e) => {
+            assert!(is_instance(&e, class), "expected a {class}, got {e:?}");
+            assert!(is_instance(&e, "Error"), "not an Error: {e:?}");
+            assert_eq!(get(&e, "code").as_string().as_deref(), Some(code), "code of: {}", message(&e));
+            message(&e)
+        }
+    }
+}
+
+/// Asserts a thrown JS error (from a sync method).
+pub fn throws(r: Result<impl std::fmt::Debug, JsValue>, class: &str, code: &str) -> String {
+    match r {
+        Ok(v) => panic!("expected a {class} ({code}), got {v:?}"),
+        Err(e) => {
+            assert!(is_instance(&e, class), "expected a {class}, got {e:?}");
+            assert_eq!(get(&e, "code").as_string().as_deref(), Some(code), "code of: {}", message(&e));
+            message(&e)
+        }
+    }
+}
+
+/// Polls `check` every 10 ms until it returns true or `timeout_ms` passes.
+pub async fn eventually<F, Fut>(timeout_ms: u32, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut waited = 0;
+    while !check().await {
+        if waited >= timeout_ms {
+            panic!("timed out after {timeout_ms} ms waiting for: {what}");
+        }
+        sleep(10).await;
+        waited += 10;
+    }
+}
+
+pub async fn stats(outbox: &Outbox, user: &str) -> JsValue {
+    ok(outbox.stats(JsValue::from_str(user))).await
+}
+
+pub async fn events(outbox: &Outbox, query: &str) -> Vec<JsValue> {
+    array(&ok(outbox.events(json(query))).await)
+}
