@@ -9,3 +9,6 @@ mod support;
 
 #[path = "web/foundation.rs"]
 mod foundation;
+
+#[path = "web/processor.rs"]
+mod processor;
