@@ -112,14 +112,14 @@ impl OutboxCore {
     /// Events processing for longer than `staleAfterMs`.
     pub async fn stale_events(&self, user: &Arg) -> Result<Vec<OutboxEvent>> {
         let user = resolve_user("staleEvents", user, self.shared.user().as_deref())?;
-        self.shared.store.stale_events(&user, now(), self.shared.config.stale_after_ms as i64).await
+        self.shared.store.stale_events(&user, now(), self.shared.config.stale_after_ms as i64, &self.shared.in_flight()).await
     }
 
     /// Failed or stale events back to pending with 0 attempts; returns how many were reset.
     pub async fn reset_for_retry(&self, ids: &Arg) -> Result<u32> {
         let ids = validate_ids(ids)?;
         let shared = self.shared();
-        let reset = shared.store.reset_for_retry(&ids, now(), shared.config.stale_after_ms as i64).await?;
+        let reset = shared.store.reset_for_retry(&ids, now(), shared.config.stale_after_ms as i64, &shared.in_flight()).await?;
         if !reset.is_empty() {
             shared.log.info(|| format!("resetForRetry: {} events back to pending: {}", reset.len(), reset.iter().map(|e| e.id.as_str()).collect::<Vec<_>>().join(", ")));
             shared.wake();

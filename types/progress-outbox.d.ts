@@ -5,9 +5,10 @@ export type EventStatus = "pending" | "processing" | "completed" | "failed";
 export interface OutboxConfig {
   /** Where events are POSTed, e.g. "/api/v1/progress". Required. */
   endpoint: string;
-  /** Bearer token: a string, or a (possibly async) function called with the userId for each
-   *  upload and once more after a 401. Omit for no Authorization header. */
-  token?: string | ((userId: string) => string | Promise<string>) | null;
+  /** Bearer token: a string, or a (possibly async) function called with the userId before each
+   *  upload ({ refresh: false }) and once more after a 401 ({ refresh: true }: fetch a new one).
+   *  Omit for no Authorization header. Tokens are never logged or stored. */
+  token?: string | ((userId: string, hint: { refresh: boolean }) => string | Promise<string>) | null;
   /** IndexedDB database name. Default "progress-outbox". */
   dbName?: string;
   /** Events claimed per pass, 1-1000. Default 10. */
@@ -149,5 +150,4 @@ export class Outbox {
   /** The user given to start(), or null. */
   readonly currentUser: string | null;
   free(): void;
-  [Symbol.dispose](): void;
 }

@@ -370,24 +370,26 @@ impl Store {
         raws.into_iter().map(decode_event).collect()
     }
 
-    /// Events of `user` processing for longer than `stale_after_ms` (their uploader died).
-    pub async fn stale_events(&self, user: &str, now: TimeMs, stale_after_ms: i64) -> Result<Vec<OutboxEvent>> {
+    /// Events of `user` processing for longer than `stale_after_ms` (their uploader died),
+    /// except those in `alive` (uploads this outbox has in flight).
+    pub async fn stale_events(&self, user: &str, now: TimeMs, stale_after_ms: i64, alive: &[String]) -> Result<Vec<OutboxEvent>> {
         const OP: &str = "listing stale events";
         let tx = self.begin(&[EVENTS], Mode::Read, OP)?;
         let result = self.processing_of(&tx.store(EVENTS)?, user, OP).await;
         let events = tx.finish(result).await?;
-        Ok(events.into_iter().filter(|e| e.is_stale(now, stale_after_ms)).collect())
+        Ok(events.into_iter().filter(|e| e.is_stale(now, stale_after_ms) && !alive.contains(&e.id)).collect())
     }
 
-    /// Puts `user`'s stale events back in the queue; returns them as they now stand.
-    pub async fn recover_stale(&self, user: &str, now: TimeMs, stale_after_ms: i64) -> Result<Vec<OutboxEvent>> {
+    /// Puts `user`'s stale events back in the queue, except those in `alive` (uploads this
+    /// outbox still has in flight); returns them as they now stand.
+    pub async fn recover_stale(&self, user: &str, now: TimeMs, stale_after_ms: i64, alive: &[String]) -> Result<Vec<OutboxEvent>> {
         const OP: &str = "recovering stale events";
         let tx = self.begin(&[EVENTS], Mode::Write, OP)?;
         let result = async {
             let events = tx.store(EVENTS)?;
             let mut recovered = Vec::new();
             for mut e in self.processing_of(&events, user, OP).await? {
-                if e.recover_stale(now, stale_after_ms).is_ok() {
+                if !alive.contains(&e.id) && e.recover_stale(now, stale_after_ms).is_ok() {
                     put(&events, &encode_event(&e)?, None, OP)?;
                     recovered.push(e);
                 }
@@ -490,8 +492,9 @@ impl Store {
 
     /// `resetForRetry`: failed and stale events named in `ids` go back to pending with 0
     /// attempts; others (pending, completed, live processing) are left alone. An unknown id
-    /// fails the whole call and changes nothing. Returns the events reset.
-    pub async fn reset_for_retry(&self, ids: &[String], now: TimeMs, stale_after_ms: i64) -> Result<Vec<OutboxEvent>> {
+    /// fails the whole call and changes nothing. Events in `alive` (uploads in flight here) are
+    /// never reset. Returns the events reset.
+    pub async fn reset_for_retry(&self, ids: &[String], now: TimeMs, stale_after_ms: i64, alive: &[String]) -> Result<Vec<OutboxEvent>> {
         const OP: &str = "resetting events";
         let tx = self.begin(&[EVENTS], Mode::Write, OP)?;
         let result = async {
@@ -509,7 +512,7 @@ impl Store {
             }
             let mut reset = Vec::new();
             for mut e in found {
-                if e.reset_for_retry(now, stale_after_ms).is_ok() {
+                if !alive.contains(&e.id) && e.reset_for_retry(now, stale_after_ms).is_ok() {
                     put(&events, &encode_event(&e)?, None, OP)?;
                     reset.push(e);
                 }

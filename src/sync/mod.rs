@@ -42,6 +42,8 @@ pub struct Shared {
     pub gate: Gate,
     session: RefCell<Session>,
     wake: RefCell<Option<Rc<Notify>>>,
+    /// Events this outbox is uploading right now: alive, never "stale" however slow.
+    in_flight: RefCell<Vec<String>>,
     observers: Observers,
 }
 
@@ -65,6 +67,7 @@ impl Shared {
             gate: Gate::default(),
             session: RefCell::new(Session::default()),
             wake: RefCell::new(None),
+            in_flight: RefCell::new(Vec::new()),
             observers: Observers::default(),
         }
     }
@@ -90,6 +93,21 @@ impl Shared {
         s.user = user;
         s.generation += 1;
         s.generation
+    }
+
+    /// Marks an event as being uploaded by this outbox (until [`Shared::landed`]).
+    pub fn taking_off(&self, event_id: &str) {
+        self.in_flight.borrow_mut().push(event_id.to_owned());
+    }
+
+    /// The upload of an event is over (recorded or not).
+    pub fn landed(&self, event_id: &str) {
+        self.in_flight.borrow_mut().retain(|id| id != event_id);
+    }
+
+    /// Events this outbox is uploading now.
+    pub fn in_flight(&self) -> Vec<String> {
+        self.in_flight.borrow().clone()
     }
 
     /// Sets (or clears) the wake-up of the running processor loop.

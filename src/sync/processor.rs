@@ -57,7 +57,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64) -> Resul
     let (cfg, log, store) = (&shared.config, shared.log, &shared.store);
     let mut report = PassReport { user_id: Some(user.to_owned()), ..PassReport::default() };
 
-    let recovered = store.recover_stale(user, now(), cfg.stale_after_ms as i64).await?;
+    let recovered = store.recover_stale(user, now(), cfg.stale_after_ms as i64, &shared.in_flight()).await?;
     if !recovered.is_empty() {
         report.stale_reset = recovered.len() as u32;
         let ids: Vec<&str> = recovered.iter().map(|e| e.id.as_str()).collect();
@@ -134,13 +134,18 @@ async fn upload_worker(
         }
         log.info(|| format!("uploading event {} (entry {}, attempt {}) to {}", event.id, entry.id, event.attempt_count, shared.transport.endpoint));
         let still_current = || shared.is_current(generation);
-        let Some(outcome) = shared.transport.upload(&event.id, &entry, user, &still_current).await else {
+        shared.taking_off(&event.id);
+        let outcome = shared.transport.upload(&event.id, &entry, user, &still_current).await;
+        let Some(outcome) = outcome else {
+            shared.landed(&event.id);
             released.borrow_mut().push((event.id.clone(), event.attempt_count));
             continue;
         };
         let at = now();
         let decision = decide(&outcome, event.attempt_count, event.max_attempts, &cfg.retry, at);
-        match shared.store.record(&event.id, event.attempt_count, &decision, at).await {
+        let recorded = shared.store.record(&event.id, event.attempt_count, &decision, at).await;
+        shared.landed(&event.id);
+        match recorded {
             Ok(Recorded::Applied(e)) => {
                 let mut r = report.borrow_mut();
                 match &decision {

@@ -22,7 +22,8 @@ pub enum TokenSource {
     None,
     /// A fixed token.
     Static(String),
-    /// `token(userId)`, sync or async; asked before each upload and once more after a 401.
+    /// `token(userId, { refresh })`, sync or async; asked before each upload (`refresh: false`)
+    /// and once more after a 401 (`refresh: true`: the cached token was refused).
     Function(Function),
 }
 
@@ -45,14 +46,16 @@ fn kind_of(v: &JsValue) -> &'static str {
 
 impl TokenSource {
     /// The token for an upload of `user`'s data: `Ok(None)` = no header.
-    pub async fn get(&self, user: &str) -> Result<Option<String>, String> {
+    pub async fn get(&self, user: &str, refresh: bool) -> Result<Option<String>, String> {
         let f = match self {
             TokenSource::None => return Ok(None),
             TokenSource::Static(t) => return Ok(Some(t.clone())),
             TokenSource::Function(f) => f,
         };
+        let hint = Object::new();
+        set(&hint, "refresh", &JsValue::from_bool(refresh));
         let mut value = f
-            .call1(&JsValue::UNDEFINED, &JsValue::from_str(user))
+            .call2(&JsValue::UNDEFINED, &JsValue::from_str(user), &hint)
             .map_err(|e| format!("the token function threw ({}); will retry", describe_error(&e)))?;
         if let Some(promise) = value.dyn_ref::<Promise>() {
             value = JsFuture::from(promise.clone())
@@ -89,7 +92,7 @@ impl Transport {
         let body = Self::body(entry);
         let mut refreshed = false;
         loop {
-            let token = match self.token.get(user).await {
+            let token = match self.token.get(user, refreshed).await {
                 Ok(t) => t,
                 Err(message) => return Some(Outcome::Token(message)),
             };

@@ -228,16 +228,15 @@ async fn retry_after_in_seconds_and_as_an_http_date() {
 async fn unauthorized_asks_for_a_new_token_once_and_retries_at_once() {
     let db = fresh_db("p-401");
     let stub = stub_fetch(&json(r#"[{"status": 401}, {"status": 201, "body": {"id": "b"}}]"#), &JsValue::NULL);
-    let token = token_fn("globalThis.__tokenCalls = (globalThis.__tokenCalls || 0) + 1; return 'tok' + globalThis.__tokenCalls;");
-    js_sys::Reflect::set(&js_sys::global(), &"__tokenCalls".into(), &JsValue::from_f64(0.0)).unwrap();
+    let token = Function::new_with_args("userId, hint", "return (hint.refresh ? 'fresh-' : 'cached-') + userId;");
     let outbox = open_with(&db, "{}", Some(&token)).await;
     outbox.start(JsValue::from_str("u1")).unwrap();
     save(&outbox, 70.0, "{}").await;
     let ev = wait_status(&outbox, "u1", "completed", 3000).await;
     let reqs = requests(&stub);
     assert_eq!(reqs.len(), 2);
-    assert_eq!(header(&reqs[0], "authorization").as_deref(), Some("Bearer tok1"));
-    assert_eq!(header(&reqs[1], "authorization").as_deref(), Some("Bearer tok2"), "refreshed token on the retry");
+    assert_eq!(header(&reqs[0], "authorization").as_deref(), Some("Bearer cached-u1"));
+    assert_eq!(header(&reqs[1], "authorization").as_deref(), Some("Bearer fresh-u1"), "the token function is asked to refresh after a 401");
     assert_eq!(header(&reqs[0], "idempotency-key"), header(&reqs[1], "idempotency-key"));
     assert_eq!(num(&ev, "attemptCount"), 1.0, "the refresh retry is part of the same attempt");
     finish(outbox, &db).await;
@@ -427,6 +426,20 @@ async fn stale_processing_events_are_recovered_and_resent_with_the_same_key() {
     let ev = wait_status(&outbox, "u1", "completed", 3000).await;
     assert_eq!(num(&ev, "attemptCount"), 2.0, "the interrupted attempt counts");
     assert_eq!(header(&requests(&stub)[0], "idempotency-key"), Some(id));
+    finish(outbox, &db).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_slow_upload_is_never_stale_for_its_own_outbox() {
+    let db = fresh_db("p-slow-not-stale");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201, "delayMs": 500}"#));
+    let outbox = open_with(&db, r#"{"staleAfterMs": 100, "processingIntervalMs": 20}"#, None).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    save(&outbox, 70.0, "{}").await;
+    sleep(300).await;
+    assert!(array(&ok(outbox.stale_events(JsValue::UNDEFINED)).await).is_empty(), "in flight here: not stale");
+    wait_status(&outbox, "u1", "completed", 3000).await;
+    assert_eq!(requests(&stub).len(), 1, "no second upload of an event still in flight");
     finish(outbox, &db).await;
 }
 
