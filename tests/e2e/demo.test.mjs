@@ -132,7 +132,7 @@ test("(d) a 422 shows in the failed panel; after the server is fixed, Retry deli
     await item.waitFor({ timeout: 15000 });
     assert.match(await item.textContent(), /gave up/);
     assert.match(await item.textContent(), /HTTP 422/);
-    assert.match(await item.textContent(), /refused this entry/);
+    assert.match(await item.textContent(), /Refused by the server/);
     assert.equal((await statsOf(page)).gaveUp, 1);
     assert.equal(await page.locator("#entries .badge.gaveup").count(), 1);
     await new Promise((r) => setTimeout(r, 1000));
