@@ -11,7 +11,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::domain::arg::Arg;
-use crate::domain::config::{Config, OPTION_NAMES};
+use crate::domain::config::{Config, JS_OPTIONS, OPTION_NAMES};
 use crate::domain::entry::SaveArgs;
 use crate::domain::error::{Error, JsClass};
 use crate::domain::event::OutboxEvent;
@@ -109,12 +109,19 @@ impl Outbox {
                 return Err(Error::invalid_type("Outbox.open(config)", "an options object with at least { endpoint }", "nothing"));
             };
             let token = token_source(&get(&config, "token"))?;
-            let pairs: Vec<(String, Arg)> = keys(&config).into_iter().filter(|k| k != "token").map(|k| {
+            let on_version_change = match get(&config, "onVersionChange") {
+                v if v.is_undefined() || v.is_null() => None,
+                v => match v.dyn_into::<Function>() {
+                    Ok(f) => Some(f),
+                    Err(v) => return Err(Error::invalid_type("Outbox.open: option onVersionChange", "a function", to_arg(&v).describe())),
+                },
+            };
+            let pairs: Vec<(String, Arg)> = keys(&config).into_iter().filter(|k| !JS_OPTIONS.contains(&k.as_str())).map(|k| {
                 let arg = to_arg(&get(&config, &k));
                 (k, arg)
             }).collect();
             let config = Config::from_options(pairs.iter().map(|(k, a)| (k.as_str(), a.clone())))?;
-            OutboxCore::open(config, token).await
+            OutboxCore::open(config, token, on_version_change).await
         };
         open.await.map(|core| Outbox { core }).map_err(js_error)
     }
@@ -201,6 +208,13 @@ impl Outbox {
     /// Stops processing and closes the database connection.
     pub fn close(&self) {
         self.core.close()
+    }
+
+    /// True while this context is the one uploading for the current user (one per user among
+    /// all tabs and workers using the same database).
+    #[wasm_bindgen(getter, js_name = isLeader)]
+    pub fn is_leader(&self) -> bool {
+        self.core.is_leader()
     }
 
     /// The user given to `start()`, or `null`.

@@ -13,7 +13,12 @@ use crate::domain::event::OutboxEvent;
 use crate::domain::query::{resolve_user, validate_events_query, validate_ids};
 use crate::domain::stats::Stats;
 use crate::domain::Result;
-use crate::platform::{new_id, now, Log};
+use gloo_timers::future::TimeoutFuture;
+
+use crate::platform::{from_js, new_id, now, Log};
+use crate::sync::channel::Message;
+use crate::sync::leader;
+use crate::sync::signal::first;
 use crate::store::Store;
 use crate::sync::processor::{self, PassReport, Running};
 use crate::sync::transport::{TokenSource, Transport};
@@ -27,11 +32,13 @@ pub struct OutboxCore {
 
 impl OutboxCore {
     /// Opens the database (creating or upgrading it) and prepares the processor.
-    pub async fn open(config: Config, token: TokenSource) -> Result<Rc<OutboxCore>> {
+    /// `on_version_change` is called when another tab's upgrade closed this connection.
+    pub async fn open(config: Config, token: TokenSource, on_version_change: Option<Function>) -> Result<Rc<OutboxCore>> {
         let log = Log { level: config.log };
         let store = Store::open(&config.db_name, config.max_attempts, log).await?;
         let transport = Transport { endpoint: config.endpoint.clone(), token, timeout_ms: config.request_timeout_ms };
         let shared = Rc::new(Shared::new(store, config, transport, log));
+        shared.join_channel();
         let core = Rc::new(OutboxCore { shared, running: RefCell::new(None) });
         {
             // Another tab's upgrade closed our connection: stop uploading (every call now
@@ -40,6 +47,12 @@ impl OutboxCore {
             core.shared.store.set_on_version_change(Box::new(move || {
                 if let Some(core) = weak.upgrade() {
                     core.halt();
+                    core.shared.leave_channel();
+                }
+                if let Some(f) = &on_version_change {
+                    if let Err(e) = f.call0(&wasm_bindgen::JsValue::UNDEFINED) {
+                        log.warn(|| format!("the onVersionChange callback threw: {}", crate::platform::describe_error(&e)));
+                    }
                 }
             }));
         }
@@ -89,6 +102,7 @@ impl OutboxCore {
         let entry = ProgressEntry::new_weight(new_id(), &input, at);
         let event = OutboxEvent::for_entry(new_id(), &entry, input.priority, shared.config.max_attempts, at);
         shared.store.save(&entry, &event).await?;
+        shared.post(&Message::Saved { user: entry.user_id.clone() });
         shared.log.info(|| format!("entry {} saved ({} kg, user {}); outbox event {} created", entry.id, crate::domain::arg::fmt_num(entry.quantity), entry.user_id, event.id));
         if shared.user().as_deref() == Some(entry.user_id.as_str()) {
             shared.wake();
@@ -128,16 +142,52 @@ impl OutboxCore {
         Ok(reset.len() as u32)
     }
 
-    /// Runs one pass for the current user now (after any pass already running).
+    /// Runs one pass for the current user now (after any pass already running). Only the
+    /// uploader runs passes: in another context this asks the uploader and returns its report.
     pub async fn process_now(&self) -> Result<PassReport> {
         let shared = self.shared();
         shared.store.check_open()?;
-        let _turn = shared.gate.enter().await;
-        let session = shared.session();
-        match session.user {
-            Some(user) => processor::run_pass(shared, &user, session.generation).await,
-            None => Ok(PassReport::default()),
+        let Some(user) = shared.user() else { return Ok(PassReport::default()) };
+        // Right after start() our own lock request may still be settling: give it a moment.
+        for _ in 0..100 {
+            if shared.user().as_deref() != Some(user.as_str()) {
+                break;
+            }
+            if shared.is_leader() {
+                let _turn = shared.gate.enter().await;
+                let session = shared.session();
+                return match session.user {
+                    Some(u) if shared.is_leader() => processor::run_pass(shared, &u, session.generation).await,
+                    _ => Ok(PassReport::default()),
+                };
+            }
+            if leader::held_elsewhere(shared, &user).await && !shared.is_leader() {
+                return Ok(self.delegate_pass(&user).await);
+            }
+            TimeoutFuture::new(10).await;
         }
+        Ok(PassReport { user_id: Some(user), ..PassReport::default() })
+    }
+
+    /// Asks the uploader of `user` (another context) for a pass and waits for its report.
+    async fn delegate_pass(&self, user: &str) -> PassReport {
+        let shared = self.shared();
+        let id = new_id();
+        let (slot, done) = shared.await_pass(&id);
+        shared.post(&Message::PassRequest { id: id.clone(), user: user.to_owned() });
+        let limit = (2 * shared.config.request_timeout_ms + 5_000).min(crate::domain::config::MAX_TIMER_MS) as u32;
+        first(done.notified(), TimeoutFuture::new(limit)).await;
+        shared.forget_pass(&id);
+        let answer = slot.borrow_mut().take();
+        let mut report = answer.and_then(|v| from_js::<PassReport>(v).ok()).unwrap_or_default();
+        report.user_id = Some(user.to_owned());
+        report.delegated = true;
+        report
+    }
+
+    /// True while this context uploads for the current user.
+    pub fn is_leader(&self) -> bool {
+        self.shared.is_leader()
     }
 
     /// Entries of `user` (default: current), newest measurement first.
@@ -164,6 +214,7 @@ impl OutboxCore {
     /// Stops processing and closes the database.
     pub fn close(&self) {
         self.halt();
+        self.shared.leave_channel();
         self.shared.store.close();
     }
 

@@ -12,3 +12,6 @@ mod foundation;
 
 #[path = "web/processor.rs"]
 mod processor;
+
+#[path = "web/multi.rs"]
+mod multi;

@@ -31,6 +31,9 @@ export interface OutboxConfig {
   requestTimeoutMs?: number;
   /** Console verbosity. Default "warn". */
   log?: "debug" | "info" | "warn" | "off";
+  /** Called when a newer version of the app in another tab upgrades the database: this
+   *  connection has been closed so the upgrade can proceed; tell the user to reload. */
+  onVersionChange?: () => void;
 }
 
 /** A measurement. Times are milliseconds since the epoch. */
@@ -93,6 +96,8 @@ export interface OutboxStats {
 /** What one processing pass did. */
 export interface PassReport {
   userId: string | null;
+  /** The pass ran in the context that uploads for this user (another tab or worker), at this one's request. */
+  delegated: boolean;
   offline: boolean;
   staleReset: number;
   promoted: number;
@@ -149,5 +154,8 @@ export class Outbox {
   close(): void;
   /** The user given to start(), or null. */
   readonly currentUser: string | null;
+  /** True while this context uploads for the current user: one per user among all tabs and
+   *  workers of the origin using the same dbName (Web Locks, or a lease in IndexedDB). */
+  readonly isLeader: boolean;
   free(): void;
 }

@@ -67,10 +67,13 @@ pub struct Config {
 }
 
 /// Option names, for the unknown-option message.
-pub const OPTION_NAMES: [&str; 13] = [
+pub const OPTION_NAMES: [&str; 14] = [
     "endpoint", "token", "dbName", "batchSize", "processingIntervalMs", "maxConcurrent", "maxAttempts", "backoffMs",
-    "cleanupIntervalMs", "retentionMs", "staleAfterMs", "requestTimeoutMs", "log",
+    "cleanupIntervalMs", "retentionMs", "staleAfterMs", "requestTimeoutMs", "log", "onVersionChange",
 ];
+
+/// Options holding JS values (functions), handled by the bindings rather than this struct.
+pub const JS_OPTIONS: [&str; 2] = ["token", "onVersionChange"];
 
 impl Default for Config {
     fn default() -> Self {
@@ -118,7 +121,7 @@ impl Config {
     pub fn apply(&mut self, key: &str, arg: &Arg) -> Result<bool> {
         // An explicit `undefined` means "use the default", as with destructuring defaults in JS.
         if *arg == Arg::Undefined {
-            return Ok(OPTION_NAMES.contains(&key) && key != "token");
+            return Ok(OPTION_NAMES.contains(&key) && !JS_OPTIONS.contains(&key));
         }
         match key {
             "endpoint" => self.endpoint = string(key, arg, 8192)?,
@@ -153,7 +156,7 @@ impl Config {
         Ok(true)
     }
 
-    /// Builds a config from `(key, value)` pairs; `token` must have been taken out already.
+    /// Builds a config from `(key, value)` pairs; [`JS_OPTIONS`] must have been taken out already.
     pub fn from_options<'a>(options: impl IntoIterator<Item = (&'a str, Arg)>) -> Result<Config> {
         let mut config = Config::default();
         for (key, arg) in options {
@@ -237,7 +240,8 @@ mod tests {
         let e = with("batchsize", num(5.0)).unwrap_err();
         assert_eq!(e.js_class(), JsClass::TypeError);
         assert!(e.to_string().contains("option \"batchsize\"") && e.to_string().contains("known: endpoint, token, dbName, batchSize"), "{e}");
-        // "token" is not this struct's: the caller handles it.
+        // "token" and "onVersionChange" are not this struct's: the caller handles them.
         assert_eq!(Config::default().apply("token", &Arg::Str("t".into())), Ok(false));
+        assert_eq!(Config::default().apply("onVersionChange", &Arg::Other("a function".into())), Ok(false));
     }
 }

@@ -24,7 +24,7 @@ use crate::domain::stats::{Counts, Stats};
 use crate::domain::time::TimeMs;
 use crate::domain::{Error, Result};
 use crate::platform::{get, set, Log};
-use records::{decode_entry, decode_event, decode_meta, encode_entry, encode_event, encode_meta, index, key2, key3, meta_key, ENTRIES, EVENTS, META};
+use records::{beat_key, decode_beat, decode_entry, decode_event, decode_meta, encode_beat, encode_entry, encode_event, encode_meta, index, key2, key3, meta_key, Beat, ENTRIES, EVENTS, META};
 use tx::{idb_error, Mode, Tx};
 
 /// Retries promoted to the queue per claim, so one claim stays short even after a long outage.
@@ -277,14 +277,15 @@ impl Store {
 
     /// Records the decision about attempt `attempt` of event `event_id`, with its consequences,
     /// in one transaction: on success the event completes and the entry gets its backend id.
-    pub async fn record(&self, event_id: &str, attempt: u32, decision: &Decision, now: TimeMs) -> Result<Recorded> {
+    /// `beat_owner`: the uploader's id, whose heartbeat is written in the same transaction.
+    pub async fn record(&self, event_id: &str, attempt: u32, decision: &Decision, now: TimeMs, beat_owner: Option<&str>) -> Result<Recorded> {
         const OP: &str = "recording an upload result";
         let tx = self.begin(&[EVENTS, ENTRIES, META], Mode::Write, OP)?;
-        let result = self.record_in(&tx, event_id, attempt, decision, now).await;
+        let result = self.record_in(&tx, event_id, attempt, decision, now, beat_owner).await;
         tx.finish(result).await
     }
 
-    async fn record_in(&self, tx: &Tx, event_id: &str, attempt: u32, decision: &Decision, now: TimeMs) -> Result<Recorded> {
+    async fn record_in(&self, tx: &Tx, event_id: &str, attempt: u32, decision: &Decision, now: TimeMs, beat_owner: Option<&str>) -> Result<Recorded> {
         const OP: &str = "recording an upload result";
         let (events, entries, meta) = (tx.store(EVENTS)?, tx.store(ENTRIES)?, tx.store(META)?);
         let raw = read(&events, &JsValue::from_str(event_id), OP).await?;
@@ -312,7 +313,64 @@ impl Store {
         }
         put(&events, &encode_event(&event)?, None, OP)?;
         put(&meta, &encode_meta(&user_meta)?, Some(&key), OP)?;
+        if let Some(owner) = beat_owner {
+            put(&meta, &encode_beat(&Beat { owner: owner.to_owned(), at: now }), Some(&beat_key(&event.user_id)), OP)?;
+        }
         Ok(Recorded::Applied(event))
+    }
+
+    /// Writes the uploader's heartbeat for `user`.
+    pub async fn beat(&self, user: &str, owner: &str, now: TimeMs) -> Result<()> {
+        const OP: &str = "writing the uploader heartbeat";
+        let tx = self.begin(&[META], Mode::Write, OP)?;
+        let result = (|| put(&tx.store(META)?, &encode_beat(&Beat { owner: owner.to_owned(), at: now }), Some(&beat_key(user)), OP))();
+        tx.finish(result).await
+    }
+
+    /// The last heartbeat of `user`'s uploader.
+    pub async fn read_beat(&self, user: &str) -> Result<Option<Beat>> {
+        const OP: &str = "reading the uploader heartbeat";
+        let tx = self.begin(&[META], Mode::Read, OP)?;
+        let result = async { read(&tx.store(META)?, &beat_key(user), OP).await }.await;
+        Ok(decode_beat(&tx.finish(result).await?))
+    }
+
+    /// Takes or renews the upload lease of `user` (used where Web Locks are missing): succeeds
+    /// if nobody holds it, it expired (no heartbeat for `ttl_ms`), or `owner` holds it.
+    /// Check and write happen in one transaction, so two contexts cannot both win.
+    pub async fn try_lease(&self, user: &str, owner: &str, now: TimeMs, ttl_ms: i64) -> Result<bool> {
+        const OP: &str = "taking the upload lease";
+        let tx = self.begin(&[META], Mode::Write, OP)?;
+        let result = async {
+            let meta = tx.store(META)?;
+            let key = beat_key(user);
+            let free = match decode_beat(&read(&meta, &key, OP).await?) {
+                Some(b) => b.owner == owner || now - b.at > ttl_ms,
+                None => true,
+            };
+            if free {
+                put(&meta, &encode_beat(&Beat { owner: owner.to_owned(), at: now }), Some(&key), OP)?;
+            }
+            Ok(free)
+        }
+        .await;
+        tx.finish(result).await
+    }
+
+    /// Gives the lease up (only if `owner` holds it), so a follower need not wait for expiry.
+    pub async fn release_lease(&self, user: &str, owner: &str) -> Result<()> {
+        const OP: &str = "releasing the upload lease";
+        let tx = self.begin(&[META], Mode::Write, OP)?;
+        let result = async {
+            let meta = tx.store(META)?;
+            let key = beat_key(user);
+            if decode_beat(&read(&meta, &key, OP).await?).is_some_and(|b| b.owner == owner) {
+                meta.delete(Query::Key(key)).map_err(idb_error(OP))?;
+            }
+            Ok(())
+        }
+        .await;
+        tx.finish(result).await
     }
 
     /// Hands back claims whose uploads never started (`(event id, attempt)` pairs).

@@ -15,6 +15,7 @@ use wasm_bindgen::JsValue;
 use crate::domain::entry::ProgressEntry;
 use crate::domain::event::{EventStatus, OutboxEvent, StateKey};
 use crate::domain::stats::UserMeta;
+use crate::domain::time::TimeMs;
 use crate::domain::{Error, Result};
 use crate::platform::{from_js, set, to_js};
 
@@ -86,6 +87,36 @@ pub fn encode_meta(m: &UserMeta) -> Result<JsValue> {
 /// Key of a user's meta record.
 pub fn meta_key(user_id: &str) -> JsValue {
     JsValue::from_str(&format!("user:{user_id}"))
+}
+
+/// The uploader's heartbeat for a user: who uploads, and when it last showed life. Without
+/// Web Locks it is also the lease: valid while fresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Beat {
+    /// The uploading `Outbox` instance.
+    pub owner: String,
+    /// Its last sign of life.
+    pub at: TimeMs,
+}
+
+/// Key of a user's heartbeat record.
+pub fn beat_key(user_id: &str) -> JsValue {
+    JsValue::from_str(&format!("leader:{user_id}"))
+}
+
+/// The stored form of a heartbeat.
+pub fn encode_beat(b: &Beat) -> JsValue {
+    let v: JsValue = js_sys::Object::new().into();
+    set(&v, "owner", &JsValue::from_str(&b.owner));
+    set(&v, "beatAt", &JsValue::from_f64(b.at as f64));
+    v
+}
+
+/// Reads a heartbeat (absent or malformed = none).
+pub fn decode_beat(v: &JsValue) -> Option<Beat> {
+    let owner = crate::platform::get(v, "owner").as_string()?;
+    let at = crate::platform::get(v, "beatAt").as_f64()? as TimeMs;
+    Some(Beat { owner, at })
 }
 
 /// `[a, b]` as an IndexedDB key.

@@ -1,6 +1,8 @@
 //! Getting events to the server: the processor (passes, timers, wake-ups), the `fetch`
 //! transport, and the state both share with the API (current user, subscribers).
 
+pub mod channel;
+pub mod leader;
 pub mod processor;
 pub mod signal;
 pub mod transport;
@@ -40,6 +42,21 @@ pub struct Shared {
     pub log: Log,
     /// One pass at a time per `Outbox`.
     pub gate: Gate,
+    /// This `Outbox` instance (heartbeat and lease owner).
+    pub instance_id: String,
+    /// Cross-context messages (set once the shared state exists).
+    channel: RefCell<Option<channel::Channel>>,
+    /// The session generation whose processor leads its user's uploads (0: none).
+    leading: Cell<u64>,
+    /// A visible context asked, or the page is freezing: a hidden leader should step down.
+    step_down: Cell<bool>,
+    /// `processNow()` calls waiting for the leader's answer: (request id, answer slot).
+    pending_passes: RefCell<Vec<(String, Rc<RefCell<Option<JsValue>>>, Rc<Notify>)>>,
+    /// Releases the held upload lock (set while leading with Web Locks).
+    lock_release: RefCell<Option<js_sys::Function>>,
+    /// A throttled "changed" broadcast is due.
+    broadcast_due: Cell<bool>,
+    broadcast_cooldown: Cell<bool>,
     session: RefCell<Session>,
     wake: RefCell<Option<Rc<Notify>>>,
     /// Events this outbox is uploading right now: alive, never "stale" however slow.
@@ -65,6 +82,14 @@ impl Shared {
             transport,
             log,
             gate: Gate::default(),
+            instance_id: crate::platform::new_id(),
+            channel: RefCell::new(None),
+            leading: Cell::new(0),
+            step_down: Cell::new(false),
+            pending_passes: RefCell::new(Vec::new()),
+            broadcast_due: Cell::new(false),
+            lock_release: RefCell::new(None),
+            broadcast_cooldown: Cell::new(false),
             session: RefCell::new(Session::default()),
             wake: RefCell::new(None),
             in_flight: RefCell::new(Vec::new()),
@@ -122,6 +147,122 @@ impl Shared {
         }
     }
 
+    /// Joins the database's broadcast channel. Messages are handled through a weak reference,
+    /// so the channel never keeps a closed outbox alive.
+    pub fn join_channel(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
+        let ch = channel::Channel::open(&self.config.db_name, move |m| {
+            if let Some(shared) = weak.upgrade() {
+                shared.on_message(m);
+            }
+        });
+        *self.channel.borrow_mut() = Some(ch);
+    }
+
+    /// Leaves the channel.
+    pub fn leave_channel(&self) {
+        self.channel.borrow_mut().take();
+    }
+
+    /// Tells the other contexts.
+    pub fn post(&self, message: &channel::Message) {
+        if let Some(ch) = self.channel.borrow().as_ref() {
+            ch.post(message);
+        }
+    }
+
+    fn on_message(self: &Rc<Self>, m: channel::Message) {
+        use channel::Message;
+        let mine = |user: &str| self.user().as_deref() == Some(user);
+        match m {
+            Message::Saved { user } if mine(&user) && self.is_leader() => self.wake(),
+            Message::Changed { user } if mine(&user) => self.changed_here(),
+            Message::WantLead { user } if mine(&user) && self.is_leader() && leader::is_hidden() => {
+                self.log.debug(|| format!("a visible context wants to upload for {user}; this hidden one steps down"));
+                self.request_step_down();
+            }
+            Message::PassRequest { id, user } if mine(&user) && self.is_leader() => {
+                let shared = self.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let _turn = shared.gate.enter().await;
+                    let session = shared.session();
+                    let report = match session.user {
+                        Some(u) if u == user && shared.is_leader() => processor::run_pass(&shared, &u, session.generation).await.ok(),
+                        _ => None,
+                    };
+                    if let Some(r) = report.and_then(|r| to_js(&r).ok()) {
+                        shared.post(&Message::PassDone { id, report: r });
+                    }
+                });
+            }
+            Message::PassDone { id, report } => {
+                if let Some((_, slot, done)) = self.pending_passes.borrow().iter().find(|(i, _, _)| *i == id) {
+                    *slot.borrow_mut() = Some(report);
+                    done.notify();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// True while this context leads the current user's uploads.
+    pub fn is_leader(&self) -> bool {
+        let g = self.leading.get();
+        g != 0 && self.is_current(g)
+    }
+
+    /// The processor of session `generation` now leads.
+    pub fn set_leader(&self, generation: u64) {
+        self.leading.set(generation);
+    }
+
+    /// The processor of session `generation` no longer leads (a newer one may already).
+    pub fn clear_leader(&self, generation: u64) {
+        if self.leading.get() == generation {
+            self.leading.set(0);
+            self.step_down.set(false);
+        }
+    }
+
+    /// Asks the running loop to give leadership up after its current pass.
+    pub fn request_step_down(&self) {
+        self.step_down.set(true);
+        self.wake();
+    }
+
+    /// Remembers how to release the upload lock (or forgets it: `None`).
+    pub fn set_lock_release(&self, release: Option<js_sys::Function>) {
+        *self.lock_release.borrow_mut() = release;
+    }
+
+    /// The page is being frozen: release the lock now, synchronously (a frozen page runs no
+    /// more code), and have the loop step down when it runs again.
+    pub fn freezing(&self) {
+        if let Some(release) = self.lock_release.borrow_mut().take() {
+            let _ = release.call0(&JsValue::UNDEFINED);
+            self.log.info(|| "page freezing: upload lock released for another context".into());
+        }
+        self.request_step_down();
+    }
+
+    /// Consumes a pending step-down request.
+    pub fn take_step_down(&self) -> bool {
+        self.step_down.replace(false)
+    }
+
+    /// Registers a `processNow()` waiting for the leader's answer to request `id`.
+    pub fn await_pass(&self, id: &str) -> (Rc<RefCell<Option<JsValue>>>, Rc<Notify>) {
+        let slot = Rc::new(RefCell::new(None));
+        let done = Rc::new(Notify::default());
+        self.pending_passes.borrow_mut().push((id.to_owned(), slot.clone(), done.clone()));
+        (slot, done)
+    }
+
+    /// Forgets request `id`.
+    pub fn forget_pass(&self, id: &str) {
+        self.pending_passes.borrow_mut().retain(|(i, _, _)| i != id);
+    }
+
     /// Adds a subscriber; it gets the current stats soon, then every change.
     pub fn subscribe(self: &Rc<Self>, callback: Function) -> u32 {
         let o = &self.observers;
@@ -148,9 +289,35 @@ impl Shared {
         self.observers.list.borrow_mut().retain(|(i, _)| *i != id);
     }
 
-    /// Something stored changed: recompute the current user's stats and tell subscribers if
-    /// they differ from what they saw last. Bursts coalesce into one read.
+    /// Something stored changed: refresh subscribers here and in every other context.
     pub fn changed(self: &Rc<Self>) {
+        self.changed_here();
+        self.broadcast_changed();
+    }
+
+    /// Tells other contexts, at most every 100 ms (a draining backlog changes state per event).
+    fn broadcast_changed(self: &Rc<Self>) {
+        let Some(user) = self.user() else { return };
+        if self.broadcast_cooldown.replace(true) {
+            self.broadcast_due.set(true);
+            return;
+        }
+        self.post(&channel::Message::Changed { user });
+        let weak = Rc::downgrade(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            gloo_timers::future::TimeoutFuture::new(100).await;
+            if let Some(shared) = weak.upgrade() {
+                shared.broadcast_cooldown.set(false);
+                if shared.broadcast_due.replace(false) {
+                    shared.broadcast_changed();
+                }
+            }
+        });
+    }
+
+    /// Recomputes the current user's stats and tells local subscribers if they differ from what
+    /// they saw last. Bursts coalesce into one read.
+    pub fn changed_here(self: &Rc<Self>) {
         let o = &self.observers;
         o.dirty.set(true);
         if o.running.get() || o.list.borrow().is_empty() {

@@ -13,10 +13,11 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use gloo_timers::future::TimeoutFuture;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::leader::Leadership;
 use super::signal::{first, join_all, Notify};
 use super::Shared;
 use crate::domain::config::MAX_TIMER_MS;
@@ -29,11 +30,13 @@ use crate::platform::{global, is_online, now};
 use crate::store::Recorded;
 
 /// What one pass did (`processNow()` resolves with it).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct PassReport {
     /// Whose events (`null` when no user is started and nothing ran).
     pub user_id: Option<String>,
+    /// The pass ran in another context (the uploader of this user), at this one's request.
+    pub delegated: bool,
     /// The platform reported offline: no network work was tried.
     pub offline: bool,
     /// Stale `processing` events put back in the queue.
@@ -143,7 +146,7 @@ async fn upload_worker(
         };
         let at = now();
         let decision = decide(&outcome, event.attempt_count, event.max_attempts, &cfg.retry, at);
-        let recorded = shared.store.record(&event.id, event.attempt_count, &decision, at).await;
+        let recorded = shared.store.record(&event.id, event.attempt_count, &decision, at, Some(&shared.instance_id)).await;
         shared.landed(&event.id);
         match recorded {
             Ok(Recorded::Applied(e)) => {
@@ -171,56 +174,90 @@ async fn upload_worker(
     }
 }
 
-/// The running processor loop. Dropping it stops the loop: no new pass starts, in-flight
-/// uploads finish and are recorded, timers and the `online` listener are removed.
+/// The running processor. Dropping it stops it: no new pass starts, in-flight uploads finish
+/// and are recorded, leadership is given up, timers and listeners are removed.
 #[must_use = "dropping the handle stops the processor"]
 pub struct Running {
     cancelled: Rc<Cell<bool>>,
     wake: Rc<Notify>,
-    online: Option<(web_sys::EventTarget, Closure<dyn FnMut()>)>,
+    listeners: Vec<(web_sys::EventTarget, &'static str, Closure<dyn FnMut()>)>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         self.cancelled.set(true);
         self.wake.notify();
-        if let Some((target, listener)) = self.online.take() {
-            let _ = target.remove_event_listener_with_callback("online", listener.as_ref().unchecked_ref());
+        for (target, event, listener) in self.listeners.drain(..) {
+            let _ = target.remove_event_listener_with_callback(event, listener.as_ref().unchecked_ref());
         }
     }
 }
 
-/// Starts the loop for the current session.
+fn listen(target: &JsValue, event: &'static str, f: impl FnMut() + 'static) -> Option<(web_sys::EventTarget, &'static str, Closure<dyn FnMut()>)> {
+    let target = target.clone().dyn_into::<web_sys::EventTarget>().ok()?;
+    let listener = Closure::<dyn FnMut()>::new(f);
+    target.add_event_listener_with_callback(event, listener.as_ref().unchecked_ref()).ok()?;
+    Some((target, event, listener))
+}
+
+/// Starts the processor for the current session: it competes for leadership of `user`'s
+/// uploads and runs the processing loop while it leads.
 pub fn spawn(shared: Rc<Shared>, user: String, generation: u64) -> Running {
     let cancelled = Rc::new(Cell::new(false));
     let wake = Rc::new(Notify::default());
     shared.set_wake(Some(wake.clone()));
-    let online = global().dyn_into::<web_sys::EventTarget>().ok().map(|target| {
-        let wake = wake.clone();
-        let listener = Closure::<dyn FnMut()>::new(move || wake.notify());
-        let _ = target.add_event_listener_with_callback("online", listener.as_ref().unchecked_ref());
-        (target, listener)
-    });
-    {
-        let (cancelled, wake) = (cancelled.clone(), wake.clone());
-        wasm_bindgen_futures::spawn_local(run_loop(shared, user, generation, cancelled, wake));
+    let mut listeners = Vec::new();
+    let w = wake.clone();
+    listeners.extend(listen(&global(), "online", move || w.notify()));
+    // Page Lifecycle: a page about to be frozen gives leadership up so others need not wait.
+    let document = crate::platform::get(&global(), "document");
+    if !document.is_undefined() {
+        let s = Rc::downgrade(&shared);
+        listeners.extend(listen(&document, "freeze", move || {
+            if let Some(s) = s.upgrade() {
+                s.freezing();
+            }
+        }));
     }
-    Running { cancelled, wake, online }
+    wasm_bindgen_futures::spawn_local(campaign(shared, user, generation, cancelled.clone(), wake.clone()));
+    Running { cancelled, wake, listeners }
 }
 
-async fn run_loop(shared: Rc<Shared>, user: String, generation: u64, cancelled: Rc<Cell<bool>>, wake: Rc<Notify>) {
+async fn campaign(shared: Rc<Shared>, user: String, generation: u64, cancelled: Rc<Cell<bool>>, wake: Rc<Notify>) {
     let cfg = &shared.config;
     let log = shared.log;
     log.info(|| format!("processor started for user {user} (every {} ms, batch {}, {} concurrent)", cfg.processing_interval_ms, cfg.batch_size, cfg.max_concurrent));
+    let mut leadership = Leadership::new(shared.clone(), &user, generation);
+    while !cancelled.get() {
+        if !leadership.acquire(&cancelled, &wake).await {
+            break;
+        }
+        lead(&shared, &user, generation, &cancelled, &wake, &leadership).await;
+        leadership.release().await;
+        if !cancelled.get() {
+            log.info(|| format!("no longer the uploader for user {user}; waiting to take over again"));
+        }
+    }
+    log.info(|| format!("processor stopped for user {user}"));
+}
+
+/// The processing loop, while this context leads.
+async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell<bool>, wake: &Notify, leadership: &Leadership) {
+    let cfg = &shared.config;
+    let log = shared.log;
     let mut next_cleanup = now();
     loop {
         let mut full_batch = false;
         {
             let _turn = shared.gate.enter().await;
             if cancelled.get() {
-                break;
+                return;
             }
-            match run_pass(&shared, &user, generation).await {
+            if !leadership.renew(now()).await {
+                log.warn(|| format!("another context took over the uploads of user {user}"));
+                return;
+            }
+            match run_pass(shared, user, generation).await {
                 Ok(r) => full_batch = r.claimed >= cfg.batch_size && !r.offline,
                 Err(e) => log.warn(|| format!("pass for user {user} failed: {e}")),
             }
@@ -237,8 +274,12 @@ async fn run_loop(shared: Rc<Shared>, user: String, generation: u64, cancelled: 
                 next_cleanup = now() + cfg.cleanup_interval_ms as i64;
             }
         }
-        if cancelled.get() {
-            break;
+        if cancelled.get() || leadership.is_lost() {
+            return;
+        }
+        if shared.take_step_down() {
+            log.info(|| format!("hidden or freezing: handing the uploads of user {user} to another context"));
+            return;
         }
         if full_batch {
             // A backlog drains at network speed, not one batch per interval.
@@ -248,5 +289,4 @@ async fn run_loop(shared: Rc<Shared>, user: String, generation: u64, cancelled: 
         let delay = cfg.processing_interval_ms.min(until_cleanup).clamp(1, MAX_TIMER_MS) as u32;
         first(TimeoutFuture::new(delay), wake.notified()).await;
     }
-    log.info(|| format!("processor stopped for user {user}"));
 }

@@ -331,8 +331,8 @@ async fn due_retries_rejoin_the_queue_and_future_ones_wait() {
     s.save(&e1, &ev1).await.unwrap();
     s.save(&e2, &ev2).await.unwrap();
     assert_eq!(s.claim("u1", t, 10).await.unwrap().items.len(), 2);
-    s.record(&ev1.id, 1, &Decision::Retry { at: t + 1_000, message: "HTTP 503".into() }, t).await.unwrap();
-    s.record(&ev2.id, 1, &Decision::Retry { at: t + 60_000, message: "HTTP 503".into() }, t).await.unwrap();
+    s.record(&ev1.id, 1, &Decision::Retry { at: t + 1_000, message: "HTTP 503".into() }, t, None).await.unwrap();
+    s.record(&ev2.id, 1, &Decision::Retry { at: t + 60_000, message: "HTTP 503".into() }, t, None).await.unwrap();
     assert!(s.claim("u1", t + 999, 10).await.unwrap().items.is_empty());
     let c = s.claim("u1", t + 1_000, 10).await.unwrap();
     assert_eq!((c.promoted, c.items.len()), (1, 1));
@@ -358,10 +358,10 @@ async fn stats_events_stale_events_and_reset_for_retry() {
 
     // Claim 5 of u1's 6 long ago (so 0..=4 are stale), then settle 0..=3.
     assert_eq!(s.claim("u1", t - 90_000, 5).await.unwrap().items.len(), 5);
-    s.record(&ids[0], 1, &Decision::Complete { backend_id: "b0".into() }, t - 80_000).await.unwrap();
-    s.record(&ids[1], 1, &Decision::Retry { at: t + 3_600_000, message: "HTTP 503".into() }, t - 80_000).await.unwrap();
-    s.record(&ids[2], 1, &Decision::GiveUp { message: "HTTP 422: nope".into() }, t - 80_000).await.unwrap();
-    s.record(&ids[3], 1, &Decision::Retry { at: t + 3_600_000, message: "network error".into() }, t - 70_000).await.unwrap();
+    s.record(&ids[0], 1, &Decision::Complete { backend_id: "b0".into() }, t - 80_000, None).await.unwrap();
+    s.record(&ids[1], 1, &Decision::Retry { at: t + 3_600_000, message: "HTTP 503".into() }, t - 80_000, None).await.unwrap();
+    s.record(&ids[2], 1, &Decision::GiveUp { message: "HTTP 422: nope".into() }, t - 80_000, None).await.unwrap();
+    s.record(&ids[3], 1, &Decision::Retry { at: t + 3_600_000, message: "network error".into() }, t - 70_000, None).await.unwrap();
 
     let st = stats(&outbox, "u1").await;
     let counts: Vec<f64> = ["pending", "processing", "failed", "completed", "gaveUp", "retrying"].iter().map(|k| num(&st, k)).collect();
@@ -423,10 +423,10 @@ async fn cleanup_deletes_only_completed_events_past_retention() {
     }
     s.claim("u1", t - 10 * day, 10).await.unwrap();
     s.claim("u2", t - 10 * day, 10).await.unwrap();
-    s.record(&ids[0], 1, &Decision::Complete { backend_id: "a".into() }, t - 8 * day).await.unwrap(); // old: goes
-    s.record(&ids[1], 1, &Decision::Complete { backend_id: "b".into() }, t - day).await.unwrap(); // recent: stays
-    s.record(&ids[2], 1, &Decision::GiveUp { message: "HTTP 400".into() }, t - 9 * day).await.unwrap(); // failed: stays
-    s.record(&ids[3], 1, &Decision::Complete { backend_id: "d".into() }, t - 9 * day).await.unwrap(); // u2, old: goes
+    s.record(&ids[0], 1, &Decision::Complete { backend_id: "a".into() }, t - 8 * day, None).await.unwrap(); // old: goes
+    s.record(&ids[1], 1, &Decision::Complete { backend_id: "b".into() }, t - day, None).await.unwrap(); // recent: stays
+    s.record(&ids[2], 1, &Decision::GiveUp { message: "HTTP 400".into() }, t - 9 * day, None).await.unwrap(); // failed: stays
+    s.record(&ids[3], 1, &Decision::Complete { backend_id: "d".into() }, t - 9 * day, None).await.unwrap(); // u2, old: goes
     let removed = s.cleanup(t, 7 * day as u64).await.unwrap();
     assert_eq!(removed, 2);
     assert!(s.event(&ids[0]).await.unwrap().is_none());
@@ -456,7 +456,7 @@ async fn cleanup_works_through_batches_larger_than_one_transaction() {
             break;
         }
         for (ev, _) in c.items {
-            s.record(&ev.id, 1, &Decision::Complete { backend_id: "x".into() }, t).await.unwrap();
+            s.record(&ev.id, 1, &Decision::Complete { backend_id: "x".into() }, t, None).await.unwrap();
         }
     }
     assert_eq!(s.stats("u1").await.unwrap().completed, 1_100);

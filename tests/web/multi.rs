@@ -1,0 +1,256 @@
+//! Several `Outbox` instances on one database, as several tabs would have: one uploader per
+//! user (Web Locks, or the IndexedDB lease where they are missing), takeover when the leader
+//! goes (closed, or frozen with the lock), cross-context wake-up, stats and processNow.
+
+use js_sys::{Date, Function, Promise};
+use progress_outbox::Outbox;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+use crate::support::*;
+
+const FAST: &str = r#"{"processingIntervalMs": 50, "requestTimeoutMs": 500, "backoffMs": [50]}"#;
+
+async fn pair(db: &str, extra: &str) -> (Outbox, Outbox) {
+    let cfg = |extra: &str| {
+        let c = config(db, FAST);
+        js_sys::Object::assign(c.unchecked_ref::<js_sys::Object>(), json(extra).unchecked_ref::<js_sys::Object>());
+        c
+    };
+    let a = Outbox::open(cfg(extra)).await.unwrap_or_else(|e| panic!("{}", message(&e)));
+    let b = Outbox::open(cfg(extra)).await.unwrap_or_else(|e| panic!("{}", message(&e)));
+    (a, b)
+}
+
+fn requests(stub: &JsValue) -> Vec<JsValue> {
+    array(&get(stub, "requests"))
+}
+
+fn keys_posted(stub: &JsValue) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for r in requests(stub) {
+        *m.entry(get(&get(&r, "headers"), "idempotency-key").as_string().unwrap()).or_insert(0) += 1;
+    }
+    m
+}
+
+async fn save_for(o: &Outbox, user: &str, kg: f64) {
+    let opts = json("{}");
+    set(&opts, "userId", &JsValue::from_str(user));
+    ok(o.save_weight(JsValue::from_f64(kg), opts)).await;
+}
+
+async fn completed(o: &Outbox, user: &str) -> f64 {
+    num(&stats(o, user).await, "completed")
+}
+
+/// Hides `navigator.locks` (as in browsers without Web Locks) until the returned restore runs.
+fn hide_web_locks() -> Function {
+    Function::new_no_args(
+        "const d = Object.getOwnPropertyDescriptor(Navigator.prototype, 'locks');
+         Object.defineProperty(Navigator.prototype, 'locks', { configurable: true, get: () => undefined });
+         return () => Object.defineProperty(Navigator.prototype, 'locks', d);",
+    )
+    .call0(&JsValue::NULL)
+    .unwrap()
+    .unchecked_into()
+}
+
+#[wasm_bindgen_test]
+async fn one_uploader_per_user_and_every_key_posted_once() {
+    let db = fresh_db("m-one");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201, "delayMs": 5}"#));
+    let (a, b) = pair(&db, "{}").await;
+    a.start(JsValue::from_str("u1")).unwrap();
+    b.start(JsValue::from_str("u1")).unwrap();
+    eventually(2000, "a leader", || async { a.is_leader() || b.is_leader() }).await;
+    sleep(100).await;
+    assert!(a.is_leader() ^ b.is_leader(), "exactly one leader");
+    for i in 0..20 {
+        save_for(if i % 2 == 0 { &a } else { &b }, "u1", 60.0 + i as f64).await;
+    }
+    eventually(5000, "40 completions", || async { completed(&a, "u1").await == 20.0 }).await;
+    let keys = keys_posted(&stub);
+    assert_eq!(keys.len(), 20);
+    assert!(keys.values().all(|n| *n == 1), "a key was POSTed twice: {keys:?}");
+    a.close();
+    b.close();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn when_the_leader_closes_a_follower_takes_over_at_once() {
+    let db = fresh_db("m-takeover");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    // An hour between passes: only the takeover itself can explain a prompt upload.
+    let (a, b) = pair(&db, r#"{"processingIntervalMs": 3600000}"#).await;
+    a.start(JsValue::from_str("u1")).unwrap();
+    eventually(2000, "a to lead", || async { a.is_leader() }).await;
+    b.start(JsValue::from_str("u1")).unwrap();
+    sleep(100).await;
+    assert!(!b.is_leader());
+    a.close();
+    eventually(1000, "b to take over", || async { b.is_leader() }).await;
+    save_for(&b, "u1", 70.0).await;
+    eventually(2000, "the upload by b", || async { completed(&b, "u1").await == 1.0 }).await;
+    assert_eq!(requests(&stub).len(), 1);
+    b.close();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn different_users_upload_side_by_side() {
+    let db = fresh_db("m-users");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let (a, b) = pair(&db, "{}").await;
+    a.start(JsValue::from_str("alice")).unwrap();
+    b.start(JsValue::from_str("bob")).unwrap();
+    eventually(2000, "both to lead their own user", || async { a.is_leader() && b.is_leader() }).await;
+    save_for(&a, "alice", 60.0).await;
+    save_for(&b, "bob", 90.0).await;
+    eventually(3000, "both uploads", || async { completed(&a, "alice").await == 1.0 && completed(&b, "bob").await == 1.0 }).await;
+    assert_eq!(requests(&stub).len(), 2);
+    a.close();
+    b.close();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_save_elsewhere_wakes_the_leader_and_subscribers_everywhere_see_it() {
+    let db = fresh_db("m-wake");
+    stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let (a, b) = pair(&db, r#"{"processingIntervalMs": 3600000}"#).await;
+    a.start(JsValue::from_str("u1")).unwrap();
+    eventually(2000, "a to lead", || async { a.is_leader() }).await;
+    b.start(JsValue::from_str("u1")).unwrap();
+    let seen = js_sys::Array::new();
+    let cb = {
+        let seen = seen.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
+            seen.push(&s);
+        })
+    };
+    let _off = b.subscribe(cb.as_ref().clone()).unwrap();
+    sleep(200).await;
+    save_for(&b, "u1", 70.0).await; // saved in the follower...
+    // ...uploaded by the leader within moments (its own timer would wait an hour)...
+    eventually(2000, "the leader's upload", || async { completed(&a, "u1").await == 1.0 }).await;
+    // ...and the follower's subscriber saw the completion made in the other context.
+    eventually(2000, "b's subscriber to see it", || async { seen.iter().any(|s| num(&s, "completed") == 1.0) }).await;
+    a.close();
+    b.close();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn process_now_in_a_follower_runs_the_pass_in_the_leader() {
+    let db = fresh_db("m-now");
+    let stub = stub_fetch(&json(r#"[{"status": 503}]"#), &json(r#"{"status": 201}"#));
+    let (a, b) = pair(&db, r#"{"processingIntervalMs": 3600000}"#).await;
+    a.start(JsValue::from_str("u1")).unwrap();
+    eventually(2000, "a to lead", || async { a.is_leader() }).await;
+    b.start(JsValue::from_str("u1")).unwrap();
+    sleep(100).await;
+    save_for(&b, "u1", 70.0).await; // wakes the leader: first attempt gets a 503
+    eventually(2000, "the failed attempt", || async { num(&stats(&a, "u1").await, "failed") == 1.0 }).await;
+    sleep(100).await; // the retry is due now, but the leader's next pass is an hour away
+    let report = ok(b.process_now()).await;
+    assert_eq!(get(&report, "delegated").as_bool(), Some(true), "{report:?}");
+    assert_eq!((num(&report, "claimed"), num(&report, "completed")), (1.0, 1.0), "{report:?}");
+    assert!(!b.is_leader());
+    assert_eq!(completed(&b, "u1").await, 1.0);
+    assert_eq!(requests(&stub).len(), 2);
+    a.close();
+    b.close();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_frozen_leader_holding_the_lock_is_taken_over() {
+    let db = fresh_db("m-frozen");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    // A "tab" that took the lock and froze: it holds it forever and its heartbeat is old.
+    let hold = Function::new_with_args(
+        "name",
+        "return new Promise((granted) => navigator.locks.request(name, () => { granted(); return new Promise(() => {}); }));",
+    );
+    ok(hold.call1(&JsValue::NULL, &JsValue::from_str(&format!("progress-outbox:{db}:u1"))).unwrap().unchecked_into::<Promise>()).await;
+    let a = open(&db, r#"{"processingIntervalMs": 50, "requestTimeoutMs": 500, "backoffMs": [50]}"#).await;
+    let write_beat = Function::new_with_args(
+        "name, at",
+        "return new Promise((res, rej) => { const r = indexedDB.open(name); r.onsuccess = () => { const d = r.result; const tx = d.transaction('meta', 'readwrite'); tx.objectStore('meta').put({ owner: 'frozen-tab', beatAt: at }, 'leader:u1'); tx.oncomplete = () => { d.close(); res(); }; tx.onerror = () => rej(tx.error); }; });",
+    );
+    ok(write_beat.call2(&JsValue::NULL, &JsValue::from_str(&db), &JsValue::from_f64(Date::now() - 3_600_000.0)).unwrap().unchecked_into::<Promise>()).await;
+    save_for(&a, "u1", 70.0).await;
+    a.start(JsValue::from_str("u1")).unwrap();
+    sleep(500).await;
+    assert!(!a.is_leader(), "not before the takeover time");
+    // takeover = 2 x 50 ms + 500 ms + 1 s after we started waiting
+    eventually(5000, "the takeover and upload", || async { completed(&a, "u1").await == 1.0 }).await;
+    assert!(a.is_leader());
+    assert_eq!(requests(&stub).len(), 1);
+    a.close();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn without_web_locks_a_lease_keeps_one_uploader() {
+    let restore = hide_web_locks();
+    let db = fresh_db("m-lease");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201, "delayMs": 5}"#));
+    let (a, b) = pair(&db, "{}").await;
+    a.start(JsValue::from_str("u1")).unwrap();
+    b.start(JsValue::from_str("u1")).unwrap();
+    eventually(2000, "a leader", || async { a.is_leader() || b.is_leader() }).await;
+    sleep(300).await;
+    assert!(a.is_leader() ^ b.is_leader(), "exactly one leaseholder");
+    for i in 0..10 {
+        save_for(if i % 2 == 0 { &a } else { &b }, "u1", 60.0 + i as f64).await;
+    }
+    eventually(5000, "10 completions", || async { completed(&a, "u1").await == 10.0 }).await;
+    assert!(keys_posted(&stub).values().all(|n| *n == 1));
+    // The leaseholder leaves: it gives the lease up, the other takes it at its next try.
+    let (leader, follower) = if a.is_leader() { (a, b) } else { (b, a) };
+    leader.close();
+    eventually(2000, "the follower to take the lease", || async { follower.is_leader() }).await;
+    save_for(&follower, "u1", 80.0).await;
+    eventually(2000, "its upload", || async { completed(&follower, "u1").await == 11.0 }).await;
+    follower.close();
+    restore.call0(&JsValue::NULL).unwrap();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn without_web_locks_an_expired_lease_is_taken_over() {
+    let restore = hide_web_locks();
+    let db = fresh_db("m-lease-expiry");
+    stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let a = open(&db, FAST).await;
+    // A leaseholder that crashed a moment ago: its lease is fresh, then expires.
+    let write_beat = Function::new_with_args(
+        "name, at",
+        "return new Promise((res, rej) => { const r = indexedDB.open(name); r.onsuccess = () => { const d = r.result; const tx = d.transaction('meta', 'readwrite'); tx.objectStore('meta').put({ owner: 'crashed-tab', beatAt: at }, 'leader:u1'); tx.oncomplete = () => { d.close(); res(); }; tx.onerror = () => rej(tx.error); }; });",
+    );
+    ok(write_beat.call2(&JsValue::NULL, &JsValue::from_str(&db), &JsValue::from_f64(Date::now())).unwrap().unchecked_into::<Promise>()).await;
+    a.start(JsValue::from_str("u1")).unwrap();
+    sleep(600).await;
+    assert!(!a.is_leader(), "the lease is still valid");
+    eventually(4000, "the expired lease to be taken", || async { a.is_leader() }).await;
+    a.close();
+    restore.call0(&JsValue::NULL).unwrap();
+    ok(delete_db(&db)).await;
+}
+
+#[wasm_bindgen_test]
+async fn on_version_change_is_called_when_another_tab_upgrades() {
+    let db = fresh_db("m-versionchange");
+    let called = Function::new_no_args("globalThis.__versionChanged = (globalThis.__versionChanged || 0) + 1;");
+    let c = config(&db, "{}");
+    set(&c, "onVersionChange", &called);
+    let outbox = Outbox::open(c).await.unwrap();
+    ok(upgrade_elsewhere(&db, 7)).await; // resolves: the newer tab was not blocked
+    assert_eq!(get(&js_sys::global(), "__versionChanged").as_f64(), Some(1.0));
+    rejects(outbox.stats(JsValue::from_str("u1")), "Error", "VERSION_CHANGED").await;
+    ok(delete_db(&db)).await;
+}
