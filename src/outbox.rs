@@ -97,6 +97,8 @@ impl OutboxCore {
     /// Validates and saves a weight, with its outbox event, in one transaction.
     pub async fn save_weight(&self, args: &SaveArgs) -> Result<ProgressEntry> {
         let shared = self.shared();
+        // A closed or superseded database says so first, whatever else is wrong with the call.
+        self.shared.store.check_open()?;
         let at = now();
         let input = validate_save(args, shared.user().as_deref(), at)?;
         let entry = ProgressEntry::new_weight(new_id(), &input, at);
@@ -113,24 +115,32 @@ impl OutboxCore {
 
     /// Stats of `user` (default: the current user).
     pub async fn stats(&self, user: &Arg) -> Result<Stats> {
+        // A closed or superseded database says so first, whatever else is wrong with the call.
+        self.shared.store.check_open()?;
         let user = resolve_user("stats", user, self.shared.user().as_deref())?;
         self.shared.store.stats(&user).await
     }
 
     /// `events({ status, userId, limit })`, newest first.
     pub async fn events(&self, status: &Arg, user: &Arg, limit: &Arg) -> Result<Vec<OutboxEvent>> {
+        // A closed or superseded database says so first, whatever else is wrong with the call.
+        self.shared.store.check_open()?;
         let q = validate_events_query(status, user, limit, self.shared.user().as_deref())?;
         self.shared.store.events(&q.user_id, q.status, q.limit).await
     }
 
     /// Events processing for longer than `staleAfterMs`.
     pub async fn stale_events(&self, user: &Arg) -> Result<Vec<OutboxEvent>> {
+        // A closed or superseded database says so first, whatever else is wrong with the call.
+        self.shared.store.check_open()?;
         let user = resolve_user("staleEvents", user, self.shared.user().as_deref())?;
         self.shared.store.stale_events(&user, now(), self.shared.config.stale_after_ms as i64, &self.shared.in_flight()).await
     }
 
     /// Failed or stale events back to pending with 0 attempts; returns how many were reset.
     pub async fn reset_for_retry(&self, ids: &Arg) -> Result<u32> {
+        // A closed or superseded database says so first, whatever else is wrong with the call.
+        self.shared.store.check_open()?;
         let ids = validate_ids(ids)?;
         let shared = self.shared();
         let reset = shared.store.reset_for_retry(&ids, now(), shared.config.stale_after_ms as i64, &shared.in_flight()).await?;
@@ -192,6 +202,8 @@ impl OutboxCore {
 
     /// Entries of `user` (default: current), newest measurement first.
     pub async fn entries(&self, user: &Arg) -> Result<Vec<ProgressEntry>> {
+        // A closed or superseded database says so first, whatever else is wrong with the call.
+        self.shared.store.check_open()?;
         let user = resolve_user("entries", user, self.shared.user().as_deref())?;
         self.shared.store.entries(&user).await
     }

@@ -14,7 +14,9 @@ const config = {
   ...(fast ? { processingIntervalMs: 300, backoffMs: [300, 600, 1000, 2000, 3000], requestTimeoutMs: 4000, staleAfterMs: 5000 } : {}),
   ...(params.has("staleMs") ? { staleAfterMs: Number(params.get("staleMs")) } : {}),
   ...(params.has("db") ? { dbName: params.get("db") } : {}),
+  onVersionChange: () => showBanner("A newer version of this app was opened in another tab and upgraded the database. Reload this page to continue."),
 };
+const SYNC_TAG = "progress-outbox";
 
 /** Demo login: the dev API hands out short-lived signed tokens. */
 const tokens = {
@@ -26,8 +28,13 @@ const tokens = {
     if (!res.ok) throw new Error(`login failed: HTTP ${res.status}`);
     const { token, expiresInMs } = await res.json();
     this.cache.set(userId, { token, exp: Date.now() + expiresInMs });
-    postToServiceWorker({ type: "token", userId, token, exp: Date.now() + expiresInMs });
     return token;
+  },
+  /** Hands the service worker a token (by message: tokens never go to storage). */
+  async share(userId, refresh) {
+    await this.get(userId, refresh);
+    const { token, exp } = this.cache.get(userId);
+    postToServiceWorker({ type: "token", userId, token, exp });
   },
   forget(userId) { this.cache.delete(userId); },
 };
@@ -74,9 +81,26 @@ function login(userId) {
     return;
   }
   localStorage.setItem(USER_KEY, userId);
-  postToServiceWorker({ type: "user", userId });
+  tellServiceWorker();
   renderSession();
   refreshAll();
+}
+
+/** The service worker uploads when no tab does: it needs the user and a token (in memory). */
+function tellServiceWorker() {
+  const userId = outbox.currentUser;
+  if (!userId) return;
+  postToServiceWorker({ type: "user", userId, fast });
+  tokens.share(userId).catch(() => {});
+}
+
+async function registerBackgroundSync() {
+  try {
+    const reg = await navigator.serviceWorker.ready;
+    if (reg.sync) await reg.sync.register(SYNC_TAG);
+  } catch {
+    // no Background Sync here: the worker processes on its start-up instead
+  }
 }
 
 function logout() {
@@ -86,6 +110,7 @@ function logout() {
   localStorage.removeItem(USER_KEY);
   postToServiceWorker({ type: "logout" });
   renderSession();
+  renderRole();
   renderStats(null);
   $("#entries").replaceChildren();
   $("#failed").replaceChildren(li("none", "muted"));
@@ -100,8 +125,17 @@ function li(text, cls) {
   return el;
 }
 
+function renderRole() {
+  const el = $("#role");
+  const user = outbox.currentUser;
+  el.hidden = !user;
+  el.textContent = outbox.isLeader ? "this tab uploads" : "another tab or the service worker uploads";
+  el.classList.toggle("off", false);
+}
+
 function renderStats(s) {
   lastStats = s;
+  renderRole();
   for (const el of document.querySelectorAll("#dashboard .n")) {
     const v = s ? s[el.dataset.k] : null;
     el.textContent = v == null ? "–" : el.dataset.k === "syncLatencyMs" ? `${v} ms` : String(v);
@@ -259,6 +293,12 @@ function postToServiceWorker(msg) {
 
 async function registerServiceWorker() {
   if (!("serviceWorker" in navigator)) return;
+  navigator.serviceWorker.addEventListener("message", (e) => {
+    const msg = e.data || {};
+    // The worker needs a token (it keeps them in memory only, and lost them when it was stopped).
+    if (msg.type === "need-token" && msg.userId === outbox.currentUser) tokens.share(msg.userId, msg.refresh).catch(() => {});
+  });
+  navigator.serviceWorker.addEventListener("controllerchange", tellServiceWorker);
   try {
     await navigator.serviceWorker.register("/sw.js", { type: "module", scope: "/" });
   } catch (e) {
@@ -306,6 +346,7 @@ async function main() {
     const options = dateValue ? { date: new Date(dateValue) } : {};
     try {
       const entry = await outbox.saveWeight(kg, options);
+      if (!navigator.onLine) registerBackgroundSync(); // the worker finishes the job when the network returns
       $("#kg").value = "";
       $("#form-ok").textContent = `Saved ${entry.quantity} kg.`;
       refreshAll();
@@ -344,6 +385,11 @@ async function main() {
   setInterval(countServer, 2000);
   setInterval(() => lastStats && renderStats(lastStats), 5000); // keep "x s ago" fresh
   registerServiceWorker();
+  // Leaving with work queued: let the service worker finish it (Background Sync).
+  addEventListener("pagehide", () => {
+    if (lastStats && lastStats.pending + lastStats.retrying > 0) registerBackgroundSync();
+  });
+  setInterval(renderRole, 1000);
   document.body.dataset.ready = "1";
 }
 

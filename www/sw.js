@@ -1,13 +1,21 @@
-// Service worker of the demo PWA (a module worker).
+// Service worker of the demo PWA (a module worker). Three jobs:
 // 1. App shell: cached at install, served network-first with the cache as fallback, so the app
 //    opens with no network after the first visit and still picks up new code when online.
-// 2. API calls are never cached.
-const SHELL_CACHE = "progress-shell-v1";
+// 2. Background sync: the outbox runs here too. A `sync` event (Background Sync, where the
+//    browser has it) runs `processNow()`; without Background Sync the worker starts processing
+//    when it starts up. Either way it is one more contender for the upload lock: it uploads only
+//    when no tab does (e.g. after the last tab closed), never alongside one.
+// 3. Tokens arrive from the page by postMessage and live in memory only, never in storage.
+import init, { Outbox } from "/pkg/progress_outbox.js";
+
+const SHELL_CACHE = "progress-shell-v2";
 const SHELL = [
   "/", "/index.html", "/app.js", "/style.css", "/manifest.webmanifest", "/icons/icon-192.png", "/icons/icon-512.png",
   "/pkg/progress_outbox.js", "/pkg/progress_outbox_bg.wasm",
 ];
+const SYNC_TAG = "progress-outbox";
 
+// ---------- app shell ----------
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(SHELL_CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));
 });
@@ -35,3 +43,111 @@ self.addEventListener("fetch", (event) => {
     }
   })());
 });
+
+// ---------- who is logged in (the user id and demo settings only; no token) ----------
+const state = {
+  db: null,
+  async open() {
+    if (this.db) return this.db;
+    this.db = await new Promise((resolve, reject) => {
+      const req = indexedDB.open("progress-demo-sw", 1);
+      req.onupgradeneeded = () => req.result.createObjectStore("kv");
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    });
+    return this.db;
+  },
+  async get() {
+    const db = await this.open();
+    return new Promise((resolve) => {
+      const req = db.transaction("kv").objectStore("kv").get("session");
+      req.onsuccess = () => resolve(req.result || null);
+      req.onerror = () => resolve(null);
+    });
+  },
+  async set(value) {
+    const db = await this.open();
+    await new Promise((resolve) => {
+      const tx = db.transaction("kv", "readwrite");
+      if (value) tx.objectStore("kv").put(value, "session");
+      else tx.objectStore("kv").delete("session");
+      tx.oncomplete = tx.onerror = () => resolve();
+    });
+  },
+};
+
+// ---------- tokens: memory only, asked from an open page when missing ----------
+const tokens = new Map(); // userId -> { token, exp }
+const tokenWaiters = new Map(); // userId -> [resolve]
+
+async function tokenFor(userId, hint) {
+  const hit = tokens.get(userId);
+  if (hit && !(hint && hint.refresh) && hit.exp - Date.now() > 30_000) return hit.token;
+  const pages = await self.clients.matchAll({ type: "window" });
+  if (!pages.length) throw new Error("no open page can provide a login token");
+  const answer = new Promise((resolve, reject) => {
+    tokenWaiters.set(userId, [...(tokenWaiters.get(userId) || []), resolve]);
+    setTimeout(() => reject(new Error("no page answered the token request")), 5000);
+  });
+  for (const p of pages) p.postMessage({ type: "need-token", userId, refresh: !!(hint && hint.refresh) });
+  return answer;
+}
+
+// ---------- the outbox ----------
+let outboxReady = null;
+function outbox(settings) {
+  if (!outboxReady) {
+    outboxReady = (async () => {
+      await init();
+      const fast = settings && settings.fast;
+      return Outbox.open({
+        endpoint: "/api/v1/progress",
+        token: tokenFor,
+        log: "info",
+        ...(fast ? { processingIntervalMs: 300, backoffMs: [300, 600, 1000, 2000, 3000], requestTimeoutMs: 4000, staleAfterMs: 5000 } : {}),
+        onVersionChange: () => { outboxReady = null; },
+      });
+    })();
+    outboxReady.catch(() => { outboxReady = null; });
+  }
+  return outboxReady;
+}
+
+async function startFor(session) {
+  const o = await outbox(session);
+  if (session && session.userId) o.start(session.userId);
+  return o;
+}
+
+self.addEventListener("message", (event) => {
+  const msg = event.data || {};
+  if (msg.type === "token") {
+    tokens.set(msg.userId, { token: msg.token, exp: msg.exp });
+    for (const resolve of tokenWaiters.get(msg.userId) || []) resolve(msg.token);
+    tokenWaiters.delete(msg.userId);
+  } else if (msg.type === "user") {
+    const session = { userId: msg.userId, fast: !!msg.fast };
+    event.waitUntil(state.set(session).then(() => startFor(session)));
+  } else if (msg.type === "logout") {
+    tokens.clear();
+    event.waitUntil(state.set(null).then(async () => { if (outboxReady) (await outboxReady).stop(); }));
+  }
+});
+
+self.addEventListener("sync", (event) => {
+  if (event.tag !== SYNC_TAG) return;
+  event.waitUntil((async () => {
+    const session = await state.get();
+    if (!session) return;
+    const o = await startFor(session);
+    const report = await o.processNow(); // runs here, or in the tab that uploads for this user
+    const s = await o.stats();
+    // Ask the browser to fire `sync` again later while work remains (it backs off on its own).
+    if (s.pending + s.retrying > 0 && !report.offline) throw new Error(`${s.pending + s.retrying} events still waiting`);
+  })());
+});
+
+// Without Background Sync, process on start-up: queued events go out whenever the worker runs.
+if (!("sync" in self.registration)) {
+  state.get().then((session) => session && startFor(session)).catch(() => {});
+}

@@ -314,16 +314,38 @@ impl Store {
         put(&events, &encode_event(&event)?, None, OP)?;
         put(&meta, &encode_meta(&user_meta)?, Some(&key), OP)?;
         if let Some(owner) = beat_owner {
-            put(&meta, &encode_beat(&Beat { owner: owner.to_owned(), at: now }), Some(&beat_key(&event.user_id)), OP)?;
+            // Only while we still are the uploader: a late result must not claim the beat back.
+            let key = beat_key(&event.user_id);
+            if decode_beat(&read(&meta, &key, OP).await?).is_none_or(|b| b.owner == owner) {
+                put(&meta, &encode_beat(&Beat { owner: owner.to_owned(), at: now }), Some(&key), OP)?;
+            }
         }
         Ok(Recorded::Applied(event))
     }
 
-    /// Writes the uploader's heartbeat for `user`.
+    /// Writes the uploader's heartbeat for `user` (a new leader claiming it).
     pub async fn beat(&self, user: &str, owner: &str, now: TimeMs) -> Result<()> {
         const OP: &str = "writing the uploader heartbeat";
         let tx = self.begin(&[META], Mode::Write, OP)?;
         let result = (|| put(&tx.store(META)?, &encode_beat(&Beat { owner: owner.to_owned(), at: now }), Some(&beat_key(user)), OP))();
+        tx.finish(result).await
+    }
+
+    /// Renews `owner`'s heartbeat, unless another context has claimed it since (then `false`:
+    /// `owner` no longer leads, e.g. its lock was stolen while its tab hung).
+    pub async fn renew_beat(&self, user: &str, owner: &str, now: TimeMs) -> Result<bool> {
+        const OP: &str = "renewing the uploader heartbeat";
+        let tx = self.begin(&[META], Mode::Write, OP)?;
+        let result = async {
+            let meta = tx.store(META)?;
+            let key = beat_key(user);
+            let mine = decode_beat(&read(&meta, &key, OP).await?).is_none_or(|b| b.owner == owner);
+            if mine {
+                put(&meta, &encode_beat(&Beat { owner: owner.to_owned(), at: now }), Some(&key), OP)?;
+            }
+            Ok(mine)
+        }
+        .await;
         tx.finish(result).await
     }
 

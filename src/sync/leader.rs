@@ -10,9 +10,9 @@
 //! - **Heartbeat**: the leader writes that same record at every pass and every recorded result.
 //!   A frozen leader (a discarded or suspended tab still holding the lock) stops beating; a
 //!   follower that has seen no beat for the takeover time steals the lock (`steal: true`).
-//! - **Hidden leaders step down**: a visible follower asks (`WantLead`); a leader whose document
-//!   is hidden (throttled timers) releases the lock and queues again. Pages also release it on
-//!   the Page Lifecycle `freeze` event.
+//! - **Visible pages come first**: a visible follower asks (`WantLead`); a leader that is a hidden
+//!   page (throttled timers) or a worker releases the lock and queues again. Pages also release
+//!   it on the Page Lifecycle `freeze` event.
 //!
 //! The lock is per user, not per database: claims are per user, so two tabs logged in as two
 //! different users can both upload without ever touching the same event, and neither starves.
@@ -41,6 +41,19 @@ fn lock_manager() -> Option<JsValue> {
 pub fn is_hidden() -> bool {
     let doc = get(&global(), "document");
     !doc.is_undefined() && get(&doc, "visibilityState").as_string().as_deref() == Some("hidden")
+}
+
+/// True in a page whose document is visible: only such contexts ask for leadership.
+pub fn is_visible_page() -> bool {
+    let doc = get(&global(), "document");
+    !doc.is_undefined() && get(&doc, "visibilityState").as_string().as_deref() == Some("visible")
+}
+
+/// Should a leader here hand over to a visible page that asks? Yes if this is a hidden page
+/// (throttled timers) or a worker (a service worker is killed when idle; the page is the better
+/// uploader while it is open).
+pub fn yields_to_visible_pages() -> bool {
+    get(&global(), "document").is_undefined() || is_hidden()
 }
 
 /// How long without a heartbeat before a follower takes over: longer than any pause a live
@@ -163,7 +176,7 @@ impl Leadership {
                     None => return false,
                 }
             }
-            if !is_hidden() {
+            if is_visible_page() {
                 self.shared.post(&super::channel::Message::WantLead { user: self.user.clone() });
             }
             if let (false, Ok(Some(beat))) = (stealing, self.shared.store.read_beat(&self.user).await) {
@@ -203,21 +216,25 @@ impl Leadership {
     /// At the start of each pass: still the leader? Renews the lease or writes the heartbeat.
     pub async fn renew(&self, at: TimeMs) -> bool {
         let me = &self.shared.instance_id;
+        if !self.shared.leads(self.generation) {
+            return false; // given away (page freeze)
+        }
         match &self.held {
             Some(req) => {
                 if req.settled.get() {
                     return false; // stolen
                 }
-                let _ = self.shared.store.beat(&self.user, me, at).await;
-                !req.settled.get()
+                // The beat also tells us if someone stole the lock while this context could not
+                // run (a hung tab): the thief wrote its own beat on taking over.
+                self.shared.store.renew_beat(&self.user, me, at).await.unwrap_or(true) && !req.settled.get()
             }
             None => self.shared.store.try_lease(&self.user, me, at, self.takeover_ms()).await.unwrap_or(false),
         }
     }
 
-    /// True once the lock was taken from us.
+    /// True once the lock was taken from us (or given away on freeze).
     pub fn is_lost(&self) -> bool {
-        self.held.as_ref().is_some_and(|r| r.settled.get())
+        !self.shared.leads(self.generation) || self.held.as_ref().is_some_and(|r| r.settled.get())
     }
 
     /// Gives leadership up (lock released, or lease deleted).

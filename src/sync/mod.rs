@@ -177,8 +177,8 @@ impl Shared {
         match m {
             Message::Saved { user } if mine(&user) && self.is_leader() => self.wake(),
             Message::Changed { user } if mine(&user) => self.changed_here(),
-            Message::WantLead { user } if mine(&user) && self.is_leader() && leader::is_hidden() => {
-                self.log.debug(|| format!("a visible context wants to upload for {user}; this hidden one steps down"));
+            Message::WantLead { user } if mine(&user) && self.is_leader() && leader::yields_to_visible_pages() => {
+                self.log.debug(|| format!("a visible page wants to upload for {user}; this context steps down"));
                 self.request_step_down();
             }
             Message::PassRequest { id, user } if mine(&user) && self.is_leader() => {
@@ -240,9 +240,17 @@ impl Shared {
     pub fn freezing(&self) {
         if let Some(release) = self.lock_release.borrow_mut().take() {
             let _ = release.call0(&JsValue::UNDEFINED);
+            // No longer the leader from this instant: when the page thaws, its loop must not
+            // run another pass on a lock it gave away.
+            self.leading.set(0);
             self.log.info(|| "page freezing: upload lock released for another context".into());
         }
         self.request_step_down();
+    }
+
+    /// True while the processor of session `generation` leads.
+    pub fn leads(&self, generation: u64) -> bool {
+        self.leading.get() == generation
     }
 
     /// Consumes a pending step-down request.

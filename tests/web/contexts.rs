@@ -66,6 +66,13 @@ async fn two_instances_share_one_uploader() {
     eventually(2000, "a leader", || async { a.is_leader() || b.is_leader() }).await;
     sleep(100).await;
     assert!(a.is_leader() ^ b.is_leader());
+    // Workers never ask each other to step down: leadership stays put (no ping-pong).
+    let first = a.is_leader();
+    for _ in 0..10 {
+        sleep(50).await;
+        assert_eq!(a.is_leader(), first, "leadership changed hands between two idle workers");
+        assert!(a.is_leader() ^ b.is_leader());
+    }
     for i in 0..6 {
         let o = if i % 2 == 0 { &a } else { &b };
         ok(o.save_weight(JsValue::from_f64(60.0 + i as f64), JsValue::UNDEFINED)).await;
