@@ -5,7 +5,6 @@ use std::future::Future;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
@@ -17,7 +16,8 @@ use crate::domain::error::{Error, JsClass};
 use crate::domain::event::OutboxEvent;
 use crate::domain::query::check_keys;
 use crate::outbox::OutboxCore;
-use crate::platform::{get, keys, set, to_arg, to_js};
+use crate::platform::{get, keys, set, to_arg};
+use crate::store::records::{encode_entry, event_for_js, stats_for_js};
 use crate::sync::transport::TokenSource;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -47,23 +47,8 @@ fn js_error(e: Error) -> JsValue {
     error
 }
 
-fn encode<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, Error> {
-    to_js(value).map_err(|e| Error::Storage { operation: "returning a result", detail: e.to_string() })
-}
-
-/// An event as JS sees it: the stored fields plus `gaveUp`.
-fn event_js(e: &OutboxEvent) -> Result<JsValue, Error> {
-    let v = encode(e)?;
-    set(&v, "gaveUp", &JsValue::from_bool(e.gave_up()));
-    Ok(v)
-}
-
-fn events_js(events: &[OutboxEvent]) -> Result<JsValue, Error> {
-    let out = js_sys::Array::new();
-    for e in events {
-        out.push(&event_js(e)?);
-    }
-    Ok(out.into())
+fn events_js(events: &[OutboxEvent]) -> JsValue {
+    events.iter().map(event_for_js).collect::<js_sys::Array>().into()
 }
 
 fn promise(f: impl Future<Output = Result<JsValue, Error>> + 'static) -> Promise {
@@ -143,14 +128,14 @@ impl Outbox {
         promise(async move {
             let o = options("saveWeight", &options_arg, &["userId", "date", "priority"])?;
             let args = SaveArgs { kg: to_arg(&kg), user_id: option(&o, "userId"), date: option(&o, "date"), priority: option(&o, "priority") };
-            encode(&core.save_weight(&args).await?)
+            Ok(encode_entry(&core.save_weight(&args).await?))
         })
     }
 
     /// Counts and sync health for `userId` (default: the current user).
     pub fn stats(&self, user_id: JsValue) -> Promise {
         let core = self.core.clone();
-        promise(async move { encode(&core.stats(&to_arg(&user_id)).await?) })
+        promise(async move { Ok(stats_for_js(&core.stats(&to_arg(&user_id)).await?)) })
     }
 
     /// Events, newest first: `events({ status, userId, limit })`.
@@ -158,7 +143,7 @@ impl Outbox {
         let core = self.core.clone();
         promise(async move {
             let o = options("events", &options_arg, &["status", "userId", "limit"])?;
-            events_js(&core.events(&option(&o, "status"), &option(&o, "userId"), &option(&o, "limit")).await?)
+            Ok(events_js(&core.events(&option(&o, "status"), &option(&o, "userId"), &option(&o, "limit")).await?))
         })
     }
 
@@ -166,7 +151,7 @@ impl Outbox {
     #[wasm_bindgen(js_name = staleEvents)]
     pub fn stale_events(&self, user_id: JsValue) -> Promise {
         let core = self.core.clone();
-        promise(async move { events_js(&core.stale_events(&to_arg(&user_id)).await?) })
+        promise(async move { Ok(events_js(&core.stale_events(&to_arg(&user_id)).await?)) })
     }
 
     /// Failed or stale events back to pending with 0 attempts; resolves with how many.
@@ -180,13 +165,13 @@ impl Outbox {
     #[wasm_bindgen(js_name = processNow)]
     pub fn process_now(&self) -> Promise {
         let core = self.core.clone();
-        promise(async move { encode(&core.process_now().await?) })
+        promise(async move { Ok(core.process_now().await?.to_js()) })
     }
 
     /// Entries of `userId` (default: current), newest measurement first.
     pub fn entries(&self, user_id: JsValue) -> Promise {
         let core = self.core.clone();
-        promise(async move { encode(&core.entries(&to_arg(&user_id)).await?) })
+        promise(async move { Ok(core.entries(&to_arg(&user_id)).await?.iter().map(encode_entry).collect::<js_sys::Array>().into()) })
     }
 
     /// Calls `callback(stats)` now and whenever the current user's stats change; returns the

@@ -15,7 +15,7 @@ use crate::domain::stats::Stats;
 use crate::domain::Result;
 use gloo_timers::future::TimeoutFuture;
 
-use crate::platform::{from_js, new_id, now, Log};
+use crate::platform::{new_id, now, Log};
 use crate::sync::channel::Message;
 use crate::sync::leader;
 use crate::sync::signal::first;
@@ -189,7 +189,7 @@ impl OutboxCore {
         first(done.notified(), TimeoutFuture::new(limit)).await;
         shared.forget_pass(&id);
         let answer = slot.borrow_mut().take();
-        let mut report = answer.and_then(|v| from_js::<PassReport>(v).ok()).unwrap_or_default();
+        let mut report = answer.map(|v| PassReport::from_js(&v)).unwrap_or_default();
         report.user_id = Some(user.to_owned());
         report.delegated = true;
         report

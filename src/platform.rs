@@ -2,7 +2,6 @@
 //! scope (never `window`), so the outbox runs in pages, dedicated workers and service workers.
 
 use js_sys::{Array, Object, Reflect};
-use serde::{de::DeserializeOwned, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -52,16 +51,6 @@ pub fn is_online() -> bool {
         return true;
     }
     get(&navigator, "onLine").as_bool().unwrap_or(true)
-}
-
-/// Serializes a record to a plain JS object (`None` becomes `null`, as the contract shows).
-pub fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, serde_wasm_bindgen::Error> {
-    value.serialize(&serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true))
-}
-
-/// Reads a record back from a JS value.
-pub fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, serde_wasm_bindgen::Error> {
-    serde_wasm_bindgen::from_value(value)
 }
 
 /// Describes a JS value for pure validation (see [`Arg`]).

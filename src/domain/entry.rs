@@ -1,7 +1,5 @@
 //! `ProgressEntry`: one measurement, and the input rules every measurement must pass.
 
-use serde::{Deserialize, Serialize};
-
 use super::arg::{fmt_num, Arg};
 use super::error::{Error, Result};
 use super::time::{to_iso8601, TimeMs};
@@ -19,10 +17,10 @@ pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
 
 /// The kind of measurement. Only weight exists today; the seed's next metrics (steps, heart
 /// rate, mood, ...) become new variants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum MetricType {
     /// Body mass in kilograms.
+    #[default]
     Weight,
 }
 
@@ -43,15 +41,13 @@ impl MetricType {
 }
 
 /// A measurement as stored in IndexedDB and returned to JS.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProgressEntry {
     /// Local id (UUID v4), also the `localId` sent to the server.
     pub id: String,
     /// Owner.
     pub user_id: String,
-    /// Metric.
-    #[serde(rename = "type")]
+    /// Metric (`type` in JS).
     pub metric: MetricType,
     /// The value, in `unit`.
     pub quantity: f64,

@@ -9,17 +9,15 @@
 //!    └──────── resetForRetry (failed or stale processing): attempts back to 0
 //! ```
 
-use serde::{Deserialize, Serialize};
-
 use super::entry::{MetricType, ProgressEntry};
 use super::retry::Decision;
 use super::time::TimeMs;
 
 /// Where an event stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum EventStatus {
     /// Waiting to be uploaded.
+    #[default]
     Pending,
     /// Claimed by a processor; an upload is (or was, if the tab died) in flight.
     Processing,
@@ -84,10 +82,9 @@ impl StateKey {
 }
 
 /// The seed's event metadata: what was measured, for audit without reading the entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventMetadata {
-    /// Metric type.
-    #[serde(rename = "type")]
+    /// Metric type (`type` in JS).
     pub metric: MetricType,
     /// The value.
     pub quantity: f64,
@@ -96,16 +93,14 @@ pub struct EventMetadata {
 }
 
 /// The kind of entity an event syncs. Only progress entries so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
     /// A `ProgressEntry` to upload.
     ProgressEntry,
 }
 
 /// One unit of work in the outbox (seed: `SDOutboxEvent`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEvent {
     /// UUID v4, also the `Idempotency-Key` of every upload of this event.
     pub id: String,

@@ -1,7 +1,5 @@
 //! `stats()`: counts per status plus the sync health the seed's debug view showed.
 
-use serde::{Deserialize, Serialize};
-
 use super::time::TimeMs;
 
 /// How many recent completions `syncLatencyMs` is the median of.
@@ -11,8 +9,7 @@ pub const LATENCY_WINDOW: usize = 50;
 /// a maintained counter because completed events pile up for `retentionMs` and counting them
 /// through an index would cost time proportional to their number; the other counts are small
 /// sets counted through the state index.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserMeta {
     /// Completed events currently stored for the user.
     pub completed: u64,
@@ -59,7 +56,14 @@ impl UserMeta {
         if v.is_empty() {
             return None;
         }
-        v.sort_unstable();
+        // Insertion sort: at most LATENCY_WINDOW values, and no standard sort in the wasm.
+        for i in 1..v.len() {
+            let mut j = i;
+            while j > 0 && v[j - 1] > v[j] {
+                v.swap(j - 1, j);
+                j -= 1;
+            }
+        }
         let mid = v.len() / 2;
         Some(if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2 })
     }
@@ -79,8 +83,7 @@ pub struct Counts {
 }
 
 /// What `stats()` returns.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Stats {
     /// Whose stats.
     pub user_id: String,

@@ -1,21 +1,19 @@
-//! The IndexedDB adapter: one database holding entries, outbox events and per-user sync meta.
+//! The IndexedDB adapter: one database holding entries, outbox events and per-user meta.
 //!
 //! Every query goes through an index and touches only the records it returns (see
 //! [`records`] for the layout). Writes that belong together share one transaction.
 
+pub mod idb;
 pub mod records;
 pub mod schema;
 pub mod tx;
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
-use std::future::IntoFuture;
 use std::rc::Rc;
 
-use idb::{Factory, Index, KeyRange, ObjectStore, Query};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{IdbDatabase, IdbOpenDbRequest};
+use web_sys::{IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStore, IdbOpenDbRequest, IdbVersionChangeEvent};
 
 use crate::domain::entry::ProgressEntry;
 use crate::domain::event::{EventStatus, OutboxEvent, StateKey};
@@ -23,9 +21,13 @@ use crate::domain::retry::Decision;
 use crate::domain::stats::{Counts, Stats};
 use crate::domain::time::TimeMs;
 use crate::domain::{Error, Result};
-use crate::platform::{get, set, Log};
-use records::{beat_key, decode_beat, decode_entry, decode_event, decode_meta, encode_beat, encode_entry, encode_event, encode_meta, index, key2, key3, meta_key, Beat, ENTRIES, EVENTS, META};
-use tx::{idb_error, Mode, Tx};
+use crate::platform::{get, global, set, Log};
+use idb::{add, bound, delete, get as get_req, get_all, index as index_of, js_error, put, Request};
+use records::{
+    beat_key, decode_beat, decode_entry, decode_event, decode_meta, encode_beat, encode_entry, encode_event, encode_meta, index, key2, key3, meta_key, Beat,
+    ENTRIES, EVENTS, META,
+};
+use tx::{Mode, Tx};
 
 /// Retries promoted to the queue per claim, so one claim stays short even after a long outage.
 const PROMOTE_PER_CLAIM: u32 = 500;
@@ -60,7 +62,7 @@ pub enum Recorded {
     Dropped,
 }
 
-/// An open database. Cheap to share behind an `Rc`.
+/// An open database.
 pub struct Store {
     db: IdbDatabase,
     name: String,
@@ -69,32 +71,19 @@ pub struct Store {
     _version_change: Closure<dyn FnMut()>,
 }
 
-fn bound(lower: JsValue, upper: JsValue) -> Result<Query> {
-    KeyRange::bound(&lower, &upper, Some(false), Some(false)).map(Query::from).map_err(idb_error("building a key range"))
-}
-
 /// All keys `[user, sk, *]`.
-fn state_range(user: &JsValue, sk: StateKey) -> Result<Query> {
+fn state_range(user: &JsValue, sk: StateKey) -> Result<IdbKeyRange> {
     let sk = sk as u8 as f64;
-    bound(key3(user, sk, f64::NEG_INFINITY), key3(user, sk, f64::INFINITY))
+    bound(&key3(user, sk, f64::NEG_INFINITY), &key3(user, sk, f64::INFINITY))
 }
 
-async fn get_all(source: &Index, query: Query, limit: Option<u32>, op: &'static str) -> Result<Vec<JsValue>> {
-    source.get_all(Some(query), limit).map_err(idb_error(op))?.await.map_err(idb_error(op))
-}
-
-async fn read(store: &ObjectStore, key: &JsValue, op: &'static str) -> Result<JsValue> {
-    Ok(store.get(key.clone()).map_err(idb_error(op))?.await.map_err(idb_error(op))?.unwrap_or(JsValue::UNDEFINED))
-}
-
-fn put(store: &ObjectStore, value: &JsValue, key: Option<&JsValue>, op: &'static str) -> Result<()> {
-    // Not awaited: a failing write fails the transaction, which `Tx::finish` reports.
-    store.put(value, key).map(|_| ()).map_err(idb_error(op))
+async fn read(store: &IdbObjectStore, key: &JsValue, op: &'static str) -> Result<JsValue> {
+    get_req(store, key, op)?.await
 }
 
 /// Marks an unreadable event record as failed-for-good, in place, so it leaves the queue
 /// without being deleted (health data is never deleted because of an error).
-fn quarantine(store: &ObjectStore, raw: &JsValue, why: &str, op: &'static str) -> Result<()> {
+fn quarantine(store: &IdbObjectStore, raw: &JsValue, why: &str, op: &'static str) -> Result<()> {
     set(raw, "status", &JsValue::from_str("failed"));
     set(raw, "errorMessage", &JsValue::from_str(&format!("unreadable record, left aside: {why}")));
     set(raw, "nextAttemptAt", &JsValue::NULL);
@@ -109,30 +98,34 @@ impl Store {
     /// Opens (creating or upgrading) the database. `max_attempts` is given to events the v3
     /// upgrade creates for older entries.
     pub async fn open(name: &str, max_attempts: u32, log: Log) -> Result<Store> {
-        let factory = Factory::new().map_err(|e| Error::Unsupported(e.to_string()))?;
-        let mut request = factory.open(name, Some(schema::VERSION)).map_err(|e| Error::Unsupported(e.to_string()))?;
-        request.on_upgrade_needed(move |event| {
-            let raw: web_sys::IdbVersionChangeEvent = event.into();
-            if let Err(e) = schema::upgrade(&raw, max_attempts, log) {
+        const OP: &str = "opening the database";
+        let factory = get(&global(), "indexedDB")
+            .dyn_into::<IdbFactory>()
+            .map_err(|_| Error::Unsupported("no indexedDB in this context (a private window of an old browser?)".into()))?;
+        let request: IdbOpenDbRequest = factory.open_with_u32(name, schema::VERSION).map_err(js_error(OP))?;
+        let on_upgrade = Closure::<dyn FnMut(IdbVersionChangeEvent)>::new(move |event: IdbVersionChangeEvent| {
+            if let Err(e) = schema::upgrade(&event, max_attempts, log) {
                 log.warn(|| format!("schema upgrade failed, the database keeps its old version and all its data: {e}"));
-                if let Some(tx) = raw.target().and_then(|t| t.dyn_into::<IdbOpenDbRequest>().ok()).and_then(|r| r.transaction()) {
+                if let Some(tx) = event.target().and_then(|t| t.dyn_into::<IdbOpenDbRequest>().ok()).and_then(|r| r.transaction()) {
                     let _ = tx.abort();
                 }
             }
         });
         let db_name = name.to_owned();
-        request.on_blocked(move |_| {
+        let on_blocked = Closure::<dyn FnMut()>::new(move || {
             log.warn(|| format!("upgrading database \"{db_name}\" is waiting for other tabs of this app to close it (they are asked to)"));
         });
-        let db = match request.await {
-            Ok(db) => IdbDatabase::from(db),
-            Err(e) => {
-                let detail = e.to_string();
-                if detail.contains("VersionError") {
-                    return Err(Error::NewerSchema { name: name.into(), found: Self::found_version(&factory, name).await.unwrap_or(0), supported: schema::VERSION });
-                }
-                return Err(Error::Storage { operation: "opening the database", detail });
+        request.set_onupgradeneeded(Some(on_upgrade.as_ref().unchecked_ref()));
+        request.set_onblocked(Some(on_blocked.as_ref().unchecked_ref()));
+        let opened = Request::new(&request, OP).await;
+        request.set_onupgradeneeded(None);
+        request.set_onblocked(None);
+        let db: IdbDatabase = match opened {
+            Ok(db) => db.unchecked_into(),
+            Err(e) if e.to_string().contains("VersionError") => {
+                return Err(Error::NewerSchema { name: name.into(), found: Self::found_version(&factory, name).await.unwrap_or(0), supported: schema::VERSION })
             }
+            Err(e) => return Err(e),
         };
 
         let health = Rc::new(Cell::new(Health::Open));
@@ -153,11 +146,12 @@ impl Store {
         Ok(Store { db, name: name.into(), health, on_version_change, _version_change: version_change })
     }
 
-    async fn found_version(factory: &Factory, name: &str) -> Option<u32> {
-        let db = factory.open(name, None).ok()?.await.ok()?;
-        let version = db.version().ok();
+    async fn found_version(factory: &IdbFactory, name: &str) -> Option<u32> {
+        let req = factory.open(name).ok()?;
+        let db: IdbDatabase = Request::new(&req, "reading the database version").await.ok()?.unchecked_into();
+        let version = db.version() as u32;
         db.close();
-        version
+        Some(version)
     }
 
     /// The database name.
@@ -195,7 +189,7 @@ impl Store {
     /// Saves a new entry and its event in one strict-durability transaction: both or neither.
     /// Resolves after the commit.
     pub async fn save(&self, entry: &ProgressEntry, event: &OutboxEvent) -> Result<()> {
-        self.save_records(&encode_entry(entry)?, &encode_event(event)?).await
+        self.save_records(&encode_entry(entry), &encode_event(event)).await
     }
 
     /// [`Store::save`] on already encoded records (tests use it to make the second write fail).
@@ -205,9 +199,8 @@ impl Store {
         let tx = self.begin(&[ENTRIES, EVENTS], Mode::WriteStrict, OP)?;
         // `add`, not `put`: an id collision must fail the transaction, never overwrite data.
         let result = (|| {
-            tx.store(ENTRIES)?.add(entry, None).map_err(idb_error(OP))?;
-            tx.store(EVENTS)?.add(event, None).map_err(idb_error(OP))?;
-            Ok(())
+            add(&tx.store(ENTRIES)?, entry, OP)?;
+            add(&tx.store(EVENTS)?, event, OP)
         })();
         tx.finish(result).await
     }
@@ -224,18 +217,16 @@ impl Store {
 
     async fn claim_in(&self, tx: &Tx, user: &str, now: TimeMs, batch: u32) -> Result<Claim> {
         const OP: &str = "claiming events";
-        let events = tx.store(EVENTS)?;
-        let entries = tx.store(ENTRIES)?;
+        let (events, entries) = (tx.store(EVENTS)?, tx.store(ENTRIES)?);
         let u = JsValue::from_str(user);
         let mut claim = Claim::default();
 
-        let retry = events.index(index::RETRY).map_err(idb_error(OP))?;
-        let due = get_all(&retry, bound(key2(&u, f64::NEG_INFINITY), key2(&u, now as f64))?, Some(PROMOTE_PER_CLAIM), OP).await?;
-        for raw in due {
-            match decode_event(raw.clone()) {
+        let retry = index_of(&events, index::RETRY, OP)?;
+        for raw in get_all(&retry, &bound(&key2(&u, f64::NEG_INFINITY), &key2(&u, now as f64))?, Some(PROMOTE_PER_CLAIM), OP).await? {
+            match decode_event(&raw) {
                 Ok(mut e) => {
                     if e.promote(now).is_ok() {
-                        put(&events, &encode_event(&e)?, None, OP)?;
+                        put(&events, &encode_event(&e), None, OP)?;
                         claim.promoted += 1;
                     }
                 }
@@ -246,17 +237,16 @@ impl Store {
             }
         }
 
-        let ready = events.index(index::READY).map_err(idb_error(OP))?;
-        let range = bound(key3(&u, f64::NEG_INFINITY, f64::NEG_INFINITY), key3(&u, f64::INFINITY, f64::INFINITY))?;
-        let head = get_all(&ready, range, Some(batch), OP).await?;
-        let mut pending_reads = Vec::with_capacity(head.len());
-        for raw in head {
-            match decode_event(raw.clone()) {
+        let ready = index_of(&events, index::READY, OP)?;
+        let range = bound(&key3(&u, f64::NEG_INFINITY, f64::NEG_INFINITY), &key3(&u, f64::INFINITY, f64::INFINITY))?;
+        let mut reads = Vec::new();
+        for raw in get_all(&ready, &range, Some(batch), OP).await? {
+            match decode_event(&raw) {
                 Ok(mut e) => {
                     if e.claim(now).is_ok() {
-                        put(&events, &encode_event(&e)?, None, OP)?;
-                        let read = entries.get(JsValue::from_str(&e.entity_id)).map_err(idb_error(OP))?.into_future();
-                        pending_reads.push((e, read));
+                        put(&events, &encode_event(&e), None, OP)?;
+                        let read = get_req(&entries, &JsValue::from_str(&e.entity_id), OP)?;
+                        reads.push((e, read));
                     }
                 }
                 Err(err) => {
@@ -265,11 +255,9 @@ impl Store {
                 }
             }
         }
-        for (event, read) in pending_reads {
-            let entry = match read.await.map_err(idb_error(OP))? {
-                Some(raw) => Some(decode_entry(raw)?),
-                None => None,
-            };
+        for (event, read) in reads {
+            let raw = read.await?;
+            let entry = if raw.is_undefined() { None } else { Some(decode_entry(&raw)?) };
             claim.items.push((event, entry));
         }
         Ok(claim)
@@ -277,7 +265,7 @@ impl Store {
 
     /// Records the decision about attempt `attempt` of event `event_id`, with its consequences,
     /// in one transaction: on success the event completes and the entry gets its backend id.
-    /// `beat_owner`: the uploader's id, whose heartbeat is written in the same transaction.
+    /// `beat_owner`: the uploader's id, whose heartbeat is renewed in the same transaction.
     pub async fn record(&self, event_id: &str, attempt: u32, decision: &Decision, now: TimeMs, beat_owner: Option<&str>) -> Result<Recorded> {
         const OP: &str = "recording an upload result";
         let tx = self.begin(&[EVENTS, ENTRIES, META], Mode::Write, OP)?;
@@ -292,27 +280,27 @@ impl Store {
         if raw.is_undefined() {
             return Ok(Recorded::Dropped);
         }
-        let mut event = decode_event(raw)?;
+        let mut event = decode_event(&raw)?;
         if event.apply(attempt, decision, now).is_err() {
             return Ok(Recorded::Dropped);
         }
         let key = meta_key(&event.user_id);
-        let mut user_meta = decode_meta(read(&meta, &key, OP).await?);
+        let mut user_meta = decode_meta(&read(&meta, &key, OP).await?);
         match decision {
             Decision::Complete { backend_id } => {
                 let raw_entry = read(&entries, &JsValue::from_str(&event.entity_id), OP).await?;
                 if !raw_entry.is_undefined() {
-                    let mut entry = decode_entry(raw_entry)?;
+                    let mut entry = decode_entry(&raw_entry)?;
                     entry.backend_id = Some(backend_id.clone());
                     entry.updated_at = now;
-                    put(&entries, &encode_entry(&entry)?, None, OP)?;
+                    put(&entries, &encode_entry(&entry), None, OP)?;
                 }
                 user_meta.record_success(now, now - event.created_at);
             }
             Decision::Retry { message, .. } | Decision::GiveUp { message } => user_meta.record_failure(now, message),
         }
-        put(&events, &encode_event(&event)?, None, OP)?;
-        put(&meta, &encode_meta(&user_meta)?, Some(&key), OP)?;
+        put(&events, &encode_event(&event), None, OP)?;
+        put(&meta, &encode_meta(&user_meta), Some(&key), OP)?;
         if let Some(owner) = beat_owner {
             // Only while we still are the uploader: a late result must not claim the beat back.
             let key = beat_key(&event.user_id);
@@ -334,16 +322,29 @@ impl Store {
     /// Renews `owner`'s heartbeat, unless another context has claimed it since (then `false`:
     /// `owner` no longer leads, e.g. its lock was stolen while its tab hung).
     pub async fn renew_beat(&self, user: &str, owner: &str, now: TimeMs) -> Result<bool> {
-        const OP: &str = "renewing the uploader heartbeat";
-        let tx = self.begin(&[META], Mode::Write, OP)?;
+        self.lease(user, owner, now, None, "renewing the uploader heartbeat").await
+    }
+
+    /// Takes or renews the upload lease of `user` (used where Web Locks are missing): succeeds
+    /// if nobody holds it, it expired (no heartbeat for `ttl_ms`), or `owner` holds it.
+    /// Check and write happen in one transaction, so two contexts cannot both win.
+    pub async fn try_lease(&self, user: &str, owner: &str, now: TimeMs, ttl_ms: i64) -> Result<bool> {
+        self.lease(user, owner, now, Some(ttl_ms), "taking the upload lease").await
+    }
+
+    async fn lease(&self, user: &str, owner: &str, now: TimeMs, ttl_ms: Option<i64>, op: &'static str) -> Result<bool> {
+        let tx = self.begin(&[META], Mode::Write, op)?;
         let result = async {
             let meta = tx.store(META)?;
             let key = beat_key(user);
-            let mine = decode_beat(&read(&meta, &key, OP).await?).is_none_or(|b| b.owner == owner);
-            if mine {
-                put(&meta, &encode_beat(&Beat { owner: owner.to_owned(), at: now }), Some(&key), OP)?;
+            let free = match decode_beat(&read(&meta, &key, op).await?) {
+                Some(b) => b.owner == owner || ttl_ms.is_some_and(|ttl| now - b.at > ttl),
+                None => true,
+            };
+            if free {
+                put(&meta, &encode_beat(&Beat { owner: owner.to_owned(), at: now }), Some(&key), op)?;
             }
-            Ok(mine)
+            Ok(free)
         }
         .await;
         tx.finish(result).await
@@ -357,28 +358,6 @@ impl Store {
         Ok(decode_beat(&tx.finish(result).await?))
     }
 
-    /// Takes or renews the upload lease of `user` (used where Web Locks are missing): succeeds
-    /// if nobody holds it, it expired (no heartbeat for `ttl_ms`), or `owner` holds it.
-    /// Check and write happen in one transaction, so two contexts cannot both win.
-    pub async fn try_lease(&self, user: &str, owner: &str, now: TimeMs, ttl_ms: i64) -> Result<bool> {
-        const OP: &str = "taking the upload lease";
-        let tx = self.begin(&[META], Mode::Write, OP)?;
-        let result = async {
-            let meta = tx.store(META)?;
-            let key = beat_key(user);
-            let free = match decode_beat(&read(&meta, &key, OP).await?) {
-                Some(b) => b.owner == owner || now - b.at > ttl_ms,
-                None => true,
-            };
-            if free {
-                put(&meta, &encode_beat(&Beat { owner: owner.to_owned(), at: now }), Some(&key), OP)?;
-            }
-            Ok(free)
-        }
-        .await;
-        tx.finish(result).await
-    }
-
     /// Gives the lease up (only if `owner` holds it), so a follower need not wait for expiry.
     pub async fn release_lease(&self, user: &str, owner: &str) -> Result<()> {
         const OP: &str = "releasing the upload lease";
@@ -387,7 +366,7 @@ impl Store {
             let meta = tx.store(META)?;
             let key = beat_key(user);
             if decode_beat(&read(&meta, &key, OP).await?).is_some_and(|b| b.owner == owner) {
-                meta.delete(Query::Key(key)).map_err(idb_error(OP))?;
+                delete(&meta, &key, OP)?;
             }
             Ok(())
         }
@@ -407,9 +386,9 @@ impl Store {
                 if raw.is_undefined() {
                     continue;
                 }
-                let mut e = decode_event(raw)?;
+                let mut e = decode_event(&raw)?;
                 if e.unclaim(*attempt).is_ok() {
-                    put(&events, &encode_event(&e)?, None, OP)?;
+                    put(&events, &encode_event(&e), None, OP)?;
                     released += 1;
                 }
             }
@@ -429,25 +408,24 @@ impl Store {
             if raw.is_undefined() {
                 return Ok(Recorded::Dropped);
             }
-            let mut event = decode_event(raw)?;
+            let mut event = decode_event(&raw)?;
             if event.complete_orphan(now).is_err() {
                 return Ok(Recorded::Dropped);
             }
             let key = meta_key(&event.user_id);
-            let mut user_meta = decode_meta(read(&meta, &key, OP).await?);
+            let mut user_meta = decode_meta(&read(&meta, &key, OP).await?);
             user_meta.record_orphan();
-            put(&events, &encode_event(&event)?, None, OP)?;
-            put(&meta, &encode_meta(&user_meta)?, Some(&key), OP)?;
+            put(&events, &encode_event(&event), None, OP)?;
+            put(&meta, &encode_meta(&user_meta), Some(&key), OP)?;
             Ok(Recorded::Applied(event))
         }
         .await;
         tx.finish(result).await
     }
 
-    async fn processing_of(&self, events: &ObjectStore, user: &str, op: &'static str) -> Result<Vec<OutboxEvent>> {
-        let state = events.index(index::STATE).map_err(idb_error(op))?;
-        let raws = get_all(&state, state_range(&JsValue::from_str(user), StateKey::Processing)?, None, op).await?;
-        raws.into_iter().map(decode_event).collect()
+    async fn processing_of(&self, events: &IdbObjectStore, user: &str, op: &'static str) -> Result<Vec<OutboxEvent>> {
+        let state = index_of(events, index::STATE, op)?;
+        get_all(&state, &state_range(&JsValue::from_str(user), StateKey::Processing)?, None, op).await?.iter().map(decode_event).collect()
     }
 
     /// Events of `user` processing for longer than `stale_after_ms` (their uploader died),
@@ -455,7 +433,7 @@ impl Store {
     pub async fn stale_events(&self, user: &str, now: TimeMs, stale_after_ms: i64, alive: &[String]) -> Result<Vec<OutboxEvent>> {
         const OP: &str = "listing stale events";
         let tx = self.begin(&[EVENTS], Mode::Read, OP)?;
-        let result = self.processing_of(&tx.store(EVENTS)?, user, OP).await;
+        let result = async { self.processing_of(&tx.store(EVENTS)?, user, OP).await }.await;
         let events = tx.finish(result).await?;
         Ok(events.into_iter().filter(|e| e.is_stale(now, stale_after_ms) && !alive.contains(&e.id)).collect())
     }
@@ -470,7 +448,7 @@ impl Store {
             let mut recovered = Vec::new();
             for mut e in self.processing_of(&events, user, OP).await? {
                 if !alive.contains(&e.id) && e.recover_stale(now, stale_after_ms).is_ok() {
-                    put(&events, &encode_event(&e)?, None, OP)?;
+                    put(&events, &encode_event(&e), None, OP)?;
                     recovered.push(e);
                 }
             }
@@ -485,38 +463,22 @@ impl Store {
         const OP: &str = "listing events";
         let tx = self.begin(&[EVENTS], Mode::Read, OP)?;
         let result = async {
-            let state = tx.store(EVENTS)?.index(index::STATE).map_err(idb_error(OP))?;
+            let state = index_of(&tx.store(EVENTS)?, index::STATE, OP)?;
             let u = JsValue::from_str(user);
             let keys: &[StateKey] = match status {
                 Some(s) => StateKey::of_status(s),
                 None => &StateKey::ALL,
             };
-            let mut out = Vec::new();
+            // Each state's range walked backwards (newest first), `limit` at most from each.
+            let mut runs = Vec::with_capacity(keys.len());
             for &sk in keys {
-                // Newest first: walk each state's range backwards, stopping at `limit`.
-                let mut cursor = match state.open_cursor(Some(state_range(&u, sk)?), Some(idb::CursorDirection::Prev)).map_err(idb_error(OP))?.await.map_err(idb_error(OP))? {
-                    Some(c) => c.into_managed(),
-                    None => continue,
-                };
-                let mut taken = 0;
-                while let Some(raw) = cursor.value().map_err(idb_error(OP))? {
-                    out.push(decode_event(raw)?);
-                    taken += 1;
-                    if limit.is_some_and(|l| taken >= l) {
-                        break;
-                    }
-                    cursor.next(None).await.map_err(idb_error(OP))?;
-                }
+                let raws = idb::last_values(&state, &state_range(&u, sk)?, limit, OP).await?;
+                runs.push(raws.iter().map(decode_event).collect::<Result<Vec<_>>>()?);
             }
-            Ok(out)
+            Ok(runs)
         }
         .await;
-        let mut events = tx.finish(result).await?;
-        events.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
-        if let Some(l) = limit {
-            events.truncate(l as usize);
-        }
-        Ok(events)
+        Ok(merge_newest_first(tx.finish(result).await?, limit))
     }
 
     /// One event by id.
@@ -525,7 +487,7 @@ impl Store {
         let tx = self.begin(&[EVENTS], Mode::Read, OP)?;
         let result = async { read(&tx.store(EVENTS)?, &JsValue::from_str(id), OP).await }.await;
         let raw = tx.finish(result).await?;
-        if raw.is_undefined() { Ok(None) } else { decode_event(raw).map(Some) }
+        if raw.is_undefined() { Ok(None) } else { decode_event(&raw).map(Some) }
     }
 
     /// `user`'s entries, newest measurement first.
@@ -533,15 +495,13 @@ impl Store {
         const OP: &str = "listing entries";
         let tx = self.begin(&[ENTRIES], Mode::Read, OP)?;
         let result = async {
-            let by_date = tx.store(ENTRIES)?.index(index::BY_USER_DATE).map_err(idb_error(OP))?;
+            let by_date = index_of(&tx.store(ENTRIES)?, index::BY_USER_DATE, OP)?;
             let u = JsValue::from_str(user);
-            get_all(&by_date, bound(key2(&u, f64::NEG_INFINITY), key2(&u, f64::INFINITY))?, None, OP).await
+            get_all(&by_date, &bound(&key2(&u, f64::NEG_INFINITY), &key2(&u, f64::INFINITY))?, None, OP).await
         }
         .await;
         let raws = tx.finish(result).await?;
-        let mut entries = raws.into_iter().map(decode_entry).collect::<Result<Vec<_>>>()?;
-        entries.reverse();
-        Ok(entries)
+        raws.iter().rev().map(decode_entry).collect()
     }
 
     /// `user`'s stats: four index counts, one index read and one meta record, whatever the
@@ -550,20 +510,21 @@ impl Store {
         const OP: &str = "reading stats";
         let tx = self.begin(&[EVENTS, META], Mode::Read, OP)?;
         let result = async {
-            let state = tx.store(EVENTS)?.index(index::STATE).map_err(idb_error(OP))?;
+            let state = index_of(&tx.store(EVENTS)?, index::STATE, OP)?;
             let u = JsValue::from_str(user);
             let mut counts = Vec::with_capacity(4);
             for sk in [StateKey::Pending, StateKey::Processing, StateKey::Retrying, StateKey::GaveUp] {
-                counts.push(state.count(Some(state_range(&u, sk)?)).map_err(idb_error(OP))?.into_future());
+                counts.push(idb::count(&state, &state_range(&u, sk)?, OP)?);
             }
-            let oldest = state.get_all(Some(state_range(&u, StateKey::Pending)?), Some(1)).map_err(idb_error(OP))?.into_future();
-            let meta = tx.store(META)?.get(meta_key(user)).map_err(idb_error(OP))?.into_future();
+            let oldest = idb::request(state.get_all_with_key_and_limit(&state_range(&u, StateKey::Pending)?.into(), 1), OP)?;
+            let meta = get_req(&tx.store(META)?, &meta_key(user), OP)?;
             let mut n = [0u64; 4];
             for (slot, count) in n.iter_mut().zip(counts) {
-                *slot = count.await.map_err(idb_error(OP))? as u64;
+                *slot = count.await?.as_f64().unwrap_or(0.0) as u64;
             }
-            let oldest_pending_at = oldest.await.map_err(idb_error(OP))?.into_iter().next().and_then(|raw| get(&raw, "createdAt").as_f64()).map(|t| t as TimeMs);
-            let meta = decode_meta(meta.await.map_err(idb_error(OP))?.unwrap_or(JsValue::UNDEFINED));
+            let oldest = js_sys::Array::from(&oldest.await?).get(0);
+            let oldest_pending_at = get(&oldest, "createdAt").as_f64().map(|t| t as TimeMs);
+            let meta = decode_meta(&meta.await?);
             Ok(Stats::new(user, Counts { pending: n[0], processing: n[1], retrying: n[2], gave_up: n[3] }, &meta, oldest_pending_at))
         }
         .await;
@@ -581,19 +542,20 @@ impl Store {
             let events = tx.store(EVENTS)?;
             let mut reads = Vec::with_capacity(ids.len());
             for id in ids {
-                reads.push((id, events.get(JsValue::from_str(id)).map_err(idb_error(OP))?.into_future()));
+                reads.push((id, get_req(&events, &JsValue::from_str(id), OP)?));
             }
             let mut found = Vec::with_capacity(ids.len());
             for (id, read) in reads {
-                match read.await.map_err(idb_error(OP))? {
-                    Some(raw) => found.push(decode_event(raw)?),
-                    None => return Err(Error::UnknownEvent(id.clone())),
+                let raw = read.await?;
+                if raw.is_undefined() {
+                    return Err(Error::UnknownEvent(id.clone()));
                 }
+                found.push(decode_event(&raw)?);
             }
             let mut reset = Vec::new();
             for mut e in found {
                 if !alive.contains(&e.id) && e.reset_for_retry(now, stale_after_ms).is_ok() {
-                    put(&events, &encode_event(&e)?, None, OP)?;
+                    put(&events, &encode_event(&e), None, OP)?;
                     reset.push(e);
                 }
             }
@@ -607,28 +569,31 @@ impl Store {
     /// nothing else. Returns how many were deleted.
     pub async fn cleanup(&self, now: TimeMs, retention_ms: u64) -> Result<u64> {
         const OP: &str = "cleaning up completed events";
-        let cutoff = now as f64 - retention_ms as f64;
+        let cutoff = JsValue::from_f64(now as f64 - retention_ms as f64);
         let mut total = 0;
         loop {
             let tx = self.begin(&[EVENTS, META], Mode::Write, OP)?;
             let result = async {
                 let events = tx.store(EVENTS)?;
-                let done = events.index(index::DONE).map_err(idb_error(OP))?;
-                let range = KeyRange::upper_bound(&JsValue::from_f64(cutoff), Some(true)).map_err(idb_error(OP))?;
-                let old = get_all(&done, Query::from(range), Some(CLEANUP_CHUNK), OP).await?;
-                let mut per_user: BTreeMap<String, u64> = BTreeMap::new();
+                let done = index_of(&events, index::DONE, OP)?;
+                let old = get_all(&done, &idb::below(&cutoff)?, Some(CLEANUP_CHUNK), OP).await?;
+                // (user, removed) pairs; users are few, so a vector beats a map in code size.
+                let mut per_user: Vec<(String, u64)> = Vec::new();
                 for raw in &old {
-                    // Only the fields needed; a record in this index is completed by construction.
-                    let (id, user) = (get(raw, "id"), get(raw, "userId").as_string().unwrap_or_default());
-                    events.delete(Query::Key(id)).map_err(idb_error(OP))?;
-                    *per_user.entry(user).or_default() += 1;
+                    // A record in this index is completed by construction: only id and user needed.
+                    delete(&events, &get(raw, "id"), OP)?;
+                    let user = get(raw, "userId").as_string().unwrap_or_default();
+                    match per_user.iter_mut().find(|(u, _)| *u == user) {
+                        Some((_, n)) => *n += 1,
+                        None => per_user.push((user, 1)),
+                    }
                 }
                 let meta = tx.store(META)?;
                 for (user, removed) in &per_user {
                     let key = meta_key(user);
-                    let mut m = decode_meta(read(&meta, &key, OP).await?);
+                    let mut m = decode_meta(&read(&meta, &key, OP).await?);
                     m.record_cleanup(*removed);
-                    put(&meta, &encode_meta(&m)?, Some(&key), OP)?;
+                    put(&meta, &encode_meta(&m), Some(&key), OP)?;
                 }
                 Ok(old.len() as u64)
             }
@@ -640,6 +605,33 @@ impl Store {
             }
         }
     }
+}
+
+/// Merges runs that are each newest first into one newest-first list of at most `limit`.
+/// (A k-way merge of at most five runs: linear, and no standard sort in the wasm.)
+fn merge_newest_first(runs: Vec<Vec<OutboxEvent>>, limit: Option<u32>) -> Vec<OutboxEvent> {
+    let total: usize = runs.iter().map(Vec::len).sum();
+    let want = limit.map_or(total, |l| (l as usize).min(total));
+    let mut runs: Vec<std::collections::VecDeque<OutboxEvent>> = runs.into_iter().map(Into::into).collect();
+    let mut out = Vec::with_capacity(want);
+    while out.len() < want {
+        let mut best: Option<usize> = None;
+        for (i, run) in runs.iter().enumerate() {
+            let Some(candidate) = run.front() else { continue };
+            let better = match best.and_then(|b| runs[b].front()) {
+                Some(current) => (candidate.created_at, &candidate.id) > (current.created_at, &current.id),
+                None => true,
+            };
+            if better {
+                best = Some(i);
+            }
+        }
+        match best.and_then(|b| runs[b].pop_front()) {
+            Some(e) => out.push(e),
+            None => break,
+        }
+    }
+    out
 }
 
 impl Drop for Store {

@@ -10,12 +10,12 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use idb::ObjectStore;
 use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{IdbDatabase, IdbTransaction};
+use web_sys::{IdbDatabase, IdbObjectStore, IdbTransaction};
 
+use super::idb::{classify, js_error};
 use crate::domain::{Error, Result};
 use crate::platform::set;
 
@@ -38,24 +38,6 @@ pub enum Mode {
     /// `readwrite` with `durability: "strict"`: committed means flushed to disk. Used for
     /// writes that create health data, which must survive a power cut once we said "saved".
     WriteStrict,
-}
-
-/// Maps an idb error: quota errors get their own variant, the rest keep the browser's message.
-pub fn idb_error(operation: &'static str) -> impl Fn(idb::Error) -> Error {
-    move |e| classify(operation, e.to_string())
-}
-
-/// Maps a raw JS exception.
-pub fn js_error(operation: &'static str) -> impl Fn(JsValue) -> Error {
-    move |e| classify(operation, crate::platform::describe_error(&e))
-}
-
-fn classify(operation: &'static str, detail: String) -> Error {
-    if detail.contains("QuotaExceededError") {
-        Error::QuotaExceeded(detail)
-    } else {
-        Error::Storage { operation, detail }
-    }
 }
 
 /// How a transaction ended: committed, or aborted with the browser's reason.
@@ -151,8 +133,8 @@ impl Tx {
     }
 
     /// An object store in scope.
-    pub fn store(&self, name: &str) -> Result<ObjectStore> {
-        self.raw.object_store(name).map(ObjectStore::from).map_err(js_error(self.operation))
+    pub fn store(&self, name: &str) -> Result<IdbObjectStore> {
+        self.raw.object_store(name).map_err(js_error(self.operation))
     }
 
     /// The operation name, for errors.

@@ -15,7 +15,8 @@ use wasm_bindgen::JsValue;
 
 use crate::domain::config::Config;
 use crate::domain::stats::Stats;
-use crate::platform::{describe_error, to_js, Log};
+use crate::platform::{describe_error, Log};
+use crate::store::records::stats_for_js;
 use crate::store::Store;
 use signal::{Gate, Notify};
 use transport::Transport;
@@ -190,8 +191,8 @@ impl Shared {
                         Some(u) if u == user && shared.is_leader() => processor::run_pass(&shared, &u, session.generation).await.ok(),
                         _ => None,
                     };
-                    if let Some(r) = report.and_then(|r| to_js(&r).ok()) {
-                        shared.post(&Message::PassDone { id, report: r });
+                    if let Some(r) = report {
+                        shared.post(&Message::PassDone { id, report: r.to_js() });
                     }
                 });
             }
@@ -284,9 +285,7 @@ impl Shared {
             let Ok(stats) = shared.store.stats(&user).await else { return };
             let still_subscribed = shared.observers.list.borrow().iter().any(|(i, _)| *i == id);
             if still_subscribed {
-                if let Ok(value) = to_js(&stats) {
-                    shared.call(&callback, &value);
-                }
+                shared.call(&callback, &stats_for_js(&stats));
             }
         });
         id
@@ -351,7 +350,7 @@ impl Shared {
         if o.last.borrow().as_ref() == Some(&stats) {
             return;
         }
-        let Ok(value) = to_js(&stats) else { return };
+        let value = stats_for_js(&stats);
         *o.last.borrow_mut() = Some(stats);
         // Clone the list: a callback may subscribe or unsubscribe.
         let list: Vec<Function> = o.list.borrow().iter().map(|(_, f)| f.clone()).collect();

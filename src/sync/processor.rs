@@ -13,7 +13,6 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use gloo_timers::future::TimeoutFuture;
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -26,12 +25,11 @@ use crate::domain::event::OutboxEvent;
 use crate::domain::retry::{decide, Decision};
 use crate::domain::time::to_iso8601;
 use crate::domain::Result;
-use crate::platform::{global, is_online, now};
+use crate::platform::{get, global, is_online, now, set};
 use crate::store::Recorded;
 
 /// What one pass did (`processNow()` resolves with it).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PassReport {
     /// Whose events (`null` when no user is started and nothing ran).
     pub user_id: Option<String>,
@@ -53,6 +51,43 @@ pub struct PassReport {
     pub gave_up: u32,
     /// Claimed but handed back unsent (logout or user switch mid-pass).
     pub released: u32,
+}
+
+const REPORT_FIELDS: [&str; 8] = ["staleReset", "promoted", "claimed", "completed", "retrying", "gaveUp", "released", "offline"];
+
+impl PassReport {
+    fn counts(&self) -> [u32; 7] {
+        [self.stale_reset, self.promoted, self.claimed, self.completed, self.retrying, self.gave_up, self.released]
+    }
+
+    /// The report as a plain JS object (what `processNow()` resolves with).
+    pub fn to_js(&self) -> JsValue {
+        let o: JsValue = js_sys::Object::new().into();
+        set(&o, "userId", &self.user_id.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL));
+        set(&o, "delegated", &JsValue::from_bool(self.delegated));
+        for (k, v) in REPORT_FIELDS.iter().zip(self.counts()) {
+            set(&o, k, &JsValue::from_f64(v as f64));
+        }
+        set(&o, "offline", &JsValue::from_bool(self.offline));
+        o
+    }
+
+    /// Reads a report sent by another context (missing fields count as 0).
+    pub fn from_js(v: &JsValue) -> PassReport {
+        let n = |k: &str| get(v, k).as_f64().unwrap_or(0.0) as u32;
+        PassReport {
+            user_id: get(v, "userId").as_string(),
+            delegated: get(v, "delegated").as_bool().unwrap_or(false),
+            offline: get(v, "offline").as_bool().unwrap_or(false),
+            stale_reset: n("staleReset"),
+            promoted: n("promoted"),
+            claimed: n("claimed"),
+            completed: n("completed"),
+            retrying: n("retrying"),
+            gave_up: n("gaveUp"),
+            released: n("released"),
+        }
+    }
 }
 
 /// Runs one pass for `user` under session `generation`. The caller holds the pass gate.

@@ -5,7 +5,8 @@ use progress_outbox::domain::config::LogLevel;
 use progress_outbox::domain::entry::{ProgressEntry, WeightInput};
 use progress_outbox::domain::event::{EventStatus, OutboxEvent};
 use progress_outbox::domain::retry::Decision;
-use progress_outbox::platform::{to_js, Log};
+use progress_outbox::platform::Log;
+use progress_outbox::store::records::encode_entry;
 use progress_outbox::store::Store;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -127,7 +128,7 @@ async fn entry_and_event_are_written_together_or_not_at_all() {
     // The event write fails synchronously (a record without a key): same guarantee.
     let (e3, _) = new_pair("u1", 72.0, 0, now());
     let bad_event = json(r#"{"userId": "u1", "status": "pending"}"#);
-    let err = s.save_records(&to_js(&e3).unwrap(), &bad_event).await.unwrap_err();
+    let err = s.save_records(&encode_entry(&e3), &bad_event).await.unwrap_err();
     assert!(err.to_string().contains("DataError"), "{err}");
     assert_eq!(count(&db, "entries").await, 1);
     assert_eq!(count(&db, "events").await, 1);
