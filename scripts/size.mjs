@@ -1,5 +1,8 @@
-// Prints the package's payload sizes (raw, gzip, brotli): the wasm size is a product figure.
-import { readFileSync } from "node:fs";
+// The package's payload sizes (raw, gzip, brotli): the wasm size is a product figure.
+// "glue" is every JS module the package loads (wasm-bindgen's glue and its snippets), summed
+// file by file, as a browser fetches them.
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { gzipSync, brotliCompressSync, constants } from "node:zlib";
 
 export function sizes(path) {
@@ -11,10 +14,30 @@ export function sizes(path) {
   };
 }
 
+function jsFiles(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    return statSync(p).isDirectory() ? jsFiles(p) : p.endsWith(".js") ? [p] : [];
+  });
+}
+
+export function packageSizes(pkg = "pkg") {
+  const wasm = sizes(join(pkg, "progress_outbox_bg.wasm"));
+  const glue = { raw: 0, gzip: 0, brotli: 0, files: 0 };
+  for (const f of jsFiles(pkg)) {
+    const s = sizes(f);
+    glue.raw += s.raw;
+    glue.gzip += s.gzip;
+    glue.brotli += s.brotli;
+    glue.files += 1;
+  }
+  return { wasm, glue, total: { raw: wasm.raw + glue.raw, gzip: wasm.gzip + glue.gzip, brotli: wasm.brotli + glue.brotli } };
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const kb = (n) => (n / 1024).toFixed(1) + " KB";
-  for (const file of ["pkg/progress_outbox_bg.wasm", "pkg/progress_outbox.js"]) {
-    const s = sizes(file);
-    console.log(`[size] ${file}: ${kb(s.raw)} raw, ${kb(s.gzip)} gzip, ${kb(s.brotli)} brotli`);
-  }
+  const s = packageSizes();
+  console.log(`[size] wasm: ${kb(s.wasm.raw)} raw, ${kb(s.wasm.gzip)} gzip, ${kb(s.wasm.brotli)} brotli`);
+  console.log(`[size] JS (${s.glue.files} files): ${kb(s.glue.raw)} raw, ${kb(s.glue.gzip)} gzip, ${kb(s.glue.brotli)} brotli`);
+  console.log(`[size] total: ${kb(s.total.gzip)} gzip (budget 60 KB)`);
 }

@@ -24,9 +24,15 @@ pub fn now() -> TimeMs {
     js_sys::Date::now() as TimeMs
 }
 
-/// A fresh UUID v4 (from `crypto.getRandomValues`, available in every context).
+#[wasm_bindgen(module = "/src/js/platform.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = newId)]
+    fn new_id_js() -> String;
+}
+
+/// A fresh UUID v4 (`crypto.randomUUID`, or `crypto.getRandomValues` where that is missing).
 pub fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    new_id_js()
 }
 
 /// `globalThis`.
@@ -110,21 +116,32 @@ impl Log {
     /// A lifecycle line (`log: "info"` and `"debug"`).
     pub fn info(&self, message: impl FnOnce() -> String) {
         if self.level >= LogLevel::Info {
-            console_info(&format!("[progress-outbox] {}", message()));
+            emit(LogLevel::Info, message());
         }
     }
 
     /// Detail only useful when debugging (`log: "debug"`).
     pub fn debug(&self, message: impl FnOnce() -> String) {
         if self.level >= LogLevel::Debug {
-            console_debug(&format!("[progress-outbox] {}", message()));
+            emit(LogLevel::Debug, message());
         }
     }
 
     /// A failure that needs attention (every level but `"off"`).
     pub fn warn(&self, message: impl FnOnce() -> String) {
         if self.level >= LogLevel::Warn {
-            console_warn(&format!("[progress-outbox] {}", message()));
+            emit(LogLevel::Warn, message());
         }
+    }
+}
+
+// One non-generic place that writes, so each log call site costs only its own message.
+#[inline(never)]
+fn emit(level: LogLevel, message: String) {
+    let line = ["[progress-outbox] ", &message].concat();
+    match level {
+        LogLevel::Warn => console_warn(&line),
+        LogLevel::Info => console_info(&line),
+        _ => console_debug(&line),
     }
 }

@@ -9,7 +9,7 @@
 
 import { createServer as createHttpServer } from "node:http";
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync, statSync, createReadStream } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync, statSync, createReadStream } from "node:fs";
 import { dirname, extname, join, normalize, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -43,6 +43,7 @@ class RecordLog {
       }
     }
     this.nextId = this.records.length + 1;
+    this.fd = openSync(this.file, "a"); // kept open: one write(2) per record, before we answer
   }
 
   accept(key, bodyHash, userId, body) {
@@ -51,7 +52,7 @@ class RecordLog {
       unit: body.unit, date: body.date, receivedAt: new Date().toISOString(), idempotencyKey: key,
     };
     const row = { key, bodyHash, status: 201, response: { id: record.id }, record };
-    appendFileSync(this.file, JSON.stringify(row) + "\n"); // durable before we answer
+    writeSync(this.fd, JSON.stringify(row) + "\n"); // in the file (the kernel's) before we answer
     this.byKey.set(key, row);
     this.records.push(record);
     return row;
@@ -64,6 +65,7 @@ class Tokens {
     const file = join(dataDir, "secret");
     if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString("hex"));
     this.secret = readFileSync(file, "utf8").trim();
+    this.verified = new Map();
   }
   issue(userId, ttlMs = TOKEN_TTL_MS) {
     const payload = Buffer.from(JSON.stringify({ sub: userId, exp: Date.now() + ttlMs })).toString("base64url");
@@ -73,6 +75,17 @@ class Tokens {
     return createHmac("sha256", this.secret).update(payload).digest("base64url");
   }
   verify(token) {
+    // A verified token is remembered until it expires: one HMAC per token, not per request.
+    const known = this.verified.get(token);
+    if (known) return known.exp > Date.now() ? known : null;
+    const claims = this.check(token);
+    if (claims) {
+      if (this.verified.size > 10000) this.verified.clear();
+      this.verified.set(token, claims);
+    }
+    return claims;
+  }
+  check(token) {
     const [payload, mac] = String(token || "").split(".");
     if (!payload || !mac) return null;
     const expected = Buffer.from(this.sign(payload));
@@ -121,7 +134,7 @@ function invalidProgress(body) {
   return null;
 }
 
-export function createDevServer({ dataDir = resolve(here, "..", ".dev-data"), wwwDir = here, pkgDir = resolve(here, "..", "pkg"), quiet = false } = {}) {
+export function createDevServer({ dataDir = resolve(here, "..", ".dev-data"), wwwDir = here, pkgDir = resolve(here, "..", "pkg"), quiet = false, bench = false } = {}) {
   const log = new RecordLog(dataDir);
   const tokens = new Tokens(dataDir);
   let faults = { mode: "healthy", failureRate: 0.5, delayMs: 2000, status: 500, retryAfter: 5 };
@@ -216,9 +229,14 @@ export function createDevServer({ dataDir = resolve(here, "..", ".dev-data"), ww
   function serveFile(req, res, url) {
     let rel = decodeURIComponent(url.pathname);
     let root = wwwDir;
-    if (rel.startsWith("/pkg/")) {
-      root = pkgDir;
-      rel = rel.slice(4);
+    // `npm run bench` also serves its pages and the npm packages they import (workbox).
+    const roots = [["/pkg/", pkgDir], ...(bench ? [["/bench/", resolve(here, "..", "bench")], ["/node_modules/", resolve(here, "..", "node_modules")]] : [])];
+    for (const [prefix, dir] of roots) {
+      if (rel.startsWith(prefix)) {
+        root = dir;
+        rel = rel.slice(prefix.length - 1);
+        break;
+      }
     }
     if (rel === "/") rel = "/index.html";
     const file = normalize(join(root, rel));
@@ -255,7 +273,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const port = Number(process.env.PORT ?? 8080);
   const host = process.env.HOST || "127.0.0.1";
   const dataDir = resolve(process.env.DATA_DIR || resolve(here, "..", ".dev-data"));
-  const { server, log } = createDevServer({ dataDir });
+  const { server, log } = createDevServer({ dataDir, quiet: process.env.QUIET === "1", bench: process.env.BENCH === "1" });
   if (!existsSync(resolve(here, "..", "pkg", "progress_outbox.js"))) {
     console.warn("[dev-api] pkg/ is missing: run `npm run build` (npm start does it for you)");
   }

@@ -8,16 +8,26 @@
 // 3. Tokens arrive from the page by postMessage and live in memory only, never in storage.
 import init, { Outbox } from "/pkg/progress_outbox.js";
 
-const SHELL_CACHE = "progress-shell-v2";
-const SHELL = [
-  "/", "/index.html", "/app.js", "/style.css", "/manifest.webmanifest", "/icons/icon-192.png", "/icons/icon-512.png",
-  "/pkg/progress_outbox.js", "/pkg/progress_outbox_bg.wasm",
-];
+const SHELL_CACHE = "progress-shell-v3";
+const SHELL = ["/", "/index.html", "/app.js", "/style.css", "/manifest.webmanifest", "/icons/icon-192.png", "/icons/icon-512.png"];
+
+/** The app files plus every module of the package (`pkg/files.json`, written by the build). */
+async function shellFiles() {
+  try {
+    return SHELL.concat(await (await fetch("/pkg/files.json", { cache: "no-store" })).json());
+  } catch {
+    return SHELL.concat(["/pkg/progress_outbox.js", "/pkg/progress_outbox_bg.wasm"]);
+  }
+}
 const SYNC_TAG = "progress-outbox";
 
 // ---------- app shell ----------
 self.addEventListener("install", (event) => {
-  event.waitUntil(caches.open(SHELL_CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));
+  event.waitUntil((async () => {
+    const cache = await caches.open(SHELL_CACHE);
+    await cache.addAll(await shellFiles());
+    await self.skipWaiting();
+  })());
 });
 
 self.addEventListener("activate", (event) => {

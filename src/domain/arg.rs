@@ -30,7 +30,8 @@ impl Arg {
             Arg::Number(n) if n.is_nan() => "NaN".into(),
             Arg::Number(n) if n.is_infinite() => if *n > 0.0 { "Infinity".into() } else { "-Infinity".into() },
             Arg::Number(n) => fmt_num(*n),
-            Arg::Str(s) => format!("the string {:?}", truncate(s, 40)),
+            // Quoted by hand: `{:?}` would pull Rust's escaping tables into the wasm.
+            Arg::Str(s) => format!("the string \"{}\"", truncate(s, 40)),
             Arg::Bool(b) => format!("{b}"),
             Arg::Date(t) if t.is_nan() => "an invalid Date".into(),
             Arg::Date(_) => "a Date".into(),

@@ -22,7 +22,13 @@ use crate::domain::stats::{Counts, Stats};
 use crate::domain::time::TimeMs;
 use crate::domain::{Error, Result};
 use crate::platform::{get, global, set, Log};
-use idb::{add, bound, delete, get as get_req, get_all, index as index_of, js_error, put, Request};
+use idb::{bound, delete, get as get_req, get_all, index as index_of, js_error, put, Request};
+
+#[wasm_bindgen(module = "/src/js/platform.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = saveRecords)]
+    fn save_records_js(db: &IdbDatabase, entry: &JsValue, event: &JsValue) -> js_sys::Promise;
+}
 use records::{
     beat_key, decode_beat, decode_entry, decode_event, decode_meta, encode_beat, encode_entry, encode_event, encode_meta, index, key2, key3, meta_key, Beat,
     ENTRIES, EVENTS, META,
@@ -51,6 +57,22 @@ pub struct Claim {
     pub items: Vec<(OutboxEvent, Option<ProgressEntry>)>,
     /// Unreadable records moved out of the queue (kept, marked failed).
     pub quarantined: u32,
+}
+
+/// One upload result to record: the decision about attempt `attempt` of an event, made at `at`.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome<'a> {
+    /// The event.
+    pub event_id: &'a str,
+    /// The claim it answers (the event's `attemptCount` when claimed).
+    pub attempt: u32,
+    /// What to do.
+    pub decision: &'a Decision,
+    /// When it was decided.
+    pub at: TimeMs,
+    /// The entry as claimed with the event, if the caller has it: then a completion writes
+    /// its backend id without reading it again.
+    pub entry: Option<&'a ProgressEntry>,
 }
 
 /// What recording an upload's result did.
@@ -193,16 +215,12 @@ impl Store {
     }
 
     /// [`Store::save`] on already encoded records (tests use it to make the second write fail).
+    /// The hot path of the library, so one JS call: `add` both records (never `put`: an id
+    /// collision must fail, not overwrite) in a strict-durability transaction, await the commit.
     #[doc(hidden)]
     pub async fn save_records(&self, entry: &JsValue, event: &JsValue) -> Result<()> {
-        const OP: &str = "saving an entry";
-        let tx = self.begin(&[ENTRIES, EVENTS], Mode::WriteStrict, OP)?;
-        // `add`, not `put`: an id collision must fail the transaction, never overwrite data.
-        let result = (|| {
-            add(&tx.store(ENTRIES)?, entry, OP)?;
-            add(&tx.store(EVENTS)?, event, OP)
-        })();
-        tx.finish(result).await
+        self.check_open()?;
+        wasm_bindgen_futures::JsFuture::from(save_records_js(&self.db, entry, event)).await.map(drop).map_err(js_error("saving an entry"))
     }
 
     /// Claims up to `batch` due events of `user` for upload, in priority-desc / createdAt-asc
@@ -267,48 +285,102 @@ impl Store {
     /// in one transaction: on success the event completes and the entry gets its backend id.
     /// `beat_owner`: the uploader's id, whose heartbeat is renewed in the same transaction.
     pub async fn record(&self, event_id: &str, attempt: u32, decision: &Decision, now: TimeMs, beat_owner: Option<&str>) -> Result<Recorded> {
-        const OP: &str = "recording an upload result";
+        let mut done = self.record_many(&[Outcome { event_id, attempt, decision, at: now, entry: None }], beat_owner).await?;
+        Ok(done.pop().unwrap_or(Recorded::Dropped))
+    }
+
+    /// [`Store::record`] for several results in one transaction (the processor's group commit:
+    /// results that arrive while a previous write commits are written together).
+    pub async fn record_many(&self, items: &[Outcome<'_>], beat_owner: Option<&str>) -> Result<Vec<Recorded>> {
+        const OP: &str = "recording upload results";
         let tx = self.begin(&[EVENTS, ENTRIES, META], Mode::Write, OP)?;
-        let result = self.record_in(&tx, event_id, attempt, decision, now, beat_owner).await;
+        let result = self.record_in(&tx, items, beat_owner).await;
         tx.finish(result).await
     }
 
-    async fn record_in(&self, tx: &Tx, event_id: &str, attempt: u32, decision: &Decision, now: TimeMs, beat_owner: Option<&str>) -> Result<Recorded> {
-        const OP: &str = "recording an upload result";
+    async fn record_in(&self, tx: &Tx, items: &[Outcome<'_>], beat_owner: Option<&str>) -> Result<Vec<Recorded>> {
+        const OP: &str = "recording upload results";
         let (events, entries, meta) = (tx.store(EVENTS)?, tx.store(ENTRIES)?, tx.store(META)?);
-        let raw = read(&events, &JsValue::from_str(event_id), OP).await?;
-        if raw.is_undefined() {
-            return Ok(Recorded::Dropped);
+        // Every read of a round goes out at once: two round trips whatever the number of results.
+        let mut reads = Vec::with_capacity(items.len());
+        for item in items {
+            reads.push(get_req(&events, &JsValue::from_str(item.event_id), OP)?);
         }
-        let mut event = decode_event(&raw)?;
-        if event.apply(attempt, decision, now).is_err() {
-            return Ok(Recorded::Dropped);
+        let mut applied: Vec<Option<OutboxEvent>> = Vec::with_capacity(items.len());
+        for (item, read) in items.iter().zip(reads) {
+            let raw = read.await?;
+            let event = if raw.is_undefined() { None } else { Some(decode_event(&raw)?) };
+            applied.push(event.and_then(|mut e| e.apply(item.attempt, item.decision, item.at).is_ok().then_some(e)));
         }
-        let key = meta_key(&event.user_id);
-        let mut user_meta = decode_meta(&read(&meta, &key, OP).await?);
-        match decision {
-            Decision::Complete { backend_id } => {
-                let raw_entry = read(&entries, &JsValue::from_str(&event.entity_id), OP).await?;
-                if !raw_entry.is_undefined() {
-                    let mut entry = decode_entry(&raw_entry)?;
-                    entry.backend_id = Some(backend_id.clone());
-                    entry.updated_at = now;
-                    put(&entries, &encode_entry(&entry), None, OP)?;
+        let mut users: Vec<String> = Vec::new();
+        for e in applied.iter().flatten() {
+            if !users.contains(&e.user_id) {
+                users.push(e.user_id.clone());
+            }
+        }
+        let mut meta_reads = Vec::with_capacity(users.len());
+        for u in &users {
+            let beat = if beat_owner.is_some() { Some(get_req(&meta, &beat_key(u), OP)?) } else { None };
+            meta_reads.push((get_req(&meta, &meta_key(u), OP)?, beat));
+        }
+        let mut entry_reads = Vec::new();
+        for (item, e) in items.iter().zip(&applied) {
+            if let (Some(e), Decision::Complete { .. }, None) = (e, item.decision, item.entry) {
+                entry_reads.push(Some(get_req(&entries, &JsValue::from_str(&e.entity_id), OP)?));
+            } else {
+                entry_reads.push(None);
+            }
+        }
+        let mut metas = Vec::with_capacity(users.len());
+        for (m, b) in meta_reads {
+            let beat = match b {
+                Some(r) => decode_beat(&r.await?),
+                None => None,
+            };
+            metas.push((decode_meta(&m.await?), beat));
+        }
+        let mut out = Vec::with_capacity(items.len());
+        let mut latest = 0;
+        for ((item, event), entry_read) in items.iter().zip(applied).zip(entry_reads) {
+            let Some(event) = event else {
+                out.push(Recorded::Dropped);
+                continue;
+            };
+            latest = latest.max(item.at);
+            let slot = users.iter().position(|u| *u == event.user_id).unwrap_or(0);
+            let user_meta = &mut metas[slot].0;
+            match item.decision {
+                Decision::Complete { backend_id } => {
+                    let entry = match (item.entry, entry_read) {
+                        (Some(known), _) => Some(known.clone()),
+                        (None, Some(r)) => {
+                            let raw = r.await?;
+                            if raw.is_undefined() { None } else { Some(decode_entry(&raw)?) }
+                        }
+                        (None, None) => None,
+                    };
+                    if let Some(mut entry) = entry {
+                        entry.backend_id = Some(backend_id.clone());
+                        entry.updated_at = item.at;
+                        put(&entries, &encode_entry(&entry), None, OP)?;
+                    }
+                    user_meta.record_success(item.at, item.at - event.created_at);
                 }
-                user_meta.record_success(now, now - event.created_at);
+                Decision::Retry { message, .. } | Decision::GiveUp { message } => user_meta.record_failure(item.at, message),
             }
-            Decision::Retry { message, .. } | Decision::GiveUp { message } => user_meta.record_failure(now, message),
+            put(&events, &encode_event(&event), None, OP)?;
+            out.push(Recorded::Applied(event));
         }
-        put(&events, &encode_event(&event), None, OP)?;
-        put(&meta, &encode_meta(&user_meta), Some(&key), OP)?;
-        if let Some(owner) = beat_owner {
-            // Only while we still are the uploader: a late result must not claim the beat back.
-            let key = beat_key(&event.user_id);
-            if decode_beat(&read(&meta, &key, OP).await?).is_none_or(|b| b.owner == owner) {
-                put(&meta, &encode_beat(&Beat { owner: owner.to_owned(), at: now }), Some(&key), OP)?;
+        for (user, (user_meta, beat)) in users.iter().zip(metas) {
+            put(&meta, &encode_meta(&user_meta), Some(&meta_key(user)), OP)?;
+            if let Some(owner) = beat_owner {
+                // Only while we still are the uploader: a late result must not claim the beat back.
+                if beat.is_none_or(|b| b.owner == owner) {
+                    put(&meta, &encode_beat(&Beat { owner: owner.to_owned(), at: latest }), Some(&beat_key(user)), OP)?;
+                }
             }
         }
-        Ok(Recorded::Applied(event))
+        Ok(out)
     }
 
     /// Writes the uploader's heartbeat for `user` (a new leader claiming it).

@@ -33,7 +33,8 @@ extern "C" {
 pub enum Mode {
     /// `readonly`.
     Read,
-    /// `readwrite` with the browser's default durability (fine where a lost write is redone).
+    /// `readwrite` with `durability: "relaxed"`: for bookkeeping whose loss in a power cut is
+    /// redone safely (a completion lost means one more upload, deduplicated by its key).
     Write,
     /// `readwrite` with `durability: "strict"`: committed means flushed to disk. Used for
     /// writes that create health data, which must survive a power cut once we said "saved".
@@ -122,7 +123,10 @@ impl Tx {
         let options = Object::new();
         let mode_name = match mode {
             Mode::Read => "readonly",
-            Mode::Write => "readwrite",
+            Mode::Write => {
+                set(&options, "durability", &JsValue::from_str("relaxed"));
+                "readwrite"
+            }
             Mode::WriteStrict => {
                 set(&options, "durability", &JsValue::from_str("strict"));
                 "readwrite"

@@ -17,16 +17,16 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::leader::Leadership;
-use super::signal::{first, join_all, Notify};
+use super::signal::{first, join_all, Gate, Notify};
 use super::Shared;
 use crate::domain::config::MAX_TIMER_MS;
 use crate::domain::entry::ProgressEntry;
 use crate::domain::event::OutboxEvent;
 use crate::domain::retry::{decide, Decision};
 use crate::domain::time::to_iso8601;
-use crate::domain::Result;
+use crate::domain::{Error, Result};
 use crate::platform::{get, global, is_online, now, set};
-use crate::store::Recorded;
+use crate::store::{Outcome, Recorded};
 
 /// What one pass did (`processNow()` resolves with it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -108,102 +108,199 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64) -> Resul
         return Ok(report);
     }
 
-    let claim = store.claim(user, now(), cfg.batch_size).await?;
-    report.promoted = claim.promoted;
-    report.claimed = claim.items.len() as u32;
-    if claim.quarantined > 0 {
-        log.warn(|| format!("{} unreadable event records were marked failed and left aside (not deleted)", claim.quarantined));
+    let pass = Pass {
+        shared,
+        user,
+        generation,
+        queue: RefCell::new(VecDeque::new()),
+        report: RefCell::new(report),
+        released: RefCell::new(Vec::new()),
+        results: RefCell::new(Vec::new()),
+        results_ready: Notify::default(),
+        workers_left: Cell::new(cfg.max_concurrent as usize),
+        more: Cell::new(true),
+        claiming: Gate::default(),
+        failure: RefCell::new(None),
+    };
+    let mut tasks: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = Vec::with_capacity(cfg.max_concurrent as usize + 1);
+    for _ in 0..cfg.max_concurrent {
+        tasks.push(Box::pin(upload_worker(&pass, shared)));
     }
-    if claim.items.is_empty() {
-        log.debug(|| format!("pass for user {user}: nothing due"));
-        return Ok(report);
-    }
-    log.info(|| format!("pass started for user {user} (batch size {}): {} events claimed", cfg.batch_size, claim.items.len()));
-    shared.changed();
-
-    let queue: RefCell<VecDeque<(OutboxEvent, ProgressEntry)>> = RefCell::new(VecDeque::new());
-    for (event, entry) in claim.items {
-        log.info(|| format!("event {} claimed (attempt {} of {}) for entry {}", event.id, event.attempt_count, event.max_attempts, event.entity_id));
-        match entry {
-            Some(entry) => queue.borrow_mut().push_back((event, entry)),
-            None => {
-                if let Recorded::Applied(_) = store.complete_orphan(&event.id, now()).await? {
-                    report.completed += 1;
-                    log.info(|| format!("event {} completed without upload: entry {} no longer exists locally", event.id, event.entity_id));
-                }
-            }
-        }
-    }
-
-    let report = RefCell::new(report);
-    let released: RefCell<Vec<(String, u32)>> = RefCell::new(Vec::new());
-    let workers = (cfg.max_concurrent as usize).min(queue.borrow().len()).max(1);
-    let mut tasks: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        tasks.push(Box::pin(upload_worker(shared, user, generation, &queue, &report, &released)));
-    }
+    tasks.push(Box::pin(recorder(&pass, shared)));
     join_all(tasks).await;
 
+    let Pass { report, released, failure, .. } = pass;
     let mut report = report.into_inner();
     let released = released.into_inner();
     if !released.is_empty() {
         report.released = store.release(&released).await?;
         log.info(|| format!("user {user} logged out or switched mid-pass: {} claimed events handed back unsent", released.len()));
     }
+    if let Some(e) = failure.into_inner() {
+        return Err(e);
+    }
+    if report.claimed == 0 {
+        log.debug(|| format!("pass for user {user}: nothing due"));
+    }
     shared.changed();
     Ok(report)
 }
 
-/// Takes events off the batch queue one at a time until it is empty.
-async fn upload_worker(
-    shared: &Rc<Shared>,
-    user: &str,
+/// One pass's work, shared by its upload workers. Claims are streamed: when the queue runs dry
+/// and the last claim was a full batch, the first idle worker claims the next batch while the
+/// others are still uploading, so a backlog drains with every upload slot busy.
+struct Pass<'a> {
+    shared: &'a Rc<Shared>,
+    user: &'a str,
     generation: u64,
-    queue: &RefCell<VecDeque<(OutboxEvent, ProgressEntry)>>,
-    report: &RefCell<PassReport>,
-    released: &RefCell<Vec<(String, u32)>>,
-) {
+    queue: RefCell<VecDeque<(OutboxEvent, ProgressEntry)>>,
+    report: RefCell<PassReport>,
+    released: RefCell<Vec<(String, u32)>>,
+    /// Upload results waiting for the recorder.
+    results: RefCell<Vec<(OutboxEvent, Decision, i64, ProgressEntry)>>,
+    results_ready: Notify,
+    workers_left: Cell<usize>,
+    /// The last claim was a full batch: there may be more.
+    more: Cell<bool>,
+    claiming: Gate,
+    failure: RefCell<Option<Error>>,
+}
+
+impl Pass<'_> {
+    /// Claims the next batch into the queue. `false`: nothing left to do in this pass.
+    async fn refill(&self) -> bool {
+        let _turn = self.claiming.enter().await;
+        if !self.queue.borrow().is_empty() {
+            return true;
+        }
+        if !self.more.get() || !self.shared.is_current(self.generation) {
+            return false;
+        }
+        let (shared, user) = (self.shared, self.user);
+        let (cfg, log) = (&shared.config, shared.log);
+        let claim = match shared.store.claim(user, now(), cfg.batch_size).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.more.set(false);
+                self.failure.borrow_mut().get_or_insert(e);
+                return false;
+            }
+        };
+        let n = claim.items.len() as u32;
+        self.more.set(n >= cfg.batch_size);
+        if claim.quarantined > 0 {
+            log.warn(|| format!("{} unreadable event records were marked failed and left aside (not deleted)", claim.quarantined));
+        }
+        let first = {
+            let mut r = self.report.borrow_mut();
+            r.promoted += claim.promoted;
+            let first = r.claimed == 0;
+            r.claimed += n;
+            first
+        };
+        if n == 0 {
+            return false;
+        }
+        if first {
+            log.info(|| format!("pass started for user {user} (batch size {}): {n} events claimed", cfg.batch_size));
+        } else {
+            log.info(|| format!("pass for user {user} continues: {n} more events claimed"));
+        }
+        shared.changed();
+        for (event, entry) in claim.items {
+            log.info(|| format!("event {} claimed (attempt {} of {}) for entry {}", event.id, event.attempt_count, event.max_attempts, event.entity_id));
+            match entry {
+                Some(entry) => self.queue.borrow_mut().push_back((event, entry)),
+                None => match shared.store.complete_orphan(&event.id, now()).await {
+                    Ok(Recorded::Applied(_)) => {
+                        self.report.borrow_mut().completed += 1;
+                        log.info(|| format!("event {} completed without upload: entry {} no longer exists locally", event.id, event.entity_id));
+                    }
+                    Ok(Recorded::Dropped) => {}
+                    Err(e) => {
+                        self.failure.borrow_mut().get_or_insert(e);
+                    }
+                },
+            }
+        }
+        true
+    }
+}
+
+/// One upload slot: takes events off the pass's queue (claiming more when it runs dry) until
+/// the pass has nothing left. Results go to the pass's recorder; the slot moves on at once.
+async fn upload_worker(pass: &Pass<'_>, shared: &Rc<Shared>) {
     let (cfg, log) = (&shared.config, shared.log);
+    let (user, generation) = (pass.user, pass.generation);
     loop {
-        let Some((event, entry)) = queue.borrow_mut().pop_front() else { return };
+        let next = pass.queue.borrow_mut().pop_front();
+        let Some((event, entry)) = next else {
+            if pass.refill().await {
+                continue;
+            }
+            break;
+        };
         if !shared.is_current(generation) {
-            released.borrow_mut().push((event.id.clone(), event.attempt_count));
+            pass.released.borrow_mut().push((event.id.clone(), event.attempt_count));
             continue;
         }
         log.info(|| format!("uploading event {} (entry {}, attempt {}) to {}", event.id, entry.id, event.attempt_count, shared.transport.endpoint));
         let still_current = || shared.is_current(generation);
         shared.taking_off(&event.id);
-        let outcome = shared.transport.upload(&event.id, &entry, user, &still_current).await;
-        let Some(outcome) = outcome else {
+        let Some(outcome) = shared.transport.upload(&event.id, &entry, user, &still_current).await else {
             shared.landed(&event.id);
-            released.borrow_mut().push((event.id.clone(), event.attempt_count));
+            pass.released.borrow_mut().push((event.id.clone(), event.attempt_count));
             continue;
         };
         let at = now();
         let decision = decide(&outcome, event.attempt_count, event.max_attempts, &cfg.retry, at);
-        let recorded = shared.store.record(&event.id, event.attempt_count, &decision, at, Some(&shared.instance_id)).await;
-        shared.landed(&event.id);
-        match recorded {
-            Ok(Recorded::Applied(e)) => {
-                let mut r = report.borrow_mut();
-                match &decision {
-                    Decision::Complete { backend_id } => {
-                        r.completed += 1;
-                        log.info(|| format!("event {} completed: entry {} stored with backend id {backend_id} ({} ms after saving)", e.id, e.entity_id, at - e.created_at));
-                    }
-                    Decision::Retry { at: next, message } => {
-                        r.retrying += 1;
-                        log.info(|| format!("event {} failed ({message}): attempt {} of {}, next attempt at {}", e.id, e.attempt_count, e.max_attempts, to_iso8601(*next)));
-                    }
-                    Decision::GiveUp { message } => {
-                        r.gave_up += 1;
-                        log.warn(|| format!("event {} failed and gave up ({message}); entry {} is kept; resetForRetry([\"{}\"]) sends it again", e.id, e.entity_id, e.id));
+        pass.results.borrow_mut().push((event, decision, at, entry));
+        pass.results_ready.notify();
+    }
+    pass.workers_left.set(pass.workers_left.get() - 1);
+    pass.results_ready.notify();
+}
+
+/// Group commit of upload results: one writer per pass takes every result that has arrived
+/// and records them in one transaction, while the upload slots keep uploading. (One
+/// transaction per result capped a drain near the browser's ~1 ms per readwrite commit.)
+async fn recorder(pass: &Pass<'_>, shared: &Rc<Shared>) {
+    let log = shared.log;
+    loop {
+        let batch = std::mem::take(&mut *pass.results.borrow_mut());
+        if batch.is_empty() {
+            if pass.workers_left.get() == 0 {
+                return;
+            }
+            pass.results_ready.notified().await;
+            continue;
+        }
+        let items: Vec<Outcome<'_>> = batch.iter().map(|(e, decision, at, entry)| Outcome { event_id: &e.id, attempt: e.attempt_count, decision, at: *at, entry: Some(entry) }).collect();
+        let written = shared.store.record_many(&items, Some(&shared.instance_id)).await;
+        for (i, (event, decision, at, _)) in batch.iter().enumerate() {
+            shared.landed(&event.id);
+            match written.as_ref().map(|r| r.get(i)) {
+                Ok(Some(Recorded::Applied(e))) => {
+                    let mut r = pass.report.borrow_mut();
+                    match decision {
+                        Decision::Complete { backend_id } => {
+                            r.completed += 1;
+                            log.info(|| format!("event {} completed: entry {} stored with backend id {backend_id} ({} ms after saving)", e.id, e.entity_id, at - e.created_at));
+                        }
+                        Decision::Retry { at: next, message } => {
+                            r.retrying += 1;
+                            log.info(|| format!("event {} failed ({message}): attempt {} of {}, next attempt at {}", e.id, e.attempt_count, e.max_attempts, to_iso8601(*next)));
+                        }
+                        Decision::GiveUp { message } => {
+                            r.gave_up += 1;
+                            log.warn(|| format!("event {} failed and gave up ({message}); entry {} is kept; resetForRetry([\"{}\"]) sends it again", e.id, e.entity_id, e.id));
+                        }
                     }
                 }
+                Ok(_) => log.debug(|| format!("event {}: result of attempt {} arrived after the event moved on; ignored", event.id, event.attempt_count)),
+                // The event stays `processing`; stale recovery retries it (same Idempotency-Key).
+                Err(e) => log.warn(|| format!("event {}: could not record the upload result: {e}", event.id)),
             }
-            Ok(Recorded::Dropped) => log.debug(|| format!("event {}: result of attempt {} arrived after the event moved on; ignored", event.id, event.attempt_count)),
-            // The event stays `processing`; stale recovery retries it (same Idempotency-Key).
-            Err(e) => log.warn(|| format!("event {}: could not record the upload result: {e}", event.id)),
         }
         shared.changed();
     }
@@ -282,7 +379,6 @@ async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell
     let log = shared.log;
     let mut next_cleanup = now();
     loop {
-        let mut full_batch = false;
         {
             let _turn = shared.gate.enter().await;
             if cancelled.get() {
@@ -292,9 +388,8 @@ async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell
                 log.warn(|| format!("another context took over the uploads of user {user}"));
                 return;
             }
-            match run_pass(shared, user, generation).await {
-                Ok(r) => full_batch = r.claimed >= cfg.batch_size && !r.offline,
-                Err(e) => log.warn(|| format!("pass for user {user} failed: {e}")),
+            if let Err(e) = run_pass(shared, user, generation).await {
+                log.warn(|| format!("pass for user {user} failed: {e}"));
             }
             if now() >= next_cleanup && !cancelled.get() {
                 match shared.store.cleanup(now(), cfg.retention_ms).await {
@@ -315,10 +410,6 @@ async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell
         if shared.take_step_down() {
             log.info(|| format!("hidden or freezing: handing the uploads of user {user} to another context"));
             return;
-        }
-        if full_batch {
-            // A backlog drains at network speed, not one batch per interval.
-            continue;
         }
         let until_cleanup = (next_cleanup - now()).max(0) as u64;
         let delay = cfg.processing_interval_ms.min(until_cleanup).clamp(1, MAX_TIMER_MS) as u32;

@@ -20,9 +20,9 @@ export function tempDir(tag) {
 }
 
 /** Starts `node www/server.mjs` on a free port; resolves once it prints its URL. */
-export async function startServer({ dataDir = tempDir("data"), port = 0 } = {}) {
+export async function startServer({ dataDir = tempDir("data"), port = 0, env = {} } = {}) {
   const proc = spawn(process.execPath, [join(root, "www", "server.mjs")], {
-    env: { ...process.env, PORT: String(port), DATA_DIR: dataDir },
+    env: { ...process.env, PORT: String(port), DATA_DIR: dataDir, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
