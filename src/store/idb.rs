@@ -19,7 +19,8 @@ use crate::platform::describe_error;
 
 /// Turns a browser error into ours: quota errors get their own variant.
 pub fn classify(operation: &'static str, detail: String) -> Error {
-    if detail.contains("QuotaExceededError") {
+    // `detail` is "Name: message" (see `describe_error`).
+    if detail.starts_with("QuotaExceededError") {
         Error::QuotaExceeded(detail)
     } else {
         Error::Storage { operation, detail }

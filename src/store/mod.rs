@@ -144,7 +144,7 @@ impl Store {
         request.set_onblocked(None);
         let db: IdbDatabase = match opened {
             Ok(db) => db.unchecked_into(),
-            Err(e) if e.to_string().contains("VersionError") => {
+            Err(Error::Storage { detail, .. }) if detail.starts_with("VersionError") => {
                 return Err(Error::NewerSchema { name: name.into(), found: Self::found_version(&factory, name).await.unwrap_or(0), supported: schema::VERSION })
             }
             Err(e) => return Err(e),
