@@ -109,7 +109,8 @@ impl OutboxCore {
         if shared.user().as_deref() == Some(entry.user_id.as_str()) {
             shared.wake();
         }
-        shared.changed();
+        // Other contexts took "saved" as their change notice: no second broadcast.
+        shared.changed_here();
         Ok(entry)
     }
 

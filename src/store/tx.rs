@@ -36,9 +36,6 @@ pub enum Mode {
     /// `readwrite` with `durability: "relaxed"`: for bookkeeping whose loss in a power cut is
     /// redone safely (a completion lost means one more upload, deduplicated by its key).
     Write,
-    /// `readwrite` with `durability: "strict"`: committed means flushed to disk. Used for
-    /// writes that create health data, which must survive a power cut once we said "saved".
-    WriteStrict,
 }
 
 /// How a transaction ended: committed, or aborted with the browser's reason.
@@ -125,10 +122,6 @@ impl Tx {
             Mode::Read => "readonly",
             Mode::Write => {
                 set(&options, "durability", &JsValue::from_str("relaxed"));
-                "readwrite"
-            }
-            Mode::WriteStrict => {
-                set(&options, "durability", &JsValue::from_str("strict"));
                 "readwrite"
             }
         };

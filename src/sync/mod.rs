@@ -176,7 +176,12 @@ impl Shared {
         use channel::Message;
         let mine = |user: &str| self.user().as_deref() == Some(user);
         match m {
-            Message::Saved { user } if mine(&user) && self.is_leader() => self.wake(),
+            Message::Saved { user } if mine(&user) => {
+                if self.is_leader() {
+                    self.wake();
+                }
+                self.changed_here();
+            }
             Message::Changed { user } if mine(&user) => self.changed_here(),
             Message::WantLead { user } if mine(&user) && self.is_leader() && leader::yields_to_visible_pages() => {
                 self.log.debug(|| format!("a visible page wants to upload for {user}; this context steps down"));

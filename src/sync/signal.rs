@@ -71,10 +71,6 @@ impl Gate {
         GateGuard { gate: self }
     }
 
-    /// True while someone is inside.
-    pub fn is_busy(&self) -> bool {
-        self.busy.get()
-    }
 }
 
 struct WaitTurn<'a> {

@@ -1,0 +1,17 @@
+//! Unit tests of `domain::arg`.
+
+use super::*;
+
+#[test]
+fn describe_is_readable() {
+    assert_eq!(Arg::Number(f64::NAN).describe(), "NaN");
+    assert_eq!(Arg::Number(f64::NEG_INFINITY).describe(), "-Infinity");
+    assert_eq!(Arg::Str("a".repeat(50)).describe(), format!("the string \"{}...\"", "a".repeat(40)));
+    assert_eq!(truncate("héllo", 2), "hé...");
+    assert_eq!(fmt_num(72.5), "72.5");
+    assert_eq!(fmt_num(635.0001), "635.0001");
+    assert_eq!(fmt_num(-3.0), "-3");
+    assert_eq!(fmt_num(0.1 + 0.2), "0.3");
+    assert_eq!(fmt_num(1e308), "1e+308");
+    assert_eq!(fmt_num(9e15), "9e+15");
+}
