@@ -152,7 +152,8 @@ function chart(r) {
     y += 8;
     for (const [label, v] of g.rows) {
       const w = Math.max(1, (v / max) * barW);
-      body += `<text x="${left - 8}" y="${y + 15}" text-anchor="end">${label}</text><rect x="${left}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="#0d9488" rx="3"/><text x="${left + w + 6}" y="${y + 15}">${v < 10 ? v.toFixed(2) : v.toFixed(0)}</text>`;
+      const baseline = /^(bare fetch|budget|jsBaseline|workbox)/.test(label);
+      body += `<text x="${left - 8}" y="${y + 15}" text-anchor="end">${label}</text><rect x="${left}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${baseline ? "#9aa5b1" : "#0d9488"}" rx="3"/><text x="${left + w + 6}" y="${y + 15}">${v < 10 ? v.toFixed(2) : v.toFixed(0)}</text>`;
       y += rowH;
     }
     y += 18;
