@@ -125,3 +125,18 @@ export function countByLocalId(records) {
 export function cleanup(...dirs) {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 }
+
+/** Runs `body({ server, profile, context })` against a fresh dev API and a fresh browser profile,
+ *  and cleans both up whatever happens. */
+export async function withDemo(tag, body, options = {}) {
+  const server = await startServer();
+  const profile = tempDir(tag);
+  const context = await launch(profile, options);
+  try {
+    return await body({ server, profile, context });
+  } finally {
+    await context.close().catch(() => {});
+    await server.stop();
+    cleanup(profile, server.dataDir);
+  }
+}

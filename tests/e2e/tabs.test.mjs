@@ -3,7 +3,7 @@
 // and the service worker finishing the job after the last tab is gone.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cleanup, countByLocalId, launch, login, openDemo, saveViaForm, startServer, tempDir, waitFor } from "./helpers.mjs";
+import { countByLocalId, login, openDemo, saveViaForm, waitFor, withDemo } from "./helpers.mjs";
 
 const LOCK = (user) => `progress-outbox:progress-outbox:${user}`;
 
@@ -34,184 +34,139 @@ function saveMany(page, n, base) {
   }, [n, base]);
 }
 
-test("three tabs save 20 each: all 60 stored, every Idempotency-Key POSTed exactly once, one uploader", async () => {
-  const server = await startServer();
-  const profile = tempDir("tabs-3");
-  const context = await launch(profile);
-  try {
-    const tabs = await openTabs(context, server.url, 3, "trio");
-    await waitFor("an uploader", async () => (await tabs[0].evaluate((n) => navigator.locks.query().then((q) => q.held.some((l) => l.name === n)), LOCK("trio"))));
-    await Promise.all(tabs.map((t, i) => saveMany(t, 20, 60 + i * 3)));
-    await waitFor("60 records", async () => (await server.records()).length >= 60, { timeout: 30000 });
-    await new Promise((r) => setTimeout(r, 800));
-    const records = await server.records();
-    assert.equal(records.length, 60);
-    const local = await tabs[1].evaluate(() => window.demo.outbox.entries());
-    assert.equal(local.length, 60);
-    const counts = countByLocalId(records);
-    for (const e of local) assert.equal(counts.get(e.id), 1, `entry ${e.id} stored ${counts.get(e.id) || 0} times`);
-    const attempts = await server.attempts();
-    assert.equal(Object.keys(attempts).length, 60);
-    const dupes = Object.entries(attempts).filter(([, n]) => n !== 1);
-    assert.deepEqual(dupes, [], "a key was POSTed more than once while the API was healthy");
-    const flags = await leaders(tabs);
-    assert.ok(flags.filter(Boolean).length <= 1, `more than one tab uploads: ${flags}`);
-    const q = await tabs[0].evaluate((n) => navigator.locks.query().then((q) => ({ held: q.held.filter((l) => l.name === n).length, waiting: q.pending.filter((l) => l.name === n).length })), LOCK("trio"));
-    assert.equal(q.held, 1, "one holder of the upload lock");
-    assert.ok(q.waiting >= 2, `the others wait in the lock queue (${q.waiting})`);
-  } finally {
-    await context.close();
-    await server.stop();
-    cleanup(profile, server.dataDir);
-  }
-});
+test("three tabs save 20 each: all 60 stored, every Idempotency-Key POSTed exactly once, one uploader", async () => withDemo("tabs-3", async ({ server, context }) => {
+  const tabs = await openTabs(context, server.url, 3, "trio");
+  await waitFor("an uploader", async () => (await tabs[0].evaluate((n) => navigator.locks.query().then((q) => q.held.some((l) => l.name === n)), LOCK("trio"))));
+  await Promise.all(tabs.map((t, i) => saveMany(t, 20, 60 + i * 3)));
+  await waitFor("60 records", async () => (await server.records()).length >= 60, { timeout: 30000 });
+  await new Promise((r) => setTimeout(r, 800));
+  const records = await server.records();
+  assert.equal(records.length, 60);
+  const local = await tabs[1].evaluate(() => window.demo.outbox.entries());
+  assert.equal(local.length, 60);
+  const counts = countByLocalId(records);
+  for (const e of local) assert.equal(counts.get(e.id), 1, `entry ${e.id} stored ${counts.get(e.id) || 0} times`);
+  const attempts = await server.attempts();
+  assert.equal(Object.keys(attempts).length, 60);
+  const dupes = Object.entries(attempts).filter(([, n]) => n !== 1);
+  assert.deepEqual(dupes, [], "a key was POSTed more than once while the API was healthy");
+  const flags = await leaders(tabs);
+  assert.ok(flags.filter(Boolean).length <= 1, `more than one tab uploads: ${flags}`);
+  const q = await tabs[0].evaluate((n) => navigator.locks.query().then((q) => ({ held: q.held.filter((l) => l.name === n).length, waiting: q.pending.filter((l) => l.name === n).length })), LOCK("trio"));
+  assert.equal(q.held, 1, "one holder of the upload lock");
+  assert.ok(q.waiting >= 2, `the others wait in the lock queue (${q.waiting})`);
+}));
 
-test("the uploading tab crashes mid-stream: a follower finishes, every entry stored exactly once", async () => {
-  const server = await startServer();
-  const profile = tempDir("tabs-crash");
-  const context = await launch(profile);
-  try {
-    const tabs = await openTabs(context, server.url, 3, "crash");
-    await server.faults({ mode: "slow", delayMs: 150 });
-    await Promise.all(tabs.map((t, i) => saveMany(t, 20, 70 + i * 3)));
-    await waitFor("uploads under way", async () => (await server.records()).length >= 6, { timeout: 20000 });
-    const flags = await leaders(tabs);
-    const leader = flags.indexOf(true);
-    assert.ok(leader >= 0, `a tab uploads (${flags})`);
-    const survivors = tabs.filter((_, i) => i !== leader);
-    const before = (await server.records()).length;
-    const cdp = await context.newCDPSession(tabs[leader]);
-    const crashed = new Promise((r) => tabs[leader].once("crash", r));
-    cdp.send("Page.crash").catch(() => {}); // the tab's renderer process dies (this never answers)
-    await crashed;
-    assert.ok(before < 60, "crashed mid-stream");
-    await server.faults({ mode: "healthy" });
-    await waitFor("60 records", async () => (await server.records()).length >= 60, { timeout: 45000 });
-    await new Promise((r) => setTimeout(r, 800));
-    const local = await survivors[0].evaluate(() => window.demo.outbox.entries());
-    assert.equal(local.length, 60);
-    const records = await server.records();
-    const counts = countByLocalId(records);
-    for (const e of local) assert.equal(counts.get(e.id), 1, `entry ${e.id} stored ${counts.get(e.id) || 0} times`);
-    assert.equal(records.length, 60);
-    const resent = Object.values(await server.attempts()).filter((n) => n > 1).length;
-    console.log(`  stored before the crash: ${before}; keys resent after it (deduplicated by the server): ${resent}`);
-  } finally {
-    await context.close();
-    await server.stop();
-    cleanup(profile, server.dataDir);
-  }
-});
+test("the uploading tab crashes mid-stream: a follower finishes, every entry stored exactly once", async () => withDemo("tabs-crash", async ({ server, context }) => {
+  const tabs = await openTabs(context, server.url, 3, "crash");
+  await server.faults({ mode: "slow", delayMs: 150 });
+  await Promise.all(tabs.map((t, i) => saveMany(t, 20, 70 + i * 3)));
+  await waitFor("uploads under way", async () => (await server.records()).length >= 6, { timeout: 20000 });
+  const flags = await leaders(tabs);
+  const leader = flags.indexOf(true);
+  assert.ok(leader >= 0, `a tab uploads (${flags})`);
+  const survivors = tabs.filter((_, i) => i !== leader);
+  const before = (await server.records()).length;
+  const cdp = await context.newCDPSession(tabs[leader]);
+  const crashed = new Promise((r) => tabs[leader].once("crash", r));
+  cdp.send("Page.crash").catch(() => {}); // the tab's renderer process dies (this never answers)
+  await crashed;
+  assert.ok(before < 60, "crashed mid-stream");
+  await server.faults({ mode: "healthy" });
+  await waitFor("60 records", async () => (await server.records()).length >= 60, { timeout: 45000 });
+  await new Promise((r) => setTimeout(r, 800));
+  const local = await survivors[0].evaluate(() => window.demo.outbox.entries());
+  assert.equal(local.length, 60);
+  const records = await server.records();
+  const counts = countByLocalId(records);
+  for (const e of local) assert.equal(counts.get(e.id), 1, `entry ${e.id} stored ${counts.get(e.id) || 0} times`);
+  assert.equal(records.length, 60);
+  const resent = Object.values(await server.attempts()).filter((n) => n > 1).length;
+  console.log(`  stored before the crash: ${before}; keys resent after it (deduplicated by the server): ${resent}`);
+}));
 
-test("a hung uploading tab (holding the lock, running no code) does not hold the others up", async () => {
-  const server = await startServer();
-  const profile = tempDir("tabs-hung");
-  const context = await launch(profile);
-  try {
-    const tabs = await openTabs(context, server.url, 2, "frost");
-    // Visible pages take the upload over from a hidden page or the service worker.
-    await waitFor("a tab to upload", async () => (await leaders(tabs)).some(Boolean));
-    const flags = await leaders(tabs);
-    const [leader, other] = flags[0] ? [tabs[0], tabs[1]] : [tabs[1], tabs[0]];
-    // The uploading tab's main thread stops for 12 s: no timers, no heartbeat, lock still held
-    // (what a frozen or stuck tab looks like to the others). Headless Chromium here cannot
-    // freeze a page through the Page Lifecycle, so this is the closest real thing.
-    const hung = leader.evaluate(() => { const end = Date.now() + 12000; while (Date.now() < end) {} });
-    await new Promise((r) => setTimeout(r, 300));
-    const started = Date.now();
-    await other.evaluate(() => window.demo.outbox.saveWeight(66.6));
-    await waitFor("the record, uploaded by another context", async () => (await server.records()).length === 1, { timeout: 11000 });
-    const took = Date.now() - started;
-    console.log(`  uploaded ${took} ms after the save, while the old uploader was hung`);
-    await hung;
-    await new Promise((r) => setTimeout(r, 1500));
-    assert.equal(await leader.evaluate(() => window.demo.outbox.isLeader), false, "the tab that hung does not upload alongside the new uploader");
-    await leader.evaluate(() => window.demo.outbox.saveWeight(66.7));
-    await waitFor("a second record", async () => (await server.records()).length === 2, { timeout: 10000 });
-    assert.deepEqual(Object.values(await server.attempts()), [1, 1], "each key POSTed once");
-  } finally {
-    await context.close();
-    await server.stop();
-    cleanup(profile, server.dataDir);
-  }
-});
+test("a hung uploading tab (holding the lock, running no code) does not hold the others up", async () => withDemo("tabs-hung", async ({ server, context }) => {
+  const tabs = await openTabs(context, server.url, 2, "frost");
+  // Visible pages take the upload over from a hidden page or the service worker.
+  await waitFor("a tab to upload", async () => (await leaders(tabs)).some(Boolean));
+  const flags = await leaders(tabs);
+  const [leader, other] = flags[0] ? [tabs[0], tabs[1]] : [tabs[1], tabs[0]];
+  // The uploading tab's main thread stops for 12 s: no timers, no heartbeat, lock still held
+  // (what a frozen or stuck tab looks like to the others). Headless Chromium here cannot
+  // freeze a page through the Page Lifecycle, so this is the closest real thing.
+  const hung = leader.evaluate(() => { const end = Date.now() + 12000; while (Date.now() < end) {} });
+  await new Promise((r) => setTimeout(r, 300));
+  const started = Date.now();
+  await other.evaluate(() => window.demo.outbox.saveWeight(66.6));
+  await waitFor("the record, uploaded by another context", async () => (await server.records()).length === 1, { timeout: 11000 });
+  const took = Date.now() - started;
+  console.log(`  uploaded ${took} ms after the save, while the old uploader was hung`);
+  await hung;
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(await leader.evaluate(() => window.demo.outbox.isLeader), false, "the tab that hung does not upload alongside the new uploader");
+  await leader.evaluate(() => window.demo.outbox.saveWeight(66.7));
+  await waitFor("a second record", async () => (await server.records()).length === 2, { timeout: 10000 });
+  assert.deepEqual(Object.values(await server.attempts()), [1, 1], "each key POSTed once");
+}));
 
-test("a newer app version upgrading the database: the old tab lets it through and asks for a reload", async () => {
-  const server = await startServer();
-  const profile = tempDir("tabs-upgrade");
-  const context = await launch(profile);
-  try {
-    const [old, newer] = await openTabs(context, server.url, 2, "upgrader");
-    await old.evaluate(() => window.demo.outbox.saveWeight(70));
-    // The newer version opens the same database at a higher schema version.
-    const version = await newer.evaluate(() => new Promise((resolve, reject) => {
-      const req = indexedDB.open("progress-outbox", 4);
-      req.onupgradeneeded = () => req.result.createObjectStore("addedByV4");
-      req.onblocked = () => reject(new Error("blocked by the old tab"));
-      req.onsuccess = () => { const v = req.result.version; req.result.close(); resolve(v); };
-      req.onerror = () => reject(req.error);
-    }));
-    assert.equal(version, 4, "the upgrade completed");
-    await old.waitForSelector("#banner:not([hidden])");
-    assert.match(await old.textContent("#banner"), /Reload this page/);
-    const err = await old.evaluate(() => window.demo.outbox.saveWeight(71).then(() => null, (e) => e.code));
-    assert.equal(err, "VERSION_CHANGED");
-    // The upgrade kept the data: the v3 stores are still there with the entry.
-    const entries = await newer.evaluate(() => new Promise((resolve) => {
-      const req = indexedDB.open("progress-outbox");
-      req.onsuccess = () => { const r = req.result.transaction("entries").objectStore("entries").count(); r.onsuccess = () => { req.result.close(); resolve(r.result); }; };
-    }));
-    assert.equal(entries, 1);
-  } finally {
-    await context.close();
-    await server.stop();
-    cleanup(profile, server.dataDir);
-  }
-});
+test("a newer app version upgrading the database: the old tab lets it through and asks for a reload", async () => withDemo("tabs-upgrade", async ({ server, context }) => {
+  const [old, newer] = await openTabs(context, server.url, 2, "upgrader");
+  await old.evaluate(() => window.demo.outbox.saveWeight(70));
+  // The newer version opens the same database at a higher schema version.
+  const version = await newer.evaluate(() => new Promise((resolve, reject) => {
+    const req = indexedDB.open("progress-outbox", 4);
+    req.onupgradeneeded = () => req.result.createObjectStore("addedByV4");
+    req.onblocked = () => reject(new Error("blocked by the old tab"));
+    req.onsuccess = () => { const v = req.result.version; req.result.close(); resolve(v); };
+    req.onerror = () => reject(req.error);
+  }));
+  assert.equal(version, 4, "the upgrade completed");
+  await old.waitForSelector("#banner:not([hidden])");
+  assert.match(await old.textContent("#banner"), /Reload this page/);
+  const err = await old.evaluate(() => window.demo.outbox.saveWeight(71).then(() => null, (e) => e.code));
+  assert.equal(err, "VERSION_CHANGED");
+  // The upgrade kept the data: the v3 stores are still there with the entry.
+  const entries = await newer.evaluate(() => new Promise((resolve) => {
+    const req = indexedDB.open("progress-outbox");
+    req.onsuccess = () => { const r = req.result.transaction("entries").objectStore("entries").count(); r.onsuccess = () => { req.result.close(); resolve(r.result); }; };
+  }));
+  assert.equal(entries, 1);
+}));
 
-test("the service worker uploads once the last tab is gone, and on a Background Sync event", async () => {
-  const server = await startServer();
-  const profile = tempDir("tabs-sw");
-  const context = await launch(profile);
-  try {
-    let page = await openDemo(context, server.url);
-    await page.evaluate(() => navigator.serviceWorker.ready);
-    if (!(await page.evaluate(() => !!navigator.serviceWorker.controller))) {
-      await page.reload();
-      await page.waitForSelector("body[data-ready='1']");
-    }
-    await login(page, "worker");
-    // The service worker got the user and a token (by postMessage) and waits in the lock queue.
-    await waitFor("the worker to queue for the upload lock", () => page.evaluate((n) => navigator.locks.query().then((q) => q.pending.some((l) => l.name === n)), LOCK("worker")));
-    await server.faults({ mode: "offline" });
-    await saveViaForm(page, 80.1);
-    await saveViaForm(page, 80.2);
-    await waitFor("failed attempts", () => page.evaluate(async () => (await window.demo.outbox.stats()).failed >= 1));
-    // The last tab of the app goes away: only the service worker is left.
-    await page.goto(`${server.url}/manifest.webmanifest`);
-    await server.faults({ mode: "healthy" });
-    await waitFor("2 records uploaded by the service worker", async () => (await server.records()).length === 2, { timeout: 20000 });
-
-    // A Background Sync event (as Chrome fires when connectivity returns) runs processNow there.
-    await page.goto(`${server.url}/?fast=1`);
+test("the service worker uploads once the last tab is gone, and on a Background Sync event", async () => withDemo("tabs-sw", async ({ server, context }) => {
+  let page = await openDemo(context, server.url);
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  if (!(await page.evaluate(() => !!navigator.serviceWorker.controller))) {
+    await page.reload();
     await page.waitForSelector("body[data-ready='1']");
-    await server.faults({ mode: "offline" });
-    await saveViaForm(page, 80.3);
-    await waitFor("a failed attempt", () => page.evaluate(async () => (await window.demo.outbox.stats()).failed >= 1));
-    await page.goto(`${server.url}/manifest.webmanifest`);
-    await server.faults({ mode: "healthy" });
-    const cdp = await context.newCDPSession(page);
-    const regs = [];
-    cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => regs.push(...e.registrations));
-    await cdp.send("ServiceWorker.enable");
-    await waitFor("the registration", () => regs.length > 0);
-    await cdp.send("ServiceWorker.dispatchSyncEvent", { origin: server.url, registrationId: regs[0].registrationId, tag: "progress-outbox", lastChance: false });
-    await waitFor("3 records", async () => (await server.records()).length === 3, { timeout: 10000 });
-    const counts = countByLocalId(await server.records());
-    assert.ok([...counts.values()].every((n) => n === 1), "each entry stored once");
-  } finally {
-    await context.close();
-    await server.stop();
-    cleanup(profile, server.dataDir);
   }
-});
+  await login(page, "worker");
+  // The service worker got the user and a token (by postMessage) and waits in the lock queue.
+  await waitFor("the worker to queue for the upload lock", () => page.evaluate((n) => navigator.locks.query().then((q) => q.pending.some((l) => l.name === n)), LOCK("worker")));
+  await server.faults({ mode: "offline" });
+  await saveViaForm(page, 80.1);
+  await saveViaForm(page, 80.2);
+  await waitFor("failed attempts", () => page.evaluate(async () => (await window.demo.outbox.stats()).failed >= 1));
+  // The last tab of the app goes away: only the service worker is left.
+  await page.goto(`${server.url}/manifest.webmanifest`);
+  await server.faults({ mode: "healthy" });
+  await waitFor("2 records uploaded by the service worker", async () => (await server.records()).length === 2, { timeout: 20000 });
+
+  // A Background Sync event (as Chrome fires when connectivity returns) runs processNow there.
+  await page.goto(`${server.url}/?fast=1`);
+  await page.waitForSelector("body[data-ready='1']");
+  await server.faults({ mode: "offline" });
+  await saveViaForm(page, 80.3);
+  await waitFor("a failed attempt", () => page.evaluate(async () => (await window.demo.outbox.stats()).failed >= 1));
+  await page.goto(`${server.url}/manifest.webmanifest`);
+  await server.faults({ mode: "healthy" });
+  const cdp = await context.newCDPSession(page);
+  const regs = [];
+  cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => regs.push(...e.registrations));
+  await cdp.send("ServiceWorker.enable");
+  await waitFor("the registration", () => regs.length > 0);
+  await cdp.send("ServiceWorker.dispatchSyncEvent", { origin: server.url, registrationId: regs[0].registrationId, tag: "progress-outbox", lastChance: false });
+  await waitFor("3 records", async () => (await server.records()).length === 3, { timeout: 10000 });
+  const counts = countByLocalId(await server.records());
+  assert.ok([...counts.values()].every((n) => n === 1), "each entry stored once");
+}));

@@ -1,7 +1,6 @@
 //! The outbox without a window: the same behaviours in a dedicated worker and a service worker
 //! (compiled into `tests/worker.rs` and `tests/service_worker.rs`, one context each).
 
-use progress_outbox::Outbox;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::wasm_bindgen_test;
 

@@ -45,6 +45,16 @@ async fn completed(o: &Outbox, user: &str) -> f64 {
     num(&stats(o, user).await, "completed")
 }
 
+/// Writes user u1's uploader heartbeat as another context (`owner`) would have, at `at`.
+async fn write_beat(db: &str, owner: &str, at: f64) {
+    let f = Function::new_with_args(
+        "name, owner, at",
+        "return new Promise((res, rej) => { const r = indexedDB.open(name); r.onsuccess = () => { const d = r.result; const tx = d.transaction('meta', 'readwrite'); tx.objectStore('meta').put({ owner, beatAt: at }, 'leader:u1'); tx.oncomplete = () => { d.close(); res(); }; tx.onerror = () => rej(tx.error); }; });",
+    );
+    let args = js_sys::Array::of3(&JsValue::from_str(db), &JsValue::from_str(owner), &JsValue::from_f64(at));
+    ok(f.apply(&JsValue::NULL, &args).unwrap().unchecked_into::<Promise>()).await;
+}
+
 /// Hides `navigator.locks` (as in browsers without Web Locks) until the returned restore runs.
 fn hide_web_locks() -> Function {
     Function::new_no_args(
@@ -57,23 +67,30 @@ fn hide_web_locks() -> Function {
     .unchecked_into()
 }
 
-#[wasm_bindgen_test]
-async fn one_uploader_per_user_and_every_key_posted_once() {
-    let db = fresh_db("m-one");
+/// Two instances of one user: exactly one uploads, and `n` saves made through both reach the
+/// server once each. Returns the instances, leader first.
+async fn one_uploader_for(db: &str, n: usize) -> (Outbox, Outbox) {
     let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201, "delayMs": 5}"#));
-    let (a, b) = pair(&db, "{}").await;
+    let (a, b) = pair(db, "{}").await;
     a.start(JsValue::from_str("u1")).unwrap();
     b.start(JsValue::from_str("u1")).unwrap();
     eventually(2000, "a leader", || async { a.is_leader() || b.is_leader() }).await;
-    sleep(100).await;
-    assert!(a.is_leader() ^ b.is_leader(), "exactly one leader");
-    for i in 0..20 {
+    sleep(300).await;
+    assert!(a.is_leader() ^ b.is_leader(), "exactly one uploader");
+    for i in 0..n {
         save_for(if i % 2 == 0 { &a } else { &b }, "u1", 60.0 + i as f64).await;
     }
-    eventually(5000, "40 completions", || async { completed(&a, "u1").await == 20.0 }).await;
+    eventually(5000, "every save to complete", || async { completed(&a, "u1").await == n as f64 }).await;
     let keys = keys_posted(&stub);
-    assert_eq!(keys.len(), 20);
-    assert!(keys.values().all(|n| *n == 1), "a key was POSTed twice: {keys:?}");
+    assert_eq!(keys.len(), n);
+    assert!(keys.values().all(|k| *k == 1), "a key was POSTed twice: {keys:?}");
+    if a.is_leader() { (a, b) } else { (b, a) }
+}
+
+#[wasm_bindgen_test]
+async fn one_uploader_per_user_and_every_key_posted_once() {
+    let db = fresh_db("m-one");
+    let (a, b) = one_uploader_for(&db, 20).await;
     a.close();
     b.close();
     ok(delete_db(&db)).await;
@@ -177,11 +194,7 @@ async fn a_frozen_leader_holding_the_lock_is_taken_over() {
     );
     ok(hold.call1(&JsValue::NULL, &JsValue::from_str(&format!("progress-outbox:{db}:u1"))).unwrap().unchecked_into::<Promise>()).await;
     let a = open(&db, r#"{"processingIntervalMs": 50, "requestTimeoutMs": 500, "backoffMs": [50]}"#).await;
-    let write_beat = Function::new_with_args(
-        "name, at",
-        "return new Promise((res, rej) => { const r = indexedDB.open(name); r.onsuccess = () => { const d = r.result; const tx = d.transaction('meta', 'readwrite'); tx.objectStore('meta').put({ owner: 'frozen-tab', beatAt: at }, 'leader:u1'); tx.oncomplete = () => { d.close(); res(); }; tx.onerror = () => rej(tx.error); }; });",
-    );
-    ok(write_beat.call2(&JsValue::NULL, &JsValue::from_str(&db), &JsValue::from_f64(Date::now() - 3_600_000.0)).unwrap().unchecked_into::<Promise>()).await;
+    write_beat(&db, "frozen-tab", Date::now() - 3_600_000.0).await;
     save_for(&a, "u1", 70.0).await;
     a.start(JsValue::from_str("u1")).unwrap();
     sleep(500).await;
@@ -198,20 +211,8 @@ async fn a_frozen_leader_holding_the_lock_is_taken_over() {
 async fn without_web_locks_a_lease_keeps_one_uploader() {
     let restore = hide_web_locks();
     let db = fresh_db("m-lease");
-    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201, "delayMs": 5}"#));
-    let (a, b) = pair(&db, "{}").await;
-    a.start(JsValue::from_str("u1")).unwrap();
-    b.start(JsValue::from_str("u1")).unwrap();
-    eventually(2000, "a leader", || async { a.is_leader() || b.is_leader() }).await;
-    sleep(300).await;
-    assert!(a.is_leader() ^ b.is_leader(), "exactly one leaseholder");
-    for i in 0..10 {
-        save_for(if i % 2 == 0 { &a } else { &b }, "u1", 60.0 + i as f64).await;
-    }
-    eventually(5000, "10 completions", || async { completed(&a, "u1").await == 10.0 }).await;
-    assert!(keys_posted(&stub).values().all(|n| *n == 1));
+    let (leader, follower) = one_uploader_for(&db, 10).await;
     // The leaseholder leaves: it gives the lease up, the other takes it at its next try.
-    let (leader, follower) = if a.is_leader() { (a, b) } else { (b, a) };
     leader.close();
     eventually(2000, "the follower to take the lease", || async { follower.is_leader() }).await;
     save_for(&follower, "u1", 80.0).await;
@@ -228,11 +229,7 @@ async fn without_web_locks_an_expired_lease_is_taken_over() {
     stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
     let a = open(&db, FAST).await;
     // A leaseholder that crashed a moment ago: its lease is fresh, then expires.
-    let write_beat = Function::new_with_args(
-        "name, at",
-        "return new Promise((res, rej) => { const r = indexedDB.open(name); r.onsuccess = () => { const d = r.result; const tx = d.transaction('meta', 'readwrite'); tx.objectStore('meta').put({ owner: 'crashed-tab', beatAt: at }, 'leader:u1'); tx.oncomplete = () => { d.close(); res(); }; tx.onerror = () => rej(tx.error); }; });",
-    );
-    ok(write_beat.call2(&JsValue::NULL, &JsValue::from_str(&db), &JsValue::from_f64(Date::now())).unwrap().unchecked_into::<Promise>()).await;
+    write_beat(&db, "crashed-tab", Date::now()).await;
     a.start(JsValue::from_str("u1")).unwrap();
     sleep(600).await;
     assert!(!a.is_leader(), "the lease is still valid");
