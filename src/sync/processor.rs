@@ -1,10 +1,11 @@
-//! The seed's `OutboxProcessorService` for the browser: a loop that runs a pass every
-//! `processingIntervalMs`, at once after a save or when the network returns, and back to back
-//! while it claims full batches; cleanup every `cleanupIntervalMs`.
+//! The seed's `OutboxProcessorService` for the browser: while this context leads its user's
+//! uploads, a loop runs a pass every `processingIntervalMs`, at once after a save or when the
+//! network returns; cleanup every `cleanupIntervalMs`.
 //!
 //! A pass: recover stale events -> claim a batch (one transaction) -> upload with at most
-//! `maxConcurrent` requests in flight, outside any transaction -> record each result in its own
-//! transaction.
+//! `maxConcurrent` requests in flight, outside any transaction, claiming the next batch as soon as
+//! the queue runs dry while the last claim was full -> record results as they arrive (group
+//! commit: those that arrive during a write go into the next one).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
