@@ -232,9 +232,12 @@ async fn open_validates_its_options() {
             }
         }
     }
-    // The token is never echoed in an error.
-    let e = progress_outbox::Outbox::open(json(r#"{"endpoint": "/api", "token": ""}"#)).await.err().unwrap();
-    assert!(!message(&e).contains("secret"));
+    // A rejected token is never echoed in the error (it may be a real secret of the wrong type).
+    for bad in [r#"{"endpoint": "/api", "token": ["secret-123"]}"#, r#"{"endpoint": "/api", "token": {"value": "secret-123"}}"#, r#"{"endpoint": "/api", "token": ""}"#] {
+        let e = progress_outbox::Outbox::open(json(bad)).await.err().expect("a bad token is refused");
+        assert_eq!(get(&e, "code").as_string().as_deref(), Some("INVALID_TYPE"));
+        assert!(!message(&e).contains("secret-123"), "{}", message(&e));
+    }
 }
 
 #[wasm_bindgen_test]
