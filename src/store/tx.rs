@@ -134,11 +134,6 @@ impl Tx {
         self.raw.object_store(name).map_err(js_error(self.operation))
     }
 
-    /// The operation name, for errors.
-    pub fn operation(&self) -> &'static str {
-        self.operation
-    }
-
     /// Ends the transaction: on `Ok` waits for the commit (so the caller's result is durable
     /// when it returns), on `Err` aborts so nothing of it is stored.
     pub async fn finish<T>(self, result: Result<T>) -> Result<T> {
