@@ -21,6 +21,13 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
   rustup target add wasm32-unknown-unknown
 fi
 
+# The size build (scripts/build.sh) rebuilds std for wasm32 from rust-src; without it the build
+# falls back to the prebuilt std, so a failure here is not fatal.
+if [ ! -d "$(rustc --print sysroot)/lib/rustlib/src/rust/library" ]; then
+  say "adding the rust-src component (the release build rebuilds std for size)"
+  rustup component add rust-src || say "rust-src unavailable: release builds use the prebuilt std (about 9 KB more gzipped wasm)"
+fi
+
 if ! have wasm-pack; then
   say "installing wasm-pack (cargo install, about 3 minutes)"
   cargo install wasm-pack
