@@ -80,11 +80,13 @@ export async function upload(endpoint, key, token, timeoutMs, localId, type, qua
   try {
     const headers = { "Content-Type": "application/json", "Idempotency-Key": key };
     if (token !== undefined && token !== null) headers.Authorization = `Bearer ${token}`;
-    const fetch = globalThis.fetch;
+    // The global binding, looked up now (apps and tests may replace it) and called without a
+    // receiver: `globalThis.fetch.call(globalThis, ...)` throws "does not implement interface
+    // Window" in Firefox when the module was loaded from another realm's script.
     if (typeof fetch !== "function") return { kind: "network", message: "no global fetch in this context" };
     let res;
     try {
-      res = await fetch.call(globalThis, endpoint, {
+      res = await fetch(endpoint, {
         method: "POST", headers, signal: controller.signal, cache: "no-store",
         body: JSON.stringify({ localId, type, quantity, unit, date }),
       });

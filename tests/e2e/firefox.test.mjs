@@ -1,0 +1,154 @@
+// The package as shipped (pkg/: the size-built wasm and the minified glue), in Firefox.
+// The browser suites run a debug build through wasm-bindgen-test and the other e2e tests use
+// Chromium; this one drives Debian's Firefox ESR through geckodriver (WebDriver over HTTP, no
+// extra npm package) against the dev API: bad input is refused with a JS Error and stores
+// nothing, a save reaches the server exactly once and the entry gets its backend id.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { cleanup, countByLocalId, startServer, tempDir } from "./helpers.mjs";
+
+const FIREFOX = ["/usr/bin/firefox-esr", "/usr/bin/firefox"].find(existsSync);
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+/** geckodriver on a free port; resolves with a tiny WebDriver client once it listens. */
+async function geckodriver() {
+  const port = await freePort();
+  const proc = spawn("geckodriver", ["--port", String(port)], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`geckodriver did not start:\n${out}`)), 15000);
+    const seen = (d) => {
+      out += d;
+      if (out.includes("Listening on")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    proc.stdout.on("data", seen);
+    proc.stderr.on("data", seen);
+    proc.on("error", (e) => reject(new Error(`geckodriver could not run (npm test installs it): ${e.message}`)));
+  });
+  const call = async (method, path, body) => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers: { "Content-Type": "application/json" }, body: body && JSON.stringify(body) });
+    const json = await res.json();
+    if (!res.ok) throw new Error(`WebDriver ${method} ${path}: ${JSON.stringify(json.value)}`);
+    return json.value;
+  };
+  return { call, stop: () => proc.kill("SIGKILL") };
+}
+
+/** What the page runs: refused inputs, then a save that must reach the server. */
+const FLOW = `
+  const report = (r) => { window.__flow = r; };
+  try {
+    const { default: init, Outbox } = await import("/pkg/progress_outbox.js");
+    await init();
+    const user = "firefox-" + Math.random().toString(36).slice(2);
+    const login = await fetch("/api/v1/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ userId: user }) });
+    const { token } = await login.json();
+    const outbox = await Outbox.open({ endpoint: "/api/v1/progress", dbName: user, token, processingIntervalMs: 100, log: "off" });
+    const refused = [];
+    for (const kg of [0, 635.0001, NaN, "72", null]) {
+      try { await outbox.saveWeight(kg, { userId: user }); refused.push({ kg: String(kg), stored: true }); }
+      catch (e) { refused.push({ kg: String(kg), isError: e instanceof Error, name: e.name, message: e.message }); }
+    }
+    const afterBad = { entries: (await outbox.entries(user)).length, events: (await outbox.events({ userId: user })).length };
+    outbox.start(user);
+    const saved = await outbox.saveWeight(72.5);
+    let entries = [];
+    for (let i = 0; i < 200 && !(entries[0] && entries[0].backendId); i++) {
+      entries = await outbox.entries();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const stats = await outbox.stats();
+    const events = await outbox.events({});
+    outbox.close();
+    report({ refused, afterBad, saved, entries, stats, events });
+  } catch (e) {
+    report({ error: String((e && e.stack) || e) });
+  }
+`;
+
+/**
+ * Runs FLOW in the page and returns its report. "module": as the page's own module script, the
+ * way an app's code runs. "webdriver": inside WebDriver's execute-script, the way test harnesses
+ * drive a page (the package is then imported from WebDriver's script realm).
+ */
+async function runFlow(driver, sessionId, how) {
+  if (how === "webdriver") {
+    return driver.call("POST", `/session/${sessionId}/execute/async`, {
+      args: [],
+      script: `const done = arguments[arguments.length - 1];
+        (async () => { ${FLOW} })().then(() => done(window.__flow), (e) => done({ error: String(e) }));`,
+    });
+  }
+  await driver.call("POST", `/session/${sessionId}/execute/sync`, {
+    args: [FLOW],
+    script: `const s = document.createElement("script"); s.type = "module"; s.textContent = arguments[0]; document.head.append(s);`,
+  });
+  for (let i = 0; i < 300; i++) {
+    const r = await driver.call("POST", `/session/${sessionId}/execute/sync`, { args: [], script: "return window.__flow || null;" });
+    if (r) return r;
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  throw new Error("the page's flow did not finish within 30 s");
+}
+
+async function check(r, how, server) {
+  assert.equal(r.error, undefined, `${how}: ${r.error}`);
+  for (const x of r.refused) {
+    assert.ok(x.isError, `${how}: saveWeight(${x.kg}) must reject with an Error: ${JSON.stringify(x)}`);
+    assert.ok(["TypeError", "RangeError"].includes(x.name), `${how}: saveWeight(${x.kg}): ${x.name}: ${x.message}`);
+    assert.ok(x.message.length > 10, x.message);
+  }
+  assert.deepEqual(r.afterBad, { entries: 0, events: 0 }, `${how}: refused input stored nothing`);
+  assert.equal(r.entries.length, 1);
+  assert.equal(r.entries[0].id, r.saved.id);
+  assert.equal(typeof r.entries[0].backendId, "string", `${how}: the entry got the server's id: ${JSON.stringify({ stats: r.stats, events: r.events })}`);
+  assert.equal(r.stats.completed, 1);
+  assert.equal(r.stats.pending + r.stats.processing + r.stats.failed + r.stats.gaveUp, 0);
+  assert.deepEqual(r.events.map((e) => e.status), ["completed"]);
+  const records = await server.records();
+  assert.equal(countByLocalId(records).get(r.saved.id), 1, `${how}: stored on the server exactly once`);
+  const stored = records.find((x) => x.localId === r.saved.id);
+  assert.equal(String(stored.id), r.entries[0].backendId);
+  assert.equal(stored.quantity, 72.5);
+}
+
+test("the shipped package in Firefox: bad input refused, a save uploaded exactly once with its backend id", async () => {
+  assert.ok(FIREFOX, "Firefox ESR is not installed (npm test installs it)");
+  const server = await startServer({ env: { BENCH: "1", QUIET: "1" } }); // BENCH serves /bench/startup.html
+  const driver = await geckodriver();
+  const profile = tempDir("firefox");
+  try {
+    const { sessionId } = await driver.call("POST", "/session", {
+      capabilities: { alwaysMatch: { browserName: "firefox", "moz:firefoxOptions": { binary: FIREFOX, args: ["-headless", "-profile", profile] } } },
+    });
+    try {
+      await driver.call("POST", `/session/${sessionId}/timeouts`, { script: 60000, pageLoad: 30000 });
+      for (const how of ["module", "webdriver"]) {
+        await driver.call("POST", `/session/${sessionId}/url`, { url: `${server.url}/bench/startup.html` });
+        const r = await runFlow(driver, sessionId, how);
+        await check(r, how, server);
+      }
+    } finally {
+      await driver.call("DELETE", `/session/${sessionId}`).catch(() => {});
+    }
+  } finally {
+    driver.stop();
+    await server.stop();
+    cleanup(profile);
+  }
+});
