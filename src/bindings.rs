@@ -74,8 +74,9 @@ fn option(options: &Option<JsValue>, key: &str) -> Arg {
 fn token_source(value: &JsValue) -> Result<TokenSource, Error> {
     if value.is_undefined() || value.is_null() {
         Ok(TokenSource::None)
-    } else if let Some(f) = value.dyn_ref::<Function>() {
-        Ok(TokenSource::Function(f.clone()))
+    } else if value.is_function() {
+        // `typeof`, not `instanceof Function`: functions from another realm are functions too.
+        Ok(TokenSource::Function(value.clone().unchecked_into()))
     } else if let Some(s) = value.as_string().filter(|s| !s.is_empty()) {
         Ok(TokenSource::Static(s))
     } else {
@@ -96,10 +97,8 @@ impl Outbox {
             let token = token_source(&get(&config, "token"))?;
             let on_version_change = match get(&config, "onVersionChange") {
                 v if v.is_undefined() || v.is_null() => None,
-                v => match v.dyn_into::<Function>() {
-                    Ok(f) => Some(f),
-                    Err(v) => return Err(Error::invalid_type("Outbox.open: option onVersionChange", "a function", to_arg(&v).describe())),
-                },
+                v if v.is_function() => Some(v.unchecked_into::<Function>()),
+                v => return Err(Error::invalid_type("Outbox.open: option onVersionChange", "a function", to_arg(&v).describe())),
             };
             let pairs: Vec<(String, Arg)> = keys(&config).into_iter().filter(|k| !JS_OPTIONS.contains(&k.as_str())).map(|k| {
                 let arg = to_arg(&get(&config, &k));
@@ -177,9 +176,10 @@ impl Outbox {
     /// Calls `callback(stats)` now and whenever the current user's stats change; returns the
     /// unsubscribe function.
     pub fn subscribe(&self, callback: JsValue) -> Result<Function, JsValue> {
-        let Some(f) = callback.dyn_ref::<Function>() else {
+        if !callback.is_function() {
             return Err(js_error(Error::invalid_type("subscribe(callback)", "a function", to_arg(&callback).describe())));
-        };
+        }
+        let f: &Function = callback.unchecked_ref();
         let id = self.core.subscribe(f.clone());
         let weak = Rc::downgrade(&self.core);
         let unsubscribe = Closure::<dyn FnMut()>::new(move || {

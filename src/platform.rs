@@ -28,6 +28,14 @@ pub fn now() -> TimeMs {
 extern "C" {
     #[wasm_bindgen(js_name = newId)]
     fn new_id_js() -> String;
+    #[wasm_bindgen(js_name = dateTime)]
+    fn date_time_js(value: &JsValue) -> Option<f64>;
+}
+
+/// The time of a `Date` from any realm (`instanceof Date` misses an iframe's or a test
+/// driver's dates), or `None` for anything else.
+pub fn date_time(value: &JsValue) -> Option<f64> {
+    if value.is_object() { date_time_js(value) } else { None }
 }
 
 /// A fresh UUID v4 (`crypto.randomUUID`, or `crypto.getRandomValues` where that is missing).
@@ -71,8 +79,8 @@ pub fn to_arg(value: &JsValue) -> Arg {
         Arg::Str(s)
     } else if let Some(b) = value.as_bool() {
         Arg::Bool(b)
-    } else if let Some(d) = value.dyn_ref::<js_sys::Date>() {
-        Arg::Date(d.get_time())
+    } else if let Some(t) = date_time(value) {
+        Arg::Date(t)
     } else if Array::is_array(value) {
         Arg::Array(Array::from(value).iter().map(|v| to_arg(&v)).collect())
     } else if value.is_function() {
@@ -87,21 +95,25 @@ pub fn to_arg(value: &JsValue) -> Arg {
 }
 
 /// `Name: message` of a thrown JS value (its type, for non-errors: values may hold secrets).
+/// Duck-typed, like the type checks here: an error from another realm (an iframe, a test
+/// driver's script) is not `instanceof` this realm's `Error`.
 pub fn describe_error(e: &JsValue) -> String {
-    match e.dyn_ref::<js_sys::Error>() {
-        Some(err) => format!("{}: {}", String::from(err.name()), String::from(err.message())),
-        None => match e.as_string() {
-            Some(s) => s,
-            None => "a non-Error value".into(),
-        },
+    if let Some(s) = e.as_string() {
+        return s;
+    }
+    match (get(e, "name").as_string(), get(e, "message").as_string()) {
+        (Some(name), Some(message)) if e.is_object() => format!("{name}: {message}"),
+        _ => "a non-Error value".into(),
     }
 }
 
 /// The own enumerable keys of a plain object (`Object.keys`).
 pub fn keys(object: &JsValue) -> Vec<String> {
-    match object.dyn_ref::<Object>() {
-        Some(o) => Object::keys(o).iter().filter_map(|k| k.as_string()).collect(),
-        None => Vec::new(),
+    // `is_object`, not `instanceof Object`: options built in another realm are objects too.
+    if object.is_object() {
+        Object::keys(object.unchecked_ref::<Object>()).iter().filter_map(|k| k.as_string()).collect()
+    } else {
+        Vec::new()
     }
 }
 

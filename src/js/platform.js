@@ -13,6 +13,11 @@ export function newId() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+/** The time of a Date from any realm (its internal slot, not `instanceof`), else undefined. */
+export function dateTime(v) {
+  return Object.prototype.toString.call(v) === "[object Date]" ? Date.prototype.getTime.call(v) : undefined;
+}
+
 /**
  * The save transaction: the entry and its event added to their stores in one readwrite
  * transaction with strict durability. Resolves once committed; rejects with the first failed

@@ -58,7 +58,10 @@ const FLOW = `
     const user = "firefox-" + Math.random().toString(36).slice(2);
     const login = await fetch("/api/v1/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ userId: user }) });
     const { token } = await login.json();
-    const outbox = await Outbox.open({ endpoint: "/api/v1/progress", dbName: user, token, processingIntervalMs: 100, log: "off" });
+    // A token function, a Date and a callback: values that cross from the caller's realm.
+    const outbox = await Outbox.open({ endpoint: "/api/v1/progress", dbName: user, token: async () => token, processingIntervalMs: 100, log: "off" });
+    const seen = [];
+    const off = outbox.subscribe((s) => seen.push(s));
     const refused = [];
     for (const kg of [0, 635.0001, NaN, "72", null]) {
       try { await outbox.saveWeight(kg, { userId: user }); refused.push({ kg: String(kg), stored: true }); }
@@ -66,7 +69,8 @@ const FLOW = `
     }
     const afterBad = { entries: (await outbox.entries(user)).length, events: (await outbox.events({ userId: user })).length };
     outbox.start(user);
-    const saved = await outbox.saveWeight(72.5);
+    const when = new Date(Date.now() - 3600000);
+    const saved = await outbox.saveWeight(72.5, { date: when, priority: 5 });
     let entries = [];
     for (let i = 0; i < 200 && !(entries[0] && entries[0].backendId); i++) {
       entries = await outbox.entries();
@@ -74,8 +78,9 @@ const FLOW = `
     }
     const stats = await outbox.stats();
     const events = await outbox.events({});
+    off();
     outbox.close();
-    report({ refused, afterBad, saved, entries, stats, events });
+    report({ refused, afterBad, saved, entries, stats, events, when: when.getTime(), subscribed: seen.length, lastSeen: seen[seen.length - 1] });
   } catch (e) {
     report({ error: String((e && e.stack) || e) });
   }
@@ -116,10 +121,12 @@ async function check(r, how, server) {
   assert.deepEqual(r.afterBad, { entries: 0, events: 0 }, `${how}: refused input stored nothing`);
   assert.equal(r.entries.length, 1);
   assert.equal(r.entries[0].id, r.saved.id);
+  assert.equal(r.entries[0].date, r.when, `${how}: the Date given is the entry's date`);
+  assert.ok(r.subscribed > 0 && r.lastSeen.completed === 1, `${how}: subscribe saw the upload: ${JSON.stringify(r.lastSeen)}`);
   assert.equal(typeof r.entries[0].backendId, "string", `${how}: the entry got the server's id: ${JSON.stringify({ stats: r.stats, events: r.events })}`);
   assert.equal(r.stats.completed, 1);
   assert.equal(r.stats.pending + r.stats.processing + r.stats.failed + r.stats.gaveUp, 0);
-  assert.deepEqual(r.events.map((e) => e.status), ["completed"]);
+  assert.deepEqual(r.events.map((e) => [e.status, e.priority]), [["completed", 5]]);
   const records = await server.records();
   assert.equal(countByLocalId(records).get(r.saved.id), 1, `${how}: stored on the server exactly once`);
   const stored = records.find((x) => x.localId === r.saved.id);

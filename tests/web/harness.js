@@ -127,3 +127,21 @@ export function setOnline(value) {
   Object.defineProperty(Navigator.prototype, "onLine", { configurable: true, get: () => value });
   if (value) globalThis.dispatchEvent(new Event("online"));
 }
+
+/**
+ * Values made in another realm (a same-origin iframe), the way an app's iframe or a test
+ * driver's script hands them over: `instanceof` this realm's Date/Function/Object is false.
+ */
+export function foreignRealm() {
+  const frame = document.createElement("iframe");
+  document.body.append(frame);
+  const w = frame.contentWindow;
+  return {
+    json: (text) => w.JSON.parse(text),
+    date: (ms) => new w.Date(ms),
+    fn: (...args) => new w.Function(...args),
+    array: (...items) => w.Array.of(...items),
+    isForeign: (v) => !(v instanceof Object),
+    remove: () => frame.remove(),
+  };
+}

@@ -9,6 +9,7 @@ use progress_outbox::store::Store;
 use progress_outbox::Outbox;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::wasm_bindgen_test;
 
 use crate::support::*;
@@ -113,6 +114,60 @@ async fn success_sends_the_contract_request_and_stores_the_backend_id() {
     assert_eq!((num(&st, "completed"), num(&st, "pending")), (1.0, 0.0));
     assert!(num(&st, "lastSyncAt") > 0.0 && num(&st, "syncLatencyMs") >= 0.0);
     finish(outbox, &db).await;
+}
+
+#[wasm_bindgen_test]
+async fn values_from_another_realm_are_accepted_like_local_ones() {
+    // An app's iframe, or a test driver's script, hands over objects, Dates and functions
+    // that are not `instanceof` this realm's constructors; they must work all the same.
+    let db = fresh_db("p-realm");
+    let realm = foreign_realm();
+    let call = |name: &str, args: &[JsValue]| {
+        let f: Function = get(&realm, name).unchecked_into();
+        f.apply(&JsValue::NULL, &args.iter().collect::<js_sys::Array>()).unwrap()
+    };
+    let text = |s: &str| JsValue::from_str(s);
+    let stub = stub_fetch(&json(r#"[{"status": 201, "body": {"id": "b-realm"}}]"#), &JsValue::NULL);
+    let config = call("json", &[text(&merged(r#"{"endpoint": "/api/v1/progress", "log": "off"}"#))]);
+    set(&config, "dbName", &text(&db));
+    set(&config, "token", &call("fn", &[text("userId"), text("return 'tok-' + userId")]));
+    assert!(call("isForeign", &[config.clone()]).is_truthy(), "the options object is from the iframe's realm");
+    let outbox = match Outbox::open(config).await {
+        Ok(o) => o,
+        Err(e) => panic!("Outbox.open refused foreign options: {}", message(&e)),
+    };
+    let seen = call("fn", &[text("s"), text("this.calls = (this.calls || 0) + 1;")]);
+    let unsubscribe = outbox.subscribe(seen).unwrap();
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let opts = call("json", &[text(r#"{"priority": 3}"#)]);
+    set(&opts, "date", &call("date", &[JsValue::from_f64(1_764_142_200_000.0)]));
+    let entry = match JsFuture::from(outbox.save_weight(JsValue::from_f64(72.5), opts)).await {
+        Ok(v) => v,
+        Err(e) => panic!("saveWeight refused a foreign Date: {}", message(&e)),
+    };
+    assert_eq!(num(&entry, "date"), 1_764_142_200_000.0);
+    let ev = wait_status(&outbox, "u1", "completed", 3000).await;
+    assert_eq!(num(&ev, "priority"), 3.0);
+    assert_eq!(header(&requests(&stub)[0], "authorization").as_deref(), Some("Bearer tok-u1"));
+    // A foreign array of ids, and a foreign Error thrown by a token function.
+    let ids = call("array", &[JsValue::from_str(&string(&ev, "id"))]);
+    assert_eq!(ok(outbox.reset_for_retry(ids)).await.as_f64(), Some(0.0), "a completed event is not reset");
+    unsubscribe.call0(&JsValue::NULL).unwrap();
+    finish(outbox, &db).await;
+
+    let db = fresh_db("p-realm-err");
+    stub_fetch(&json("[]"), &JsValue::NULL);
+    let config = call("json", &[text(&merged(r#"{"endpoint": "/api/v1/progress", "log": "off"}"#))]);
+    set(&config, "dbName", &text(&db));
+    set(&config, "token", &call("fn", &[text("throw new Error('session store unavailable')")]));
+    let outbox = Outbox::open(config).await.unwrap_or_else(|e| panic!("{}", message(&e)));
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    save(&outbox, 70.0, "{}").await;
+    let ev = wait_status(&outbox, "u1", "failed", 3000).await;
+    let why = string(&ev, "errorMessage");
+    assert!(why.contains("Error: session store unavailable"), "{why}");
+    finish(outbox, &db).await;
+    call("remove", &[]);
 }
 
 #[wasm_bindgen_test]

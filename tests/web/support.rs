@@ -142,3 +142,10 @@ pub async fn stats(outbox: &Outbox, user: &str) -> JsValue {
 pub async fn events(outbox: &Outbox, query: &str) -> Vec<JsValue> {
     array(&ok(outbox.events(json(query))).await)
 }
+
+#[wasm_bindgen(module = "/tests/web/harness.js")]
+extern "C" {
+    /// Values made in a same-origin iframe's realm (see harness.js).
+    #[wasm_bindgen(js_name = foreignRealm)]
+    pub fn foreign_realm() -> JsValue;
+}
