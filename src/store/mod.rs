@@ -84,12 +84,15 @@ pub enum Recorded {
     Dropped,
 }
 
+/// The app's `onVersionChange` callback, set after opening.
+type VersionChangeHook = Rc<RefCell<Option<Box<dyn Fn()>>>>;
+
 /// An open database.
 pub struct Store {
     db: IdbDatabase,
     name: String,
     health: Rc<Cell<Health>>,
-    on_version_change: Rc<RefCell<Option<Box<dyn Fn()>>>>,
+    on_version_change: VersionChangeHook,
     _version_change: Closure<dyn FnMut()>,
 }
 
@@ -151,7 +154,7 @@ impl Store {
         };
 
         let health = Rc::new(Cell::new(Health::Open));
-        let on_version_change: Rc<RefCell<Option<Box<dyn Fn()>>>> = Rc::new(RefCell::new(None));
+        let on_version_change: VersionChangeHook = Rc::new(RefCell::new(None));
         // Another tab wants to upgrade: close at once so it can, and refuse further work.
         let version_change = {
             let (db, health, listener, name) = (db.clone(), health.clone(), on_version_change.clone(), name.to_owned());

@@ -31,6 +31,9 @@ pub struct Session {
     pub generation: u64,
 }
 
+/// A `processNow()` waiting for the leader's answer: (request id, answer slot, wake-up).
+type PendingPass = (String, Rc<RefCell<Option<JsValue>>>, Rc<Notify>);
+
 /// State shared by the API object, the processor loop and in-flight passes.
 pub struct Shared {
     /// The database.
@@ -52,7 +55,7 @@ pub struct Shared {
     /// A visible context asked, or the page is freezing: a hidden leader should step down.
     step_down: Cell<bool>,
     /// `processNow()` calls waiting for the leader's answer: (request id, answer slot).
-    pending_passes: RefCell<Vec<(String, Rc<RefCell<Option<JsValue>>>, Rc<Notify>)>>,
+    pending_passes: RefCell<Vec<PendingPass>>,
     /// Releases the held upload lock (set while leading with Web Locks).
     lock_release: RefCell<Option<js_sys::Function>>,
     /// A throttled "changed" broadcast is due.

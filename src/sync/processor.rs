@@ -307,13 +307,16 @@ async fn recorder(pass: &Pass<'_>, shared: &Rc<Shared>) {
     }
 }
 
+/// An event listener to remove on drop: (target, event name, callback).
+type Listener = (web_sys::EventTarget, &'static str, Closure<dyn FnMut()>);
+
 /// The running processor. Dropping it stops it: no new pass starts, in-flight uploads finish
 /// and are recorded, leadership is given up, timers and listeners are removed.
 #[must_use = "dropping the handle stops the processor"]
 pub struct Running {
     cancelled: Rc<Cell<bool>>,
     wake: Rc<Notify>,
-    listeners: Vec<(web_sys::EventTarget, &'static str, Closure<dyn FnMut()>)>,
+    listeners: Vec<Listener>,
 }
 
 impl Drop for Running {
@@ -326,7 +329,7 @@ impl Drop for Running {
     }
 }
 
-fn listen(target: &JsValue, event: &'static str, f: impl FnMut() + 'static) -> Option<(web_sys::EventTarget, &'static str, Closure<dyn FnMut()>)> {
+fn listen(target: &JsValue, event: &'static str, f: impl FnMut() + 'static) -> Option<Listener> {
     let target = target.clone().dyn_into::<web_sys::EventTarget>().ok()?;
     let listener = Closure::<dyn FnMut()>::new(f);
     target.add_event_listener_with_callback(event, listener.as_ref().unchecked_ref()).ok()?;

@@ -131,7 +131,7 @@ async fn values_from_another_realm_are_accepted_like_local_ones() {
     let config = call("json", &[text(&merged(r#"{"endpoint": "/api/v1/progress", "log": "off"}"#))]);
     set(&config, "dbName", &text(&db));
     set(&config, "token", &call("fn", &[text("userId"), text("return 'tok-' + userId")]));
-    assert!(call("isForeign", &[config.clone()]).is_truthy(), "the options object is from the iframe's realm");
+    assert!(call("isForeign", std::slice::from_ref(&config)).is_truthy(), "the options object is from the iframe's realm");
     let outbox = match Outbox::open(config).await {
         Ok(o) => o,
         Err(e) => panic!("Outbox.open refused foreign options: {}", message(&e)),
