@@ -52,6 +52,13 @@ fn events_js(events: &[OutboxEvent]) -> JsValue {
 }
 
 fn promise(f: impl Future<Output = Result<JsValue, Error>> + 'static) -> Promise {
+    boxed_promise(Box::pin(f))
+}
+
+// One non-generic instance of the Promise plumbing for every API method (the method bodies
+// stay their own futures, behind one pointer).
+#[inline(never)]
+fn boxed_promise(f: std::pin::Pin<Box<dyn Future<Output = Result<JsValue, Error>>>>) -> Promise {
     future_to_promise(async move { f.await.map_err(js_error) })
 }
 
