@@ -2,7 +2,8 @@
 // The browser suites run a debug build through wasm-bindgen-test and the other e2e tests use
 // Chromium; this one drives Debian's Firefox ESR through geckodriver (WebDriver over HTTP, no
 // extra npm package) against the dev API: bad input is refused with a JS Error and stores
-// nothing, a save reaches the server exactly once and the entry gets its backend id.
+// nothing, a save reaches the server exactly once and the entry gets its backend id, a 503
+// leaves an event failed and the retry after recovery delivers it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -59,7 +60,7 @@ const FLOW = `
     const login = await fetch("/api/v1/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ userId: user }) });
     const { token } = await login.json();
     // A token function, a Date and a callback: values that cross from the caller's realm.
-    const outbox = await Outbox.open({ endpoint: "/api/v1/progress", dbName: user, token: async () => token, processingIntervalMs: 100, log: "off" });
+    const outbox = await Outbox.open({ endpoint: "/api/v1/progress", dbName: user, token: async () => token, processingIntervalMs: 100, backoffMs: [300], log: "off" });
     const seen = [];
     const off = outbox.subscribe((s) => seen.push(s));
     const refused = [];
@@ -78,9 +79,24 @@ const FLOW = `
     }
     const stats = await outbox.stats();
     const events = await outbox.events({});
+    // The server fails (503), then recovers: the retry at nextAttemptAt delivers it.
+    const faults = (f) => fetch("/api/v1/faults", { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(f) });
+    await faults({ mode: "status", status: 503 });
+    const second = await outbox.saveWeight(73, { date: when });
+    let failed;
+    for (let i = 0; i < 200 && !failed; i++) {
+      failed = (await outbox.events({ status: "failed" })).find((e) => e.entityId === second.id);
+      if (!failed) await new Promise((r) => setTimeout(r, 25));
+    }
+    await faults({ mode: "healthy" });
+    let retried;
+    for (let i = 0; i < 200 && !(retried && retried.status === "completed"); i++) {
+      retried = (await outbox.events({})).find((e) => e.entityId === second.id);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     off();
     outbox.close();
-    report({ refused, afterBad, saved, entries, stats, events, when: when.getTime(), subscribed: seen.length, lastSeen: seen[seen.length - 1] });
+    report({ refused, afterBad, saved, entries, stats, events, when: when.getTime(), subscribed: seen.length, lastSeen: seen[seen.length - 1], second, failed, retried });
   } catch (e) {
     report({ error: String((e && e.stack) || e) });
   }
@@ -122,19 +138,26 @@ async function check(r, how, server) {
   assert.equal(r.entries.length, 1);
   assert.equal(r.entries[0].id, r.saved.id);
   assert.equal(r.entries[0].date, r.when, `${how}: the Date given is the entry's date`);
-  assert.ok(r.subscribed > 0 && r.lastSeen.completed === 1, `${how}: subscribe saw the upload: ${JSON.stringify(r.lastSeen)}`);
+  assert.ok(r.subscribed > 0 && r.lastSeen.completed === 2, `${how}: subscribe saw both uploads: ${JSON.stringify(r.lastSeen)}`);
   assert.equal(typeof r.entries[0].backendId, "string", `${how}: the entry got the server's id: ${JSON.stringify({ stats: r.stats, events: r.events })}`);
   assert.equal(r.stats.completed, 1);
   assert.equal(r.stats.pending + r.stats.processing + r.stats.failed + r.stats.gaveUp, 0);
-  assert.deepEqual(r.events.map((e) => [e.status, e.priority]), [["completed", 5]]);
+  assert.deepEqual(r.events.map((e) => [e.status, e.priority]), [["completed", 5]]); // before the 503 phase
+  assert.ok(r.failed, `${how}: the 503 left the event failed`);
+  assert.match(r.failed.errorMessage, /503/);
+  assert.equal(r.failed.attemptCount, 1);
+  assert.equal(r.retried.status, "completed", `${how}: the retry after recovery delivered it: ${JSON.stringify(r.retried)}`);
+  assert.equal(r.retried.attemptCount, 2);
+  assert.equal(r.retried.id, r.failed.id);
   const records = await server.records();
+  assert.equal(countByLocalId(records).get(r.second.id), 1, `${how}: the retried entry stored once`);
   assert.equal(countByLocalId(records).get(r.saved.id), 1, `${how}: stored on the server exactly once`);
   const stored = records.find((x) => x.localId === r.saved.id);
   assert.equal(String(stored.id), r.entries[0].backendId);
   assert.equal(stored.quantity, 72.5);
 }
 
-test("the shipped package in Firefox: bad input refused, a save uploaded exactly once with its backend id", async () => {
+test("the shipped package in Firefox: bad input refused, a save uploaded exactly once with its backend id, a 503 retried after recovery", async () => {
   assert.ok(FIREFOX, "Firefox ESR is not installed (npm test installs it)");
   const server = await startServer({ env: { BENCH: "1", QUIET: "1" } }); // BENCH serves /bench/startup.html
   const driver = await geckodriver();
