@@ -28,8 +28,7 @@ async fn saves_and_uploads_through_the_global_fetch() {
     let entries = array(&ok(outbox.entries(JsValue::UNDEFINED)).await);
     assert_eq!(string(&entries[0], "backendId"), "w-1");
     assert!(outbox.is_leader(), "Web Locks (or the lease) work here too");
-    outbox.close();
-    ok(delete_db(&db)).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -39,8 +38,7 @@ async fn validation_and_atomicity_hold() {
     rejects(outbox.save_weight(JsValue::from_f64(700.0), json(r#"{"userId": "u1"}"#)), "RangeError", "OUT_OF_RANGE").await;
     rejects(outbox.save_weight(JsValue::from_str("70"), json(r#"{"userId": "u1"}"#)), "TypeError", "INVALID_TYPE").await;
     assert_eq!(array(&ok(raw_get_all(&db, "entries")).await).len(), 0);
-    outbox.close();
-    ok(delete_db(&db)).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -50,8 +48,7 @@ async fn upgrades_an_old_database() {
     ok(create_legacy_db(&db, 1, &entries)).await;
     let outbox = open(&db, "{}").await;
     assert_eq!(num(&stats(&outbox, "u1").await, "pending"), 1.0);
-    outbox.close();
-    ok(delete_db(&db)).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -78,7 +75,5 @@ async fn two_instances_share_one_uploader() {
     }
     eventually(5000, "6 completions", || async { num(&stats(&a, "u1").await, "completed") == 6.0 }).await;
     assert_eq!(array(&get(&stub, "requests")).len(), 6);
-    a.close();
-    b.close();
-    ok(delete_db(&db)).await;
+    finish(&db, &[&a, &b]).await;
 }

@@ -76,8 +76,7 @@ async fn save_weight_writes_entry_and_event_visible_to_another_connection() {
     for internal in ["sk", "rdy", "due", "done"] {
         assert!(get(ev, internal).is_undefined(), "{internal} leaked into the API object");
     }
-    outbox.close();
-    ok(delete_db(&db)).await;
+    finish(&db, &[&outbox]).await;
 }
 
 async fn events_of(outbox: &progress_outbox::Outbox, user: &str) -> Vec<JsValue> {
@@ -107,8 +106,7 @@ async fn save_uses_the_started_user_and_options() {
     let c = ok(outbox.save_weight(JsValue::from_f64(81.0), json(r#"{"date": 1700000000000}"#))).await;
     assert_eq!(num(&c, "date"), 1_700_000_000_000.0);
     assert_eq!(outbox.current_user().as_deref(), Some("u1"));
-    outbox.close();
-    ok(delete_db(&db)).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -208,8 +206,7 @@ async fn every_bad_input_is_rejected_with_a_js_error_and_nothing_is_stored() {
     let msg = rejects(outbox.reset_for_retry(json(r#"["no-such-event"]"#)), "RangeError", "UNKNOWN_EVENT").await;
     assert!(msg.contains("no-such-event"), "{msg}");
     assert_eq!(count(&db, "entries").await, 3);
-    outbox.close();
-    ok(delete_db(&db)).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -283,8 +280,7 @@ async fn upgrade_from(version: u32) {
     // Reopening an up-to-date database changes nothing.
     let outbox = open(&db, "{}").await;
     assert_eq!(events_of(&outbox, "u1").await.len(), 1);
-    outbox.close();
-    ok(delete_db(&db)).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]

@@ -13,18 +13,8 @@ use crate::support::*;
 const FAST: &str = r#"{"processingIntervalMs": 50, "requestTimeoutMs": 500, "backoffMs": [50]}"#;
 
 async fn pair(db: &str, extra: &str) -> (Outbox, Outbox) {
-    let cfg = |extra: &str| {
-        let c = config(db, FAST);
-        js_sys::Object::assign(c.unchecked_ref::<js_sys::Object>(), json(extra).unchecked_ref::<js_sys::Object>());
-        c
-    };
-    let a = Outbox::open(cfg(extra)).await.unwrap_or_else(|e| panic!("{}", message(&e)));
-    let b = Outbox::open(cfg(extra)).await.unwrap_or_else(|e| panic!("{}", message(&e)));
-    (a, b)
-}
-
-fn requests(stub: &JsValue) -> Vec<JsValue> {
-    array(&get(stub, "requests"))
+    let settings = merged(FAST, extra);
+    (open(db, &settings).await, open(db, &settings).await)
 }
 
 fn keys_posted(stub: &JsValue) -> std::collections::BTreeMap<String, usize> {
@@ -91,9 +81,7 @@ async fn one_uploader_for(db: &str, n: usize) -> (Outbox, Outbox) {
 async fn one_uploader_per_user_and_every_key_posted_once() {
     let db = fresh_db("m-one");
     let (a, b) = one_uploader_for(&db, 20).await;
-    a.close();
-    b.close();
-    ok(delete_db(&db)).await;
+    finish(&db, &[&a, &b]).await;
 }
 
 #[wasm_bindgen_test]
@@ -112,8 +100,7 @@ async fn when_the_leader_closes_a_follower_takes_over_at_once() {
     save_for(&b, "u1", 70.0).await;
     eventually(2000, "the upload by b", || async { completed(&b, "u1").await == 1.0 }).await;
     assert_eq!(requests(&stub).len(), 1);
-    b.close();
-    ok(delete_db(&db)).await;
+    finish(&db, &[&b]).await;
 }
 
 #[wasm_bindgen_test]
@@ -128,9 +115,7 @@ async fn different_users_upload_side_by_side() {
     save_for(&b, "bob", 90.0).await;
     eventually(3000, "both uploads", || async { completed(&a, "alice").await == 1.0 && completed(&b, "bob").await == 1.0 }).await;
     assert_eq!(requests(&stub).len(), 2);
-    a.close();
-    b.close();
-    ok(delete_db(&db)).await;
+    finish(&db, &[&a, &b]).await;
 }
 
 #[wasm_bindgen_test]
@@ -155,9 +140,7 @@ async fn a_save_elsewhere_wakes_the_leader_and_subscribers_everywhere_see_it() {
     eventually(2000, "the leader's upload", || async { completed(&a, "u1").await == 1.0 }).await;
     // ...and the follower's subscriber saw the completion made in the other context.
     eventually(2000, "b's subscriber to see it", || async { seen.iter().any(|s| num(&s, "completed") == 1.0) }).await;
-    a.close();
-    b.close();
-    ok(delete_db(&db)).await;
+    finish(&db, &[&a, &b]).await;
 }
 
 #[wasm_bindgen_test]
@@ -178,9 +161,7 @@ async fn process_now_in_a_follower_runs_the_pass_in_the_leader() {
     assert!(!b.is_leader());
     assert_eq!(completed(&b, "u1").await, 1.0);
     assert_eq!(requests(&stub).len(), 2);
-    a.close();
-    b.close();
-    ok(delete_db(&db)).await;
+    finish(&db, &[&a, &b]).await;
 }
 
 #[wasm_bindgen_test]
@@ -203,8 +184,7 @@ async fn a_frozen_leader_holding_the_lock_is_taken_over() {
     eventually(5000, "the takeover and upload", || async { completed(&a, "u1").await == 1.0 }).await;
     assert!(a.is_leader());
     assert_eq!(requests(&stub).len(), 1);
-    a.close();
-    ok(delete_db(&db)).await;
+    finish(&db, &[&a]).await;
 }
 
 #[wasm_bindgen_test]

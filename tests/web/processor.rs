@@ -17,14 +17,8 @@ use crate::support::*;
 /// Fast settings for tests: small intervals and backoff (overridable per test).
 const FAST: &str = r#"{"processingIntervalMs": 50, "backoffMs": [60000], "requestTimeoutMs": 2000}"#;
 
-fn merged(extra: &str) -> String {
-    let base = json(FAST);
-    js_sys::Object::assign(base.unchecked_ref::<js_sys::Object>(), json(extra).unchecked_ref::<js_sys::Object>());
-    String::from(js_sys::JSON::stringify(&base).unwrap())
-}
-
 async fn open_with(db: &str, extra: &str, token: Option<&Function>) -> Outbox {
-    let c = config(db, &merged(extra));
+    let c = config(db, &merged(FAST, extra));
     if let Some(t) = token {
         set(&c, "token", t);
     }
@@ -36,10 +30,6 @@ async fn open_with(db: &str, extra: &str, token: Option<&Function>) -> Outbox {
 
 fn token_fn(body: &str) -> Function {
     Function::new_with_args("userId", body)
-}
-
-fn requests(stub: &JsValue) -> Vec<JsValue> {
-    array(&get(stub, "requests"))
 }
 
 fn header(req: &JsValue, name: &str) -> Option<String> {
@@ -76,11 +66,6 @@ async fn wait_status(outbox: &Outbox, user: &str, status: &str, ms: u32) -> JsVa
     e
 }
 
-async fn finish(outbox: Outbox, db: &str) {
-    outbox.close();
-    ok(delete_db(db)).await;
-}
-
 #[wasm_bindgen_test]
 async fn success_sends_the_contract_request_and_stores_the_backend_id() {
     let db = fresh_db("p-success");
@@ -113,7 +98,7 @@ async fn success_sends_the_contract_request_and_stores_the_backend_id() {
     let st = stats(&outbox, "u1").await;
     assert_eq!((num(&st, "completed"), num(&st, "pending")), (1.0, 0.0));
     assert!(num(&st, "lastSyncAt") > 0.0 && num(&st, "syncLatencyMs") >= 0.0);
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -128,7 +113,7 @@ async fn values_from_another_realm_are_accepted_like_local_ones() {
     };
     let text = |s: &str| JsValue::from_str(s);
     let stub = stub_fetch(&json(r#"[{"status": 201, "body": {"id": "b-realm"}}]"#), &JsValue::NULL);
-    let config = call("json", &[text(&merged(r#"{"endpoint": "/api/v1/progress", "log": "off"}"#))]);
+    let config = call("json", &[text(&merged(FAST, r#"{"endpoint": "/api/v1/progress", "log": "off"}"#))]);
     set(&config, "dbName", &text(&db));
     set(&config, "token", &call("fn", &[text("userId"), text("return 'tok-' + userId")]));
     assert!(call("isForeign", std::slice::from_ref(&config)).is_truthy(), "the options object is from the iframe's realm");
@@ -153,11 +138,11 @@ async fn values_from_another_realm_are_accepted_like_local_ones() {
     let ids = call("array", &[JsValue::from_str(&string(&ev, "id"))]);
     assert_eq!(ok(outbox.reset_for_retry(ids)).await.as_f64(), Some(0.0), "a completed event is not reset");
     unsubscribe.call0(&JsValue::NULL).unwrap();
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 
     let db = fresh_db("p-realm-err");
     stub_fetch(&json("[]"), &JsValue::NULL);
-    let config = call("json", &[text(&merged(r#"{"endpoint": "/api/v1/progress", "log": "off"}"#))]);
+    let config = call("json", &[text(&merged(FAST, r#"{"endpoint": "/api/v1/progress", "log": "off"}"#))]);
     set(&config, "dbName", &text(&db));
     set(&config, "token", &call("fn", &[text("throw new Error('session store unavailable')")]));
     let outbox = Outbox::open(config).await.unwrap_or_else(|e| panic!("{}", message(&e)));
@@ -166,7 +151,7 @@ async fn values_from_another_realm_are_accepted_like_local_ones() {
     let ev = wait_status(&outbox, "u1", "failed", 3000).await;
     let why = string(&ev, "errorMessage");
     assert!(why.contains("Error: session store unavailable"), "{why}");
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
     call("remove", &[]);
 }
 
@@ -181,7 +166,7 @@ async fn numeric_backend_ids_become_strings_and_no_token_means_no_authorization(
     let entries = array(&ok(outbox.entries(JsValue::UNDEFINED)).await);
     assert_eq!(string(&entries[0], "backendId"), "42");
     assert_eq!(header(&requests(&stub)[0], "authorization"), None);
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -220,7 +205,7 @@ async fn transient_statuses_network_errors_and_timeouts_are_retried_with_backoff
         let st = stats(&outbox, "u1").await;
         assert_eq!((num(&st, "failed"), num(&st, "retrying"), num(&st, "gaveUp")), (1.0, 1.0, 0.0));
         assert!(string(&st, "lastError").contains(&expect));
-        finish(outbox, &db).await;
+        finish(&db, &[&outbox]).await;
     }
 }
 
@@ -247,7 +232,7 @@ async fn permanent_4xx_gives_up_at_once_and_keeps_the_data() {
         assert!(get(&entries[0], "backendId").is_null());
         sleep(150).await;
         assert_eq!(requests(&stub).len(), 1, "a given-up event is not retried automatically");
-        finish(outbox, &db).await;
+        finish(&db, &[&outbox]).await;
     }
 }
 
@@ -262,7 +247,7 @@ async fn retry_after_in_seconds_and_as_an_http_date() {
     let ev = wait_status(&outbox, "u1", "failed", 3000).await;
     let wait = num(&ev, "nextAttemptAt") - num(&ev, "lastAttemptAt");
     assert!((120_000.0..121_000.0).contains(&wait), "Retry-After: 120 -> {wait}");
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 
     // HTTP date, on a 429.
     let db = fresh_db("p-retry-after-date");
@@ -276,7 +261,7 @@ async fn retry_after_in_seconds_and_as_an_http_date() {
     let next = num(&ev, "nextAttemptAt");
     let target = (at.get_time() / 1000.0).floor() * 1000.0; // HTTP dates have whole seconds
     assert!((next - target).abs() <= 1000.0, "next attempt {next} vs Retry-After date {target}");
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -294,7 +279,7 @@ async fn unauthorized_asks_for_a_new_token_once_and_retries_at_once() {
     assert_eq!(header(&reqs[1], "authorization").as_deref(), Some("Bearer fresh-u1"), "the token function is asked to refresh after a 401");
     assert_eq!(header(&reqs[0], "idempotency-key"), header(&reqs[1], "idempotency-key"));
     assert_eq!(num(&ev, "attemptCount"), 1.0, "the refresh retry is part of the same attempt");
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 
     // Still 401 after the refresh: a retryable failure, not a loop.
     let db = fresh_db("p-401-twice");
@@ -306,7 +291,7 @@ async fn unauthorized_asks_for_a_new_token_once_and_retries_at_once() {
     assert_eq!(get(&ev, "gaveUp").as_bool(), Some(false));
     assert!(string(&ev, "errorMessage").contains("401"));
     assert_eq!(requests(&stub).len(), 2);
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -322,7 +307,7 @@ async fn a_token_function_that_throws_or_returns_nothing_is_a_retryable_failure(
         let msg = string(&ev, "errorMessage");
         assert!(msg.starts_with("token: ") && msg.contains(expect), "{body}: {msg}");
         assert_eq!(requests(&stub).len(), 0, "nothing is sent without a token");
-        finish(outbox, &db).await;
+        finish(&db, &[&outbox]).await;
     }
 }
 
@@ -358,7 +343,7 @@ async fn gives_up_after_max_attempts_with_the_same_idempotency_key_every_time() 
     assert_eq!(ok(outbox.reset_for_retry(ids.into())).await.as_f64(), Some(1.0));
     let ev = wait_status(&outbox, "u1", "completed", 3000).await;
     assert_eq!(num(&ev, "attemptCount"), 1.0);
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -373,7 +358,7 @@ async fn never_more_than_max_concurrent_uploads_in_flight() {
     eventually(8000, "20 completions", || async { num(&stats(&outbox, "u1").await, "completed") == 20.0 }).await;
     assert_eq!(num(&stub, "maxInFlight"), 3.0, "uploads run 3 at a time, never more");
     assert_eq!(requests(&stub).len(), 20, "each event uploaded once");
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -390,7 +375,7 @@ async fn uploads_follow_priority_then_age() {
     eventually(5000, "5 uploads", || async { requests(&stub).len() == 5 }).await;
     let sent: Vec<String> = requests(&stub).iter().map(|r| string(&json(&string(r, "body")), "localId")).collect();
     assert_eq!(sent, [ids[1].clone(), ids[4].clone(), ids[0].clone(), ids[2].clone(), ids[3].clone()]);
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -415,7 +400,7 @@ async fn users_are_isolated_and_each_upload_carries_its_owners_token() {
     assert_eq!(reqs.len(), 2);
     assert!(string(&reqs[1], "body").contains(&string(&a, "id")));
     assert_eq!(header(&reqs[1], "authorization").as_deref(), Some("Bearer tok-A"));
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -437,7 +422,7 @@ async fn switching_user_mid_pass_sends_nothing_more_for_the_old_one() {
     assert_eq!((num(&st, "completed"), num(&st, "pending"), num(&st, "processing")), (1.0, 5.0, 0.0), "in-flight one recorded, the rest handed back");
     let evs = array(&ok(outbox.events(json(r#"{"userId": "A", "status": "pending"}"#))).await);
     assert!(evs.iter().all(|e| num(e, "attemptCount") == 0.0), "unsent claims do not use up attempts");
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -461,7 +446,7 @@ async fn stop_halts_new_uploads_and_lets_in_flight_ones_finish() {
     assert_eq!(num(&report, "claimed"), 0.0);
     assert!(get(&report, "userId").is_null());
     assert_eq!(requests(&stub).len(), 2);
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -481,7 +466,7 @@ async fn stale_processing_events_are_recovered_and_resent_with_the_same_key() {
     let ev = wait_status(&outbox, "u1", "completed", 3000).await;
     assert_eq!(num(&ev, "attemptCount"), 2.0, "the interrupted attempt counts");
     assert_eq!(header(&requests(&stub)[0], "idempotency-key"), Some(id));
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -495,7 +480,7 @@ async fn a_slow_upload_is_never_stale_for_its_own_outbox() {
     assert!(array(&ok(outbox.stale_events(JsValue::UNDEFINED)).await).is_empty(), "in flight here: not stale");
     wait_status(&outbox, "u1", "completed", 3000).await;
     assert_eq!(requests(&stub).len(), 1, "no second upload of an event still in flight");
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -509,7 +494,7 @@ async fn an_event_whose_entry_is_gone_completes_without_upload() {
     let ev = wait_status(&outbox, "u1", "completed", 3000).await;
     assert!(string(&ev, "errorMessage").contains("no longer exists"));
     assert_eq!(requests(&stub).len(), 0);
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 async fn delete_entry(db: &str, id: &str) {
@@ -536,7 +521,7 @@ async fn cleanup_runs_on_its_interval_and_removes_only_old_completed_events() {
     .await;
     assert_eq!(array(&ok(outbox.entries(JsValue::UNDEFINED)).await).len(), 2, "entries are never cleaned up");
     assert_eq!(num(&stats(&outbox, "u1").await, "completed"), 0.0);
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -550,7 +535,7 @@ async fn a_save_wakes_the_processor_at_once() {
     save(&outbox, 70.0, "{}").await;
     wait_status(&outbox, "u1", "completed", 2000).await;
     assert_eq!(requests(&stub).len(), 1);
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -568,7 +553,7 @@ async fn offline_skips_network_work_until_the_online_event() {
     assert_eq!(string(&only_event(&outbox, "u1").await, "status"), "pending", "nothing claimed while offline");
     set_online(true); // also dispatches `online`
     wait_status(&outbox, "u1", "completed", 2000).await;
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -582,7 +567,7 @@ async fn a_backlog_drains_back_to_back_not_one_batch_per_interval() {
     outbox.start(JsValue::from_str("u1")).unwrap();
     eventually(4000, "23 completions with one pass per hour", || async { num(&stats(&outbox, "u1").await, "completed") == 23.0 }).await;
     assert_eq!(requests(&stub).len(), 23);
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -600,7 +585,7 @@ async fn process_now_runs_a_pass_and_reports_it() {
     assert_eq!((num(&report, "promoted"), num(&report, "claimed"), num(&report, "completed")), (1.0, 1.0, 1.0));
     assert_eq!(string(&only_event(&outbox, "u1").await, "status"), "completed", "resolved after the result was recorded");
     assert_eq!(requests(&stub).len(), 2);
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -633,7 +618,7 @@ async fn subscribe_sees_every_change_until_unsubscribed() {
     outbox.subscribe(bad.into()).unwrap();
     save(&outbox, 72.0, "{}").await;
     eventually(3000, "the third upload", || async { num(&stats(&outbox, "u1").await, "completed") == 3.0 }).await;
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -650,7 +635,7 @@ async fn start_is_idempotent_and_never_runs_two_loops() {
     restore_console(&console);
     let started = lines.iter().filter(|l| l.contains("processor started")).count();
     assert_eq!(started, 1);
-    finish(outbox, &db).await;
+    finish(&db, &[&outbox]).await;
 }
 
 fn console_lines(console: &JsValue) -> Vec<String> {

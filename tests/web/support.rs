@@ -78,6 +78,18 @@ pub fn array(v: &JsValue) -> Vec<JsValue> {
     js_sys::Array::from(v).to_vec()
 }
 
+/// `extra` (a JSON object) merged over `base`, as JSON text.
+pub fn merged(base: &str, extra: &str) -> String {
+    let b = json(base);
+    Object::assign(b.unchecked_ref::<Object>(), json(extra).unchecked_ref::<Object>());
+    String::from(js_sys::JSON::stringify(&b).unwrap())
+}
+
+/// The requests a `stubFetch` stub has seen, in order.
+pub fn requests(stub: &JsValue) -> Vec<JsValue> {
+    array(&get(stub, "requests"))
+}
+
 /// The config for a test outbox: `extra` is a JSON object merged over the defaults below.
 pub fn config(db: &str, extra: &str) -> JsValue {
     let c = json(r#"{"endpoint": "/api/v1/progress", "log": "off"}"#);
@@ -85,6 +97,14 @@ pub fn config(db: &str, extra: &str) -> JsValue {
     let extra = json(extra);
     Object::assign(c.unchecked_ref::<Object>(), extra.unchecked_ref::<Object>());
     c
+}
+
+/// Closes `outboxes` and deletes their database (the end of every test).
+pub async fn finish(db: &str, outboxes: &[&Outbox]) {
+    for o in outboxes {
+        o.close();
+    }
+    ok(delete_db(db)).await;
 }
 
 pub async fn open(db: &str, extra: &str) -> Outbox {
