@@ -54,7 +54,7 @@ pub struct Shared {
     leading: Cell<u64>,
     /// A visible context asked, or the page is freezing: a hidden leader should step down.
     step_down: Cell<bool>,
-    /// `processNow()` calls waiting for the leader's answer: (request id, answer slot).
+    /// `processNow()` calls waiting for the leader's answer.
     pending_passes: RefCell<Vec<PendingPass>>,
     /// Releases the held upload lock (set while leading with Web Locks).
     lock_release: RefCell<Option<js_sys::Function>>,
