@@ -107,10 +107,14 @@ impl Outbox {
                 v if v.is_function() => Some(v.unchecked_into::<Function>()),
                 v => return Err(Error::invalid_type("Outbox.open: option onVersionChange", "a function", to_arg(&v).describe())),
             };
-            let pairs: Vec<(String, Arg)> = keys(&config).into_iter().filter(|k| !JS_OPTIONS.contains(&k.as_str())).map(|k| {
-                let arg = to_arg(&get(&config, &k));
-                (k, arg)
-            }).collect();
+            let pairs: Vec<(String, Arg)> = keys(&config)
+                .into_iter()
+                .filter(|k| !JS_OPTIONS.contains(&k.as_str()))
+                .map(|k| {
+                    let arg = to_arg(&get(&config, &k));
+                    (k, arg)
+                })
+                .collect();
             let config = Config::from_options(pairs.iter().map(|(k, a)| (k.as_str(), a.clone())))?;
             OutboxCore::open(config, token, on_version_change).await
         };

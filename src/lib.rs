@@ -11,16 +11,15 @@
 
 pub mod domain;
 
-
+#[cfg(target_arch = "wasm32")]
+mod bindings;
+#[cfg(target_arch = "wasm32")]
+pub mod outbox;
 #[cfg(target_arch = "wasm32")]
 pub mod platform;
 #[cfg(target_arch = "wasm32")]
 pub mod store;
 #[cfg(target_arch = "wasm32")]
 pub mod sync;
-#[cfg(target_arch = "wasm32")]
-pub mod outbox;
-#[cfg(target_arch = "wasm32")]
-mod bindings;
 #[cfg(target_arch = "wasm32")]
 pub use bindings::Outbox;

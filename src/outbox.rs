@@ -16,11 +16,11 @@ use crate::domain::Result;
 use gloo_timers::future::TimeoutFuture;
 
 use crate::platform::{new_id, now, Log};
+use crate::store::Store;
 use crate::sync::channel::Message;
 use crate::sync::leader;
-use crate::sync::signal::first;
-use crate::store::Store;
 use crate::sync::processor::{self, PassReport, Running};
+use crate::sync::signal::first;
 use crate::sync::transport::{TokenSource, Transport};
 use crate::sync::Shared;
 
@@ -105,7 +105,9 @@ impl OutboxCore {
         let event = OutboxEvent::for_entry(new_id(), &entry, input.priority, shared.config.max_attempts, at);
         shared.store.save(&entry, &event).await?;
         shared.post(&Message::Saved { user: entry.user_id.clone() });
-        shared.log.info(|| format!("entry {} saved ({} kg, user {}); outbox event {} created", entry.id, crate::domain::arg::fmt_num(entry.quantity), entry.user_id, event.id));
+        shared.log.info(|| {
+            format!("entry {} saved ({} kg, user {}); outbox event {} created", entry.id, crate::domain::arg::fmt_num(entry.quantity), entry.user_id, event.id)
+        });
         if shared.user().as_deref() == Some(entry.user_id.as_str()) {
             shared.wake();
         }
@@ -146,7 +148,9 @@ impl OutboxCore {
         let shared = self.shared();
         let reset = shared.store.reset_for_retry(&ids, now(), shared.config.stale_after_ms as i64, &shared.in_flight()).await?;
         if !reset.is_empty() {
-            shared.log.info(|| format!("resetForRetry: {} events back to pending: {}", reset.len(), reset.iter().map(|e| e.id.as_str()).collect::<Vec<_>>().join(", ")));
+            shared.log.info(|| {
+                format!("resetForRetry: {} events back to pending: {}", reset.len(), reset.iter().map(|e| e.id.as_str()).collect::<Vec<_>>().join(", "))
+            });
             shared.wake();
             shared.changed();
         }

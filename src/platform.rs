@@ -35,7 +35,11 @@ extern "C" {
 /// The time of a `Date` from any realm (`instanceof Date` misses an iframe's or a test
 /// driver's dates), or `None` for anything else.
 pub fn date_time(value: &JsValue) -> Option<f64> {
-    if value.is_object() { date_time_js(value) } else { None }
+    if value.is_object() {
+        date_time_js(value)
+    } else {
+        None
+    }
 }
 
 /// A fresh UUID v4 (`crypto.randomUUID`, or `crypto.getRandomValues` where that is missing).

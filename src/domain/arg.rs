@@ -28,7 +28,13 @@ impl Arg {
             Arg::Undefined => "undefined".into(),
             Arg::Null => "null".into(),
             Arg::Number(n) if n.is_nan() => "NaN".into(),
-            Arg::Number(n) if n.is_infinite() => if *n > 0.0 { "Infinity".into() } else { "-Infinity".into() },
+            Arg::Number(n) if n.is_infinite() => {
+                if *n > 0.0 {
+                    "Infinity".into()
+                } else {
+                    "-Infinity".into()
+                }
+            }
             Arg::Number(n) => fmt_num(*n),
             // Quoted by hand: `{:?}` would pull Rust's escaping tables into the wasm.
             Arg::Str(s) => format!("the string \"{}\"", truncate(s, 40)),

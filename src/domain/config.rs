@@ -68,8 +68,20 @@ pub struct Config {
 
 /// Option names, for the unknown-option message.
 pub const OPTION_NAMES: [&str; 14] = [
-    "endpoint", "token", "dbName", "batchSize", "processingIntervalMs", "maxConcurrent", "maxAttempts", "backoffMs",
-    "cleanupIntervalMs", "retentionMs", "staleAfterMs", "requestTimeoutMs", "log", "onVersionChange",
+    "endpoint",
+    "token",
+    "dbName",
+    "batchSize",
+    "processingIntervalMs",
+    "maxConcurrent",
+    "maxAttempts",
+    "backoffMs",
+    "cleanupIntervalMs",
+    "retentionMs",
+    "staleAfterMs",
+    "requestTimeoutMs",
+    "log",
+    "onVersionChange",
 ];
 
 /// Options holding JS values (functions), handled by the bindings rather than this struct.

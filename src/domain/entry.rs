@@ -81,13 +81,7 @@ impl ProgressEntry {
 
     /// The fields of the upload body (CONTRACT §2), in order.
     pub fn upload_body(&self) -> UploadBody<'_> {
-        UploadBody {
-            local_id: &self.id,
-            metric: self.metric.as_str(),
-            quantity: self.quantity,
-            unit: &self.unit,
-            date_iso: to_iso8601(self.date),
-        }
+        UploadBody { local_id: &self.id, metric: self.metric.as_str(), quantity: self.quantity, unit: &self.unit, date_iso: to_iso8601(self.date) }
     }
 }
 
@@ -160,19 +154,14 @@ pub fn validate_date(date: &Arg, now: TimeMs) -> Result<TimeMs> {
     const WHAT: &str = "saveWeight(options.date)";
     let ms = match *date {
         Arg::Number(n) | Arg::Date(n) if n.is_finite() => n.trunc(),
-        Arg::Number(_) | Arg::Date(_) => {
-            return Err(Error::out_of_range(WHAT, format!("must be a valid time (got {})", date.describe())))
-        }
+        Arg::Number(_) | Arg::Date(_) => return Err(Error::out_of_range(WHAT, format!("must be a valid time (got {})", date.describe()))),
         _ => return Err(Error::invalid_type(WHAT, "a Date or milliseconds since the epoch", date.describe())),
     };
     if ms < MIN_DATE_MS as f64 {
         return Err(Error::out_of_range(WHAT, format!("must not be before 1900-01-01 (got {})", iso_or_raw(ms))));
     }
     if ms > (now + MAX_FUTURE_MS) as f64 {
-        return Err(Error::out_of_range(
-            WHAT,
-            format!("must not be more than 24 hours in the future (got {}, now is {})", iso_or_raw(ms), to_iso8601(now)),
-        ));
+        return Err(Error::out_of_range(WHAT, format!("must not be more than 24 hours in the future (got {}, now is {})", iso_or_raw(ms), to_iso8601(now))));
     }
     Ok(ms as TimeMs)
 }

@@ -43,7 +43,10 @@ pub fn validate_events_query(status: &Arg, user_id: &Arg, limit: &Arg, current: 
     let status = match status {
         a if a.is_absent() => None,
         Arg::Str(s) => Some(EventStatus::parse(s).ok_or_else(|| {
-            Error::out_of_range("events(options.status)", format!("must be \"pending\", \"processing\", \"completed\" or \"failed\" (got {})", status.describe()))
+            Error::out_of_range(
+                "events(options.status)",
+                format!("must be \"pending\", \"processing\", \"completed\" or \"failed\" (got {})", status.describe()),
+            )
         })?),
         other => return Err(Error::invalid_type("events(options.status)", "a status string", other.describe())),
     };

@@ -113,7 +113,13 @@ pub fn parse_http_date(s: &str) -> Option<TimeMs> {
             let day = d.next()?.parse().ok()?;
             let mon = month_from_name(d.next()?)?;
             let yy: i64 = d.next()?.parse().ok()?;
-            let year = if yy < 70 { 2000 + yy } else if yy < 100 { 1900 + yy } else { yy };
+            let year = if yy < 70 {
+                2000 + yy
+            } else if yy < 100 {
+                1900 + yy
+            } else {
+                yy
+            };
             let (h, mi, sec) = parse_hms(time)?;
             from_civil(year, mon, day, h, mi, sec)
         }

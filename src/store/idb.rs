@@ -53,7 +53,11 @@ impl Request {
         let slot = Rc::new(RefCell::new(Slot::default()));
         let settle = |slot: Rc<RefCell<Slot>>, request: IdbRequest, ok: bool| {
             move || {
-                let value = if ok { Ok(request.result().unwrap_or(JsValue::UNDEFINED)) } else { Err(request.error().ok().flatten().map(JsValue::from).unwrap_or(JsValue::NULL)) };
+                let value = if ok {
+                    Ok(request.result().unwrap_or(JsValue::UNDEFINED))
+                } else {
+                    Err(request.error().ok().flatten().map(JsValue::from).unwrap_or(JsValue::NULL))
+                };
                 let mut s = slot.borrow_mut();
                 s.done = Some(value);
                 if let Some(w) = s.waker.take() {

@@ -358,7 +358,11 @@ impl Store {
                         (Some(known), _) => Some(known.clone()),
                         (None, Some(r)) => {
                             let raw = r.await?;
-                            if raw.is_undefined() { None } else { Some(decode_entry(&raw)?) }
+                            if raw.is_undefined() {
+                                None
+                            } else {
+                                Some(decode_entry(&raw)?)
+                            }
                         }
                         (None, None) => None,
                     };
@@ -562,7 +566,11 @@ impl Store {
         let tx = self.begin(&[EVENTS], Mode::Read, OP)?;
         let result = async { read(&tx.store(EVENTS)?, &JsValue::from_str(id), OP).await }.await;
         let raw = tx.finish(result).await?;
-        if raw.is_undefined() { Ok(None) } else { decode_event(&raw).map(Some) }
+        if raw.is_undefined() {
+            Ok(None)
+        } else {
+            decode_event(&raw).map(Some)
+        }
     }
 
     /// `user`'s entries, newest measurement first.

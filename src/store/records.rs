@@ -70,21 +70,60 @@ export function beatObj(owner, beatAt) { return { owner, beatAt }; }
 extern "C" {
     #[allow(clippy::too_many_arguments)]
     #[wasm_bindgen(js_name = entryObj)]
-    fn entry_obj(id: &str, user_id: &str, metric: &str, quantity: f64, unit: &str, date: f64, backend_id: Option<&str>, created_at: f64, updated_at: f64) -> JsValue;
+    fn entry_obj(
+        id: &str,
+        user_id: &str,
+        metric: &str,
+        quantity: f64,
+        unit: &str,
+        date: f64,
+        backend_id: Option<&str>,
+        created_at: f64,
+        updated_at: f64,
+    ) -> JsValue;
     #[allow(clippy::too_many_arguments)]
     #[wasm_bindgen(js_name = eventObj)]
     fn event_obj(
-        id: &str, event_type: &str, entity_id: &str, user_id: &str, status: &str, metric: &str, quantity: f64, date: f64, is_new_record: bool,
-        attempt_count: u32, max_attempts: u32, priority: i32, created_at: f64, last_attempt_at: Option<f64>, next_attempt_at: Option<f64>,
-        completed_at: Option<f64>, error_message: Option<&str>, stored: bool, sk: u8, rdy: Option<f64>, due: Option<f64>, done: Option<f64>,
+        id: &str,
+        event_type: &str,
+        entity_id: &str,
+        user_id: &str,
+        status: &str,
+        metric: &str,
+        quantity: f64,
+        date: f64,
+        is_new_record: bool,
+        attempt_count: u32,
+        max_attempts: u32,
+        priority: i32,
+        created_at: f64,
+        last_attempt_at: Option<f64>,
+        next_attempt_at: Option<f64>,
+        completed_at: Option<f64>,
+        error_message: Option<&str>,
+        stored: bool,
+        sk: u8,
+        rdy: Option<f64>,
+        due: Option<f64>,
+        done: Option<f64>,
     ) -> JsValue;
     #[wasm_bindgen(js_name = metaObj)]
     fn meta_obj(completed: f64, last_sync_at: Option<f64>, last_error: Option<&str>, last_error_at: Option<f64>, latencies: &[f64]) -> JsValue;
     #[allow(clippy::too_many_arguments)]
     #[wasm_bindgen(js_name = statsObj)]
     fn stats_obj(
-        user_id: &str, pending: f64, processing: f64, failed: f64, completed: f64, gave_up: f64, retrying: f64, last_sync_at: Option<f64>,
-        last_error: Option<&str>, last_error_at: Option<f64>, oldest_pending_at: Option<f64>, sync_latency_ms: Option<f64>,
+        user_id: &str,
+        pending: f64,
+        processing: f64,
+        failed: f64,
+        completed: f64,
+        gave_up: f64,
+        retrying: f64,
+        last_sync_at: Option<f64>,
+        last_error: Option<&str>,
+        last_error_at: Option<f64>,
+        oldest_pending_at: Option<f64>,
+        sync_latency_ms: Option<f64>,
     ) -> JsValue;
     #[wasm_bindgen(js_name = beatObj)]
     fn beat_obj(owner: &str, beat_at: f64) -> JsValue;
@@ -171,9 +210,28 @@ fn event_value(e: &OutboxEvent, stored: bool) -> JsValue {
     let due = if key == StateKey::Retrying { ms(e.next_attempt_at) } else { None };
     let done = if key == StateKey::Completed { ms(e.completed_at) } else { None };
     event_obj(
-        &e.id, "progressEntry", &e.entity_id, &e.user_id, e.status.as_str(), e.metadata.metric.as_str(), e.metadata.quantity, e.metadata.date as f64,
-        e.is_new_record, e.attempt_count, e.max_attempts, e.priority, e.created_at as f64, ms(e.last_attempt_at), ms(e.next_attempt_at),
-        ms(e.completed_at), e.error_message.as_deref(), stored, key as u8, rdy, due, done,
+        &e.id,
+        "progressEntry",
+        &e.entity_id,
+        &e.user_id,
+        e.status.as_str(),
+        e.metadata.metric.as_str(),
+        e.metadata.quantity,
+        e.metadata.date as f64,
+        e.is_new_record,
+        e.attempt_count,
+        e.max_attempts,
+        e.priority,
+        e.created_at as f64,
+        ms(e.last_attempt_at),
+        ms(e.next_attempt_at),
+        ms(e.completed_at),
+        e.error_message.as_deref(),
+        stored,
+        key as u8,
+        rdy,
+        due,
+        done,
     )
 }
 
@@ -244,8 +302,18 @@ pub fn decode_meta(v: &JsValue) -> UserMeta {
 /// Stats as the JS API shows them.
 pub fn stats_for_js(s: &Stats) -> JsValue {
     stats_obj(
-        &s.user_id, s.pending as f64, s.processing as f64, s.failed as f64, s.completed as f64, s.gave_up as f64, s.retrying as f64, ms(s.last_sync_at),
-        s.last_error.as_deref(), ms(s.last_error_at), ms(s.oldest_pending_at), s.sync_latency_ms.map(|l| l as f64),
+        &s.user_id,
+        s.pending as f64,
+        s.processing as f64,
+        s.failed as f64,
+        s.completed as f64,
+        s.gave_up as f64,
+        s.retrying as f64,
+        ms(s.last_sync_at),
+        s.last_error.as_deref(),
+        ms(s.last_error_at),
+        ms(s.oldest_pending_at),
+        s.sync_latency_ms.map(|l| l as f64),
     )
 }
 

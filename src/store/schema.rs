@@ -67,7 +67,9 @@ pub fn upgrade(event: &IdbVersionChangeEvent, max_attempts: u32, log: Log) -> Re
         if old >= 1 {
             wasm_bindgen_futures::spawn_local(async move {
                 match backfill(&entries, &events, max_attempts, log).await {
-                    Ok((queued, skipped)) => log.info(|| format!("schema v3: queued {queued} existing entries for upload ({skipped} unreadable records left as they are)")),
+                    Ok((queued, skipped)) => {
+                        log.info(|| format!("schema v3: queued {queued} existing entries for upload ({skipped} unreadable records left as they are)"))
+                    }
                     Err(e) => {
                         log.warn(|| format!("schema upgrade aborted, the database keeps v{old} and all its data: {e}"));
                         let _ = tx.abort();

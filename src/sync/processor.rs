@@ -276,7 +276,8 @@ async fn recorder(pass: &Pass<'_>, shared: &Rc<Shared>) {
             pass.results_ready.notified().await;
             continue;
         }
-        let items: Vec<Outcome<'_>> = batch.iter().map(|(e, decision, at, entry)| Outcome { event_id: &e.id, attempt: e.attempt_count, decision, at: *at, entry: Some(entry) }).collect();
+        let items: Vec<Outcome<'_>> =
+            batch.iter().map(|(e, decision, at, entry)| Outcome { event_id: &e.id, attempt: e.attempt_count, decision, at: *at, entry: Some(entry) }).collect();
         let written = shared.store.record_many(&items, Some(&shared.instance_id)).await;
         for (i, (event, decision, at, _)) in batch.iter().enumerate() {
             shared.landed(&event.id);
@@ -286,15 +287,35 @@ async fn recorder(pass: &Pass<'_>, shared: &Rc<Shared>) {
                     match decision {
                         Decision::Complete { backend_id } => {
                             r.completed += 1;
-                            log.info(|| format!("event {} completed: entry {} stored with backend id {backend_id} ({} ms after saving)", e.id, e.entity_id, at - e.created_at));
+                            log.info(|| {
+                                format!(
+                                    "event {} completed: entry {} stored with backend id {backend_id} ({} ms after saving)",
+                                    e.id,
+                                    e.entity_id,
+                                    at - e.created_at
+                                )
+                            });
                         }
                         Decision::Retry { at: next, message } => {
                             r.retrying += 1;
-                            log.info(|| format!("event {} failed ({message}): attempt {} of {}, next attempt at {}", e.id, e.attempt_count, e.max_attempts, to_iso8601(*next)));
+                            log.info(|| {
+                                format!(
+                                    "event {} failed ({message}): attempt {} of {}, next attempt at {}",
+                                    e.id,
+                                    e.attempt_count,
+                                    e.max_attempts,
+                                    to_iso8601(*next)
+                                )
+                            });
                         }
                         Decision::GiveUp { message } => {
                             r.gave_up += 1;
-                            log.warn(|| format!("event {} failed and gave up ({message}); entry {} is kept; resetForRetry([\"{}\"]) sends it again", e.id, e.entity_id, e.id));
+                            log.warn(|| {
+                                format!(
+                                    "event {} failed and gave up ({message}); entry {} is kept; resetForRetry([\"{}\"]) sends it again",
+                                    e.id, e.entity_id, e.id
+                                )
+                            });
                         }
                     }
                 }
@@ -362,7 +383,9 @@ pub fn spawn(shared: Rc<Shared>, user: String, generation: u64) -> Running {
 async fn campaign(shared: Rc<Shared>, user: String, generation: u64, cancelled: Rc<Cell<bool>>, wake: Rc<Notify>) {
     let cfg = &shared.config;
     let log = shared.log;
-    log.info(|| format!("processor started for user {user} (every {} ms, batch {}, {} concurrent)", cfg.processing_interval_ms, cfg.batch_size, cfg.max_concurrent));
+    log.info(|| {
+        format!("processor started for user {user} (every {} ms, batch {}, {} concurrent)", cfg.processing_interval_ms, cfg.batch_size, cfg.max_concurrent)
+    });
     let mut leadership = Leadership::new(shared.clone(), &user, generation);
     while !cancelled.get() {
         if !leadership.acquire(&cancelled, &wake).await {

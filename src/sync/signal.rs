@@ -70,7 +70,6 @@ impl Gate {
         self.busy.set(true);
         GateGuard { gate: self }
     }
-
 }
 
 struct WaitTurn<'a> {
@@ -139,7 +138,11 @@ impl Future for JoinAll<'_> {
                 }
             }
         }
-        if pending { Poll::Pending } else { Poll::Ready(()) }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     }
 }
 

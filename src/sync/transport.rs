@@ -17,7 +17,17 @@ extern "C" {
     async fn call_token(f: &Function, user: &str, refresh: bool) -> JsValue;
     #[allow(clippy::too_many_arguments)]
     #[wasm_bindgen(js_name = upload)]
-    async fn upload_js(endpoint: &str, key: &str, token: Option<String>, timeout_ms: f64, local_id: &str, metric: &str, quantity: f64, unit: &str, date: &str) -> JsValue;
+    async fn upload_js(
+        endpoint: &str,
+        key: &str,
+        token: Option<String>,
+        timeout_ms: f64,
+        local_id: &str,
+        metric: &str,
+        quantity: f64,
+        unit: &str,
+        date: &str,
+    ) -> JsValue;
 }
 
 /// Where the bearer token comes from.

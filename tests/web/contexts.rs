@@ -44,7 +44,9 @@ async fn validation_and_atomicity_hold() {
 #[wasm_bindgen_test]
 async fn upgrades_an_old_database() {
     let db = fresh_db("w-upgrade");
-    let entries = json(r#"[{"id": "old-1", "userId": "u1", "type": "weight", "quantity": 80.5, "unit": "kg", "date": 1600000000000, "backendId": null, "createdAt": 1600000000000, "updatedAt": 1600000000000}]"#);
+    let entries = json(
+        r#"[{"id": "old-1", "userId": "u1", "type": "weight", "quantity": 80.5, "unit": "kg", "date": 1600000000000, "backendId": null, "createdAt": 1600000000000, "updatedAt": 1600000000000}]"#,
+    );
     ok(create_legacy_db(&db, 1, &entries)).await;
     let outbox = open(&db, "{}").await;
     assert_eq!(num(&stats(&outbox, "u1").await, "pending"), 1.0);

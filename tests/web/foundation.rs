@@ -230,7 +230,11 @@ async fn open_validates_its_options() {
         }
     }
     // A rejected token is never echoed in the error (it may be a real secret of the wrong type).
-    for bad in [r#"{"endpoint": "/api", "token": ["secret-123"]}"#, r#"{"endpoint": "/api", "token": {"value": "secret-123"}}"#, r#"{"endpoint": "/api", "token": ""}"#] {
+    for bad in [
+        r#"{"endpoint": "/api", "token": ["secret-123"]}"#,
+        r#"{"endpoint": "/api", "token": {"value": "secret-123"}}"#,
+        r#"{"endpoint": "/api", "token": ""}"#,
+    ] {
         let e = progress_outbox::Outbox::open(json(bad)).await.err().expect("a bad token is refused");
         assert_eq!(get(&e, "code").as_string().as_deref(), Some("INVALID_TYPE"));
         assert!(!message(&e).contains("secret-123"), "{}", message(&e));

@@ -74,7 +74,11 @@ async fn one_uploader_for(db: &str, n: usize) -> (Outbox, Outbox) {
     let keys = keys_posted(&stub);
     assert_eq!(keys.len(), n);
     assert!(keys.values().all(|k| *k == 1), "a key was POSTed twice: {keys:?}");
-    if a.is_leader() { (a, b) } else { (b, a) }
+    if a.is_leader() {
+        (a, b)
+    } else {
+        (b, a)
+    }
 }
 
 #[wasm_bindgen_test]
@@ -136,7 +140,7 @@ async fn a_save_elsewhere_wakes_the_leader_and_subscribers_everywhere_see_it() {
     let _off = b.subscribe(cb.as_ref().clone()).unwrap();
     sleep(200).await;
     save_for(&b, "u1", 70.0).await; // saved in the follower...
-    // ...uploaded by the leader within moments (its own timer would wait an hour)...
+                                    // ...uploaded by the leader within moments (its own timer would wait an hour)...
     eventually(2000, "the leader's upload", || async { completed(&a, "u1").await == 1.0 }).await;
     // ...and the follower's subscriber saw the completion made in the other context.
     eventually(2000, "b's subscriber to see it", || async { seen.iter().any(|s| num(&s, "completed") == 1.0) }).await;
@@ -169,10 +173,8 @@ async fn a_frozen_leader_holding_the_lock_is_taken_over() {
     let db = fresh_db("m-frozen");
     let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
     // A "tab" that took the lock and froze: it holds it forever and its heartbeat is old.
-    let hold = Function::new_with_args(
-        "name",
-        "return new Promise((granted) => navigator.locks.request(name, () => { granted(); return new Promise(() => {}); }));",
-    );
+    let hold =
+        Function::new_with_args("name", "return new Promise((granted) => navigator.locks.request(name, () => { granted(); return new Promise(() => {}); }));");
     ok(hold.call1(&JsValue::NULL, &JsValue::from_str(&format!("progress-outbox:{db}:u1"))).unwrap().unchecked_into::<Promise>()).await;
     let a = open(&db, r#"{"processingIntervalMs": 50, "requestTimeoutMs": 500, "backoffMs": [50]}"#).await;
     write_beat(&db, "frozen-tab", Date::now() - 3_600_000.0).await;

@@ -296,7 +296,12 @@ async fn unauthorized_asks_for_a_new_token_once_and_retries_at_once() {
 
 #[wasm_bindgen_test]
 async fn a_token_function_that_throws_or_returns_nothing_is_a_retryable_failure() {
-    for (body, expect) in [("throw new Error('session lost')", "threw (Error: session lost)"), ("return undefined", "returned undefined"), ("return Promise.reject(new Error('refresh failed'))", "rejected (Error: refresh failed)"), ("return ''", "returned an empty string")] {
+    for (body, expect) in [
+        ("throw new Error('session lost')", "threw (Error: session lost)"),
+        ("return undefined", "returned undefined"),
+        ("return Promise.reject(new Error('refresh failed'))", "rejected (Error: refresh failed)"),
+        ("return ''", "returned an empty string"),
+    ] {
         let db = fresh_db("p-token");
         let stub = stub_fetch(&json("[]"), &JsValue::NULL);
         let outbox = open_with(&db, "{}", Some(&token_fn(body))).await;

@@ -53,7 +53,9 @@ fn every_option_is_validated() {
         assert_eq!(e.js_class(), JsClass::RangeError, "{key} = {bad:?}");
         assert!(e.to_string().contains(key.trim_end_matches("[]")) || key == "backoffMs", "{e}");
     }
-    for (key, bad) in [("batchSize", Arg::Str("10".into())), ("dbName", num(1.0)), ("backoffMs", num(1000.0)), ("backoffMs", Arg::Array(vec![Arg::Str("1".into())]))] {
+    for (key, bad) in
+        [("batchSize", Arg::Str("10".into())), ("dbName", num(1.0)), ("backoffMs", num(1000.0)), ("backoffMs", Arg::Array(vec![Arg::Str("1".into())]))]
+    {
         assert_eq!(with(key, bad.clone()).unwrap_err().js_class(), JsClass::TypeError, "{key} = {bad:?}");
     }
     assert_eq!(with("retentionMs", num(0.0)).unwrap().retention_ms, 0);

@@ -49,7 +49,17 @@ fn success_needs_an_id() {
 fn transient_failures_back_off_per_attempt() {
     let p = RetryPolicy::default();
     for (attempt, wait) in [(1, 1_000), (2, 5_000), (3, 30_000), (4, 120_000)] {
-        for outcome in [resp(503), resp(429), resp(408), resp(409), resp(425), resp(500), Outcome::Network("Failed to fetch".into()), Outcome::Timeout(30_000), Outcome::Token("threw".into())] {
+        for outcome in [
+            resp(503),
+            resp(429),
+            resp(408),
+            resp(409),
+            resp(425),
+            resp(500),
+            Outcome::Network("Failed to fetch".into()),
+            Outcome::Timeout(30_000),
+            Outcome::Token("threw".into()),
+        ] {
             match decide(&outcome, attempt, 5, &p, NOW) {
                 Decision::Retry { at, .. } => assert_eq!(at, NOW + wait, "{outcome:?} attempt {attempt}"),
                 d => panic!("{outcome:?}: {d:?}"),

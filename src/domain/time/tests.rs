@@ -39,7 +39,9 @@ fn http_dates_in_all_three_forms() {
 
 #[test]
 fn http_date_garbage_is_none() {
-    for bad in ["", "soon", "Sun, 06 Nov 1994 08:49 GMT", "Sun, 32 Nov 1994 08:49:37 GMT", "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 PST", "120"] {
+    for bad in
+        ["", "soon", "Sun, 06 Nov 1994 08:49 GMT", "Sun, 32 Nov 1994 08:49:37 GMT", "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 PST", "120"]
+    {
         assert_eq!(parse_http_date(bad), None, "{bad}");
     }
 }
