@@ -2,8 +2,12 @@
 # Builds the npm package into pkg/ (wasm-pack --target web, release profile, wasm-opt -Oz), then
 # minifies the JS glue. Size is a product figure: see "Benchmarks" in the README.
 #   BUILD_STD=0  build with the prebuilt standard library (skips the size build below)
+#   BUILD_BOOTSTRAP=0  skip the bootstrap below (for callers that have just run it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A fresh clone has none of the tools (wasm-pack, wasm-bindgen, terser, wasm-opt): install what is
+# missing first, browsers aside. With everything present this takes a second or two.
+if [ "${BUILD_BOOTSTRAP:-1}" != "0" ]; then BOOTSTRAP_BROWSERS=0 bash scripts/bootstrap.sh; fi
 # wasm-pack finds wasm-bindgen (pinned version, from bootstrap) and wasm-opt (npm binaryen) on PATH.
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
@@ -30,7 +34,9 @@ fi
 find pkg -name '*.js' -print0 | while IFS= read -r -d '' f; do
   terser "$f" --module --compress --mangle --output "$f"
 done
-cp README.md pkg/README.md 2>/dev/null || true
+# pkg/ as the npm package: the entry module (Outbox.open loads the wasm on first use), both licences,
+# the README with absolute image URLs, a package.json with an exports map (scripts/pack.mjs).
+node scripts/pack.mjs --prepare
 # Every module the package loads (its JS snippets have hashed paths): the demo's service worker
 # precaches this list so the app opens offline.
 (cd pkg && find . -type f \( -name '*.js' -o -name '*.wasm' \) | sed 's|^\./|/pkg/|' | sort | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.stringify(s.trim().split("\n"))))' > files.json)

@@ -46,4 +46,7 @@ done
 step "end-to-end: node --test (playwright-core + Chromium, geckodriver + Firefox, against the dev API)"
 node --test --test-concurrency=1 --test-reporter=spec tests/e2e/
 
+step "consumers: the packed tarball installed into Vite, webpack, esbuild and a plain page, in Chromium against the dev API"
+node --test --test-reporter=spec tests/consumers/consumers.test.mjs
+
 printf '\nall tests passed in %ss\n' "$(( $(date +%s) - start ))"

