@@ -1,24 +1,30 @@
 //! The JS surface (CONTRACT §1): one exported class whose methods only translate arguments,
-//! call into [`crate::outbox`], and translate results and errors back.
+//! call into [`crate::outbox`], and translate results (through `#[derive(Serialize)]` views)
+//! and errors (real `TypeError`/`RangeError`/`Error` with a `code`) back.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
-use js_sys::{Function, Promise};
+use js_sys::{Function, Object, Promise};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::domain::arg::Arg;
 use crate::domain::config::{Config, JS_OPTIONS, OPTION_NAMES};
-use crate::domain::entry::SaveArgs;
+use crate::domain::entry::{ProgressEntry, SaveArgs, SaveMethod, UpdateArgs};
 use crate::domain::error::{Error, JsClass};
 use crate::domain::event::OutboxEvent;
 use crate::domain::query::check_keys;
+use crate::domain::stats::{PassReport, Stats};
 use crate::outbox::OutboxCore;
-use crate::platform::{get, keys, set, to_arg};
-use crate::store::records::{encode_entry, event_for_js, stats_for_js};
-use crate::sync::transport::TokenSource;
+use crate::platform::token::TokenSource;
+use crate::platform::{as_function, get, keys, read, resolve_url, set, to_arg};
+use crate::store::quarantine::Quarantined;
+use crate::store::records::metadata_fields;
+use crate::sync::transport::Transport;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPESCRIPT: &'static str = include_str!("../types/progress-outbox.d.ts");
@@ -26,7 +32,7 @@ const TYPESCRIPT: &'static str = include_str!("../types/progress-outbox.d.ts");
 /// A transactional outbox for health measurements. Create one with `await Outbox.open({...})`.
 ///
 /// ```js
-/// const outbox = await Outbox.open({ endpoint: "/api/v1/progress", token: () => session.token });
+/// const outbox = await Outbox.open({ endpoint: "/api/v1/progress", token: (userId) => session.tokenFor(userId) });
 /// outbox.start("u1");
 /// await outbox.saveWeight(72.5);
 /// ```
@@ -47,48 +53,288 @@ fn js_error(e: Error) -> JsValue {
     error
 }
 
-fn events_js(events: &[OutboxEvent]) -> JsValue {
-    events.iter().map(event_for_js).collect::<js_sys::Array>().into()
+fn to_js<T: Serialize>(value: &T) -> JsValue {
+    // Plain structs of strings, numbers, booleans and nulls: serializing cannot fail.
+    value.serialize(&serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true)).unwrap_or(JsValue::NULL)
 }
 
-fn promise(f: impl Future<Output = Result<JsValue, Error>> + 'static) -> Promise {
-    boxed_promise(Box::pin(f))
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryView<'a> {
+    id: &'a str,
+    user_id: &'a str,
+    #[serde(rename = "type")]
+    metric: &'static str,
+    quantity: f64,
+    unit: &'static str,
+    date: f64,
+    backend_id: Option<&'a str>,
+    created_at: f64,
+    updated_at: f64,
 }
 
-// One non-generic instance of the Promise plumbing for every API method (the method bodies
-// stay their own futures, behind one pointer).
+fn entry_js(e: &ProgressEntry) -> JsValue {
+    to_js(&EntryView {
+        id: &e.id,
+        user_id: &e.user_id,
+        metric: e.metric.name(),
+        quantity: e.quantity,
+        unit: e.unit(),
+        date: e.date as f64,
+        backend_id: e.backend_id.as_deref(),
+        created_at: e.created_at as f64,
+        updated_at: e.updated_at as f64,
+    })
+}
+
+#[derive(Serialize)]
+struct MetadataView {
+    #[serde(rename = "type")]
+    metric: &'static str,
+    quantity: f64,
+    unit: &'static str,
+    date: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventView<'a> {
+    id: &'a str,
+    event_type: &'static str,
+    operation: &'static str,
+    entity_id: &'a str,
+    user_id: &'a str,
+    status: &'static str,
+    metadata: MetadataView,
+    is_new_record: bool,
+    attempt_count: u32,
+    request_count: u32,
+    max_attempts: u32,
+    priority: i32,
+    created_at: f64,
+    last_attempt_at: Option<f64>,
+    next_attempt_at: Option<f64>,
+    completed_at: Option<f64>,
+    error_message: Option<&'a str>,
+    gave_up: bool,
+    quarantined: bool,
+}
+
+fn ms(t: Option<i64>) -> Option<f64> {
+    t.map(|t| t as f64)
+}
+
+fn event_js(e: &OutboxEvent) -> JsValue {
+    let (metric, quantity, unit, date) = metadata_fields(&e.metadata);
+    to_js(&EventView {
+        id: &e.id,
+        event_type: "progressEntry",
+        operation: e.operation.as_str(),
+        entity_id: &e.entity_id,
+        user_id: &e.user_id,
+        status: e.status.as_str(),
+        metadata: MetadataView { metric, quantity, unit, date },
+        is_new_record: e.is_new_record,
+        attempt_count: e.attempt_count,
+        request_count: e.request_count,
+        max_attempts: e.max_attempts,
+        priority: e.priority,
+        created_at: e.created_at as f64,
+        last_attempt_at: ms(e.last_attempt_at),
+        next_attempt_at: ms(e.next_attempt_at),
+        completed_at: ms(e.completed_at),
+        error_message: e.error_message.as_deref(),
+        gave_up: e.gave_up(),
+        quarantined: false,
+    })
+}
+
+/// A record set aside, as `events()` lists it: its own fields as stored, marked.
+fn quarantined_js(q: &Quarantined) -> JsValue {
+    let o: JsValue = Object::new().into();
+    if q.record.is_object() {
+        // A copy of what can be read of it (a hostile getter cannot throw past `assign`'s catch).
+        crate::platform::assign(&o, &q.record);
+    }
+    if get(&o, "id").is_undefined() {
+        set(&o, "id", &q.key);
+    }
+    set(&o, "status", &JsValue::from_str("failed"));
+    set(&o, "gaveUp", &JsValue::TRUE);
+    set(&o, "quarantined", &JsValue::TRUE);
+    set(&o, "errorMessage", &JsValue::from_str(&["unreadable record, kept aside (not deleted): ", &q.reason].concat()));
+    o
+}
+
+#[derive(Serialize)]
+struct StorageView {
+    usage: f64,
+    quota: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatsView<'a> {
+    user_id: &'a str,
+    pending: f64,
+    processing: f64,
+    failed: f64,
+    completed: f64,
+    gave_up: f64,
+    retrying: f64,
+    last_sync_at: Option<f64>,
+    last_error: Option<&'a str>,
+    last_error_at: Option<f64>,
+    oldest_pending_at: Option<f64>,
+    sync_latency_ms: Option<f64>,
+    quarantined: f64,
+    failed_in_a_row: u32,
+    health: &'static str,
+    persisted: Option<bool>,
+    storage: Option<StorageView>,
+    batch_events: Option<u32>,
+}
+
+fn stats_js(s: &Stats) -> JsValue {
+    to_js(&StatsView {
+        user_id: &s.user_id,
+        pending: s.pending as f64,
+        processing: s.processing as f64,
+        failed: s.failed as f64,
+        completed: s.completed as f64,
+        gave_up: s.gave_up as f64,
+        retrying: s.retrying as f64,
+        last_sync_at: ms(s.last_sync_at),
+        last_error: s.last_error.as_deref(),
+        last_error_at: ms(s.last_error_at),
+        oldest_pending_at: ms(s.oldest_pending_at),
+        sync_latency_ms: s.sync_latency_ms.map(|l| l as f64),
+        quarantined: s.quarantined as f64,
+        failed_in_a_row: s.failed_in_a_row,
+        health: s.health.as_str(),
+        persisted: s.persisted,
+        storage: s.storage.map(|e| StorageView { usage: e.usage, quota: e.quota }),
+        batch_events: s.batch_events,
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PassView<'a> {
+    user_id: Option<&'a str>,
+    delegated: bool,
+    offline: bool,
+    stale_reset: u32,
+    promoted: u32,
+    claimed: u32,
+    completed: u32,
+    retrying: u32,
+    gave_up: u32,
+    released: u32,
+    requests: u32,
+}
+
+fn pass_js(r: &PassReport) -> JsValue {
+    to_js(&PassView {
+        user_id: r.user_id.as_deref(),
+        delegated: r.delegated,
+        offline: r.offline,
+        stale_reset: r.stale_reset,
+        promoted: r.promoted,
+        claimed: r.claimed,
+        completed: r.completed,
+        retrying: r.retrying,
+        gave_up: r.gave_up,
+        released: r.released,
+        requests: r.requests,
+    })
+}
+
+type Call = Pin<Box<dyn Future<Output = Result<JsValue, Error>>>>;
+
+// One non-generic instance of the Promise plumbing for every API method (the method bodies stay
+// their own futures, behind one pointer).
 #[inline(never)]
-fn boxed_promise(f: std::pin::Pin<Box<dyn Future<Output = Result<JsValue, Error>>>>) -> Promise {
+fn promise(f: Call) -> Promise {
     future_to_promise(async move { f.await.map_err(js_error) })
 }
 
-/// `undefined`/`null` or a plain object whose keys are all in `allowed`.
-fn options(what: &str, value: &JsValue, allowed: &[&str]) -> Result<Option<JsValue>, Error> {
-    match to_arg(value) {
-        a if a.is_absent() => Ok(None),
-        Arg::Other(kind) if kind == "an object" => {
-            check_keys(what, &keys(value), allowed)?;
-            Ok(Some(value.clone()))
+/// An options object, read once: each allowed key's value (a getter that throws, or keys that
+/// cannot be listed, are refused). `None` for `undefined`/`null`.
+struct Options {
+    values: Vec<(&'static str, JsValue)>,
+}
+
+impl Options {
+    fn read(what: &str, value: &JsValue, allowed: &[&'static str]) -> Result<Option<Options>, Error> {
+        match to_arg(value) {
+            a if a.is_absent() => return Ok(None),
+            Arg::Other(kind) if kind == "an object" => {}
+            other => return Err(Error::invalid_type(format!("{what}(options)"), "an options object", other.describe())),
         }
-        other => Err(Error::invalid_type(format!("{what}(options)"), "an options object", other.describe())),
+        let present = keys(value).map_err(|e| Error::invalid_type(format!("{what}(options)"), "an options object whose keys can be listed", e))?;
+        check_keys(what, &present, allowed)?;
+        let mut values = Vec::with_capacity(present.len());
+        for key in allowed {
+            if present.iter().any(|k| k == key) {
+                let v = read(value, key).map_err(|e| Error::invalid_type(format!("{what}: option {key}"), "a readable value", format!("a getter that threw ({e})")))?;
+                values.push((*key, v));
+            }
+        }
+        Ok(Some(Options { values }))
+    }
+
+    fn raw(&self, key: &str) -> JsValue {
+        self.values.iter().find(|(k, _)| *k == key).map_or(JsValue::UNDEFINED, |(_, v)| v.clone())
+    }
+
+    fn arg(&self, key: &str) -> Arg {
+        to_arg(&self.raw(key))
     }
 }
 
-fn option(options: &Option<JsValue>, key: &str) -> Arg {
-    options.as_ref().map(|o| to_arg(&get(o, key))).unwrap_or(Arg::Undefined)
+fn option_arg(o: &Option<Options>, key: &str) -> Arg {
+    o.as_ref().map_or(Arg::Undefined, |o| o.arg(key))
 }
 
 fn token_source(value: &JsValue) -> Result<TokenSource, Error> {
     if value.is_undefined() || value.is_null() {
         Ok(TokenSource::None)
-    } else if value.is_function() {
-        // `typeof`, not `instanceof Function`: functions from another realm are functions too.
-        Ok(TokenSource::Function(value.clone().unchecked_into()))
+    } else if let Some(f) = as_function(value) {
+        Ok(TokenSource::Function(f))
     } else if let Some(s) = value.as_string().filter(|s| !s.is_empty()) {
         Ok(TokenSource::Static(s))
     } else {
         // Never echo the value: it may be a secret.
         Err(Error::invalid_type("Outbox.open: option token", "a non-empty string or a function returning one", "something else"))
+    }
+}
+
+fn url(what: &'static str, raw: &str) -> Result<String, Error> {
+    resolve_url(raw).map_err(|e| Error::invalid_type(what, "a URL fetch can use", format!("\"{raw}\" ({e})")))
+}
+
+const SAVE_OPTIONS: [&str; 3] = ["userId", "date", "priority"];
+
+impl Outbox {
+    fn call(&self, f: impl FnOnce(Rc<OutboxCore>) -> Call) -> Promise {
+        promise(f(self.core.clone()))
+    }
+
+    fn save_with(&self, method: SaveMethod, metric: JsValue, quantity: JsValue, options: JsValue) -> Promise {
+        self.call(move |core| {
+            Box::pin(async move {
+                let o = Options::read(if method == SaveMethod::Save { "save" } else { "saveWeight" }, &options, &SAVE_OPTIONS)?;
+                let args = SaveArgs {
+                    metric: to_arg(&metric),
+                    quantity: to_arg(&quantity),
+                    user_id: option_arg(&o, "userId"),
+                    date: option_arg(&o, "date"),
+                    priority: option_arg(&o, "priority"),
+                };
+                Ok(entry_js(&core.save(method, &args).await?))
+            })
+        })
     }
 }
 
@@ -98,25 +344,20 @@ impl Outbox {
     /// `RangeError` naming the first bad option.
     pub async fn open(config: JsValue) -> Result<Outbox, JsValue> {
         let open = async {
-            let Some(config) = options("Outbox.open", &config, &OPTION_NAMES)? else {
+            let Some(o) = Options::read("Outbox.open", &config, &OPTION_NAMES)? else {
                 return Err(Error::invalid_type("Outbox.open(config)", "an options object with at least { endpoint }", "nothing"));
             };
-            let token = token_source(&get(&config, "token"))?;
-            let on_version_change = match get(&config, "onVersionChange") {
+            let token = token_source(&o.raw("token"))?;
+            let on_version_change = match o.raw("onVersionChange") {
                 v if v.is_undefined() || v.is_null() => None,
-                v if v.is_function() => Some(v.unchecked_into::<Function>()),
-                v => return Err(Error::invalid_type("Outbox.open: option onVersionChange", "a function", to_arg(&v).describe())),
+                v => Some(as_function(&v).ok_or_else(|| Error::invalid_type("Outbox.open: option onVersionChange", "a function", to_arg(&v).describe()))?),
             };
-            let pairs: Vec<(String, Arg)> = keys(&config)
-                .into_iter()
-                .filter(|k| !JS_OPTIONS.contains(&k.as_str()))
-                .map(|k| {
-                    let arg = to_arg(&get(&config, &k));
-                    (k, arg)
-                })
-                .collect();
-            let config = Config::from_options(pairs.iter().map(|(k, a)| (k.as_str(), a.clone())))?;
-            OutboxCore::open(config, token, on_version_change).await
+            let pairs = o.values.iter().filter(|(k, _)| !JS_OPTIONS.contains(k)).map(|(k, v)| (*k, to_arg(v)));
+            let config = Config::from_options(pairs)?;
+            let endpoint = url("Outbox.open: option endpoint", &config.endpoint)?;
+            let batch_endpoint = config.batch_endpoint.as_deref().map(|b| url("Outbox.open: option batchEndpoint", b)).transpose()?;
+            let transport = Transport { endpoint, batch_endpoint, token, timeout_ms: config.request_timeout_ms };
+            OutboxCore::open(config, transport, on_version_change, stats_js).await
         };
         open.await.map(|core| Outbox { core }).map_err(js_error)
     }
@@ -131,67 +372,102 @@ impl Outbox {
         self.core.stop()
     }
 
-    /// Saves a weight and its outbox event in one transaction; resolves with the entry after commit.
+    /// Saves a weight (kg) and its outbox event in one transaction; resolves with the entry after commit.
     #[wasm_bindgen(js_name = saveWeight)]
-    pub fn save_weight(&self, kg: JsValue, options_arg: JsValue) -> Promise {
-        let core = self.core.clone();
-        promise(async move {
-            let o = options("saveWeight", &options_arg, &["userId", "date", "priority"])?;
-            let args = SaveArgs { kg: to_arg(&kg), user_id: option(&o, "userId"), date: option(&o, "date"), priority: option(&o, "priority") };
-            Ok(encode_entry(&core.save_weight(&args).await?))
+    pub fn save_weight(&self, kg: JsValue, options: JsValue) -> Promise {
+        self.save_with(SaveMethod::SaveWeight, JsValue::from_str("weight"), kg, options)
+    }
+
+    /// Saves a measurement of any metric and its outbox event in one transaction.
+    pub fn save(&self, metric: JsValue, quantity: JsValue, options: JsValue) -> Promise {
+        self.save_with(SaveMethod::Save, metric, quantity, options)
+    }
+
+    /// Changes an entry's quantity and/or date; the change syncs as an update (or folds into
+    /// its unsent create). Resolves with the entry.
+    pub fn update(&self, entry_id: JsValue, changes: JsValue) -> Promise {
+        self.call(move |core| {
+            Box::pin(async move {
+                let o = Options::read("update", &changes, &["quantity", "date"])?;
+                let Some(o) = o else { return Err(Error::invalid_type("update(entryId, changes)", "an object { quantity?, date? }", to_arg(&changes).describe())) };
+                let args = UpdateArgs { quantity: o.arg("quantity"), date: o.arg("date") };
+                Ok(entry_js(&core.update(&to_arg(&entry_id), &args).await?))
+            })
         })
     }
 
-    /// Counts and sync health for `userId` (default: the current user).
+    /// Deletes an entry; the delete syncs (or, if nothing of it was sent yet, nothing is sent).
+    pub fn delete(&self, entry_id: JsValue) -> Promise {
+        self.call(move |core| {
+            Box::pin(async move {
+                core.delete(&to_arg(&entry_id)).await?;
+                Ok(JsValue::UNDEFINED)
+            })
+        })
+    }
+
+    /// Counts, health, persistence and storage for `userId` (default: the current user).
     pub fn stats(&self, user_id: JsValue) -> Promise {
-        let core = self.core.clone();
-        promise(async move { Ok(stats_for_js(&core.stats(&to_arg(&user_id)).await?)) })
+        self.call(move |core| Box::pin(async move { Ok(stats_js(&core.stats(&to_arg(&user_id)).await?)) }))
     }
 
-    /// Events, newest first: `events({ status, userId, limit })`.
-    pub fn events(&self, options_arg: JsValue) -> Promise {
-        let core = self.core.clone();
-        promise(async move {
-            let o = options("events", &options_arg, &["status", "userId", "limit"])?;
-            Ok(events_js(&core.events(&option(&o, "status"), &option(&o, "userId"), &option(&o, "limit")).await?))
+    /// Events, newest first: `events({ status, userId, limit })`; records set aside are listed
+    /// (marked `quarantined: true`) with `failed` ones.
+    pub fn events(&self, options: JsValue) -> Promise {
+        self.call(move |core| {
+            Box::pin(async move {
+                let o = Options::read("events", &options, &["status", "userId", "limit"])?;
+                let (events, odd) = core.events(&option_arg(&o, "status"), &option_arg(&o, "userId"), &option_arg(&o, "limit")).await?;
+                let list: js_sys::Array = events.iter().map(event_js).collect();
+                for q in &odd {
+                    list.push(&quarantined_js(q));
+                }
+                Ok(list.into())
+            })
         })
     }
 
-    /// Events processing for longer than `staleAfterMs`.
+    /// Events processing for longer than `staleAfterMs`, or whose context is gone.
     #[wasm_bindgen(js_name = staleEvents)]
     pub fn stale_events(&self, user_id: JsValue) -> Promise {
-        let core = self.core.clone();
-        promise(async move { Ok(events_js(&core.stale_events(&to_arg(&user_id)).await?)) })
+        self.call(move |core| Box::pin(async move { Ok(core.stale_events(&to_arg(&user_id)).await?.iter().map(event_js).collect::<js_sys::Array>().into()) }))
     }
 
     /// Failed or stale events back to pending with 0 attempts; resolves with how many.
     #[wasm_bindgen(js_name = resetForRetry)]
     pub fn reset_for_retry(&self, ids: JsValue) -> Promise {
-        let core = self.core.clone();
-        promise(async move { Ok(JsValue::from(core.reset_for_retry(&to_arg(&ids)).await?)) })
+        self.call(move |core| Box::pin(async move { Ok(JsValue::from(core.reset_for_retry(&to_arg(&ids)).await?)) }))
     }
 
     /// One processing pass now; resolves with what it did.
     #[wasm_bindgen(js_name = processNow)]
     pub fn process_now(&self) -> Promise {
-        let core = self.core.clone();
-        promise(async move { Ok(core.process_now().await?.to_js()) })
+        self.call(move |core| Box::pin(async move { Ok(pass_js(&core.process_now().await?)) }))
     }
 
-    /// Entries of `userId` (default: current), newest measurement first.
-    pub fn entries(&self, user_id: JsValue) -> Promise {
-        let core = self.core.clone();
-        promise(async move { Ok(core.entries(&to_arg(&user_id)).await?.iter().map(encode_entry).collect::<js_sys::Array>().into()) })
+    /// Entries, newest measurement first: `entries()`, `entries("u2")`, or
+    /// `entries({ userId, metric, from, to, limit })`.
+    pub fn entries(&self, query: JsValue) -> Promise {
+        self.call(move |core| {
+            Box::pin(async move {
+                let (user, o) = match to_arg(&query) {
+                    Arg::Str(_) => (to_arg(&query), None),
+                    _ => (Arg::Undefined, Options::read("entries", &query, &["userId", "metric", "from", "to", "limit"])?),
+                };
+                let user = if o.is_some() { option_arg(&o, "userId") } else { user };
+                let found = core.entries(&user, &option_arg(&o, "metric"), &option_arg(&o, "from"), &option_arg(&o, "to"), &option_arg(&o, "limit")).await?;
+                Ok(found.iter().map(entry_js).collect::<js_sys::Array>().into())
+            })
+        })
     }
 
     /// Calls `callback(stats)` now and whenever the current user's stats change; returns the
     /// unsubscribe function.
     pub fn subscribe(&self, callback: JsValue) -> Result<Function, JsValue> {
-        if !callback.is_function() {
+        let Some(f) = as_function(&callback) else {
             return Err(js_error(Error::invalid_type("subscribe(callback)", "a function", to_arg(&callback).describe())));
-        }
-        let f: &Function = callback.unchecked_ref();
-        let id = self.core.subscribe(f.clone());
+        };
+        let id = self.core.subscribe(f);
         let weak = Rc::downgrade(&self.core);
         let unsubscribe = Closure::<dyn FnMut()>::new(move || {
             if let Some(core) = weak.upgrade() {
@@ -218,4 +494,11 @@ impl Outbox {
     pub fn current_user(&self) -> Option<String> {
         self.core.current_user()
     }
+}
+
+/// True for an error this library threw or rejected with (it carries one of the documented
+/// `code`s).
+#[wasm_bindgen(js_name = isOutboxError, skip_typescript)]
+pub fn is_outbox_error(e: JsValue) -> bool {
+    e.is_object() && get(&e, "code").as_string().is_some_and(|c| Error::CODES.contains(&c.as_str())) && get(&e, "message").is_string()
 }

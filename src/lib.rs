@@ -1,12 +1,13 @@
 //! # progress-outbox
 //!
-//! A transactional outbox for health data in browser PWAs. `saveWeight` writes a measurement and
-//! its outbox event to IndexedDB in one transaction; a background processor uploads pending events
+//! A transactional outbox for health data in browser PWAs. `save` writes a measurement and its
+//! outbox event to IndexedDB in one transaction; a background processor uploads pending events
 //! with `fetch`, retries with backoff and reports exactly where every event stands.
 //!
 //! Layout: [`domain`] is pure Rust (rules, status machine, retry policy; tested natively),
-//! `store` is the IndexedDB adapter, `sync` the processor and transport, and `bindings` the only
-//! `#[wasm_bindgen]` surface. See README.md for the JS API and the wire protocol.
+//! `platform` the one typed boundary to the browser, `store` IndexedDB through idb, `sync` the
+//! processor, transport and leadership, and `bindings` the only `#[wasm_bindgen]` surface. See
+//! README.md for the JS API and the wire protocol.
 #![deny(missing_docs)]
 
 pub mod domain;
@@ -21,5 +22,6 @@ pub mod platform;
 pub mod store;
 #[cfg(target_arch = "wasm32")]
 pub mod sync;
+
 #[cfg(target_arch = "wasm32")]
-pub use bindings::Outbox;
+pub use bindings::{is_outbox_error, Outbox};

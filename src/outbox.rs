@@ -6,22 +6,22 @@ use std::rc::Rc;
 
 use js_sys::Function;
 
-use crate::domain::arg::Arg;
+use crate::domain::arg::{fmt_num, Arg};
 use crate::domain::config::Config;
-use crate::domain::entry::{validate_save, validate_user_id, ProgressEntry, SaveArgs};
-use crate::domain::event::OutboxEvent;
-use crate::domain::query::{resolve_user, validate_events_query, validate_ids};
-use crate::domain::stats::Stats;
-use crate::domain::Result;
-use gloo_timers::future::TimeoutFuture;
-
-use crate::platform::{new_id, now, Log};
+use crate::domain::entry::{validate_id, validate_save, validate_update, validate_user_id, ProgressEntry, SaveArgs, SaveMethod, UpdateArgs};
+use crate::domain::event::{Operation, OutboxEvent, StateKey};
+use crate::domain::query::{resolve_user, validate_entries_query, validate_events_query, validate_ids};
+use crate::domain::stats::{PassReport, Stats};
+use crate::domain::{Error, Result};
+use crate::platform::channel::Message;
+use crate::platform::timer::{sleep, within};
+use crate::platform::{call0, mono, new_id, now, storage, Log};
+use crate::store::quarantine::Quarantined;
 use crate::store::Store;
-use crate::sync::channel::Message;
-use crate::sync::leader;
-use crate::sync::processor::{self, PassReport, Running};
-use crate::sync::signal::first;
-use crate::sync::transport::{TokenSource, Transport};
+use crate::sync::leader::lock_name;
+use crate::sync::processor::{self, is_stale, Running};
+use crate::sync::subscribers::{self, View};
+use crate::sync::transport::Transport;
 use crate::sync::Shared;
 
 /// An open outbox.
@@ -32,43 +32,49 @@ pub struct OutboxCore {
 
 impl OutboxCore {
     /// Opens the database (creating or upgrading it) and prepares the processor.
-    /// `on_version_change` is called when another tab's upgrade closed this connection.
-    pub async fn open(config: Config, token: TokenSource, on_version_change: Option<Function>) -> Result<Rc<OutboxCore>> {
+    /// `on_version_change` is called when another tab's upgrade closed this connection; `view`
+    /// turns stats into the object subscribers get.
+    pub async fn open(config: Config, transport: Transport, on_version_change: Option<Function>, view: View) -> Result<Rc<OutboxCore>> {
         let log = Log { level: config.log };
+        if config.persist {
+            storage::request_persistence();
+        }
         let store = Store::open(&config.db_name, config.max_attempts, log).await?;
-        let transport = Transport { endpoint: config.endpoint.clone(), token, timeout_ms: config.request_timeout_ms };
         let shared = Rc::new(Shared::new(store, config, transport, log));
+        shared.subscribers.set_view(view);
+        shared.hold_alive_lock();
         shared.join_channel();
         let core = Rc::new(OutboxCore { shared, running: RefCell::new(None) });
-        {
-            // Another tab's upgrade closed our connection: stop uploading (every call now
-            // reports that the page must reload).
-            let weak = Rc::downgrade(&core);
-            core.shared.store.set_on_version_change(Box::new(move || {
-                if let Some(core) = weak.upgrade() {
-                    core.halt();
-                    core.shared.leave_channel();
+        // Another tab's upgrade closed our connection: stop uploading (every call now says the
+        // page must reload), and tell the app.
+        let weak = Rc::downgrade(&core);
+        core.shared.store.db().set_on_version_change(Box::new(move || {
+            if let Some(core) = weak.upgrade() {
+                core.halt();
+                core.shared.leave_channel();
+            }
+            if let Some(f) = &on_version_change {
+                if let Err(e) = call0(f) {
+                    log.warn(|| format!("the onVersionChange callback threw: {e}"));
                 }
-                if let Some(f) = &on_version_change {
-                    if let Err(e) = f.call0(&wasm_bindgen::JsValue::UNDEFINED) {
-                        log.warn(|| format!("the onVersionChange callback threw: {}", crate::platform::describe_error(&e)));
-                    }
-                }
-            }));
-        }
-        log.debug(|| format!("opened database \"{}\"", core.shared.store.name()));
+            }
+        }));
         Ok(core)
     }
 
-    fn shared(&self) -> &Rc<Shared> {
-        &self.shared
+    /// `Ok` while calls may run; otherwise why not (closed, or superseded by a newer version).
+    pub fn check_open(&self) -> Result<()> {
+        if self.shared.is_closing() {
+            return Err(Error::Closed);
+        }
+        self.shared.store.check_open()
     }
 
     /// Login: makes `user` current and processes its events. Idempotent for the same user;
     /// another user switches (nothing more is uploaded for the previous one).
     pub fn start(&self, user: &Arg) -> Result<()> {
         let user = validate_user_id("start(userId)", user)?;
-        self.shared.store.check_open()?;
+        self.check_open()?;
         if self.shared.user().as_deref() == Some(user.as_str()) && self.running.borrow().is_some() {
             return Ok(());
         }
@@ -89,112 +95,158 @@ impl OutboxCore {
 
     fn halt(&self) {
         self.shared.set_wake(None);
-        self.shared.set_user(None);
-        // Dropping the handle cancels the loop's timers and listener.
+        if self.shared.user().is_some() {
+            self.shared.set_user(None);
+        }
+        // Dropping the handle cancels the loop's timers and listeners.
         self.running.borrow_mut().take();
     }
 
-    /// Validates and saves a weight, with its outbox event, in one transaction.
-    pub async fn save_weight(&self, args: &SaveArgs) -> Result<ProgressEntry> {
-        let shared = self.shared();
-        // A closed or superseded database says so first, whatever else is wrong with the call.
-        self.shared.store.check_open()?;
+    /// Validates and saves a measurement with its outbox event, in one transaction.
+    pub async fn save(&self, method: SaveMethod, args: &SaveArgs) -> Result<ProgressEntry> {
+        self.check_open()?;
+        let shared = &self.shared;
         let at = now();
-        let input = validate_save(args, shared.user().as_deref(), at)?;
-        let entry = ProgressEntry::new_weight(new_id(), &input, at);
-        let event = OutboxEvent::for_entry(new_id(), &entry, input.priority, shared.config.max_attempts, at);
+        let input = validate_save(method, args, shared.user().as_deref(), at)?;
+        let entry = ProgressEntry::new(new_id(), &input, at);
+        let event = OutboxEvent::new(new_id(), Operation::Create, &entry, input.priority, shared.config.max_attempts, at);
         shared.store.save(&entry, &event).await?;
-        shared.post(&Message::Saved { user: entry.user_id.clone() });
         shared.log.info(|| {
-            format!("entry {} saved ({} kg, user {}); outbox event {} created", entry.id, crate::domain::arg::fmt_num(entry.quantity), entry.user_id, event.id)
+            format!(
+                "entry {} saved ({} {} {}, user {}); outbox event {} created",
+                entry.id,
+                entry.metric.name(),
+                fmt_num(entry.quantity),
+                entry.unit(),
+                entry.user_id,
+                event.id
+            )
         });
-        if shared.user().as_deref() == Some(entry.user_id.as_str()) {
+        self.after_write(&entry.user_id);
+        Ok(entry)
+    }
+
+    /// `update(entryId, { quantity, date })`.
+    pub async fn update(&self, id: &Arg, args: &UpdateArgs) -> Result<ProgressEntry> {
+        self.check_open()?;
+        let id = validate_id("update(entryId)", id)?;
+        let at = now();
+        let input = validate_update(args, at)?;
+        let edit = self.shared.store.update(&id, input, self.shared.config.max_attempts, at).await?;
+        let how = if edit.folded { "folded into its unsent create" } else { "queued as an update" };
+        self.shared.log.info(|| format!("entry {id} updated ({how}, event {})", edit.event_id.as_deref().unwrap_or("-")));
+        self.after_write(&edit.entry.user_id);
+        Ok(edit.entry)
+    }
+
+    /// `delete(entryId)`.
+    pub async fn delete(&self, id: &Arg) -> Result<()> {
+        self.check_open()?;
+        let id = validate_id("delete(entryId)", id)?;
+        let edit = self.shared.store.delete(&id, self.shared.config.max_attempts, now()).await?;
+        match &edit.event_id {
+            Some(e) => self.shared.log.info(|| format!("entry {id} deleted; delete event {e} queued (kept as a tombstone until acknowledged)")),
+            None => self.shared.log.info(|| format!("entry {id} deleted before anything of it was sent: removed, nothing to send")),
+        }
+        self.after_write(&edit.entry.user_id);
+        Ok(())
+    }
+
+    fn after_write(&self, user: &str) {
+        let shared = &self.shared;
+        shared.post(&Message::Saved { user: user.to_owned() });
+        if shared.user().as_deref() == Some(user) {
             shared.wake();
         }
         // Other contexts took "saved" as their change notice: no second broadcast.
-        shared.changed_here();
-        Ok(entry)
+        shared.subscribers.changed(shared);
     }
 
     /// Stats of `user` (default: the current user).
     pub async fn stats(&self, user: &Arg) -> Result<Stats> {
-        // A closed or superseded database says so first, whatever else is wrong with the call.
-        self.shared.store.check_open()?;
+        self.check_open()?;
         let user = resolve_user("stats", user, self.shared.user().as_deref())?;
-        self.shared.store.stats(&user).await
+        subscribers::stats(&self.shared, &user).await
     }
 
-    /// `events({ status, userId, limit })`, newest first.
-    pub async fn events(&self, status: &Arg, user: &Arg, limit: &Arg) -> Result<Vec<OutboxEvent>> {
-        // A closed or superseded database says so first, whatever else is wrong with the call.
-        self.shared.store.check_open()?;
+    /// `events({ status, userId, limit })`, newest first, and the records set aside.
+    pub async fn events(&self, status: &Arg, user: &Arg, limit: &Arg) -> Result<(Vec<OutboxEvent>, Vec<Quarantined>)> {
+        self.check_open()?;
         let q = validate_events_query(status, user, limit, self.shared.user().as_deref())?;
         self.shared.store.events(&q.user_id, q.status, q.limit).await
     }
 
-    /// Events processing for longer than `staleAfterMs`.
+    /// Events processing for longer than `staleAfterMs` (or whose context is gone).
     pub async fn stale_events(&self, user: &Arg) -> Result<Vec<OutboxEvent>> {
-        // A closed or superseded database says so first, whatever else is wrong with the call.
-        self.shared.store.check_open()?;
+        self.check_open()?;
         let user = resolve_user("staleEvents", user, self.shared.user().as_deref())?;
-        self.shared.store.stale_events(&user, now(), self.shared.config.stale_after_ms as i64, &self.shared.in_flight()).await
+        let processing = self.shared.store.in_state(&user, StateKey::Processing).await?;
+        let held = crate::platform::locks::held_names().await;
+        let (t, wall, after) = (mono(), now(), self.shared.config.stale_after_ms as f64);
+        Ok(processing.into_iter().filter(|e| !self.shared.is_in_flight(&e.id) && is_stale(&self.shared, e, held.as_deref(), t, wall, after)).collect())
     }
 
     /// Failed or stale events back to pending with 0 attempts; returns how many were reset.
     pub async fn reset_for_retry(&self, ids: &Arg) -> Result<u32> {
-        // A closed or superseded database says so first, whatever else is wrong with the call.
-        self.shared.store.check_open()?;
+        self.check_open()?;
         let ids = validate_ids(ids)?;
-        let shared = self.shared();
-        let reset = shared.store.reset_for_retry(&ids, now(), shared.config.stale_after_ms as i64, &shared.in_flight()).await?;
+        let shared = &self.shared;
+        let held = crate::platform::locks::held_names().await;
+        let (t, wall, after) = (mono(), now(), shared.config.stale_after_ms as f64);
+        let stale = |e: &OutboxEvent| !shared.is_in_flight(&e.id) && is_stale(shared, e, held.as_deref(), t, wall, after);
+        let reset = shared.store.reset_for_retry(&ids, &stale).await?;
         if !reset.is_empty() {
-            shared.log.info(|| {
-                format!("resetForRetry: {} events back to pending: {}", reset.len(), reset.iter().map(|e| e.id.as_str()).collect::<Vec<_>>().join(", "))
-            });
+            let list: Vec<&str> = reset.iter().map(|e| e.id.as_str()).collect();
+            shared.log.info(|| format!("resetForRetry: {} events back to pending: {}", list.len(), list.join(", ")));
             shared.wake();
             shared.changed();
         }
         Ok(reset.len() as u32)
     }
 
-    /// Runs one pass for the current user now (after any pass already running). Only the
-    /// uploader runs passes: in another context this asks the uploader and returns its report.
+    /// Runs one pass for the current user now. Only the uploader runs passes: in another
+    /// context this asks the uploader and returns its report.
     pub async fn process_now(&self) -> Result<PassReport> {
-        let shared = self.shared();
-        shared.store.check_open()?;
+        self.check_open()?;
+        let shared = &self.shared;
         let Some(user) = shared.user() else { return Ok(PassReport::default()) };
-        // Right after start() our own lock request may still be settling: give it a moment.
+        // Right after start() the lock request may still be settling: give it a moment.
         for _ in 0..100 {
             if shared.user().as_deref() != Some(user.as_str()) {
                 break;
             }
             if shared.is_leader() {
-                let _turn = shared.gate.enter().await;
-                let session = shared.session();
-                return match session.user {
-                    Some(u) if shared.is_leader() => processor::run_pass(shared, &u, session.generation).await,
-                    _ => Ok(PassReport::default()),
-                };
-            }
-            if leader::held_elsewhere(shared, &user).await && !shared.is_leader() {
+                if let Some(r) = processor::pass_now(shared, true).await {
+                    return Ok(r);
+                }
+            } else if self.uploader_elsewhere(&user).await {
                 return Ok(self.delegate_pass(&user).await);
             }
-            TimeoutFuture::new(10).await;
+            sleep(10).await;
         }
         Ok(PassReport { user_id: Some(user), ..PassReport::default() })
     }
 
+    /// Does another context upload for `user` right now?
+    async fn uploader_elsewhere(&self, user: &str) -> bool {
+        let shared = &self.shared;
+        match crate::platform::locks::held_names().await {
+            Some(held) => held.iter().any(|n| *n == lock_name(&shared.config.db_name, user)),
+            None => matches!(shared.store.leader(user).await, Ok(Some(b)) if !b.owner.is_empty() && b.owner != shared.instance_id),
+        }
+    }
+
     /// Asks the uploader of `user` (another context) for a pass and waits for its report.
     async fn delegate_pass(&self, user: &str) -> PassReport {
-        let shared = self.shared();
+        let shared = &self.shared;
         let id = new_id();
         let (slot, done) = shared.await_pass(&id);
         shared.post(&Message::PassRequest { id: id.clone(), user: user.to_owned() });
-        let limit = (2 * shared.config.request_timeout_ms + 5_000).min(crate::domain::config::MAX_TIMER_MS) as u32;
-        first(done.notified(), TimeoutFuture::new(limit)).await;
+        let limit = 2 * shared.config.request_timeout_ms + 5_000;
+        let _ = within(limit, done.notified()).await;
         shared.forget_pass(&id);
         let answer = slot.borrow_mut().take();
-        let mut report = answer.map(|v| PassReport::from_js(&v)).unwrap_or_default();
+        let mut report = answer.unwrap_or_default();
         report.user_id = Some(user.to_owned());
         report.delegated = true;
         report
@@ -205,22 +257,21 @@ impl OutboxCore {
         self.shared.is_leader()
     }
 
-    /// Entries of `user` (default: current), newest measurement first.
-    pub async fn entries(&self, user: &Arg) -> Result<Vec<ProgressEntry>> {
-        // A closed or superseded database says so first, whatever else is wrong with the call.
-        self.shared.store.check_open()?;
-        let user = resolve_user("entries", user, self.shared.user().as_deref())?;
-        self.shared.store.entries(&user).await
+    /// `entries(userId)` or `entries({ userId, metric, from, to, limit })`, newest first.
+    pub async fn entries(&self, user: &Arg, metric: &Arg, from: &Arg, to: &Arg, limit: &Arg) -> Result<Vec<ProgressEntry>> {
+        self.check_open()?;
+        let q = validate_entries_query(user, metric, from, to, limit, self.shared.user().as_deref())?;
+        self.shared.store.entries(&q).await
     }
 
     /// Adds a stats subscriber.
     pub fn subscribe(&self, callback: Function) -> u32 {
-        self.shared.subscribe(callback)
+        self.shared.subscribers.add(&self.shared, callback)
     }
 
     /// Removes a stats subscriber.
     pub fn unsubscribe(&self, id: u32) {
-        self.shared.unsubscribe(id)
+        self.shared.subscribers.remove(id)
     }
 
     /// The current user.
@@ -228,16 +279,28 @@ impl OutboxCore {
         self.shared.user()
     }
 
-    /// Stops processing and closes the database.
+    /// Stops processing and closes the database. Returns at once; calls reject with `CLOSED`
+    /// from now on. Uploads in flight finish (within one request timeout) and are recorded,
+    /// unsent claims are handed back, then the connection closes and this instance's liveness
+    /// lock is released.
     pub fn close(&self) {
+        if self.shared.is_closing() {
+            return;
+        }
+        self.shared.set_closing();
         self.halt();
         self.shared.leave_channel();
-        self.shared.store.close();
-    }
-
-    /// Whether the connection still works (`Err` says why not).
-    pub fn check_open(&self) -> Result<()> {
-        self.shared.store.check_open()
+        let shared = self.shared.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let bound = shared.config.request_timeout_ms + 2_000;
+            let _ = within(bound, async {
+                // The running pass (if any) ends: it claims nothing more and hands back the rest.
+                drop(shared.gate.lock().await);
+            })
+            .await;
+            shared.store.close();
+            shared.drop_alive_lock();
+        });
     }
 }
 

@@ -64,6 +64,16 @@ pub struct Config {
     pub request_timeout_ms: u64,
     /// Console verbosity.
     pub log: LogLevel,
+    /// Ask `navigator.storage.persist()` at open.
+    pub persist: bool,
+    /// Where batches of events are POSTed (CONTRACT §2b); `None`: one request per event.
+    pub batch_endpoint: Option<String>,
+    /// Most events in one batch request.
+    pub max_batch_events: u32,
+    /// Health turns `"failing"` after this many failed answers in a row.
+    pub failing_after: u32,
+    /// Health turns `"stalled"` when the oldest pending event is older than this (online, started).
+    pub stalled_after_ms: u64,
 }
 
 /// Option names, for the unknown-option message.
@@ -102,6 +112,11 @@ impl Default for Config {
             stale_after_ms: 300_000,
             request_timeout_ms: 30_000,
             log: LogLevel::Warn,
+            persist: true,
+            batch_endpoint: None,
+            max_batch_events: 100,
+            failing_after: 5,
+            stalled_after_ms: 600_000,
         }
     }
 }
@@ -163,6 +178,17 @@ impl Config {
                 }
                 .ok_or_else(|| Error::out_of_range(option(key), format!("must be \"debug\", \"info\", \"warn\" or \"off\" (got {})", arg.describe())))?
             }
+            "persist" => {
+                self.persist = match arg {
+                    Arg::Bool(b) => *b,
+                    _ => return Err(Error::invalid_type(option(key), "true or false", arg.describe())),
+                }
+            }
+            "batchEndpoint" if *arg == Arg::Null => self.batch_endpoint = None,
+            "batchEndpoint" => self.batch_endpoint = Some(string(key, arg, 8192)?),
+            "maxBatchEvents" => self.max_batch_events = integer(key, arg, 1, 1000)? as u32,
+            "failingAfter" => self.failing_after = integer(key, arg, 1, 1000)? as u32,
+            "stalledAfterMs" => self.stalled_after_ms = integer(key, arg, 1, CENTURY_MS)?,
             _ => return Ok(false),
         }
         Ok(true)

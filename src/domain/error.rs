@@ -32,6 +32,14 @@ pub enum Error {
     /// `resetForRetry` named an event that does not exist.
     #[error("resetForRetry: no outbox event with id \"{0}\"; nothing was reset")]
     UnknownEvent(String),
+    /// `update`/`delete` named an entry that does not exist or was already deleted.
+    #[error("{method}: no entry with id \"{id}\" (unknown, or already deleted); nothing was changed")]
+    UnknownEntry {
+        /// `update` or `delete`.
+        method: &'static str,
+        /// The id given.
+        id: String,
+    },
     /// IndexedDB is missing (private mode in old browsers, or a context without storage).
     #[error("IndexedDB is not available in this context: {0}")]
     Unsupported(String),
@@ -56,6 +64,12 @@ pub enum Error {
         /// Newest version this build knows.
         supported: u32,
     },
+    /// Opening needs a schema upgrade that other connections keep blocking.
+    #[error("database \"{0}\" needs an upgrade, but another tab or worker keeps an older version of it open and did not close it; close the other tabs of this app (or reload them), then try again")]
+    Blocked(String),
+    /// A storage call did not settle in time (the browser's IndexedDB is stuck or overloaded).
+    #[error("IndexedDB {0} did not finish within 10 s; nothing of it was stored. Try again; if it persists, reload the page")]
+    TimedOut(&'static str),
     /// Another tab upgraded the database; this connection was closed so the upgrade could proceed.
     #[error("the database was upgraded by a newer version of the app in another tab; reload this page")]
     VersionChanged,
@@ -83,7 +97,7 @@ impl Error {
     pub fn js_class(&self) -> JsClass {
         match self {
             Error::InvalidType { .. } | Error::NoCurrentUser { .. } => JsClass::TypeError,
-            Error::OutOfRange { .. } | Error::UnknownEvent(_) => JsClass::RangeError,
+            Error::OutOfRange { .. } | Error::UnknownEvent(_) | Error::UnknownEntry { .. } => JsClass::RangeError,
             _ => JsClass::Error,
         }
     }
@@ -95,6 +109,9 @@ impl Error {
             Error::OutOfRange { .. } => "OUT_OF_RANGE",
             Error::NoCurrentUser { .. } => "NO_USER",
             Error::UnknownEvent(_) => "UNKNOWN_EVENT",
+            Error::UnknownEntry { .. } => "UNKNOWN_ENTRY",
+            Error::Blocked(_) => "BLOCKED",
+            Error::TimedOut(_) => "TIMEOUT",
             Error::Unsupported(_) => "UNSUPPORTED",
             Error::QuotaExceeded(_) => "QUOTA_EXCEEDED",
             Error::Storage { .. } => "STORAGE",
@@ -103,6 +120,23 @@ impl Error {
             Error::Closed => "CLOSED",
         }
     }
+
+    /// Every code [`Error::code`] can return.
+    pub const CODES: [&'static str; 13] = [
+        "INVALID_TYPE",
+        "OUT_OF_RANGE",
+        "NO_USER",
+        "UNKNOWN_EVENT",
+        "UNKNOWN_ENTRY",
+        "UNSUPPORTED",
+        "QUOTA_EXCEEDED",
+        "STORAGE",
+        "NEWER_SCHEMA",
+        "BLOCKED",
+        "TIMEOUT",
+        "VERSION_CHANGED",
+        "CLOSED",
+    ];
 
     /// Shorthand for [`Error::InvalidType`].
     pub fn invalid_type(what: impl Into<String>, expected: &'static str, got: impl Into<String>) -> Self {

@@ -1,25 +1,31 @@
-//! `OutboxEvent` and its status machine:
+//! `OutboxEvent`, its operations, its status machine and the per-entry ordering rules.
 //!
 //! ```text
-//! pending ──claim──> processing ──success──> completed
-//!    ^                    │
-//!    │                    └──failure──> failed (attempts left: nextAttemptAt set)
-//!    │                                    │ due ──> pending (promoted, claimed again)
-//!    │                                    └ gave up (no attempts left, or permanent): nextAttemptAt = null
-//!    └──────── resetForRetry (failed or stale processing): attempts back to 0
+//! pending ──claim──> processing ──answer stored──> completed
+//!  │  ^                 │  │
+//!  │  │                 │  └──failure──> failed (retrying: nextAttemptAt set)
+//!  │  │                 │                  │ due ──> pending (promoted, claimed again)
+//!  │  │                 │                  └ gave up (attempts used, or refused): nextAttemptAt = null
+//!  │  │                 └──handed back unsent (logout, lost lead, close)──> pending
+//!  │  └──────── resetForRetry (failed, or stale processing): attempts back to 0
+//!  └─ waiting: an earlier event of the same entry is unfinished; becomes claimable when it completes
 //! ```
+//!
+//! The events of one entry form a queue ordered by `seq`: only its head (the oldest unfinished
+//! event) can be claimed, so they upload in the order written and never two at once.
 
-use super::entry::{MetricType, ProgressEntry};
+use super::entry::{Body, ProgressEntry};
+use super::metric::Metric;
 use super::retry::Decision;
-use super::time::TimeMs;
+use super::time::{to_iso8601, TimeMs};
 
 /// Where an event stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum EventStatus {
-    /// Waiting to be uploaded.
+    /// Waiting to be uploaded (or waiting behind an earlier event of its entry).
     #[default]
     Pending,
-    /// Claimed by a processor; an upload is (or was, if the tab died) in flight.
+    /// Claimed by a processor; an upload is (or was, if its context died) in flight.
     Processing,
     /// The server acknowledged it.
     Completed,
@@ -38,7 +44,7 @@ impl EventStatus {
         }
     }
 
-    /// Parses a JS status name.
+    /// Parses a status name.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "pending" => EventStatus::Pending,
@@ -50,30 +56,65 @@ impl EventStatus {
     }
 }
 
-/// The finer state used for indexing and counting: `failed` splits into retrying and gave up.
+/// What an event does to the server's copy of its entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Operation {
+    /// `POST {endpoint}`: the entry is new to the server.
+    #[default]
+    Create,
+    /// `PUT {endpoint}/{backendId}` with the full body.
+    Update,
+    /// `DELETE {endpoint}/{backendId}`.
+    Delete,
+}
+
+impl Operation {
+    /// The name used in JS, storage and batch items.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+
+    /// Parses an operation name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "create" => Operation::Create,
+            "update" => Operation::Update,
+            "delete" => Operation::Delete,
+            _ => return None,
+        })
+    }
+}
+
+/// The finer state used for indexing and counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum StateKey {
-    /// `pending`.
+    /// `pending`, claimable (the head of its entry's queue).
     Pending = 0,
     /// `processing`.
     Processing = 1,
     /// `completed`.
     Completed = 2,
-    /// `failed`, will be retried at `nextAttemptAt`.
+    /// `failed`, will be retried.
     Retrying = 3,
     /// `failed`, no further automatic attempt.
     GaveUp = 4,
+    /// `pending` behind an earlier unfinished event of the same entry.
+    Waiting = 5,
 }
 
 impl StateKey {
-    /// Every state, in key order.
-    pub const ALL: [StateKey; 5] = [StateKey::Pending, StateKey::Processing, StateKey::Completed, StateKey::Retrying, StateKey::GaveUp];
+    /// Every state.
+    pub const ALL: [StateKey; 6] = [StateKey::Pending, StateKey::Processing, StateKey::Completed, StateKey::Retrying, StateKey::GaveUp, StateKey::Waiting];
 
     /// The state keys a status covers.
     pub fn of_status(status: EventStatus) -> &'static [StateKey] {
         match status {
-            EventStatus::Pending => &[StateKey::Pending],
+            EventStatus::Pending => &[StateKey::Pending, StateKey::Waiting],
             EventStatus::Processing => &[StateKey::Processing],
             EventStatus::Completed => &[StateKey::Completed],
             EventStatus::Failed => &[StateKey::Retrying, StateKey::GaveUp],
@@ -81,22 +122,23 @@ impl StateKey {
     }
 }
 
-/// The seed's event metadata: what was measured, for audit without reading the entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventMetadata {
-    /// Metric type (`type` in JS).
-    pub metric: MetricType,
+/// The seed's event metadata: what the entry held when the event was written (for a create
+/// folded with later edits: its latest values). The upload body is built from it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metadata {
+    /// Metric (`type` in JS).
+    pub metric: Metric,
     /// The value.
     pub quantity: f64,
     /// Measurement time.
     pub date: TimeMs,
 }
 
-/// The kind of entity an event syncs. Only progress entries so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    /// A `ProgressEntry` to upload.
-    ProgressEntry,
+impl Metadata {
+    /// The entry's current values.
+    pub fn of(entry: &ProgressEntry) -> Metadata {
+        Metadata { metric: entry.metric, quantity: entry.quantity, date: entry.date }
+    }
 }
 
 /// One unit of work in the outbox (seed: `SDOutboxEvent`).
@@ -104,25 +146,27 @@ pub enum EventType {
 pub struct OutboxEvent {
     /// UUID v4, also the `Idempotency-Key` of every upload of this event.
     pub id: String,
-    /// `progressEntry`.
-    pub event_type: EventType,
+    /// Create, update or delete.
+    pub operation: Operation,
     /// The entry's id.
     pub entity_id: String,
     /// Owner.
     pub user_id: String,
     /// Where it stands.
     pub status: EventStatus,
-    /// Type, quantity and date of the measurement.
-    pub metadata: EventMetadata,
-    /// True when the entry had no backend id at creation.
+    /// What is sent.
+    pub metadata: Metadata,
+    /// The entry had no backend id when the event was written (the seed's meaning).
     pub is_new_record: bool,
-    /// Attempts started so far.
+    /// Failed server answers so far: what `maxAttempts` counts (no answer never counts).
     pub attempt_count: u32,
-    /// Attempts allowed before giving up.
+    /// Requests sent so far (including those that got no answer).
+    pub request_count: u32,
+    /// Failed answers allowed before giving up.
     pub max_attempts: u32,
     /// Higher uploads first.
     pub priority: i32,
-    /// When it was created (in the same transaction as its entry).
+    /// When it was created (in the same transaction as its entry's change).
     pub created_at: TimeMs,
     /// When the last attempt started.
     pub last_attempt_at: Option<TimeMs>,
@@ -132,6 +176,23 @@ pub struct OutboxEvent {
     pub completed_at: Option<TimeMs>,
     /// Why the last attempt failed.
     pub error_message: Option<String>,
+    /// Position in its entry's queue (1 for the create).
+    pub seq: u32,
+    /// Behind an earlier unfinished event of the same entry.
+    pub waiting: bool,
+    /// A later event of the same entry waits for this one.
+    pub blocks: bool,
+    /// Claims so far: identifies the claim a result answers.
+    pub claims: u32,
+    /// The `Outbox` instance holding the current claim.
+    pub claimed_by: Option<String>,
+    /// Failed tries of any kind since the last success or reset: the backoff step.
+    pub tries: u32,
+    /// The wait chosen at the last failure (`nextAttemptAt` is never further ahead than this,
+    /// unless the device clock went back).
+    pub wait_ms: Option<u64>,
+    /// Gave up because the server refused it (a 4xx): the server never stored it.
+    pub refused: bool,
 }
 
 /// A transition the status machine refused.
@@ -143,18 +204,31 @@ pub struct IllegalTransition {
     pub action: &'static str,
 }
 
+/// What recording a result did to the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Completed now.
+    Completed,
+    /// Failed, retry scheduled.
+    Retrying,
+    /// Failed for good.
+    GaveUp,
+}
+
 impl OutboxEvent {
-    /// The event created together with a new entry.
-    pub fn for_entry(id: String, entry: &ProgressEntry, priority: i32, max_attempts: u32, now: TimeMs) -> Self {
+    /// A new event for `entry` (whose values it carries), last in the entry's queue (its `seq`
+    /// is the entry's `rev`). Set `waiting` when an earlier event of the entry is unfinished.
+    pub fn new(id: String, operation: Operation, entry: &ProgressEntry, priority: i32, max_attempts: u32, now: TimeMs) -> Self {
         OutboxEvent {
             id,
-            event_type: EventType::ProgressEntry,
+            operation,
             entity_id: entry.id.clone(),
             user_id: entry.user_id.clone(),
             status: EventStatus::Pending,
-            metadata: EventMetadata { metric: entry.metric, quantity: entry.quantity, date: entry.date },
+            metadata: Metadata::of(entry),
             is_new_record: entry.backend_id.is_none(),
             attempt_count: 0,
+            request_count: 0,
             max_attempts,
             priority,
             created_at: now,
@@ -162,12 +236,21 @@ impl OutboxEvent {
             next_attempt_at: None,
             completed_at: None,
             error_message: None,
+            seq: entry.rev,
+            waiting: false,
+            blocks: false,
+            claims: 0,
+            claimed_by: None,
+            tries: 0,
+            wait_ms: None,
+            refused: false,
         }
     }
 
     /// The finer state (see [`StateKey`]).
     pub fn state_key(&self) -> StateKey {
         match self.status {
+            EventStatus::Pending if self.waiting => StateKey::Waiting,
             EventStatus::Pending => StateKey::Pending,
             EventStatus::Processing => StateKey::Processing,
             EventStatus::Completed => StateKey::Completed,
@@ -176,34 +259,50 @@ impl OutboxEvent {
         }
     }
 
-    /// Failed with no automatic retry left (all attempts used, or a permanent error).
+    /// Failed with no automatic retry left (all attempts used, or refused).
     pub fn gave_up(&self) -> bool {
         self.state_key() == StateKey::GaveUp
     }
 
-    /// A failed event whose retry time has come.
-    pub fn is_due_retry(&self, now: TimeMs) -> bool {
-        self.status == EventStatus::Failed && self.next_attempt_at.is_some_and(|t| t <= now)
+    /// Not completed yet.
+    pub fn is_unfinished(&self) -> bool {
+        self.status != EventStatus::Completed
     }
 
-    /// Processing for longer than `stale_after_ms`: its processor died mid-upload.
-    pub fn is_stale(&self, now: TimeMs, stale_after_ms: i64) -> bool {
-        self.status == EventStatus::Processing && self.last_attempt_at.is_none_or(|t| now - t > stale_after_ms)
+    /// No request for it ever went out, and none is going out now.
+    pub fn never_sent(&self) -> bool {
+        self.request_count == 0 && self.status != EventStatus::Processing && self.status != EventStatus::Completed
     }
 
-    /// Claimable now: pending, or failed with its retry due.
-    pub fn is_claimable(&self, now: TimeMs) -> bool {
-        self.status == EventStatus::Pending || self.is_due_retry(now)
+    /// Nothing of it can be on the server: never sent, or refused outright (a 4xx).
+    pub fn never_stored(&self) -> bool {
+        self.never_sent() || (self.status == EventStatus::Failed && self.refused)
+    }
+
+    /// What the server receives.
+    pub fn body(&self) -> Body<'_> {
+        Body {
+            local_id: &self.entity_id,
+            user_id: &self.user_id,
+            metric: self.metadata.metric,
+            quantity: self.metadata.quantity,
+            date_iso: to_iso8601(self.metadata.date),
+        }
     }
 
     fn refuse(&self, action: &'static str) -> IllegalTransition {
         IllegalTransition { from: self.status, action }
     }
 
-    /// A due retry goes back to the queue (seed: `failed -> pending (retry)`), keeping its attempts
-    /// and last error until the next attempt reports.
-    pub fn promote(&mut self, now: TimeMs) -> Result<(), IllegalTransition> {
-        if !self.is_due_retry(now) {
+    fn in_claim(&self, claims: u32) -> bool {
+        self.status == EventStatus::Processing && self.claims == claims
+    }
+
+    /// A retrying event goes back to the queue (seed: `failed -> pending (retry)`), keeping its
+    /// counts and last error until the next attempt reports. Whether it is due is the caller's
+    /// decision (see [`super::retry::is_due`]).
+    pub fn promote(&mut self) -> Result<(), IllegalTransition> {
+        if self.state_key() != StateKey::Retrying {
             return Err(self.refuse("promote"));
         }
         self.status = EventStatus::Pending;
@@ -211,35 +310,37 @@ impl OutboxEvent {
         Ok(())
     }
 
-    /// pending (or due failed) -> processing: one more attempt starts now.
-    pub fn claim(&mut self, now: TimeMs) -> Result<(), IllegalTransition> {
-        if !self.is_claimable(now) {
+    /// pending (head of its queue) -> processing, claimed by `owner`: a request is about to go out.
+    pub fn claim(&mut self, owner: &str, now: TimeMs) -> Result<u32, IllegalTransition> {
+        if self.state_key() != StateKey::Pending {
             return Err(self.refuse("claim"));
         }
         self.status = EventStatus::Processing;
-        self.attempt_count += 1;
+        self.claims += 1;
+        self.request_count += 1;
         self.last_attempt_at = Some(now);
         self.next_attempt_at = None;
-        Ok(())
+        self.claimed_by = Some(owner.to_owned());
+        Ok(self.claims)
     }
 
-    /// Hands back a claim whose upload never started (the user logged out or switched while
-    /// the batch waited): pending again, the attempt not counted.
-    pub fn unclaim(&mut self, attempt: u32) -> Result<(), IllegalTransition> {
-        if self.status != EventStatus::Processing || self.attempt_count != attempt {
-            return Err(self.refuse("unclaim"));
+    /// Hands back claim `claims` whose request never went out: pending again, nothing counted.
+    pub fn release(&mut self, claims: u32) -> Result<(), IllegalTransition> {
+        if !self.in_claim(claims) {
+            return Err(self.refuse("release"));
         }
         self.status = EventStatus::Pending;
-        self.attempt_count -= 1;
+        self.request_count = self.request_count.saturating_sub(1);
+        self.claimed_by = None;
         Ok(())
     }
 
-    /// Applies the outcome of an upload started by the claim that set `attempt`.
+    /// Applies the decision about claim `claims`.
     ///
-    /// A success is recorded whatever happened meanwhile (the server has the entry; completing is
-    /// always right). A failure is recorded only if the event is still in that claim: if a stale
-    /// reset or `resetForRetry` handed it to another attempt, this late report is dropped.
-    pub fn apply(&mut self, attempt: u32, decision: &Decision, now: TimeMs) -> Result<(), IllegalTransition> {
+    /// A success is recorded whatever happened meanwhile (the server has it; completing is
+    /// always right). A failure is recorded only while the event is still in that claim: if a
+    /// stale reset or `resetForRetry` handed it to another attempt, this late report is dropped.
+    pub fn apply(&mut self, claims: u32, decision: &Decision, now: TimeMs) -> Result<Applied, IllegalTransition> {
         match decision {
             Decision::Complete { .. } => {
                 if self.status == EventStatus::Completed {
@@ -249,62 +350,128 @@ impl OutboxEvent {
                 self.completed_at = Some(now);
                 self.next_attempt_at = None;
                 self.error_message = None;
+                self.claimed_by = None;
+                self.waiting = false;
+                self.wait_ms = None;
+                self.tries = 0;
+                Ok(Applied::Completed)
             }
-            Decision::Retry { at, message } => {
-                self.fail_in_claim(attempt, "fail")?;
+            Decision::Retry { at, wait_ms, message, counted, sent } => {
+                if !self.in_claim(claims) {
+                    return Err(self.refuse("fail"));
+                }
+                self.status = EventStatus::Failed;
                 self.next_attempt_at = Some(*at);
+                self.wait_ms = Some(*wait_ms);
                 self.error_message = Some(message.clone());
+                self.tries += 1;
+                self.attempt_count += u32::from(*counted);
+                if !sent {
+                    self.request_count = self.request_count.saturating_sub(1);
+                }
+                self.claimed_by = None;
+                Ok(Applied::Retrying)
             }
-            Decision::GiveUp { message } => {
-                self.fail_in_claim(attempt, "give up")?;
+            Decision::GiveUp { message, refused } => {
+                if !self.in_claim(claims) {
+                    return Err(self.refuse("give up"));
+                }
+                self.status = EventStatus::Failed;
                 self.next_attempt_at = None;
+                self.wait_ms = None;
                 self.error_message = Some(message.clone());
+                self.tries += 1;
+                self.attempt_count += 1;
+                self.refused = *refused;
+                self.claimed_by = None;
+                Ok(Applied::GaveUp)
             }
         }
-        Ok(())
     }
 
-    fn fail_in_claim(&mut self, attempt: u32, action: &'static str) -> Result<(), IllegalTransition> {
-        if self.status != EventStatus::Processing || self.attempt_count != attempt {
-            return Err(self.refuse(action));
-        }
-        self.status = EventStatus::Failed;
-        Ok(())
-    }
-
-    /// Completed because its entry no longer exists locally: nothing to upload, nothing to retry.
-    pub fn complete_orphan(&mut self, now: TimeMs) -> Result<(), IllegalTransition> {
-        if self.status == EventStatus::Completed {
-            return Err(self.refuse("complete"));
-        }
-        self.status = EventStatus::Completed;
-        self.completed_at = Some(now);
-        self.next_attempt_at = None;
-        self.error_message = Some("entry no longer exists locally; nothing to upload".into());
-        Ok(())
-    }
-
-    /// A stale processing event goes back to the queue; its attempt counts as used.
-    pub fn recover_stale(&mut self, now: TimeMs, stale_after_ms: i64) -> Result<(), IllegalTransition> {
-        if !self.is_stale(now, stale_after_ms) {
+    /// A stale claim (its context died mid-upload, or hangs) goes back to the queue. Its request
+    /// may have reached the server: it stays counted, and the retry carries the same key.
+    pub fn recover_stale(&mut self) -> Result<(), IllegalTransition> {
+        if self.status != EventStatus::Processing {
             return Err(self.refuse("recover"));
         }
         self.status = EventStatus::Pending;
-        self.error_message = Some("upload interrupted (the page closed or crashed mid-upload); retrying".into());
+        self.claimed_by = None;
+        self.error_message = Some("upload interrupted (its page closed, crashed or hung mid-upload); retrying with the same key".into());
         Ok(())
     }
 
-    /// `resetForRetry`: a failed or stale event goes back to pending with its attempts at 0.
-    pub fn reset_for_retry(&mut self, now: TimeMs, stale_after_ms: i64) -> Result<(), IllegalTransition> {
-        if !(self.status == EventStatus::Failed || self.is_stale(now, stale_after_ms)) {
+    /// `resetForRetry`: a failed (or, `stale`, processing) event goes back to pending with its
+    /// attempts at 0.
+    pub fn reset_for_retry(&mut self, stale: bool) -> Result<(), IllegalTransition> {
+        if !(self.status == EventStatus::Failed || (stale && self.status == EventStatus::Processing)) {
             return Err(self.refuse("reset"));
         }
         self.status = EventStatus::Pending;
         self.attempt_count = 0;
+        self.tries = 0;
         self.next_attempt_at = None;
+        self.wait_ms = None;
         self.error_message = None;
+        self.refused = false;
+        self.claimed_by = None;
         Ok(())
     }
+
+    /// The event before this one in its entry's queue completed: this one may go.
+    pub fn unblock(&mut self) {
+        self.waiting = false;
+    }
+
+    /// Folds an edit into this never-sent create: it will upload the latest values, once.
+    pub fn fold(&mut self, entry: &ProgressEntry) -> Result<(), IllegalTransition> {
+        if self.operation != Operation::Create || !self.never_sent() {
+            return Err(self.refuse("fold"));
+        }
+        self.metadata = Metadata::of(entry);
+        Ok(())
+    }
+}
+
+/// How an edit of an entry reaches the server, given its unfinished events (oldest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EditPlan {
+    /// Rewrite this never-sent create with the latest values: it uploads once.
+    Fold {
+        /// The create event.
+        event_id: String,
+    },
+    /// Write a new event; `waiting` when an earlier event of the entry is still unfinished.
+    Queue {
+        /// Its operation.
+        operation: Operation,
+        /// Behind another event.
+        waiting: bool,
+    },
+    /// Nothing of the entry ever reached the server: remove the entry and these events, send nothing.
+    Remove {
+        /// Its unfinished events.
+        event_ids: Vec<String>,
+    },
+}
+
+/// How `update` of `entry` goes out, given its unfinished events in queue order.
+pub fn plan_update(entry: &ProgressEntry, unfinished: &[OutboxEvent]) -> EditPlan {
+    match unfinished {
+        [only] if only.operation == Operation::Create && only.never_sent() => EditPlan::Fold { event_id: only.id.clone() },
+        // Never synced and nothing queued (an entry older than the outbox): it goes as a create.
+        [] if entry.backend_id.is_none() => EditPlan::Queue { operation: Operation::Create, waiting: false },
+        _ => EditPlan::Queue { operation: Operation::Update, waiting: !unfinished.is_empty() },
+    }
+}
+
+/// How `delete` of `entry` goes out, given its unfinished events in queue order.
+pub fn plan_delete(entry: &ProgressEntry, unfinished: &[OutboxEvent]) -> EditPlan {
+    let create_first = unfinished.first().is_some_and(|e| e.operation == Operation::Create);
+    if (create_first && unfinished.iter().all(OutboxEvent::never_stored)) || (unfinished.is_empty() && entry.backend_id.is_none()) {
+        return EditPlan::Remove { event_ids: unfinished.iter().map(|e| e.id.clone()).collect() };
+    }
+    EditPlan::Queue { operation: Operation::Delete, waiting: !unfinished.is_empty() }
 }
 
 #[cfg(test)]

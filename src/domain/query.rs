@@ -3,6 +3,8 @@
 
 use super::arg::{fmt_num, Arg};
 use super::entry::validate_user_id;
+use super::metric::Metric;
+use super::time::TimeMs;
 use super::error::{Error, Result};
 use super::event::EventStatus;
 
@@ -55,13 +57,60 @@ pub fn validate_events_query(status: &Arg, user_id: &Arg, limit: &Arg, current: 
     } else {
         validate_user_id("events(options.userId)", user_id)?
     };
-    let limit = match *limit {
-        Arg::Undefined | Arg::Null => None,
-        Arg::Number(n) if n.is_finite() && n.fract() == 0.0 && (1.0..=1_000_000.0).contains(&n) => Some(n as u32),
-        Arg::Number(n) => return Err(Error::out_of_range("events(options.limit)", format!("must be an integer from 1 to 1000000 (got {})", fmt_num(n)))),
-        ref other => return Err(Error::invalid_type("events(options.limit)", "an integer", other.describe())),
-    };
+    let limit = limit_arg("events(options.limit)", limit)?;
     Ok(EventsQuery { user_id, status, limit })
+}
+
+fn limit_arg(what: &str, limit: &Arg) -> Result<Option<u32>> {
+    match *limit {
+        Arg::Undefined | Arg::Null => Ok(None),
+        Arg::Number(n) if n.is_finite() && n.fract() == 0.0 && (1.0..=1_000_000.0).contains(&n) => Ok(Some(n as u32)),
+        Arg::Number(n) => Err(Error::out_of_range(what, format!("must be an integer from 1 to 1000000 (got {})", fmt_num(n)))),
+        ref other => Err(Error::invalid_type(what, "an integer", other.describe())),
+    }
+}
+
+/// A validated `entries()` query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntriesQuery {
+    /// Whose entries.
+    pub user_id: String,
+    /// Only this metric.
+    pub metric: Option<Metric>,
+    /// Measured at or after (ms).
+    pub from: Option<TimeMs>,
+    /// Measured at or before (ms).
+    pub to: Option<TimeMs>,
+    /// At most this many (newest first).
+    pub limit: Option<u32>,
+}
+
+fn bound(what: &str, v: &Arg) -> Result<Option<TimeMs>> {
+    match *v {
+        Arg::Undefined | Arg::Null => Ok(None),
+        Arg::Number(n) | Arg::Date(n) if n.is_finite() && n.abs() <= 8.64e15 => Ok(Some(n.floor() as TimeMs)),
+        Arg::Number(_) | Arg::Date(_) => Err(Error::out_of_range(what, format!("must be a valid time (got {})", v.describe()))),
+        ref other => Err(Error::invalid_type(what, "a Date or milliseconds since the epoch", other.describe())),
+    }
+}
+
+/// Validates `entries({ userId, metric, from, to, limit })` (bounds inclusive).
+pub fn validate_entries_query(user_id: &Arg, metric: &Arg, from: &Arg, to: &Arg, limit: &Arg, current: Option<&str>) -> Result<EntriesQuery> {
+    let user_id = if user_id.is_absent() {
+        current.map(str::to_owned).ok_or(Error::NoCurrentUser { method: "entries" })?
+    } else {
+        validate_user_id("entries(options.userId)", user_id)?
+    };
+    let metric = if metric.is_absent() { None } else { Some(Metric::from_arg("entries(options.metric)", metric)?) };
+    let from = bound("entries(options.from)", from)?;
+    let to = bound("entries(options.to)", to)?;
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            return Err(Error::out_of_range("entries(options.from)", "must not be after options.to"));
+        }
+    }
+    let limit = limit_arg("entries(options.limit)", limit)?;
+    Ok(EntriesQuery { user_id, metric, from, to, limit })
 }
 
 /// Validates `resetForRetry(ids)`: an array of non-empty id strings.

@@ -1,7 +1,14 @@
 //! What an upload's outcome means (CONTRACT §2), and when the next attempt runs.
 //! Pure: a function of `(outcome, attempt, policy, now)`, so every branch is tested natively.
+//!
+//! Two kinds of failure:
+//! - **answers** (the server said no: 5xx, 408, 409, 425, 429, 3xx, a 401 after a token refresh)
+//!   count toward `maxAttempts`;
+//! - **no answer** (offline, network error, timeout, token unavailable) never counts and never
+//!   gives up: it retries on the backoff schedule, its last step repeating.
 
 use super::arg::truncate;
+use super::event::Operation;
 use super::time::{parse_http_date, TimeMs};
 
 /// The seed's backoff schedule: 1 s, 5 s, 30 s, 2 min, 10 min.
@@ -12,11 +19,13 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 pub const MAX_RETRY_AFTER_MS: u64 = 86_400_000;
 /// How much of a response body an error message quotes.
 pub const BODY_EXCERPT_CHARS: usize = 200;
+/// Slack for timers and clock granularity when judging persisted deadlines.
+pub const CLOCK_SLACK_MS: i64 = 1_000;
 
-/// Backoff schedule and attempt budget.
+/// Backoff schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Wait after failed attempt `n` (1-based) is `backoff_ms[n - 1]`; the last value repeats.
+    /// Wait after failed try `n` (1-based) is `backoff_ms[n - 1]`; the last value repeats.
     pub backoff_ms: Vec<u64>,
 }
 
@@ -27,20 +36,32 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The backoff after failed attempt `attempt` (1-based).
-    pub fn backoff(&self, attempt: u32) -> u64 {
-        let i = (attempt.max(1) as usize - 1).min(self.backoff_ms.len().saturating_sub(1));
+    /// The backoff after failed try `n` (1-based).
+    pub fn backoff(&self, n: u32) -> u64 {
+        let i = (n.max(1) as usize - 1).min(self.backoff_ms.len().saturating_sub(1));
         self.backoff_ms.get(i).copied().unwrap_or(0)
+    }
+
+    /// The last (longest-repeating) step.
+    pub fn last_step(&self) -> u64 {
+        self.backoff_ms.last().copied().unwrap_or(0)
+    }
+
+    /// The longest wait any failure can set: the longest step, or a capped `Retry-After`.
+    pub fn longest_wait(&self) -> u64 {
+        self.backoff_ms.iter().copied().max().unwrap_or(0).max(MAX_RETRY_AFTER_MS)
     }
 }
 
 /// How the contract classifies an HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusClass {
-    /// 2xx: stored (if the body names an id).
+    /// 2xx.
     Success,
     /// 401: ask for a new token once and retry at once.
     Unauthorized,
+    /// 3xx: a redirect, never followed.
+    Redirect,
     /// 408, 409, 425, 429, 5xx (and anything unexpected): retry with backoff.
     Transient,
     /// Any other 4xx: the server will never accept it.
@@ -51,10 +72,10 @@ pub enum StatusClass {
 pub fn classify_status(status: u16) -> StatusClass {
     match status {
         200..=299 => StatusClass::Success,
+        300..=399 => StatusClass::Redirect,
         401 => StatusClass::Unauthorized,
         408 | 409 | 425 | 429 => StatusClass::Transient,
         400..=499 => StatusClass::Permanent,
-        // 5xx, and statuses a fetch should never end on (1xx, 3xx): assume a passing fault.
         _ => StatusClass::Transient,
     }
 }
@@ -80,41 +101,84 @@ pub enum Outcome {
     Response {
         /// HTTP status.
         status: u16,
-        /// The `Retry-After` header, if any.
+        /// The `Retry-After` header (or a batch item's `retryAfter` seconds), if any.
         retry_after: Option<String>,
         /// `id` from a JSON body, as a string (numbers are stringified).
         backend_id: Option<String>,
-        /// The start of the body, for error messages.
+        /// The body was empty or a JSON object (not, say, a captive portal's HTML page).
+        plain: bool,
+        /// The start of the body, for error messages (never containing the token).
         body_excerpt: String,
     },
+    /// The batch request as a whole failed (CONTRACT §2b): a non-2xx answer, or `200` for an
+    /// answer that is not a complete result list. Applies to every item; completes none.
+    Batch {
+        /// The batch answer's status.
+        status: u16,
+        /// Its `Retry-After` header.
+        retry_after: Option<String>,
+        /// What was wrong (a body excerpt, or why the answer is incomplete).
+        detail: String,
+    },
+    /// The endpoint redirected (never followed). 0 when the browser hides the status
+    /// (an opaque redirect).
+    Redirect(u16),
     /// `fetch` rejected: offline, DNS, connection refused, CORS.
     Network(String),
     /// No answer within `requestTimeoutMs`; the request was aborted.
     Timeout(u64),
-    /// The `token` option threw or gave no token.
+    /// The `token` option threw, gave no token, or did not answer in time: nothing was sent.
     Token(String),
+}
+
+impl Outcome {
+    /// The server answered (this counts toward `maxAttempts` when it is a failure).
+    pub fn answered(&self) -> bool {
+        matches!(self, Outcome::Response { .. } | Outcome::Redirect(_) | Outcome::Batch { .. })
+    }
 }
 
 /// What to do with the event after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Stored: complete the event, record the backend id on the entry.
+    /// Stored (or, for a delete, gone): complete the event.
     Complete {
-        /// The server's id.
-        backend_id: String,
+        /// The server's id, if it sent one (a create always has one).
+        backend_id: Option<String>,
     },
     /// Failed, try again at `at`.
     Retry {
         /// Time of the next attempt.
         at: TimeMs,
+        /// The wait that gave `at`.
+        wait_ms: u64,
         /// Why it failed.
         message: String,
+        /// A failed answer: counts toward `maxAttempts`.
+        counted: bool,
+        /// A request went out (it may have reached the server).
+        sent: bool,
     },
     /// Failed for good: only `resetForRetry` brings it back.
     GiveUp {
         /// Why it failed.
         message: String,
+        /// The server refused it (a 4xx): it never stored it.
+        refused: bool,
     },
+}
+
+/// An event's counts before the attempt being decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// What it does.
+    pub operation: Operation,
+    /// Failed answers so far.
+    pub attempt_count: u32,
+    /// Failed tries of any kind so far.
+    pub tries: u32,
+    /// Failed answers allowed.
+    pub max_attempts: u32,
 }
 
 fn http_message(status: u16, body_excerpt: &str) -> String {
@@ -126,32 +190,81 @@ fn http_message(status: u16, body_excerpt: &str) -> String {
     }
 }
 
-/// Decides the fate of attempt number `attempt` (1-based; the event's `attemptCount` after claiming)
-/// out of `max_attempts`.
-pub fn decide(outcome: &Outcome, attempt: u32, max_attempts: u32, policy: &RetryPolicy, now: TimeMs) -> Decision {
+fn redirect_message(status: u16) -> String {
+    let shown = if status == 0 { "a redirect".to_owned() } else { format!("a redirect (HTTP {status})") };
+    format!("the endpoint answered with {shown}; redirects are never followed, so nothing was stored: point the endpoint at its final URL")
+}
+
+/// Decides the fate of an attempt.
+pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: TimeMs) -> Decision {
     let (message, server_wait) = match outcome {
-        Outcome::Response { status, retry_after, backend_id, body_excerpt } => match classify_status(*status) {
-            StatusClass::Success => match backend_id {
-                Some(id) => return Decision::Complete { backend_id: id.clone() },
-                None => (format!("{}: the server answered without an \"id\" in a JSON body; not counted as stored", http_message(*status, body_excerpt)), None),
-            },
+        Outcome::Response { status, retry_after, backend_id, plain, body_excerpt } => match classify_status(*status) {
+            StatusClass::Success => {
+                let stored = match attempt.operation {
+                    Operation::Create => backend_id.is_some(),
+                    Operation::Update => backend_id.is_some() || *plain,
+                    Operation::Delete => true,
+                };
+                if stored {
+                    return Decision::Complete { backend_id: backend_id.clone() };
+                }
+                let missing = if attempt.operation == Operation::Create { "without an \"id\" in a JSON body" } else { "with a body that is not JSON" };
+                (format!("{}: the server answered {missing}; not counted as stored", http_message(*status, body_excerpt)), None)
+            }
+            StatusClass::Permanent if *status == 404 && attempt.operation == Operation::Delete => return Decision::Complete { backend_id: None },
             StatusClass::Permanent => {
                 return Decision::GiveUp {
-                    message: format!("{} (the server refused this entry; fix it server-side, then resetForRetry)", http_message(*status, body_excerpt)),
+                    message: format!("{} (the server refused this event; fix the cause, then resetForRetry)", http_message(*status, body_excerpt)),
+                    refused: true,
                 }
             }
             StatusClass::Unauthorized => (format!("{} (still unauthorized after refreshing the token)", http_message(*status, body_excerpt)), None),
+            StatusClass::Redirect => (redirect_message(*status), None),
             StatusClass::Transient => (http_message(*status, body_excerpt), retry_after.as_deref().and_then(|v| parse_retry_after(v, now))),
         },
+        Outcome::Batch { status, retry_after, detail } => {
+            let what = format!("batch request: {}", http_message(*status, detail));
+            match classify_status(*status) {
+                StatusClass::Redirect => (redirect_message(*status), None),
+                StatusClass::Permanent if *status != 413 => {
+                    return Decision::GiveUp { message: format!("{what} (the server refused the batch; fix the cause, then resetForRetry)"), refused: true }
+                }
+                StatusClass::Transient => (what, retry_after.as_deref().and_then(|v| parse_retry_after(v, now))),
+                _ => (what, None),
+            }
+        }
+        Outcome::Redirect(status) => (redirect_message(*status), None),
         Outcome::Network(detail) => (format!("network error: {detail}"), None),
         Outcome::Timeout(ms) => (format!("no response within {ms} ms (requestTimeoutMs); request aborted"), None),
-        Outcome::Token(detail) => (format!("token: {detail}"), None),
+        Outcome::Token(detail) => (format!("token unavailable: {detail}"), None),
     };
-    if attempt >= max_attempts {
-        return Decision::GiveUp { message: format!("{message} (gave up after {attempt} attempts)") };
+    let counted = outcome.answered();
+    let step = attempt.tries + 1;
+    if counted && attempt.attempt_count + 1 >= attempt.max_attempts {
+        let n = attempt.attempt_count + 1;
+        return Decision::GiveUp { message: format!("{message} (gave up after {n} failed answers)"), refused: false };
     }
-    let wait = policy.backoff(attempt).max(server_wait.unwrap_or(0));
-    Decision::Retry { at: now.saturating_add(wait.min(i64::MAX as u64) as i64), message }
+    let wait = policy.backoff(step).max(server_wait.unwrap_or(0));
+    let sent = !matches!(outcome, Outcome::Token(_));
+    Decision::Retry { at: now.saturating_add(wait.min(i64::MAX as u64) as i64), wait_ms: wait, message, counted, sent }
+}
+
+/// Is a retry scheduled for `next_attempt_at` (after a wait of `wait_ms`) due at `now`?
+/// Due when its time has come, or when it lies further ahead than its wait allows: the device
+/// clock was set back after it was written (without `wait_ms`, `longest_wait` is the bound).
+pub fn is_due(next_attempt_at: TimeMs, wait_ms: Option<u64>, now: TimeMs, longest_wait: u64) -> bool {
+    let allowed = wait_ms.unwrap_or(longest_wait).min(i64::MAX as u64 / 2) as i64;
+    next_attempt_at <= now || next_attempt_at - now > allowed + CLOCK_SLACK_MS
+}
+
+/// How long until a retry scheduled for `next_attempt_at` is due, seen from `now`, never more
+/// than its wait (a clock set back does not stretch it).
+pub fn remaining_wait(next_attempt_at: TimeMs, wait_ms: Option<u64>, now: TimeMs, longest_wait: u64) -> u64 {
+    if is_due(next_attempt_at, wait_ms, now, longest_wait) {
+        0
+    } else {
+        (next_attempt_at - now) as u64
+    }
 }
 
 #[cfg(test)]

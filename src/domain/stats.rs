@@ -1,5 +1,6 @@
 //! `stats()`: counts per status plus the sync health the seed's debug view showed.
 
+use super::health::Health;
 use super::time::TimeMs;
 
 /// How many recent completions `syncLatencyMs` is the median of.
@@ -21,6 +22,8 @@ pub struct UserMeta {
     pub last_error_at: Option<TimeMs>,
     /// Save-to-acknowledged times of the latest completions, oldest first.
     pub latencies: Vec<i64>,
+    /// Failed server answers since the last success (health turns `"failing"` past a threshold).
+    pub failed_in_a_row: u32,
 }
 
 impl UserMeta {
@@ -28,6 +31,7 @@ impl UserMeta {
     pub fn record_success(&mut self, now: TimeMs, latency_ms: i64) {
         self.completed += 1;
         self.last_sync_at = Some(now);
+        self.failed_in_a_row = 0;
         if self.latencies.len() >= LATENCY_WINDOW {
             self.latencies.remove(0);
         }
@@ -39,10 +43,13 @@ impl UserMeta {
         self.completed += 1;
     }
 
-    /// An attempt failed.
-    pub fn record_failure(&mut self, now: TimeMs, message: &str) {
+    /// An attempt failed; `answered`: the server said no (it did answer).
+    pub fn record_failure(&mut self, now: TimeMs, message: &str, answered: bool) {
         self.last_error = Some(message.to_owned());
         self.last_error_at = Some(now);
+        if answered {
+            self.failed_in_a_row = self.failed_in_a_row.saturating_add(1);
+        }
     }
 
     /// `removed` completed events were deleted by cleanup.
@@ -72,8 +79,10 @@ impl UserMeta {
 /// Event counts per finer state (see [`super::event::StateKey`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// `pending`.
+    /// `pending`, claimable.
     pub pending: u64,
+    /// `pending` behind an earlier event of the same entry.
+    pub waiting: u64,
     /// `processing`.
     pub processing: u64,
     /// `failed`, will retry.
@@ -82,12 +91,21 @@ pub struct Counts {
     pub gave_up: u64,
 }
 
+/// `navigator.storage.estimate()`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StorageEstimate {
+    /// Bytes used by this origin.
+    pub usage: f64,
+    /// Bytes it may use.
+    pub quota: f64,
+}
+
 /// What `stats()` returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stats {
     /// Whose stats.
     pub user_id: String,
-    /// Waiting to upload.
+    /// Waiting to upload (including events waiting behind an earlier one of their entry).
     pub pending: u64,
     /// Upload under way.
     pub processing: u64,
@@ -109,14 +127,27 @@ pub struct Stats {
     pub oldest_pending_at: Option<TimeMs>,
     /// Median save-to-acknowledged time of recent completions.
     pub sync_latency_ms: Option<i64>,
+    /// Records that cannot be read (kept aside, never blocking others).
+    pub quarantined: u64,
+    /// Failed server answers since the last success.
+    pub failed_in_a_row: u32,
+    /// Overall state.
+    pub health: Health,
+    /// `navigator.storage.persisted()`, where the platform tells.
+    pub persisted: Option<bool>,
+    /// `navigator.storage.estimate()`, where the platform tells.
+    pub storage: Option<StorageEstimate>,
+    /// Events per batch request right now (with `batchEndpoint`).
+    pub batch_events: Option<u32>,
 }
 
 impl Stats {
     /// Assembles stats from the counted states and the user's meta record.
-    pub fn new(user_id: &str, counts: Counts, meta: &UserMeta, oldest_pending_at: Option<TimeMs>) -> Self {
+    /// Health, persistence and storage are filled in by the caller.
+    pub fn new(user_id: &str, counts: Counts, meta: &UserMeta, oldest_pending_at: Option<TimeMs>, quarantined: u64) -> Self {
         Stats {
             user_id: user_id.to_owned(),
-            pending: counts.pending,
+            pending: counts.pending + counts.waiting,
             processing: counts.processing,
             failed: counts.retrying + counts.gave_up,
             completed: meta.completed,
@@ -127,9 +158,57 @@ impl Stats {
             last_error_at: meta.last_error_at,
             oldest_pending_at,
             sync_latency_ms: meta.sync_latency_ms(),
+            quarantined,
+            failed_in_a_row: meta.failed_in_a_row,
+            health: Health::Ok,
+            persisted: None,
+            storage: None,
+            batch_events: None,
         }
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+/// What one processing pass did (`processNow()` resolves with it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Whose events (`None` when no user is started and nothing ran).
+    pub user_id: Option<String>,
+    /// The pass ran in another context (the uploader of this user), at this one's request.
+    pub delegated: bool,
+    /// The platform reported offline: no network work was tried.
+    pub offline: bool,
+    /// Stale `processing` events put back in the queue.
+    pub stale_reset: u32,
+    /// Due retries put back in the queue.
+    pub promoted: u32,
+    /// Events claimed.
+    pub claimed: u32,
+    /// Acknowledged by the server.
+    pub completed: u32,
+    /// Failed, retry scheduled.
+    pub retrying: u32,
+    /// Failed for good.
+    pub gave_up: u32,
+    /// Claimed but handed back unsent (logout, lost lead, an unreachable server).
+    pub released: u32,
+    /// Requests sent (one per event, or one per batch).
+    pub requests: u32,
+}
+
+impl PassReport {
+    /// The counts, in [`PassReport::COUNT_NAMES`] order.
+    pub fn counts(&self) -> [u32; 8] {
+        [self.stale_reset, self.promoted, self.claimed, self.completed, self.retrying, self.gave_up, self.released, self.requests]
+    }
+
+    /// The JS names of [`PassReport::counts`].
+    pub const COUNT_NAMES: [&'static str; 8] = ["staleReset", "promoted", "claimed", "completed", "retrying", "gaveUp", "released", "requests"];
+
+    /// Sets the counts from `counts` (in [`PassReport::COUNT_NAMES`] order).
+    pub fn set_counts(&mut self, counts: [u32; 8]) {
+        [self.stale_reset, self.promoted, self.claimed, self.completed, self.retrying, self.gave_up, self.released, self.requests] = counts;
+    }
+}

@@ -1,24 +1,28 @@
-//! Getting events to the server: the processor (passes, timers, wake-ups), the `fetch`
-//! transport, and the state both share with the API (current user, subscribers).
+//! Getting events to the server: the processor ([`processor`]: timers, passes), the wire
+//! protocol ([`transport`]), leadership among contexts ([`leader`]), and the state they share
+//! with the API ([`Shared`]: the session, the subscribers, what is in flight here).
 
-pub mod channel;
 pub mod leader;
 pub mod processor;
-pub mod signal;
+pub mod subscribers;
 pub mod transport;
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 
-use js_sys::Function;
-use wasm_bindgen::JsValue;
+use futures_util::lock::Mutex;
 
+use crate::domain::batch::AdaptiveSize;
 use crate::domain::config::Config;
-use crate::domain::stats::Stats;
-use crate::platform::{describe_error, Log};
-use crate::store::records::stats_for_js;
+use crate::domain::stats::PassReport;
+use crate::platform::channel::{Channel, Message};
+use crate::platform::locks::Lock;
+use crate::platform::timer::Notify;
+use crate::platform::Log;
+use crate::store::queue::Lead;
 use crate::store::Store;
-use signal::{Gate, Notify};
+use subscribers::Subscribers;
 use transport::Transport;
 
 /// Who is logged in. `generation` changes at every `start(other)`/`stop()`, so work begun for
@@ -31,10 +35,43 @@ pub struct Session {
     pub generation: u64,
 }
 
-/// A `processNow()` waiting for the leader's answer: (request id, answer slot, wake-up).
-type PendingPass = (String, Rc<RefCell<Option<JsValue>>>, Rc<Notify>);
+/// The lead of the processor of session `generation`, and the lock it holds it by (Web Locks).
+struct Leading {
+    generation: u64,
+    lead: Lead,
+    lock: Option<leader::SharedLock>,
+}
 
-/// State shared by the API object, the processor loop and in-flight passes.
+/// An upload result that storage did not accept yet.
+#[derive(Debug, Clone)]
+pub struct Unrecorded {
+    /// The event.
+    pub event_id: String,
+    /// The claim it answers.
+    pub claim: u32,
+    /// What to record.
+    pub decision: crate::domain::retry::Decision,
+    /// The server answered.
+    pub answered: bool,
+    /// When.
+    pub at: crate::domain::time::TimeMs,
+}
+
+/// When the server was last unreachable, and for how long uploads wait.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NetState {
+    /// Passes in a row that ended without an answer.
+    pub streak: u32,
+    /// No upload before this monotonic time (unless asked for with `processNow`).
+    pub until: f64,
+    /// The last probe while the platform reported offline.
+    pub last_probe: f64,
+}
+
+/// A `processNow()` waiting for the uploader's answer: (request id, answer, wake-up).
+type PendingPass = (String, Rc<RefCell<Option<PassReport>>>, Rc<Notify>);
+
+/// State shared by the API object, the processor and in-flight passes.
 pub struct Shared {
     /// The database.
     pub store: Store,
@@ -45,60 +82,76 @@ pub struct Shared {
     /// Console output.
     pub log: Log,
     /// One pass at a time per `Outbox`.
-    pub gate: Gate,
-    /// This `Outbox` instance (heartbeat and lease owner).
+    pub gate: Mutex<()>,
+    /// This `Outbox` instance (uploader record owner; its liveness lock is named after it).
     pub instance_id: String,
-    /// Cross-context messages (set once the shared state exists).
-    channel: RefCell<Option<channel::Channel>>,
-    /// The session generation whose processor leads its user's uploads (0: none).
-    leading: Cell<u64>,
-    /// A visible context asked, or the page is freezing: a hidden leader should step down.
-    step_down: Cell<bool>,
-    /// `processNow()` calls waiting for the leader's answer.
-    pending_passes: RefCell<Vec<PendingPass>>,
-    /// Releases the held upload lock (set while leading with Web Locks).
-    lock_release: RefCell<Option<js_sys::Function>>,
-    /// A throttled "changed" broadcast is due.
-    broadcast_due: Cell<bool>,
-    broadcast_cooldown: Cell<bool>,
+    /// Held for this instance's lifetime: another context seeing it held knows this one is
+    /// alive (its claims are not stale, whatever the clocks say).
+    alive: RefCell<Option<Lock>>,
+    channel: RefCell<Option<Channel>>,
     session: RefCell<Session>,
+    /// The lead held by the processor of one session.
+    lead: RefCell<Option<Leading>>,
+    /// Upload results not recorded yet (storage refused the write): retried at every pass.
+    pub unrecorded: RefCell<Vec<Unrecorded>>,
+    /// The unreachable-server backoff of the processor.
+    pub net: RefCell<NetState>,
+    step_down: Cell<bool>,
     wake: RefCell<Option<Rc<Notify>>>,
-    /// Events this outbox is uploading right now: alive, never "stale" however slow.
+    /// Events this outbox is uploading right now: alive, never stale however slow.
     in_flight: RefCell<Vec<String>>,
-    observers: Observers,
-}
-
-#[derive(Default)]
-struct Observers {
-    list: RefCell<Vec<(u32, Function)>>,
-    next_id: Cell<u32>,
-    dirty: Cell<bool>,
-    running: Cell<bool>,
-    last: RefCell<Option<Stats>>,
+    /// Processing events of other contexts this one has seen, and since when (monotonic): a claim
+    /// that stays for `staleAfterMs` of this context's own time is stale.
+    seen_processing: RefCell<HashMap<String, (u32, f64)>>,
+    /// Retrying events and when their backoff ends on this context's monotonic clock.
+    schedule: RefCell<HashMap<String, f64>>,
+    /// The batch size (with `batchEndpoint`).
+    pub batch: Cell<AdaptiveSize>,
+    pending_passes: RefCell<Vec<PendingPass>>,
+    /// Closing: the API refuses calls; the processor finishes what it has.
+    closing: Cell<bool>,
+    /// Subscribers to stats.
+    pub subscribers: Subscribers,
 }
 
 impl Shared {
     /// Assembles the shared state.
     pub fn new(store: Store, config: Config, transport: Transport, log: Log) -> Self {
+        let batch = AdaptiveSize::new(config.max_batch_events);
         Shared {
             store,
             config,
             transport,
             log,
-            gate: Gate::default(),
+            gate: Mutex::new(()),
             instance_id: crate::platform::new_id(),
+            alive: RefCell::new(None),
             channel: RefCell::new(None),
-            leading: Cell::new(0),
-            step_down: Cell::new(false),
-            pending_passes: RefCell::new(Vec::new()),
-            broadcast_due: Cell::new(false),
-            lock_release: RefCell::new(None),
-            broadcast_cooldown: Cell::new(false),
             session: RefCell::new(Session::default()),
+            lead: RefCell::new(None),
+            unrecorded: RefCell::new(Vec::new()),
+            net: RefCell::new(NetState::default()),
+            step_down: Cell::new(false),
             wake: RefCell::new(None),
             in_flight: RefCell::new(Vec::new()),
-            observers: Observers::default(),
+            seen_processing: RefCell::new(HashMap::new()),
+            schedule: RefCell::new(HashMap::new()),
+            batch: Cell::new(batch),
+            pending_passes: RefCell::new(Vec::new()),
+            closing: Cell::new(false),
+            subscribers: Subscribers::default(),
         }
+    }
+
+    /// The name of an instance's liveness lock.
+    pub fn alive_lock_name(&self, instance: &str) -> String {
+        ["progress-outbox:", &self.config.db_name, ":alive:", instance].concat()
+    }
+
+    /// Takes this instance's liveness lock (where Web Locks exist).
+    pub fn hold_alive_lock(&self) {
+        let name = self.alive_lock_name(&self.instance_id);
+        *self.alive.borrow_mut() = crate::platform::locks::request(&name, false, &Rc::new(Notify::default()));
     }
 
     /// The current session.
@@ -124,19 +177,64 @@ impl Shared {
         s.generation
     }
 
-    /// Marks an event as being uploaded by this outbox (until [`Shared::landed`]).
-    pub fn taking_off(&self, event_id: &str) {
-        self.in_flight.borrow_mut().push(event_id.to_owned());
+    /// `close()` was called: the API refuses calls from now on.
+    pub fn set_closing(&self) {
+        self.closing.set(true);
     }
 
-    /// The upload of an event is over (recorded or not).
-    pub fn landed(&self, event_id: &str) {
-        self.in_flight.borrow_mut().retain(|id| id != event_id);
+    /// True after `close()`.
+    pub fn is_closing(&self) -> bool {
+        self.closing.get()
     }
 
-    /// Events this outbox is uploading now.
-    pub fn in_flight(&self) -> Vec<String> {
-        self.in_flight.borrow().clone()
+    /// The instance's liveness lock is released (the last step of closing).
+    pub fn drop_alive_lock(&self) {
+        self.alive.borrow_mut().take();
+    }
+
+    /// Records the lead of the processor of session `generation` (and the lock it holds it by).
+    pub fn set_lead(&self, generation: u64, lead: Lead, lock: Option<leader::SharedLock>) {
+        *self.lead.borrow_mut() = Some(Leading { generation, lead, lock });
+    }
+
+    /// The processor of session `generation` no longer leads.
+    pub fn clear_lead(&self, generation: u64) {
+        let mut l = self.lead.borrow_mut();
+        if l.as_ref().is_some_and(|l| l.generation == generation) {
+            *l = None;
+            self.step_down.set(false);
+        }
+    }
+
+    /// The lead of the processor of session `generation`, while it holds it (with Web Locks:
+    /// while its lock is held, not stolen).
+    pub fn current_lead(&self, generation: u64) -> Option<Lead> {
+        let l = self.lead.borrow();
+        let l = l.as_ref().filter(|l| l.generation == generation)?;
+        let held = l.lock.as_ref().is_none_or(|lock| lock.borrow().as_ref().is_some_and(|k| k.held()));
+        held.then(|| l.lead.clone())
+    }
+
+    /// True while the processor of session `generation` leads.
+    pub fn leads(&self, generation: u64) -> bool {
+        self.current_lead(generation).is_some()
+    }
+
+    /// True while this context uploads for the current user.
+    pub fn is_leader(&self) -> bool {
+        let g = self.session.borrow().generation;
+        self.leads(g)
+    }
+
+    /// Asks the running loop to give leadership up after its current pass.
+    pub fn request_step_down(&self) {
+        self.step_down.set(true);
+        self.wake();
+    }
+
+    /// Consumes a pending step-down request.
+    pub fn take_step_down(&self) -> bool {
+        self.step_down.replace(false)
     }
 
     /// Sets (or clears) the wake-up of the running processor loop.
@@ -151,11 +249,72 @@ impl Shared {
         }
     }
 
+    /// Marks an event as being uploaded by this outbox (until [`Shared::landed`]).
+    pub fn taking_off(&self, event_id: &str) {
+        self.in_flight.borrow_mut().push(event_id.to_owned());
+    }
+
+    /// The upload of an event is over (recorded or not).
+    pub fn landed(&self, event_id: &str) {
+        self.in_flight.borrow_mut().retain(|id| id != event_id);
+    }
+
+    /// Is this event being uploaded by this outbox?
+    pub fn is_in_flight(&self, event_id: &str) -> bool {
+        self.in_flight.borrow().iter().any(|id| id == event_id)
+    }
+
+    /// Notes a processing event of another context seen now (`mono`); returns for how long
+    /// (ms) this context has seen it in the same claim.
+    pub fn seen_processing_for(&self, event_id: &str, claims: u32, mono: f64) -> f64 {
+        let mut seen = self.seen_processing.borrow_mut();
+        match seen.get(event_id) {
+            Some((c, since)) if *c == claims => mono - since,
+            _ => {
+                seen.insert(event_id.to_owned(), (claims, mono));
+                0.0
+            }
+        }
+    }
+
+    /// Forgets processing events no longer seen.
+    pub fn keep_seen(&self, ids: &[String]) {
+        self.seen_processing.borrow_mut().retain(|id, _| ids.contains(id));
+    }
+
+    /// Schedules a retrying event for monotonic time `at`.
+    pub fn schedule(&self, event_id: &str, at: f64) {
+        self.schedule.borrow_mut().insert(event_id.to_owned(), at);
+    }
+
+    /// Takes the scheduled events due at monotonic time `now`.
+    pub fn take_due(&self, now: f64) -> Vec<String> {
+        let mut due = Vec::new();
+        self.schedule.borrow_mut().retain(|id, at| {
+            let is_due = *at <= now;
+            if is_due {
+                due.push(id.clone());
+            }
+            !is_due
+        });
+        due
+    }
+
+    /// The earliest scheduled retry (monotonic), if any.
+    pub fn next_due(&self) -> Option<f64> {
+        self.schedule.borrow().values().copied().reduce(f64::min)
+    }
+
+    /// Forgets every scheduled retry (a new lead reloads them).
+    pub fn clear_schedule(&self) {
+        self.schedule.borrow_mut().clear();
+    }
+
     /// Joins the database's broadcast channel. Messages are handled through a weak reference,
     /// so the channel never keeps a closed outbox alive.
     pub fn join_channel(self: &Rc<Self>) {
         let weak = Rc::downgrade(self);
-        let ch = channel::Channel::open(&self.config.db_name, move |m| {
+        let ch = Channel::open(&self.config.db_name, move |m| {
             if let Some(shared) = weak.upgrade() {
                 shared.on_message(m);
             }
@@ -169,38 +328,40 @@ impl Shared {
     }
 
     /// Tells the other contexts.
-    pub fn post(&self, message: &channel::Message) {
+    pub fn post(&self, message: &Message) {
         if let Some(ch) = self.channel.borrow().as_ref() {
             ch.post(message);
         }
     }
 
-    fn on_message(self: &Rc<Self>, m: channel::Message) {
-        use channel::Message;
+    fn on_message(self: &Rc<Self>, m: Message) {
         let mine = |user: &str| self.user().as_deref() == Some(user);
         match m {
             Message::Saved { user } if mine(&user) => {
                 if self.is_leader() {
                     self.wake();
                 }
-                self.changed_here();
+                self.subscribers.changed(self);
             }
-            Message::Changed { user } if mine(&user) => self.changed_here(),
+            Message::Changed { user } if mine(&user) => self.subscribers.changed(self),
             Message::WantLead { user } if mine(&user) && self.is_leader() && leader::yields_to_visible_pages() => {
                 self.log.debug(|| format!("a visible page wants to upload for {user}; this context steps down"));
                 self.request_step_down();
             }
+            Message::Lead { user, owner, gen } if mine(&user) && owner != self.instance_id => {
+                // Another context leads now: if this one thought it did, it was fenced off.
+                let fenced = self.lead.borrow().as_ref().map(|l| (l.generation, l.lead.gen as f64 <= gen));
+                if let Some((g, true)) = fenced {
+                    self.log.warn(|| format!("another context took over the uploads of user {user}; this one stops at once"));
+                    self.clear_lead(g);
+                    self.wake();
+                }
+            }
             Message::PassRequest { id, user } if mine(&user) && self.is_leader() => {
                 let shared = self.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    let _turn = shared.gate.enter().await;
-                    let session = shared.session();
-                    let report = match session.user {
-                        Some(u) if u == user && shared.is_leader() => processor::run_pass(&shared, &u, session.generation).await.ok(),
-                        _ => None,
-                    };
-                    if let Some(r) = report {
-                        shared.post(&Message::PassDone { id, report: r.to_js() });
+                    if let Some(report) = processor::pass_now(&shared, true).await {
+                        shared.post(&Message::PassDone { id, report });
                     }
                 });
             }
@@ -214,61 +375,8 @@ impl Shared {
         }
     }
 
-    /// True while this context leads the current user's uploads.
-    pub fn is_leader(&self) -> bool {
-        let g = self.leading.get();
-        g != 0 && self.is_current(g)
-    }
-
-    /// The processor of session `generation` now leads.
-    pub fn set_leader(&self, generation: u64) {
-        self.leading.set(generation);
-    }
-
-    /// The processor of session `generation` no longer leads (a newer one may already).
-    pub fn clear_leader(&self, generation: u64) {
-        if self.leading.get() == generation {
-            self.leading.set(0);
-            self.step_down.set(false);
-        }
-    }
-
-    /// Asks the running loop to give leadership up after its current pass.
-    pub fn request_step_down(&self) {
-        self.step_down.set(true);
-        self.wake();
-    }
-
-    /// Remembers how to release the upload lock (or forgets it: `None`).
-    pub fn set_lock_release(&self, release: Option<js_sys::Function>) {
-        *self.lock_release.borrow_mut() = release;
-    }
-
-    /// The page is being frozen: release the lock now, synchronously (a frozen page runs no
-    /// more code), and have the loop step down when it runs again.
-    pub fn freezing(&self) {
-        if let Some(release) = self.lock_release.borrow_mut().take() {
-            let _ = release.call0(&JsValue::UNDEFINED);
-            // No longer the leader from this instant: when the page thaws, its loop must not
-            // run another pass on a lock it gave away.
-            self.leading.set(0);
-            self.log.info(|| "page freezing: upload lock released for another context".into());
-        }
-        self.request_step_down();
-    }
-
-    /// True while the processor of session `generation` leads.
-    pub fn leads(&self, generation: u64) -> bool {
-        self.leading.get() == generation
-    }
-
-    /// Consumes a pending step-down request.
-    pub fn take_step_down(&self) -> bool {
-        self.step_down.replace(false)
-    }
-
-    /// Registers a `processNow()` waiting for the leader's answer to request `id`.
-    pub fn await_pass(&self, id: &str) -> (Rc<RefCell<Option<JsValue>>>, Rc<Notify>) {
+    /// Registers a `processNow()` waiting for the uploader's answer to request `id`.
+    pub fn await_pass(&self, id: &str) -> (Rc<RefCell<Option<PassReport>>>, Rc<Notify>) {
         let slot = Rc::new(RefCell::new(None));
         let done = Rc::new(Notify::default());
         self.pending_passes.borrow_mut().push((id.to_owned(), slot.clone(), done.clone()));
@@ -280,97 +388,9 @@ impl Shared {
         self.pending_passes.borrow_mut().retain(|(i, _, _)| i != id);
     }
 
-    /// Adds a subscriber; it gets the current stats soon, then every change.
-    pub fn subscribe(self: &Rc<Self>, callback: Function) -> u32 {
-        let o = &self.observers;
-        let id = o.next_id.get() + 1;
-        o.next_id.set(id);
-        o.list.borrow_mut().push((id, callback.clone()));
-        // The newcomer has seen nothing yet: give it the current stats (only it).
-        let shared = self.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            let Some(user) = shared.user() else { return };
-            let Ok(stats) = shared.store.stats(&user).await else { return };
-            let still_subscribed = shared.observers.list.borrow().iter().any(|(i, _)| *i == id);
-            if still_subscribed {
-                shared.call(&callback, &stats_for_js(&stats));
-            }
-        });
-        id
-    }
-
-    /// Removes a subscriber.
-    pub fn unsubscribe(&self, id: u32) {
-        self.observers.list.borrow_mut().retain(|(i, _)| *i != id);
-    }
-
-    /// Something stored changed: refresh subscribers here and in every other context.
+    /// Something stored changed: subscribers here and in every other context refresh.
     pub fn changed(self: &Rc<Self>) {
-        self.changed_here();
-        self.broadcast_changed();
-    }
-
-    /// Tells other contexts, at most every 100 ms (a draining backlog changes state per event).
-    fn broadcast_changed(self: &Rc<Self>) {
-        let Some(user) = self.user() else { return };
-        if self.broadcast_cooldown.replace(true) {
-            self.broadcast_due.set(true);
-            return;
-        }
-        self.post(&channel::Message::Changed { user });
-        let weak = Rc::downgrade(self);
-        wasm_bindgen_futures::spawn_local(async move {
-            gloo_timers::future::TimeoutFuture::new(100).await;
-            if let Some(shared) = weak.upgrade() {
-                shared.broadcast_cooldown.set(false);
-                if shared.broadcast_due.replace(false) {
-                    shared.broadcast_changed();
-                }
-            }
-        });
-    }
-
-    /// Recomputes the current user's stats and tells local subscribers if they differ from what
-    /// they saw last. Bursts coalesce into one read.
-    pub fn changed_here(self: &Rc<Self>) {
-        let o = &self.observers;
-        o.dirty.set(true);
-        if o.running.get() || o.list.borrow().is_empty() {
-            return;
-        }
-        o.running.set(true);
-        let shared = self.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            let o = &shared.observers;
-            while o.dirty.replace(false) {
-                let Some(user) = shared.user() else { break };
-                match shared.store.stats(&user).await {
-                    Ok(stats) => shared.deliver(stats),
-                    Err(e) => shared.log.debug(|| format!("stats for subscribers unavailable: {e}")),
-                }
-            }
-            o.running.set(false);
-        });
-    }
-
-    fn deliver(&self, stats: Stats) {
-        let o = &self.observers;
-        if o.last.borrow().as_ref() == Some(&stats) {
-            return;
-        }
-        let value = stats_for_js(&stats);
-        *o.last.borrow_mut() = Some(stats);
-        // Clone the list: a callback may subscribe or unsubscribe.
-        let list: Vec<Function> = o.list.borrow().iter().map(|(_, f)| f.clone()).collect();
-        for f in list {
-            self.call(&f, &value);
-        }
-    }
-
-    fn call(&self, f: &Function, stats: &JsValue) {
-        // A throwing subscriber is the app's bug; it must not stop the outbox or other subscribers.
-        if let Err(e) = f.call1(&JsValue::UNDEFINED, stats) {
-            self.log.warn(|| format!("a subscribe() callback threw: {}", describe_error(&e)));
-        }
+        self.subscribers.changed(self);
+        self.subscribers.broadcast(self);
     }
 }

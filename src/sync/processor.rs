@@ -1,11 +1,15 @@
-//! The seed's `OutboxProcessorService` for the browser: while this context leads its user's
-//! uploads, a loop runs a pass every `processingIntervalMs`, at once after a save or when the
-//! network returns; cleanup every `cleanupIntervalMs`.
+//! The seed's `OutboxProcessorService` for the browser. While this context leads its user's
+//! uploads, a pass runs every `processingIntervalMs` (a gloo `Interval` kicks the loop; ticks
+//! during a slow pass coalesce), at once after a save or when the network returns, and when a
+//! backoff ends (a re-armed gloo `Timeout`); cleanup every `cleanupIntervalMs`.
 //!
-//! A pass: recover stale events -> claim a batch (one transaction) -> upload with at most
-//! `maxConcurrent` requests in flight, outside any transaction, claiming the next batch as soon as
-//! the queue runs dry while the last claim was full -> record results as they arrive (group
-//! commit: those that arrive during a write go into the next one).
+//! A pass: record results storage refused earlier -> recover stale claims -> claim a batch (one
+//! transaction, fenced by the uploader record) -> upload with at most `maxConcurrent` requests in
+//! flight (one event each, or a batch each with `batchEndpoint`), outside any transaction,
+//! claiming the next batch as soon as the queue runs dry -> record results as they arrive (group
+//! commit: those that arrive during a write go into the next one). An answer-less failure
+//! (network, timeout, no token) ends the pass: the rest is handed back unsent, and uploads wait
+//! on the backoff schedule (its last step repeating) unless `online` or `processNow()` says otherwise.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -13,129 +17,119 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use gloo_timers::future::TimeoutFuture;
+use futures_util::future::join_all;
+use futures_util::lock::Mutex;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::leader::Leadership;
-use super::signal::{first, join_all, Gate, Notify};
-use super::Shared;
-use crate::domain::config::MAX_TIMER_MS;
-use crate::domain::entry::ProgressEntry;
-use crate::domain::event::OutboxEvent;
-use crate::domain::retry::{decide, Decision};
+use super::{Shared, Unrecorded};
+use crate::domain::event::{Applied, OutboxEvent, StateKey};
+use crate::domain::retry::{decide, remaining_wait, Attempt, Decision, Outcome};
+use crate::domain::stats::PassReport;
 use crate::domain::time::to_iso8601;
 use crate::domain::{Error, Result};
-use crate::platform::{get, global, is_online, now, set};
-use crate::store::{Outcome, Recorded};
+use crate::platform::timer::{Alarm, Notify, Ticker};
+use crate::platform::{get, global, is_online, mono, network, now};
+use crate::store::queue::{Claimed, Lead, Outcome as Result_, Recorded};
 
-/// What one pass did (`processNow()` resolves with it).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PassReport {
-    /// Whose events (`null` when no user is started and nothing ran).
-    pub user_id: Option<String>,
-    /// The pass ran in another context (the uploader of this user), at this one's request.
-    pub delegated: bool,
-    /// The platform reported offline: no network work was tried.
-    pub offline: bool,
-    /// Stale `processing` events put back in the queue.
-    pub stale_reset: u32,
-    /// Due retries put back in the queue.
-    pub promoted: u32,
-    /// Events claimed.
-    pub claimed: u32,
-    /// Acknowledged by the server (or completed because their entry was gone).
-    pub completed: u32,
-    /// Failed, retry scheduled.
-    pub retrying: u32,
-    /// Failed for good.
-    pub gave_up: u32,
-    /// Claimed but handed back unsent (logout or user switch mid-pass).
-    pub released: u32,
+/// One upload result waiting for the recorder.
+struct Done {
+    claimed: Claimed,
+    decision: Decision,
+    answered: bool,
+    at: i64,
 }
 
-const REPORT_FIELDS: [&str; 8] = ["staleReset", "promoted", "claimed", "completed", "retrying", "gaveUp", "released", "offline"];
-
-impl PassReport {
-    fn counts(&self) -> [u32; 7] {
-        [self.stale_reset, self.promoted, self.claimed, self.completed, self.retrying, self.gave_up, self.released]
+/// Runs one pass now in this context, if it leads the current user's uploads (`processNow()`,
+/// or another context's request). `forced`: even while uploads wait out an unreachable server.
+pub async fn pass_now(shared: &Rc<Shared>, forced: bool) -> Option<PassReport> {
+    let _turn = shared.gate.lock().await;
+    let session = shared.session();
+    let user = session.user?;
+    if !shared.leads(session.generation) {
+        return None;
     }
-
-    /// The report as a plain JS object (what `processNow()` resolves with).
-    pub fn to_js(&self) -> JsValue {
-        let o: JsValue = js_sys::Object::new().into();
-        set(&o, "userId", &self.user_id.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL));
-        set(&o, "delegated", &JsValue::from_bool(self.delegated));
-        for (k, v) in REPORT_FIELDS.iter().zip(self.counts()) {
-            set(&o, k, &JsValue::from_f64(v as f64));
-        }
-        set(&o, "offline", &JsValue::from_bool(self.offline));
-        o
-    }
-
-    /// Reads a report sent by another context (missing fields count as 0).
-    pub fn from_js(v: &JsValue) -> PassReport {
-        let n = |k: &str| get(v, k).as_f64().unwrap_or(0.0) as u32;
-        PassReport {
-            user_id: get(v, "userId").as_string(),
-            delegated: get(v, "delegated").as_bool().unwrap_or(false),
-            offline: get(v, "offline").as_bool().unwrap_or(false),
-            stale_reset: n("staleReset"),
-            promoted: n("promoted"),
-            claimed: n("claimed"),
-            completed: n("completed"),
-            retrying: n("retrying"),
-            gave_up: n("gaveUp"),
-            released: n("released"),
+    match run_pass(shared, &user, session.generation, forced).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            shared.log.warn(|| format!("pass for user {user} failed: {e}"));
+            Some(PassReport { user_id: Some(user), ..PassReport::default() })
         }
     }
 }
 
 /// Runs one pass for `user` under session `generation`. The caller holds the pass gate.
-pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64) -> Result<PassReport> {
+pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: bool) -> Result<PassReport> {
     let (cfg, log, store) = (&shared.config, shared.log, &shared.store);
     let mut report = PassReport { user_id: Some(user.to_owned()), ..PassReport::default() };
+    let Some(lead) = shared.current_lead(generation) else { return Ok(report) };
 
-    let recovered = store.recover_stale(user, now(), cfg.stale_after_ms as i64, &shared.in_flight()).await?;
-    if !recovered.is_empty() {
-        report.stale_reset = recovered.len() as u32;
-        let ids: Vec<&str> = recovered.iter().map(|e| e.id.as_str()).collect();
-        log.info(|| format!("reset {} stale events of user {user} (processing > {} ms): {}", ids.len(), cfg.stale_after_ms, ids.join(", ")));
-        shared.changed();
-    }
+    record_leftovers(shared, &lead).await;
+    report.stale_reset = recover_stale(shared, user).await?;
+
     if !is_online() {
-        report.offline = true;
-        log.debug(|| format!("offline: pass for user {user} skips uploads until the network returns"));
+        let probe_due = mono() - shared.net.borrow().last_probe >= cfg.retry.last_step() as f64;
+        if !probe_due {
+            report.offline = true;
+            log.debug(|| format!("offline: no uploads for user {user} until the network returns"));
+            return Ok(report);
+        }
+        shared.net.borrow_mut().last_probe = mono();
+        log.info(|| "the platform reports offline; probing the server once in case it is wrong".into());
+    } else if !forced && mono() < shared.net.borrow().until {
+        log.debug(|| format!("server unreachable lately: uploads for user {user} wait for the backoff to end"));
         return Ok(report);
     }
 
+    let net = network();
+    let workers = net.concurrency(cfg.max_concurrent);
     let pass = Pass {
         shared,
         user,
         generation,
+        lead,
         queue: RefCell::new(VecDeque::new()),
         report: RefCell::new(report),
         released: RefCell::new(Vec::new()),
         results: RefCell::new(Vec::new()),
         results_ready: Notify::default(),
-        workers_left: Cell::new(cfg.max_concurrent as usize),
+        workers_left: Cell::new(workers as usize),
         more: Cell::new(true),
-        claiming: Gate::default(),
+        stop: Cell::new(false),
+        unreachable: Cell::new(false),
+        answered: Cell::new(false),
+        claiming: Mutex::new(()),
         failure: RefCell::new(None),
     };
-    let mut tasks: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = Vec::with_capacity(cfg.max_concurrent as usize + 1);
-    for _ in 0..cfg.max_concurrent {
-        tasks.push(Box::pin(upload_worker(&pass, shared)));
+    let mut tasks: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = Vec::with_capacity(workers as usize + 1);
+    for _ in 0..workers {
+        tasks.push(match &cfg.batch_endpoint {
+            Some(url) => Box::pin(batch_worker(&pass, url)),
+            None => Box::pin(single_worker(&pass)),
+        });
     }
-    tasks.push(Box::pin(recorder(&pass, shared)));
+    tasks.push(Box::pin(recorder(&pass)));
     join_all(tasks).await;
 
-    let Pass { report, released, failure, .. } = pass;
+    let Pass { report, released, failure, queue, unreachable, answered, .. } = pass;
     let mut report = report.into_inner();
-    let released = released.into_inner();
+    let mut released = released.into_inner();
+    released.extend(queue.into_inner().into_iter().map(|c| (c.event.id.clone(), c.event.claims)));
     if !released.is_empty() {
         report.released = store.release(&released).await?;
-        log.info(|| format!("user {user} logged out or switched mid-pass: {} claimed events handed back unsent", released.len()));
+        log.info(|| format!("{} claimed events of user {user} handed back unsent", released.len()));
+    }
+    {
+        let mut n = shared.net.borrow_mut();
+        if unreachable.get() && !answered.get() {
+            n.streak += 1;
+            let wait = cfg.retry.backoff(n.streak);
+            n.until = mono() + wait as f64;
+            log.info(|| format!("no answer from the server: uploads for user {user} wait {wait} ms (attempt {} of the backoff)", n.streak));
+        } else if answered.get() {
+            *n = super::NetState { last_probe: n.last_probe, ..Default::default() };
+        }
     }
     if let Some(e) = failure.into_inner() {
         return Err(e);
@@ -147,125 +141,281 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64) -> Resul
     Ok(report)
 }
 
-/// One pass's work, shared by its upload workers. Claims are streamed: when the queue runs dry
-/// and the last claim was a full batch, the first idle worker claims the next batch while the
-/// others are still uploading, so a backlog drains with every upload slot busy.
+/// Records results storage refused earlier (storage full, a lost connection), now that it may
+/// accept them: a live context never leaves an event `processing`.
+async fn record_leftovers(shared: &Rc<Shared>, lead: &Lead) {
+    let left = std::mem::take(&mut *shared.unrecorded.borrow_mut());
+    if left.is_empty() {
+        return;
+    }
+    let items: Vec<Result_<'_>> = left.iter().map(|u| Result_ { event_id: &u.event_id, claim: u.claim, decision: &u.decision, answered: u.answered, at: u.at }).collect();
+    match shared.store.record(&items, Some(lead)).await {
+        Ok(_) => {
+            for u in &left {
+                shared.landed(&u.event_id);
+            }
+            shared.log.info(|| format!("{} upload results that storage refused earlier are now recorded", left.len()));
+        }
+        Err(e) => {
+            shared.log.warn(|| format!("{} upload results still cannot be recorded: {e}", left.len()));
+            shared.unrecorded.borrow_mut().extend(left);
+        }
+    }
+}
+
+/// Puts `user`'s stale claims back in the queue: claims of a context that is gone (its liveness
+/// lock is released: closed, crashed, reloaded), and claims this context has seen stand still for
+/// `staleAfterMs` of its own monotonic time (a context that hangs). Where Web Locks are missing,
+/// a claim older than `staleAfterMs` on the wall clock counts too. Claims in flight here never do.
+async fn recover_stale(shared: &Rc<Shared>, user: &str) -> Result<u32> {
+    let cfg = &shared.config;
+    let processing = shared.store.in_state(user, StateKey::Processing).await?;
+    if processing.is_empty() {
+        shared.keep_seen(&[]);
+        return Ok(0);
+    }
+    let held = crate::platform::locks::held_names().await;
+    let (at, wall) = (mono(), now());
+    let mut stale = Vec::new();
+    for e in &processing {
+        if shared.is_in_flight(&e.id) {
+            continue;
+        }
+        if is_stale(shared, e, held.as_deref(), at, wall, cfg.stale_after_ms as f64) {
+            stale.push((e.id.clone(), e.claims));
+        }
+    }
+    let ids: Vec<String> = processing.iter().map(|e| e.id.clone()).collect();
+    shared.keep_seen(&ids);
+    if stale.is_empty() {
+        return Ok(0);
+    }
+    let recovered = shared.store.recover(&stale).await?;
+    if !recovered.is_empty() {
+        let list: Vec<&str> = recovered.iter().map(|e| e.id.as_str()).collect();
+        shared.log.info(|| format!("reset {} stale events of user {user} (their upload was interrupted): {}", list.len(), list.join(", ")));
+        shared.changed();
+    }
+    Ok(recovered.len() as u32)
+}
+
+/// Is this processing event (not in flight here) stale? See [`recover_stale`].
+pub fn is_stale(shared: &Shared, e: &OutboxEvent, held: Option<&[String]>, at: f64, wall: i64, stale_after_ms: f64) -> bool {
+    let seen_for = shared.seen_processing_for(&e.id, e.claims, at);
+    let claimer_alive = match (held, e.claimed_by.as_deref()) {
+        (_, Some(me)) if me == shared.instance_id => Some(false), // ours, and not in flight: a leftover
+        (Some(held), Some(owner)) => Some(held.iter().any(|n| *n == shared.alive_lock_name(owner))),
+        (Some(_), None) => Some(false), // claimed by a version that named no claimer
+        (None, _) => None,
+    };
+    match claimer_alive {
+        Some(false) => true,
+        Some(true) => seen_for > stale_after_ms,
+        None => seen_for > stale_after_ms || e.last_attempt_at.is_none_or(|t| (wall - t) as f64 > stale_after_ms),
+    }
+}
+
+/// One pass's work, shared by its upload workers.
 struct Pass<'a> {
     shared: &'a Rc<Shared>,
     user: &'a str,
     generation: u64,
-    queue: RefCell<VecDeque<(OutboxEvent, ProgressEntry)>>,
+    lead: Lead,
+    queue: RefCell<VecDeque<Claimed>>,
     report: RefCell<PassReport>,
+    /// Claims never sent, to hand back.
     released: RefCell<Vec<(String, u32)>>,
-    /// Upload results waiting for the recorder.
-    results: RefCell<Vec<(OutboxEvent, Decision, i64, ProgressEntry)>>,
+    results: RefCell<Vec<Done>>,
     results_ready: Notify,
     workers_left: Cell<usize>,
-    /// The last claim was a full batch: there may be more.
+    /// The last claim was full: there may be more.
     more: Cell<bool>,
-    claiming: Gate,
+    /// No more uploads in this pass (no answer from the server, lost lead, logout).
+    stop: Cell<bool>,
+    unreachable: Cell<bool>,
+    answered: Cell<bool>,
+    claiming: Mutex<()>,
     failure: RefCell<Option<Error>>,
 }
 
 impl Pass<'_> {
-    /// Claims the next batch into the queue. `false`: nothing left to do in this pass.
-    async fn refill(&self) -> bool {
-        let _turn = self.claiming.enter().await;
-        if !self.queue.borrow().is_empty() {
-            return true;
-        }
-        if !self.more.get() || !self.shared.is_current(self.generation) {
-            return false;
+    /// Still wanted: same session, still the uploader, not told to stop.
+    fn wanted(&self) -> bool {
+        !self.stop.get() && self.shared.is_current(self.generation) && self.shared.leads(self.generation) && !self.shared.is_closing()
+    }
+
+    /// Claims up to `n` events. `None`: nothing left to do in this pass.
+    async fn claim(&self, n: u32) -> Option<Vec<Claimed>> {
+        if !self.more.get() || !self.wanted() {
+            return None;
         }
         let (shared, user) = (self.shared, self.user);
         let (cfg, log) = (&shared.config, shared.log);
-        let claim = match shared.store.claim(user, now(), cfg.batch_size).await {
+        let due = shared.take_due(mono());
+        let claim = match shared.store.claim(user, &self.lead, n, &due, cfg.retry.longest_wait()).await {
             Ok(c) => c,
             Err(e) => {
+                for id in &due {
+                    shared.schedule(id, mono());
+                }
                 self.more.set(false);
                 self.failure.borrow_mut().get_or_insert(e);
-                return false;
+                return None;
             }
         };
-        let n = claim.items.len() as u32;
-        self.more.set(n >= cfg.batch_size);
-        if claim.quarantined > 0 {
-            log.warn(|| format!("{} unreadable event records were marked failed and left aside (not deleted)", claim.quarantined));
+        if claim.fenced {
+            log.warn(|| format!("the uploader record of user {user} names another context: this one claims nothing more"));
+            shared.clear_lead(self.generation);
+            self.stop.set(true);
+            return None;
         }
+        if claim.quarantined > 0 {
+            log.warn(|| format!("{} unreadable event records were set aside (kept in quarantine, not deleted)", claim.quarantined));
+        }
+        let got = claim.items.len() as u32;
+        self.more.set(got >= n);
         let first = {
             let mut r = self.report.borrow_mut();
             r.promoted += claim.promoted;
             let first = r.claimed == 0;
-            r.claimed += n;
+            r.claimed += got;
             first
         };
-        if n == 0 {
-            return false;
+        if got == 0 {
+            return None;
         }
         if first {
-            log.info(|| format!("pass started for user {user} (batch size {}): {n} events claimed", cfg.batch_size));
+            log.info(|| format!("pass started for user {user} (batch size {n}): {got} events claimed"));
         } else {
-            log.info(|| format!("pass for user {user} continues: {n} more events claimed"));
+            log.info(|| format!("pass for user {user} continues: {got} more events claimed"));
+        }
+        for c in &claim.items {
+            let e = &c.event;
+            log.info(|| format!("event {} ({} of entry {}) claimed: request {}, {} failed answers so far", e.id, e.operation.as_str(), e.entity_id, e.request_count, e.attempt_count));
         }
         shared.changed();
-        for (event, entry) in claim.items {
-            log.info(|| format!("event {} claimed (attempt {} of {}) for entry {}", event.id, event.attempt_count, event.max_attempts, event.entity_id));
-            match entry {
-                Some(entry) => self.queue.borrow_mut().push_back((event, entry)),
-                None => match shared.store.complete_orphan(&event.id, now()).await {
-                    Ok(Recorded::Applied(_)) => {
-                        self.report.borrow_mut().completed += 1;
-                        log.info(|| format!("event {} completed without upload: entry {} no longer exists locally", event.id, event.entity_id));
-                    }
-                    Ok(Recorded::Dropped) => {}
-                    Err(e) => {
-                        self.failure.borrow_mut().get_or_insert(e);
-                    }
-                },
-            }
+        Some(claim.items)
+    }
+
+    fn decide(&self, c: &Claimed, outcome: &Outcome) -> Done {
+        let e = &c.event;
+        let at = now();
+        let attempt = Attempt { operation: e.operation, attempt_count: e.attempt_count, tries: e.tries, max_attempts: e.max_attempts };
+        let answered = outcome.answered();
+        if answered {
+            self.answered.set(true);
+        } else {
+            self.unreachable.set(true);
+            self.stop.set(true);
         }
-        true
+        Done { claimed: c.clone(), decision: decide(outcome, attempt, &self.shared.config.retry, at), answered, at }
+    }
+
+    fn push(&self, done: Done) {
+        self.results.borrow_mut().push(done);
+        self.results_ready.notify();
+    }
+
+    fn hand_back(&self, c: &Claimed) {
+        self.released.borrow_mut().push((c.event.id.clone(), c.event.claims));
     }
 }
 
-/// One upload slot: takes events off the pass's queue (claiming more when it runs dry) until
-/// the pass has nothing left. Results go to the pass's recorder; the slot moves on at once.
-async fn upload_worker(pass: &Pass<'_>, shared: &Rc<Shared>) {
-    let (cfg, log) = (&shared.config, shared.log);
-    let (user, generation) = (pass.user, pass.generation);
+/// One upload slot (one event per request): takes events off the pass's queue, claiming more
+/// when it runs dry, until the pass has nothing left.
+async fn single_worker(pass: &Pass<'_>) {
+    let shared = pass.shared;
     loop {
         let next = pass.queue.borrow_mut().pop_front();
-        let Some((event, entry)) = next else {
-            if pass.refill().await {
-                continue;
+        let c = match next {
+            Some(c) => c,
+            None => {
+                let claimed = {
+                    let _turn = pass.claiming.lock().await;
+                    if !pass.queue.borrow().is_empty() {
+                        continue;
+                    }
+                    pass.claim(shared.config.batch_size).await
+                };
+                match claimed {
+                    Some(items) => {
+                        pass.queue.borrow_mut().extend(items);
+                        continue;
+                    }
+                    None => break,
+                }
             }
-            break;
         };
-        if !shared.is_current(generation) {
-            pass.released.borrow_mut().push((event.id.clone(), event.attempt_count));
+        if !pass.wanted() {
+            pass.hand_back(&c);
             continue;
         }
-        log.info(|| format!("uploading event {} (entry {}, attempt {}) to {}", event.id, entry.id, event.attempt_count, shared.transport.endpoint));
-        let still_current = || shared.is_current(generation);
-        shared.taking_off(&event.id);
-        let Some(outcome) = shared.transport.upload(&event.id, &entry, user, &still_current).await else {
-            shared.landed(&event.id);
-            pass.released.borrow_mut().push((event.id.clone(), event.attempt_count));
-            continue;
-        };
-        let at = now();
-        let decision = decide(&outcome, event.attempt_count, event.max_attempts, &cfg.retry, at);
-        pass.results.borrow_mut().push((event, decision, at, entry));
-        pass.results_ready.notify();
+        shared.log.info(|| format!("uploading event {} ({} of entry {})", c.event.id, c.event.operation.as_str(), c.event.entity_id));
+        shared.taking_off(&c.event.id);
+        let wanted = || pass.wanted();
+        match shared.transport.send_one(&c, &wanted).await {
+            Some(outcome) => {
+                pass.report.borrow_mut().requests += u32::from(!matches!(outcome, Outcome::Token(_)));
+                let done = pass.decide(&c, &outcome);
+                pass.push(done);
+            }
+            None => {
+                shared.landed(&c.event.id);
+                pass.hand_back(&c);
+            }
+        }
     }
     pass.workers_left.set(pass.workers_left.get() - 1);
     pass.results_ready.notify();
 }
 
-/// Group commit of upload results: one writer per pass takes every result that has arrived
-/// and records them in one transaction, while the upload slots keep uploading. (One
-/// transaction per result capped a drain near the browser's ~1 ms per readwrite commit.)
-async fn recorder(pass: &Pass<'_>, shared: &Rc<Shared>) {
+/// One upload slot with `batchEndpoint`: claims a batch (at most one event per entry: only the
+/// head of each entry's queue is claimable) and sends it in one request, until nothing is left.
+async fn batch_worker(pass: &Pass<'_>, url: &str) {
+    let shared = pass.shared;
+    loop {
+        let size = network().batch(shared.batch.get().get());
+        let claimed = {
+            let _turn = pass.claiming.lock().await;
+            pass.claim(size).await
+        };
+        let Some(items) = claimed else { break };
+        if !pass.wanted() {
+            items.iter().for_each(|c| pass.hand_back(c));
+            break;
+        }
+        shared.log.info(|| format!("uploading a batch of {} events to {url}", items.len()));
+        for c in &items {
+            shared.taking_off(&c.event.id);
+        }
+        let wanted = || pass.wanted();
+        match shared.transport.send_batch(url, &items, pass.user, &wanted).await {
+            Some((outcomes, signal)) => {
+                pass.report.borrow_mut().requests += u32::from(!matches!(outcomes.first(), Some(Outcome::Token(_))));
+                let mut size = shared.batch.get();
+                size.on(signal);
+                shared.batch.set(size);
+                for (c, outcome) in items.iter().zip(&outcomes) {
+                    let done = pass.decide(c, outcome);
+                    pass.push(done);
+                }
+            }
+            None => {
+                for c in &items {
+                    shared.landed(&c.event.id);
+                    pass.hand_back(c);
+                }
+            }
+        }
+    }
+    pass.workers_left.set(pass.workers_left.get() - 1);
+    pass.results_ready.notify();
+}
+
+/// Group commit of upload results: one writer per pass takes every result that has arrived and
+/// records them in one transaction, while the upload slots keep uploading.
+async fn recorder(pass: &Pass<'_>) {
+    let (shared, user) = (pass.shared, pass.user);
     let log = shared.log;
     loop {
         let batch = std::mem::take(&mut *pass.results.borrow_mut());
@@ -276,52 +426,50 @@ async fn recorder(pass: &Pass<'_>, shared: &Rc<Shared>) {
             pass.results_ready.notified().await;
             continue;
         }
-        let items: Vec<Outcome<'_>> =
-            batch.iter().map(|(e, decision, at, entry)| Outcome { event_id: &e.id, attempt: e.attempt_count, decision, at: *at, entry: Some(entry) }).collect();
-        let written = shared.store.record_many(&items, Some(&shared.instance_id)).await;
-        for (i, (event, decision, at, _)) in batch.iter().enumerate() {
-            shared.landed(&event.id);
-            match written.as_ref().map(|r| r.get(i)) {
-                Ok(Some(Recorded::Applied(e))) => {
-                    let mut r = pass.report.borrow_mut();
-                    match decision {
-                        Decision::Complete { backend_id } => {
-                            r.completed += 1;
-                            log.info(|| {
-                                format!(
-                                    "event {} completed: entry {} stored with backend id {backend_id} ({} ms after saving)",
-                                    e.id,
-                                    e.entity_id,
-                                    at - e.created_at
-                                )
-                            });
-                        }
-                        Decision::Retry { at: next, message } => {
-                            r.retrying += 1;
-                            log.info(|| {
-                                format!(
-                                    "event {} failed ({message}): attempt {} of {}, next attempt at {}",
-                                    e.id,
-                                    e.attempt_count,
-                                    e.max_attempts,
-                                    to_iso8601(*next)
-                                )
-                            });
-                        }
-                        Decision::GiveUp { message } => {
-                            r.gave_up += 1;
-                            log.warn(|| {
-                                format!(
-                                    "event {} failed and gave up ({message}); entry {} is kept; resetForRetry([\"{}\"]) sends it again",
-                                    e.id, e.entity_id, e.id
-                                )
-                            });
-                        }
-                    }
+        let items: Vec<Result_<'_>> =
+            batch.iter().map(|d| Result_ { event_id: &d.claimed.event.id, claim: d.claimed.event.claims, decision: &d.decision, answered: d.answered, at: d.at }).collect();
+        let lead = shared.current_lead(pass.generation);
+        let written = shared.store.record(&items, lead.as_ref().or(Some(&pass.lead))).await;
+        let written = match written {
+            Ok(w) => w,
+            Err(e) => {
+                // Kept in flight here (never stale) until storage takes them: every pass retries.
+                log.warn(|| format!("{} upload results of user {user} could not be recorded yet ({e}); they are retried", batch.len()));
+                shared.unrecorded.borrow_mut().extend(batch.into_iter().map(|d| Unrecorded {
+                    event_id: d.claimed.event.id,
+                    claim: d.claimed.event.claims,
+                    decision: d.decision,
+                    answered: d.answered,
+                    at: d.at,
+                }));
+                continue;
+            }
+        };
+        let t = mono();
+        for (d, w) in batch.iter().zip(written) {
+            let id = &d.claimed.event.id;
+            shared.landed(id);
+            let Recorded::Applied(e, applied) = w else {
+                log.debug(|| format!("event {id}: its result arrived after it moved on; ignored"));
+                continue;
+            };
+            let mut r = pass.report.borrow_mut();
+            match (&d.decision, applied) {
+                (Decision::Complete { backend_id }, _) => {
+                    r.completed += 1;
+                    let b = backend_id.as_deref().unwrap_or("-");
+                    log.info(|| format!("event {id} completed: {} of entry {} acknowledged (backend id {b}, {} ms after it was written)", e.operation.as_str(), e.entity_id, d.at - e.created_at));
                 }
-                Ok(_) => log.debug(|| format!("event {}: result of attempt {} arrived after the event moved on; ignored", event.id, event.attempt_count)),
-                // The event stays `processing`; stale recovery retries it (same Idempotency-Key).
-                Err(e) => log.warn(|| format!("event {}: could not record the upload result: {e}", event.id)),
+                (Decision::Retry { message, wait_ms, .. }, Applied::Retrying) => {
+                    r.retrying += 1;
+                    shared.schedule(id, t + *wait_ms as f64);
+                    let next = e.next_attempt_at.map(to_iso8601).unwrap_or_default();
+                    log.info(|| format!("event {id} failed ({message}): {} failed answers of {}, next attempt at {next}", e.attempt_count, e.max_attempts));
+                }
+                (Decision::GiveUp { message, .. }, _) | (Decision::Retry { message, .. }, _) => {
+                    r.gave_up += 1;
+                    log.warn(|| format!("event {id} failed and gave up ({message}); entry {} is kept; resetForRetry([\"{id}\"]) sends it again", e.entity_id));
+                }
             }
         }
         shared.changed();
@@ -331,12 +479,20 @@ async fn recorder(pass: &Pass<'_>, shared: &Rc<Shared>) {
 /// An event listener to remove on drop: (target, event name, callback).
 type Listener = (web_sys::EventTarget, &'static str, Closure<dyn FnMut()>);
 
-/// The running processor. Dropping it stops it: no new pass starts, in-flight uploads finish
-/// and are recorded, leadership is given up, timers and listeners are removed.
+fn listen(target: &JsValue, event: &'static str, f: impl FnMut() + 'static) -> Option<Listener> {
+    let target = target.clone().dyn_into::<web_sys::EventTarget>().ok()?;
+    let listener = Closure::<dyn FnMut()>::new(f);
+    target.add_event_listener_with_callback(event, listener.as_ref().unchecked_ref()).ok()?;
+    Some((target, event, listener))
+}
+
+/// The running processor. Dropping it stops it: no new pass or upload starts, in-flight uploads
+/// finish and are recorded, leadership is given up, timers and listeners are removed.
 #[must_use = "dropping the handle stops the processor"]
 pub struct Running {
     cancelled: Rc<Cell<bool>>,
     wake: Rc<Notify>,
+    _ticker: Ticker,
     listeners: Vec<Listener>,
 }
 
@@ -350,75 +506,90 @@ impl Drop for Running {
     }
 }
 
-fn listen(target: &JsValue, event: &'static str, f: impl FnMut() + 'static) -> Option<Listener> {
-    let target = target.clone().dyn_into::<web_sys::EventTarget>().ok()?;
-    let listener = Closure::<dyn FnMut()>::new(f);
-    target.add_event_listener_with_callback(event, listener.as_ref().unchecked_ref()).ok()?;
-    Some((target, event, listener))
-}
-
 /// Starts the processor for the current session: it competes for leadership of `user`'s
-/// uploads and runs the processing loop while it leads.
+/// uploads and runs passes while it leads. The tick also refreshes subscribers (health ages).
 pub fn spawn(shared: Rc<Shared>, user: String, generation: u64) -> Running {
     let cancelled = Rc::new(Cell::new(false));
     let wake = Rc::new(Notify::default());
     shared.set_wake(Some(wake.clone()));
+    let ticker = Ticker::new(shared.config.processing_interval_ms, &wake);
+    let leadership = Leadership::new(shared.clone(), &user, generation);
     let mut listeners = Vec::new();
-    let w = wake.clone();
-    listeners.extend(listen(&global(), "online", move || w.notify()));
-    // Page Lifecycle: a page about to be frozen gives leadership up so others need not wait.
-    let document = crate::platform::get(&global(), "document");
-    if !document.is_undefined() {
-        let s = Rc::downgrade(&shared);
-        listeners.extend(listen(&document, "freeze", move || {
+    for event in ["online", "offline"] {
+        let (w, s) = (wake.clone(), Rc::downgrade(&shared));
+        listeners.extend(listen(&global(), event, move || {
+            if event == "online" {
+                if let Some(s) = s.upgrade() {
+                    s.net.borrow_mut().until = 0.0;
+                }
+            }
+            w.notify();
             if let Some(s) = s.upgrade() {
-                s.freezing();
+                s.subscribers.changed(&s);
             }
         }));
     }
-    wasm_bindgen_futures::spawn_local(campaign(shared, user, generation, cancelled.clone(), wake.clone()));
-    Running { cancelled, wake, listeners }
+    // Page Lifecycle: a page about to be frozen lets go of the lock so others need not wait.
+    let document = get(&global(), "document");
+    if !document.is_undefined() {
+        let on_freeze = leadership.on_freeze();
+        listeners.extend(listen(&document, "freeze", on_freeze));
+    }
+    wasm_bindgen_futures::spawn_local(campaign(shared, user, generation, cancelled.clone(), wake.clone(), leadership));
+    Running { cancelled, wake, _ticker: ticker, listeners }
 }
 
-async fn campaign(shared: Rc<Shared>, user: String, generation: u64, cancelled: Rc<Cell<bool>>, wake: Rc<Notify>) {
+async fn campaign(shared: Rc<Shared>, user: String, generation: u64, cancelled: Rc<Cell<bool>>, wake: Rc<Notify>, mut leadership: Leadership) {
     let cfg = &shared.config;
     let log = shared.log;
-    log.info(|| {
-        format!("processor started for user {user} (every {} ms, batch {}, {} concurrent)", cfg.processing_interval_ms, cfg.batch_size, cfg.max_concurrent)
-    });
-    let mut leadership = Leadership::new(shared.clone(), &user, generation);
-    while !cancelled.get() {
+    log.info(|| format!("processor started for user {user} (every {} ms, batch {}, {} concurrent)", cfg.processing_interval_ms, cfg.batch_size, cfg.max_concurrent));
+    while !cancelled.get() && shared.is_current(generation) {
         if !leadership.acquire(&cancelled, &wake).await {
             break;
         }
         lead(&shared, &user, generation, &cancelled, &wake, &leadership).await;
         leadership.release().await;
-        if !cancelled.get() {
+        if !cancelled.get() && shared.is_current(generation) {
             log.info(|| format!("no longer the uploader for user {user}; waiting to take over again"));
         }
     }
     log.info(|| format!("processor stopped for user {user}"));
 }
 
+/// Loads the retrying events of `user` into this context's schedule (monotonic deadlines, never
+/// further than their wait: a clock set back does not stretch them).
+async fn load_schedule(shared: &Shared, user: &str) {
+    shared.clear_schedule();
+    if let Ok(retrying) = shared.store.in_state(user, StateKey::Retrying).await {
+        let (t, wall, longest) = (mono(), now(), shared.config.retry.longest_wait());
+        for e in retrying {
+            if let Some(at) = e.next_attempt_at {
+                shared.schedule(&e.id, t + remaining_wait(at, e.wait_ms, wall, longest) as f64);
+            }
+        }
+    }
+}
+
 /// The processing loop, while this context leads.
-async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell<bool>, wake: &Notify, leadership: &Leadership) {
+async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell<bool>, wake: &Rc<Notify>, leadership: &Leadership) {
     let cfg = &shared.config;
     let log = shared.log;
-    let mut next_cleanup = now();
+    load_schedule(shared, user).await;
+    let mut next_cleanup = mono();
+    let mut alarm = Alarm::default();
     loop {
         {
-            let _turn = shared.gate.enter().await;
-            if cancelled.get() {
+            let _turn = shared.gate.lock().await;
+            if cancelled.get() || !shared.is_current(generation) {
                 return;
             }
-            if !leadership.renew(now()).await {
-                log.warn(|| format!("another context took over the uploads of user {user}"));
+            if !leadership.renew().await {
                 return;
             }
-            if let Err(e) = run_pass(shared, user, generation).await {
+            if let Err(e) = run_pass(shared, user, generation, false).await {
                 log.warn(|| format!("pass for user {user} failed: {e}"));
             }
-            if now() >= next_cleanup && !cancelled.get() {
+            if mono() >= next_cleanup && !cancelled.get() {
                 match shared.store.cleanup(now(), cfg.retention_ms).await {
                     Ok(n) => {
                         log.info(|| format!("cleanup: deleted {n} completed events older than {} ms", cfg.retention_ms));
@@ -428,18 +599,27 @@ async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell
                     }
                     Err(e) => log.warn(|| format!("cleanup failed: {e}")),
                 }
-                next_cleanup = now() + cfg.cleanup_interval_ms as i64;
+                next_cleanup = mono() + cfg.cleanup_interval_ms as f64;
             }
         }
-        if cancelled.get() || leadership.is_lost() {
+        if cancelled.get() || !leadership.still_leads() {
             return;
         }
         if shared.take_step_down() {
-            log.info(|| format!("hidden or freezing: handing the uploads of user {user} to another context"));
+            log.info(|| format!("hidden, frozen or a worker: handing the uploads of user {user} to a page that asked"));
             return;
         }
-        let until_cleanup = (next_cleanup - now()).max(0) as u64;
-        let delay = cfg.processing_interval_ms.min(until_cleanup).clamp(1, MAX_TIMER_MS) as u32;
-        first(TimeoutFuture::new(delay), wake.notified()).await;
+        // Wake at the next interval tick, or earlier when a retry or the cleanup comes due.
+        let t = mono();
+        let mut soonest = next_cleanup;
+        if let Some(due) = shared.next_due() {
+            soonest = soonest.min(due);
+        }
+        let until = shared.net.borrow().until;
+        if until > t {
+            soonest = soonest.min(until);
+        }
+        alarm.at_most((soonest - t).max(0.0) as u64 + 1, t, wake);
+        wake.notified().await;
     }
 }

@@ -1,104 +1,154 @@
-//! Uploads one entry (CONTRACT §2), turning whatever happens into an [`Outcome`]. It never
-//! throws: a token function that fails, a hung server or a non-JSON answer all become outcomes
-//! the retry policy understands. The request itself is one call into `src/js/platform.js`
-//! (`fetch` with an `AbortController` timeout, headers, JSON body, response parsing).
+//! The wire protocol (CONTRACT §2, §2b): what each event sends, how, and what each answer means
+//! as an [`Outcome`]. One event per request, or a batch of them to `batchEndpoint`. It never
+//! throws: a token function that fails, a hung server or a strange answer are all outcomes the
+//! retry policy understands.
 
-use js_sys::Function;
-use wasm_bindgen::prelude::*;
+use serde::Serialize;
+use wasm_bindgen::JsValue;
 
-use crate::domain::config::MAX_TIMER_MS;
-use crate::domain::entry::ProgressEntry;
+use crate::domain::batch::{item_outcomes, whole_failure, SizeSignal, FAST_ANSWER_MS};
+use crate::domain::event::{Operation, OutboxEvent};
 use crate::domain::retry::Outcome;
-use crate::platform::get;
-
-#[wasm_bindgen(module = "/src/js/platform.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = callToken)]
-    async fn call_token(f: &Function, user: &str, refresh: bool) -> JsValue;
-    #[allow(clippy::too_many_arguments)]
-    #[wasm_bindgen(js_name = upload)]
-    async fn upload_js(
-        endpoint: &str,
-        key: &str,
-        token: Option<String>,
-        timeout_ms: f64,
-        local_id: &str,
-        metric: &str,
-        quantity: f64,
-        unit: &str,
-        date: &str,
-    ) -> JsValue;
-}
-
-/// Where the bearer token comes from.
-pub enum TokenSource {
-    /// No `Authorization` header.
-    None,
-    /// A fixed token.
-    Static(String),
-    /// `token(userId, { refresh })`, sync or async; asked before each upload (`refresh: false`)
-    /// and once more after a 401 (`refresh: true`: the cached token was refused).
-    Function(Function),
-}
-
-impl TokenSource {
-    /// The token for an upload of `user`'s data: `Ok(None)` = no header.
-    pub async fn get(&self, user: &str, refresh: bool) -> Result<Option<String>, String> {
-        match self {
-            TokenSource::None => Ok(None),
-            TokenSource::Static(t) => Ok(Some(t.clone())),
-            TokenSource::Function(f) => {
-                let answer = call_token(f, user, refresh).await;
-                match get(&answer, "token").as_string() {
-                    Some(t) => Ok(Some(t)),
-                    None => Err(get(&answer, "error").as_string().unwrap_or_else(|| "the token function failed".into())),
-                }
-            }
-        }
-    }
-}
+use crate::platform::http::{send, Call, Reply};
+use crate::platform::mono;
+use crate::platform::token::TokenSource;
+use crate::store::queue::Claimed;
 
 /// The HTTP side of the outbox.
 pub struct Transport {
-    /// Where to POST.
+    /// Where events go (absolute).
     pub endpoint: String,
+    /// Where batches go (absolute), if batching.
+    pub batch_endpoint: Option<String>,
     /// Bearer token source.
     pub token: TokenSource,
-    /// Abort a request after this long.
+    /// Each request (and each token call) is given this long.
     pub timeout_ms: u64,
 }
 
+/// The body of a create or update (and of a batch item, with its extra fields).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operation: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backend_id: Option<&'a str>,
+    local_id: &'a str,
+    user_id: &'a str,
+    #[serde(rename = "type")]
+    metric: &'static str,
+    quantity: f64,
+    unit: &'static str,
+    date: String,
+}
+
+fn body<'a>(e: &'a OutboxEvent, item: Option<&'a Claimed>) -> Body<'a> {
+    let b = e.body();
+    Body {
+        idempotency_key: item.map(|_| e.id.as_str()),
+        operation: item.map(|_| e.operation.as_str()),
+        backend_id: item.and_then(|c| c.backend_id.as_deref()),
+        local_id: b.local_id,
+        user_id: b.user_id,
+        metric: b.metric.name(),
+        quantity: b.quantity,
+        unit: b.metric.unit(),
+        date: b.date_iso,
+    }
+}
+
+#[derive(Serialize)]
+struct Batch<'a> {
+    events: Vec<Body<'a>>,
+}
+
+/// One request, before its token.
+struct Req<'a> {
+    method: &'a str,
+    url: &'a str,
+    key: Option<&'a str>,
+    body: Option<&'a JsValue>,
+    batch: bool,
+}
+
+fn to_js<T: Serialize>(v: &T) -> Option<JsValue> {
+    serde_wasm_bindgen::to_value(v).ok()
+}
+
+fn outcome(reply: Reply, timeout_ms: u64) -> Outcome {
+    match reply {
+        Reply::Answer(a) => Outcome::Response { status: a.status, retry_after: a.retry_after, backend_id: a.id, plain: a.plain, body_excerpt: a.excerpt },
+        Reply::Redirect(status) => Outcome::Redirect(status),
+        Reply::Network(m) => Outcome::Network(m),
+        Reply::Timeout => Outcome::Timeout(timeout_ms),
+    }
+}
+
 impl Transport {
-    /// Uploads `entry` as event `event_id` for `user`, with one token refresh on 401.
-    /// `still_current` is checked before each request, so a logout or user switch while the
-    /// token function runs sends nothing (returns `None`).
-    pub async fn upload(&self, event_id: &str, entry: &ProgressEntry, user: &str, still_current: &dyn Fn() -> bool) -> Option<Outcome> {
-        let body = entry.upload_body();
+    /// A request of `method` to `url`, with the token of `user` (asked again once after a 401).
+    /// `None` when `still_wanted` turned false before it went out (logout, lost lead, close).
+    async fn request(&self, user: &str, r: Req<'_>, still_wanted: &dyn Fn() -> bool) -> Option<Result<Reply, String>> {
         let mut refreshed = false;
         loop {
-            let token = match self.token.get(user, refreshed).await {
+            let token = match self.token.get(user, refreshed, self.timeout_ms).await {
                 Ok(t) => t,
-                Err(message) => return Some(Outcome::Token(message)),
+                Err(why) => return Some(Err(why)),
             };
-            if !still_current() {
+            if !still_wanted() {
                 return None;
             }
-            let timeout = self.timeout_ms.min(MAX_TIMER_MS) as f64;
-            let r = upload_js(&self.endpoint, event_id, token, timeout, body.local_id, body.metric, body.quantity, body.unit, &body.date_iso).await;
-            let outcome = match get(&r, "kind").as_string().as_deref() {
-                Some("response") => Outcome::Response {
-                    status: get(&r, "status").as_f64().unwrap_or(0.0) as u16,
-                    retry_after: get(&r, "retryAfter").as_string(),
-                    backend_id: get(&r, "id").as_string(),
-                    body_excerpt: get(&r, "body").as_string().unwrap_or_default(),
-                },
-                Some("timeout") => Outcome::Timeout(self.timeout_ms),
-                _ => Outcome::Network(get(&r, "message").as_string().unwrap_or_else(|| "fetch failed".into())),
-            };
-            match outcome {
-                Outcome::Response { status: 401, .. } if !refreshed => refreshed = true,
-                other => return Some(other),
+            let reply = send(Call { method: r.method, url: r.url, token: token.as_deref(), key: r.key, body: r.body, timeout_ms: self.timeout_ms, batch: r.batch }).await;
+            match reply {
+                Reply::Answer(ref a) if a.status == 401 && !refreshed && matches!(self.token, TokenSource::Function(_)) => refreshed = true,
+                other => return Some(Ok(other)),
             }
         }
+    }
+
+    /// Uploads one claimed event: `POST {endpoint}`, `PUT {endpoint}/{backendId}` or
+    /// `DELETE {endpoint}/{backendId}`, keyed by the event id.
+    pub async fn send_one(&self, c: &Claimed, still_wanted: &dyn Fn() -> bool) -> Option<Outcome> {
+        let e = &c.event;
+        let at_id = |id: &str| [self.endpoint.trim_end_matches('/'), "/", &String::from(js_sys::encode_uri_component(id))].concat();
+        let (method, url) = match (e.operation, c.backend_id.as_deref()) {
+            (Operation::Create, _) | (_, None) => ("POST", self.endpoint.clone()),
+            (Operation::Update, Some(id)) => ("PUT", at_id(id)),
+            (Operation::Delete, Some(id)) => ("DELETE", at_id(id)),
+        };
+        let json = if e.operation == Operation::Delete { None } else { to_js(&body(e, None)) };
+        let r = Req { method, url: &url, key: Some(&e.id), body: json.as_ref(), batch: false };
+        match self.request(&e.user_id, r, still_wanted).await? {
+            Ok(reply) => Some(outcome(reply, self.timeout_ms)),
+            Err(why) => Some(Outcome::Token(why)),
+        }
+    }
+
+    /// Uploads claimed events (at most one per entry) in one batch request: one outcome per
+    /// item, and what the answer says about the batch size.
+    pub async fn send_batch(&self, url: &str, items: &[Claimed], user: &str, still_wanted: &dyn Fn() -> bool) -> Option<(Vec<Outcome>, SizeSignal)> {
+        let n = items.len();
+        let json = to_js(&Batch { events: items.iter().map(|c| body(&c.event, Some(c))).collect() });
+        let started = mono();
+        let r = Req { method: "POST", url, key: None, body: json.as_ref(), batch: true };
+        let reply = match self.request(user, r, still_wanted).await? {
+            Ok(r) => r,
+            Err(why) => return Some((vec![Outcome::Token(why); n], SizeSignal::Neutral)),
+        };
+        let fast = mono() - started <= FAST_ANSWER_MS;
+        Some(match reply {
+            Reply::Answer(a) if (200..300).contains(&a.status) => match item_outcomes(n, a.results) {
+                Ok(outcomes) => (outcomes, if fast { SizeSignal::Fast } else { SizeSignal::Slow }),
+                Err(why) => (vec![whole_failure(a.status, None, why); n], SizeSignal::Neutral),
+            },
+            Reply::Answer(a) => {
+                let signal = if a.status == 413 { SizeSignal::Overloaded } else { SizeSignal::Neutral };
+                (vec![whole_failure(a.status, a.retry_after, a.excerpt); n], signal)
+            }
+            Reply::Timeout => (vec![Outcome::Timeout(self.timeout_ms); n], SizeSignal::Overloaded),
+            other => (vec![outcome(other, self.timeout_ms); n], SizeSignal::Neutral),
+        })
     }
 }

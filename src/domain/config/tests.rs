@@ -73,3 +73,20 @@ fn unknown_options_are_refused_with_the_known_list() {
     assert_eq!(Config::default().apply("token", &Arg::Str("t".into())), Ok(false));
     assert_eq!(Config::default().apply("onVersionChange", &Arg::Other("a function".into())), Ok(false));
 }
+
+#[test]
+fn batch_health_and_storage_options() {
+    let c = Config::from_options([("endpoint", Arg::Str("/api".into()))]).unwrap();
+    assert_eq!((c.persist, c.batch_endpoint.clone(), c.max_batch_events, c.failing_after, c.stalled_after_ms), (true, None, 100, 5, 600_000));
+    assert_eq!(with("batchEndpoint", Arg::Str("/api/v1/progress/batch".into())).unwrap().batch_endpoint.as_deref(), Some("/api/v1/progress/batch"));
+    assert_eq!(with("batchEndpoint", Arg::Null).unwrap().batch_endpoint, None);
+    assert_eq!(with("batchEndpoint", Arg::Str("".into())).unwrap_err().js_class(), JsClass::RangeError);
+    assert_eq!(with("maxBatchEvents", num(1000.0)).unwrap().max_batch_events, 1000);
+    assert_eq!(with("maxBatchEvents", num(1001.0)).unwrap_err().js_class(), JsClass::RangeError);
+    assert_eq!(with("maxBatchEvents", num(0.0)).unwrap_err().js_class(), JsClass::RangeError);
+    assert!(!with("persist", Arg::Bool(false)).unwrap().persist);
+    assert_eq!(with("persist", Arg::Str("no".into())).unwrap_err().js_class(), JsClass::TypeError);
+    assert_eq!(with("failingAfter", num(1.0)).unwrap().failing_after, 1);
+    assert_eq!(with("failingAfter", num(0.0)).unwrap_err().js_class(), JsClass::RangeError);
+    assert_eq!(with("stalledAfterMs", num(60_000.0)).unwrap().stalled_after_ms, 60_000);
+}

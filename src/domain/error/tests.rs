@@ -15,3 +15,35 @@ fn classes_and_codes() {
     assert_eq!(Error::Closed.js_class(), JsClass::Error);
     assert_eq!(Error::UnknownEvent("x".into()).js_class(), JsClass::RangeError);
 }
+
+#[test]
+fn edit_and_storage_errors() {
+    let e = Error::UnknownEntry { method: "update", id: "e9".into() };
+    assert_eq!((e.js_class(), e.code()), (JsClass::RangeError, "UNKNOWN_ENTRY"));
+    assert_eq!(e.to_string(), "update: no entry with id \"e9\" (unknown, or already deleted); nothing was changed");
+    let e = Error::Blocked("progress-outbox".into());
+    assert_eq!((e.js_class(), e.code()), (JsClass::Error, "BLOCKED"));
+    assert!(e.to_string().contains("close the other tabs"));
+    assert_eq!(Error::TimedOut("saving an entry").code(), "TIMEOUT");
+}
+
+#[test]
+fn every_code_is_listed() {
+    let all = [
+        Error::invalid_type("a", "b", "c"),
+        Error::out_of_range("a", "b"),
+        Error::NoCurrentUser { method: "m" },
+        Error::UnknownEvent("e".into()),
+        Error::UnknownEntry { method: "update", id: "e".into() },
+        Error::Unsupported("x".into()),
+        Error::QuotaExceeded("x".into()),
+        Error::Storage { operation: "op", detail: "d".into() },
+        Error::NewerSchema { name: "n".into(), found: 5, supported: 4 },
+        Error::Blocked("n".into()),
+        Error::TimedOut("op"),
+        Error::VersionChanged,
+        Error::Closed,
+    ];
+    let codes: Vec<&str> = all.iter().map(Error::code).collect();
+    assert_eq!(codes, Error::CODES);
+}

@@ -1,125 +1,177 @@
-//! Unit tests of `domain::event`.
+//! Unit tests of `domain::event`: the status machine and the per-entry ordering rules.
 
 use super::*;
-use crate::domain::entry::WeightInput;
+use crate::domain::entry::SaveInput;
 
 const NOW: TimeMs = 1_795_678_200_000;
 
-fn event() -> OutboxEvent {
-    let input = WeightInput { kg: 72.5, user_id: "u1".into(), date: NOW - 1000, priority: 3 };
-    let entry = ProgressEntry::new_weight("e1".into(), &input, NOW);
-    OutboxEvent::for_entry("ev1".into(), &entry, 3, 5, NOW)
+fn entry() -> ProgressEntry {
+    let input = SaveInput { metric: Metric::Weight, quantity: 72.5, user_id: "u1".into(), date: NOW - 1000, priority: 3 };
+    ProgressEntry::new("e1".into(), &input, NOW)
 }
 
-fn retry(at: TimeMs) -> Decision {
-    Decision::Retry { at, message: "HTTP 503".into() }
+fn create() -> OutboxEvent {
+    OutboxEvent::new("ev1".into(), Operation::Create, &entry(), 3, 5, NOW)
+}
+
+/// The second event of the entry.
+fn queued(op: Operation, waiting: bool) -> OutboxEvent {
+    let mut e = entry();
+    e.rev = 2;
+    let mut ev = OutboxEvent::new("ev2".into(), op, &e, 0, 5, NOW);
+    ev.waiting = waiting;
+    ev
+}
+
+fn retry(counted: bool, sent: bool) -> Decision {
+    Decision::Retry { at: NOW + 1000, wait_ms: 1000, message: "HTTP 503".into(), counted, sent }
+}
+
+fn done(id: &str) -> Decision {
+    Decision::Complete { backend_id: Some(id.into()) }
 }
 
 #[test]
 fn new_event_mirrors_its_entry() {
-    let e = event();
+    let e = create();
     assert_eq!(e.status, EventStatus::Pending);
-    assert_eq!((e.entity_id.as_str(), e.user_id.as_str(), e.priority, e.max_attempts, e.attempt_count), ("e1", "u1", 3, 5, 0));
-    assert_eq!(e.metadata, EventMetadata { metric: MetricType::Weight, quantity: 72.5, date: NOW - 1000 });
-    assert!(e.is_new_record);
+    assert_eq!((e.entity_id.as_str(), e.user_id.as_str(), e.priority, e.max_attempts, e.attempt_count, e.request_count), ("e1", "u1", 3, 5, 0, 0));
+    assert_eq!(e.metadata, Metadata { metric: Metric::Weight, quantity: 72.5, date: NOW - 1000 });
+    assert!(e.is_new_record && e.never_sent() && e.never_stored());
     assert_eq!(e.state_key(), StateKey::Pending);
+    let body = e.body();
+    assert_eq!((body.local_id, body.user_id, body.metric, body.quantity), ("e1", "u1", Metric::Weight, 72.5));
+    assert_eq!(body.date_iso, "2026-11-26T07:29:59.000Z");
 }
 
 #[test]
 fn happy_path() {
-    let mut e = event();
-    e.claim(NOW + 1).unwrap();
-    assert_eq!((e.status, e.attempt_count, e.last_attempt_at), (EventStatus::Processing, 1, Some(NOW + 1)));
-    assert_eq!(e.claim(NOW + 2), Err(IllegalTransition { from: EventStatus::Processing, action: "claim" }));
-    e.apply(1, &Decision::Complete { backend_id: "b1".into() }, NOW + 3).unwrap();
-    assert_eq!((e.status, e.completed_at, e.state_key()), (EventStatus::Completed, Some(NOW + 3), StateKey::Completed));
-    assert!(e.apply(1, &Decision::Complete { backend_id: "b1".into() }, NOW + 4).is_err());
+    let mut e = create();
+    let c = e.claim("me", NOW + 1).unwrap();
+    assert_eq!((e.status, e.claims, e.request_count, e.last_attempt_at, e.claimed_by.as_deref()), (EventStatus::Processing, 1, 1, Some(NOW + 1), Some("me")));
+    assert_eq!(c, 1);
+    assert_eq!(e.claim("me", NOW + 2), Err(IllegalTransition { from: EventStatus::Processing, action: "claim" }));
+    assert!(!e.never_sent());
+    assert_eq!(e.apply(c, &done("b1"), NOW + 3), Ok(Applied::Completed));
+    assert_eq!((e.status, e.completed_at, e.state_key(), e.attempt_count), (EventStatus::Completed, Some(NOW + 3), StateKey::Completed, 0));
+    assert!(e.apply(c, &done("b1"), NOW + 4).is_err());
 }
 
 #[test]
-fn failure_then_due_retry_then_promotion() {
-    let mut e = event();
-    e.claim(NOW).unwrap();
-    e.apply(1, &retry(NOW + 1000), NOW + 10).unwrap();
-    assert_eq!((e.status, e.state_key(), e.gave_up()), (EventStatus::Failed, StateKey::Retrying, false));
-    assert_eq!(e.error_message.as_deref(), Some("HTTP 503"));
-    assert!(!e.is_claimable(NOW + 999));
-    assert!(e.promote(NOW + 999).is_err());
-    assert!(e.is_claimable(NOW + 1000));
-    e.promote(NOW + 1000).unwrap();
-    assert_eq!((e.status, e.attempt_count, e.next_attempt_at), (EventStatus::Pending, 1, None));
-    assert_eq!(e.error_message.as_deref(), Some("HTTP 503"), "last error kept until the next attempt reports");
-    e.claim(NOW + 1001).unwrap();
-    assert_eq!(e.attempt_count, 2);
-    // A failed event can also be claimed directly when due, without promotion.
-    e.apply(2, &retry(NOW + 2000), NOW + 1002).unwrap();
-    e.claim(NOW + 2000).unwrap();
-    assert_eq!(e.attempt_count, 3);
+fn failed_answers_count_no_answer_does_not() {
+    let mut e = create();
+    let c = e.claim("me", NOW).unwrap();
+    assert_eq!(e.apply(c, &retry(true, true), NOW + 10), Ok(Applied::Retrying));
+    assert_eq!((e.status, e.state_key(), e.gave_up(), e.attempt_count, e.tries, e.request_count), (EventStatus::Failed, StateKey::Retrying, false, 1, 1, 1));
+    assert_eq!((e.error_message.as_deref(), e.next_attempt_at, e.wait_ms), (Some("HTTP 503"), Some(NOW + 1000), Some(1000)));
+    e.promote().unwrap();
+    assert_eq!((e.status, e.next_attempt_at, e.attempt_count), (EventStatus::Pending, None, 1));
+    // A token that never came: nothing was sent, nothing counted, the try still backs off.
+    let c = e.claim("me", NOW + 2000).unwrap();
+    e.apply(c, &retry(false, false), NOW + 2001).unwrap();
+    assert_eq!((e.attempt_count, e.tries, e.request_count), (1, 2, 1));
 }
 
 #[test]
 fn give_up_and_reset() {
-    let mut e = event();
-    e.claim(NOW).unwrap();
-    e.apply(1, &Decision::GiveUp { message: "HTTP 422: bad".into() }, NOW).unwrap();
-    assert!(e.gave_up());
+    let mut e = create();
+    let c = e.claim("me", NOW).unwrap();
+    e.apply(c, &Decision::GiveUp { message: "HTTP 422".into(), refused: true }, NOW + 1).unwrap();
+    assert!(e.gave_up() && e.refused && e.never_stored());
     assert_eq!(e.state_key(), StateKey::GaveUp);
-    assert!(!e.is_claimable(NOW + 1_000_000_000));
-    e.reset_for_retry(NOW, 300_000).unwrap();
-    assert_eq!((e.status, e.attempt_count, e.next_attempt_at, e.error_message.clone()), (EventStatus::Pending, 0, None, None));
-    assert!(e.reset_for_retry(NOW, 300_000).is_err(), "pending is not resettable");
+    assert!(e.promote().is_err(), "a gave-up event is never promoted");
+    e.reset_for_retry(false).unwrap();
+    assert_eq!((e.status, e.attempt_count, e.tries, e.error_message.clone(), e.refused), (EventStatus::Pending, 0, 0, None, false));
+    assert_eq!(e.request_count, 1, "requests sent stay on record");
+    assert!(e.reset_for_retry(false).is_err(), "pending: nothing to reset");
 }
 
 #[test]
-fn late_failure_of_an_old_claim_is_dropped_but_success_always_lands() {
-    let mut e = event();
-    e.claim(NOW).unwrap();
-    e.recover_stale(NOW + 300_001, 300_000).unwrap();
-    assert_eq!(e.status, EventStatus::Pending);
-    e.claim(NOW + 300_002).unwrap(); // attempt 2 is under way
-    assert!(e.apply(1, &retry(NOW + 400_000), NOW + 300_003).is_err(), "attempt 1's failure must not clobber attempt 2");
+fn late_failures_are_dropped_successes_are_not() {
+    let mut e = create();
+    let first = e.claim("a", NOW).unwrap();
+    e.recover_stale().unwrap();
+    assert_eq!((e.status, e.request_count, e.claimed_by.clone()), (EventStatus::Pending, 1, None));
+    let second = e.claim("b", NOW + 1).unwrap();
+    assert!(e.apply(first, &retry(true, true), NOW + 2).is_err(), "the first claim's failure arrives late");
     assert_eq!(e.status, EventStatus::Processing);
-    e.apply(1, &Decision::Complete { backend_id: "b".into() }, NOW + 300_004).unwrap();
-    assert_eq!(e.status, EventStatus::Completed);
+    assert_eq!(e.apply(first, &done("b1"), NOW + 3), Ok(Applied::Completed), "its success still counts");
+    assert!(e.apply(second, &retry(true, true), NOW + 4).is_err());
 }
 
 #[test]
-fn staleness() {
-    let mut e = event();
-    assert!(!e.is_stale(NOW + 10_000_000, 300_000), "pending is never stale");
-    e.claim(NOW).unwrap();
-    assert!(!e.is_stale(NOW + 300_000, 300_000));
-    assert!(e.is_stale(NOW + 300_001, 300_000));
-    assert!(e.recover_stale(NOW + 300_000, 300_000).is_err());
-    assert!(e.reset_for_retry(NOW + 1, 300_000).is_err(), "a live processing event is not reset");
-    e.reset_for_retry(NOW + 300_001, 300_000).unwrap();
-    assert_eq!((e.status, e.attempt_count), (EventStatus::Pending, 0));
+fn release_hands_back_an_unsent_claim() {
+    let mut e = create();
+    let c = e.claim("me", NOW).unwrap();
+    assert!(e.release(c + 1).is_err());
+    e.release(c).unwrap();
+    assert_eq!((e.status, e.request_count, e.claims), (EventStatus::Pending, 0, 1));
+    assert!(e.never_sent());
 }
 
 #[test]
-fn unclaim_undoes_only_its_own_claim() {
-    let mut e = event();
-    e.claim(NOW).unwrap();
-    assert!(e.unclaim(2).is_err());
-    e.unclaim(1).unwrap();
-    assert_eq!((e.status, e.attempt_count), (EventStatus::Pending, 0));
-    assert!(e.unclaim(1).is_err(), "not processing any more");
+fn waiting_events_are_not_claimable_until_unblocked() {
+    let mut e = queued(Operation::Update, true);
+    assert_eq!((e.status, e.state_key()), (EventStatus::Pending, StateKey::Waiting));
+    assert!(e.claim("me", NOW).is_err());
+    e.unblock();
+    assert_eq!(e.state_key(), StateKey::Pending);
+    assert!(e.claim("me", NOW).is_ok());
+    assert_eq!(StateKey::of_status(EventStatus::Pending), &[StateKey::Pending, StateKey::Waiting]);
 }
 
 #[test]
-fn orphan_completes_with_a_note() {
-    let mut e = event();
-    e.claim(NOW).unwrap();
-    e.complete_orphan(NOW + 1).unwrap();
-    assert_eq!(e.status, EventStatus::Completed);
-    assert!(e.error_message.as_deref().unwrap().contains("no longer exists"));
+fn fold_only_into_a_never_sent_create() {
+    let mut changed = entry();
+    changed.quantity = 72.3;
+    let mut e = create();
+    e.fold(&changed).unwrap();
+    assert_eq!(e.metadata.quantity, 72.3);
+    e.claim("me", NOW).unwrap();
+    assert!(e.fold(&changed).is_err(), "a request went out: its body is fixed");
+    let mut u = queued(Operation::Update, false);
+    assert!(u.fold(&changed).is_err());
+}
+
+fn synced() -> ProgressEntry {
+    let mut e = entry();
+    e.backend_id = Some("b1".into());
+    e
 }
 
 #[test]
-fn status_names_round_trip() {
-    for s in [EventStatus::Pending, EventStatus::Processing, EventStatus::Completed, EventStatus::Failed] {
-        assert_eq!(EventStatus::parse(s.as_str()), Some(s));
-    }
-    assert_eq!(EventStatus::parse("gaveUp"), None);
-    assert_eq!(StateKey::of_status(EventStatus::Failed), &[StateKey::Retrying, StateKey::GaveUp]);
+fn update_plans() {
+    let fresh = create();
+    assert_eq!(plan_update(&entry(), std::slice::from_ref(&fresh)), EditPlan::Fold { event_id: "ev1".into() });
+    let mut in_flight = create();
+    in_flight.claim("me", NOW).unwrap();
+    assert_eq!(plan_update(&entry(), std::slice::from_ref(&in_flight)), EditPlan::Queue { operation: Operation::Update, waiting: true });
+    // A token failure sent nothing: still foldable.
+    let mut unsent = create();
+    let c = unsent.claim("me", NOW).unwrap();
+    unsent.apply(c, &retry(false, false), NOW).unwrap();
+    assert_eq!(plan_update(&entry(), std::slice::from_ref(&unsent)), EditPlan::Fold { event_id: "ev1".into() });
+    assert_eq!(plan_update(&synced(), &[]), EditPlan::Queue { operation: Operation::Update, waiting: false });
+    assert_eq!(plan_update(&entry(), &[]), EditPlan::Queue { operation: Operation::Create, waiting: false });
+}
+
+#[test]
+fn delete_plans() {
+    assert_eq!(plan_delete(&entry(), &[create()]), EditPlan::Remove { event_ids: vec!["ev1".into()] });
+    assert_eq!(plan_delete(&entry(), &[]), EditPlan::Remove { event_ids: vec![] });
+    assert_eq!(plan_delete(&synced(), &[]), EditPlan::Queue { operation: Operation::Delete, waiting: false });
+    let mut in_flight = create();
+    in_flight.claim("me", NOW).unwrap();
+    assert_eq!(plan_delete(&entry(), std::slice::from_ref(&in_flight)), EditPlan::Queue { operation: Operation::Delete, waiting: true });
+    // Refused outright by the server (a 4xx): nothing stored there, nothing to delete.
+    let mut refused = create();
+    let c = refused.claim("me", NOW).unwrap();
+    refused.apply(c, &Decision::GiveUp { message: "HTTP 422".into(), refused: true }, NOW).unwrap();
+    let queued_edit = queued(Operation::Update, true);
+    assert_eq!(plan_delete(&entry(), &[refused, queued_edit]), EditPlan::Remove { event_ids: vec!["ev1".into(), "ev2".into()] });
+    // Gave up after failed answers: the server may have stored it: the delete queues behind it.
+    let mut exhausted = create();
+    let c = exhausted.claim("me", NOW).unwrap();
+    exhausted.apply(c, &Decision::GiveUp { message: "HTTP 503".into(), refused: false }, NOW).unwrap();
+    assert_eq!(plan_delete(&entry(), &[exhausted]), EditPlan::Queue { operation: Operation::Delete, waiting: true });
 }

@@ -1,11 +1,23 @@
-//! Unit tests of `domain::retry`.
+//! Unit tests of `domain::retry`: the contract's response table, row by row.
 
 use super::*;
 
 const NOW: TimeMs = 1_795_678_200_000;
 
 fn resp(status: u16) -> Outcome {
-    Outcome::Response { status, retry_after: None, backend_id: None, body_excerpt: String::new() }
+    Outcome::Response { status, retry_after: None, backend_id: None, plain: true, body_excerpt: String::new() }
+}
+
+fn first(operation: Operation) -> Attempt {
+    Attempt { operation, attempt_count: 0, tries: 0, max_attempts: 5 }
+}
+
+fn create() -> Attempt {
+    first(Operation::Create)
+}
+
+fn decide_now(o: &Outcome, a: Attempt) -> Decision {
+    decide(o, a, &RetryPolicy::default(), NOW)
 }
 
 #[test]
@@ -14,7 +26,10 @@ fn contract_table() {
         assert_eq!(classify_status(s), StatusClass::Success, "{s}");
     }
     assert_eq!(classify_status(401), StatusClass::Unauthorized);
-    for s in [408, 409, 425, 429, 500, 502, 503, 504, 599, 302, 100] {
+    for s in [300, 301, 302, 303, 307, 308] {
+        assert_eq!(classify_status(s), StatusClass::Redirect, "{s}");
+    }
+    for s in [408, 409, 425, 429, 500, 502, 503, 504, 599, 100, 0] {
         assert_eq!(classify_status(s), StatusClass::Transient, "{s}");
     }
     for s in [400, 403, 404, 405, 410, 413, 415, 422, 451, 499] {
@@ -28,108 +43,145 @@ fn backoff_schedule_is_the_seeds() {
     let waits: Vec<u64> = (1..=7).map(|a| p.backoff(a)).collect();
     assert_eq!(waits, [1_000, 5_000, 30_000, 120_000, 600_000, 600_000, 600_000]);
     assert_eq!(p.backoff(0), 1_000);
+    assert_eq!(p.last_step(), 600_000);
+    assert_eq!(p.longest_wait(), MAX_RETRY_AFTER_MS);
     assert_eq!(RetryPolicy { backoff_ms: vec![] }.backoff(3), 0);
 }
 
 #[test]
-fn success_needs_an_id() {
-    let ok = Outcome::Response { status: 201, retry_after: None, backend_id: Some("42".into()), body_excerpt: "{\"id\":42}".into() };
-    assert_eq!(decide(&ok, 1, 5, &RetryPolicy::default(), NOW), Decision::Complete { backend_id: "42".into() });
-    let no_id = Outcome::Response { status: 200, retry_after: None, backend_id: None, body_excerpt: "<html>portal</html>".into() };
-    match decide(&no_id, 1, 5, &RetryPolicy::default(), NOW) {
-        Decision::Retry { at, message } => {
-            assert_eq!(at, NOW + 1000);
-            assert!(message.starts_with("HTTP 200: <html>portal</html>: the server answered without"), "{message}");
+fn create_needs_an_id() {
+    let ok = Outcome::Response { status: 201, retry_after: None, backend_id: Some("42".into()), plain: true, body_excerpt: "{\"id\":42}".into() };
+    assert_eq!(decide_now(&ok, create()), Decision::Complete { backend_id: Some("42".into()) });
+    let portal = Outcome::Response { status: 200, retry_after: None, backend_id: None, plain: false, body_excerpt: "<html>portal</html>".into() };
+    match decide_now(&portal, create()) {
+        Decision::Retry { at, message, counted, sent, .. } => {
+            assert_eq!(at, NOW + 1_000);
+            assert!(counted && sent);
+            assert!(message.contains("without an \"id\"") && message.contains("<html>portal</html>"), "{message}");
         }
-        d => panic!("{d:?}"),
+        other => panic!("{other:?}"),
     }
 }
 
 #[test]
-fn transient_failures_back_off_per_attempt() {
-    let p = RetryPolicy::default();
-    for (attempt, wait) in [(1, 1_000), (2, 5_000), (3, 30_000), (4, 120_000)] {
-        for outcome in [
-            resp(503),
-            resp(429),
-            resp(408),
-            resp(409),
-            resp(425),
-            resp(500),
-            Outcome::Network("Failed to fetch".into()),
-            Outcome::Timeout(30_000),
-            Outcome::Token("threw".into()),
-        ] {
-            match decide(&outcome, attempt, 5, &p, NOW) {
-                Decision::Retry { at, .. } => assert_eq!(at, NOW + wait, "{outcome:?} attempt {attempt}"),
-                d => panic!("{outcome:?}: {d:?}"),
+fn update_completes_on_any_plain_2xx() {
+    assert_eq!(decide_now(&resp(204), first(Operation::Update)), Decision::Complete { backend_id: None });
+    let html = Outcome::Response { status: 200, retry_after: None, backend_id: None, plain: false, body_excerpt: "<html>".into() };
+    assert!(matches!(decide_now(&html, first(Operation::Update)), Decision::Retry { counted: true, .. }));
+}
+
+#[test]
+fn delete_completes_on_2xx_and_404() {
+    assert_eq!(decide_now(&resp(204), first(Operation::Delete)), Decision::Complete { backend_id: None });
+    assert_eq!(decide_now(&resp(200), first(Operation::Delete)), Decision::Complete { backend_id: None });
+    assert_eq!(decide_now(&resp(404), first(Operation::Delete)), Decision::Complete { backend_id: None });
+    // 404 on a create or update is a refusal.
+    assert!(matches!(decide_now(&resp(404), create()), Decision::GiveUp { refused: true, .. }));
+    assert!(matches!(decide_now(&resp(404), first(Operation::Update)), Decision::GiveUp { refused: true, .. }));
+}
+
+#[test]
+fn permanent_gives_up_at_once_with_status_and_body() {
+    let o = Outcome::Response { status: 422, retry_after: None, backend_id: None, plain: true, body_excerpt: "{\"error\": \"quantity\n out of range\"}".into() };
+    match decide_now(&o, create()) {
+        Decision::GiveUp { message, refused } => {
+            assert!(refused);
+            assert!(message.starts_with("HTTP 422: {\"error\": \"quantity out of range\"}"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn transient_answers_count_and_give_up_after_max_attempts() {
+    for status in [408, 409, 425, 429, 500, 503, 401, 302] {
+        assert!(matches!(decide_now(&resp(status), create()), Decision::Retry { counted: true, sent: true, .. }), "{status}");
+        let last = Attempt { attempt_count: 4, tries: 4, ..create() };
+        match decide_now(&resp(status), last) {
+            Decision::GiveUp { message, refused } => {
+                assert!(!refused);
+                assert!(message.ends_with("(gave up after 5 failed answers)"), "{message}");
+            }
+            other => panic!("{status}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn redirects_are_answers_that_say_so() {
+    for o in [Outcome::Redirect(0), Outcome::Redirect(307), resp(301)] {
+        match decide_now(&o, create()) {
+            Decision::Retry { message, counted, .. } => {
+                assert!(counted);
+                assert!(message.contains("redirect") && message.contains("never followed"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn no_answer_never_counts_and_never_gives_up() {
+    let policy = RetryPolicy::default();
+    for o in [Outcome::Network("Failed to fetch".into()), Outcome::Timeout(30_000), Outcome::Token("threw".into())] {
+        for tries in [0u32, 4, 5, 50, 10_000] {
+            let a = Attempt { attempt_count: 4, tries, ..create() };
+            match decide(&o, a, &policy, NOW) {
+                Decision::Retry { at, wait_ms, counted, sent, .. } => {
+                    assert!(!counted, "{o:?}");
+                    assert_eq!(sent, !matches!(o, Outcome::Token(_)));
+                    assert_eq!(wait_ms, policy.backoff(tries + 1));
+                    assert_eq!(at, NOW + wait_ms as i64);
+                }
+                other => panic!("{o:?} {tries}: {other:?}"),
             }
         }
     }
 }
 
 #[test]
-fn gives_up_after_max_attempts() {
-    match decide(&resp(503), 5, 5, &RetryPolicy::default(), NOW) {
-        Decision::GiveUp { message } => assert_eq!(message, "HTTP 503 (gave up after 5 attempts)"),
-        d => panic!("{d:?}"),
+fn backoff_follows_the_tries_and_retry_after_wins_when_longer() {
+    let policy = RetryPolicy::default();
+    for (tries, wait) in [(0, 1_000), (1, 5_000), (2, 30_000), (3, 120_000)] {
+        let a = Attempt { attempt_count: tries, tries, ..create() };
+        assert!(matches!(decide(&resp(503), a, &policy, NOW), Decision::Retry { wait_ms, .. } if wait_ms == wait));
     }
-    assert!(matches!(decide(&resp(503), 1, 1, &RetryPolicy::default(), NOW), Decision::GiveUp { .. }));
-    assert!(matches!(decide(&resp(503), 4, 5, &RetryPolicy::default(), NOW), Decision::Retry { .. }));
+    let ra = |v: &str| Outcome::Response { status: 429, retry_after: Some(v.into()), backend_id: None, plain: true, body_excerpt: String::new() };
+    assert!(matches!(decide(&ra("120"), create(), &policy, NOW), Decision::Retry { wait_ms: 120_000, .. }));
+    // Shorter than the backoff: the backoff wins.
+    let a = Attempt { attempt_count: 2, tries: 2, ..create() };
+    assert!(matches!(decide(&ra("1"), a, &policy, NOW), Decision::Retry { wait_ms: 30_000, .. }));
+    assert!(matches!(decide(&ra("Thu, 26 Nov 2026 07:35:00 GMT"), create(), &policy, NOW), Decision::Retry { wait_ms: 300_000, .. }));
+    assert!(matches!(decide(&ra("99999999999999999999"), create(), &policy, NOW), Decision::Retry { wait_ms: MAX_RETRY_AFTER_MS, .. }));
 }
 
 #[test]
-fn permanent_4xx_gives_up_at_once_with_status_and_body() {
-    let o = Outcome::Response { status: 422, retry_after: Some("5".into()), backend_id: None, body_excerpt: "{\"error\":\n \"quantity out of range\"}".into() };
-    match decide(&o, 1, 5, &RetryPolicy::default(), NOW) {
-        Decision::GiveUp { message } => {
-            assert!(message.starts_with("HTTP 422: {\"error\": \"quantity out of range\"}"), "{message}");
-        }
-        d => panic!("{d:?}"),
-    }
-    let long = Outcome::Response { status: 400, retry_after: None, backend_id: None, body_excerpt: "x".repeat(5000) };
-    match decide(&long, 1, 5, &RetryPolicy::default(), NOW) {
-        Decision::GiveUp { message } => assert!(message.len() < 400, "{}", message.len()),
-        d => panic!("{d:?}"),
-    }
-}
-
-#[test]
-fn unauthorized_after_refresh_is_retryable() {
-    match decide(&resp(401), 1, 5, &RetryPolicy::default(), NOW) {
-        Decision::Retry { at, message } => {
-            assert_eq!(at, NOW + 1000);
-            assert!(message.contains("401") && message.contains("refreshing the token"));
-        }
-        d => panic!("{d:?}"),
-    }
-}
-
-#[test]
-fn retry_after_seconds_and_dates() {
+fn retry_after_forms() {
     assert_eq!(parse_retry_after("120", NOW), Some(120_000));
     assert_eq!(parse_retry_after(" 0 ", NOW), Some(0));
-    assert_eq!(parse_retry_after("99999999999999999999999", NOW), Some(MAX_RETRY_AFTER_MS));
+    assert_eq!(parse_retry_after("-5", NOW), None);
+    assert_eq!(parse_retry_after("soon", NOW), None);
+    assert_eq!(parse_retry_after("", NOW), None);
     assert_eq!(parse_retry_after("Thu, 26 Nov 2026 07:31:00 GMT", NOW), Some(60_000));
-    assert_eq!(parse_retry_after("Thu, 26 Nov 2026 07:00:00 GMT", NOW), Some(0), "a past date means now");
-    for bad in ["", "-5", "1.5", "soon", "5 s"] {
-        assert_eq!(parse_retry_after(bad, NOW), None, "{bad:?}");
-    }
+    assert_eq!(parse_retry_after("Thursday, 26-Nov-26 07:31:00 GMT", NOW), Some(60_000));
+    assert_eq!(parse_retry_after("Thu Nov 26 07:31:00 2026", NOW), Some(60_000));
+    assert_eq!(parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", NOW), Some(0));
+    assert_eq!(parse_retry_after("Fri, 27 Nov 2099 07:31:00 GMT", NOW), Some(MAX_RETRY_AFTER_MS));
 }
 
 #[test]
-fn retry_after_wins_only_when_longer() {
-    let with = |ra: &str| Outcome::Response { status: 503, retry_after: Some(ra.into()), backend_id: None, body_excerpt: String::new() };
-    let p = RetryPolicy::default();
-    let at = |o: &Outcome, attempt| match decide(o, attempt, 5, &p, NOW) {
-        Decision::Retry { at, .. } => at,
-        d => panic!("{d:?}"),
-    };
-    assert_eq!(at(&with("10"), 1), NOW + 10_000, "Retry-After longer than backoff");
-    assert_eq!(at(&with("2"), 2), NOW + 5_000, "backoff longer than Retry-After");
-    assert_eq!(at(&with("Thu, 26 Nov 2026 07:32:00 GMT"), 1), NOW + 120_000, "HTTP date");
-    assert_eq!(at(&with("garbage"), 1), NOW + 1_000, "malformed header ignored");
-    // Retry-After on a 429
-    let o = Outcome::Response { status: 429, retry_after: Some("30".into()), backend_id: None, body_excerpt: String::new() };
-    assert_eq!(at(&o, 1), NOW + 30_000);
+fn persisted_deadlines_survive_clock_jumps() {
+    let longest = RetryPolicy::default().longest_wait();
+    // Due when the time has come.
+    assert!(is_due(NOW, Some(60_000), NOW, longest));
+    assert!(!is_due(NOW + 30_000, Some(60_000), NOW, longest));
+    // Written while the clock was an hour ahead: 60 s of backoff now lies an hour away. Due.
+    assert!(is_due(NOW + 3_600_000 + 60_000, Some(60_000), NOW, longest));
+    // Ten years ahead, then corrected: due.
+    assert!(is_due(NOW + 315_360_000_000, Some(600_000), NOW, longest));
+    // Without a recorded wait (an older record), the longest possible wait bounds it.
+    assert!(!is_due(NOW + 3_600_000, None, NOW, longest));
+    assert!(is_due(NOW + longest as i64 + 2_000, None, NOW, longest));
+    assert_eq!(remaining_wait(NOW + 30_000, Some(60_000), NOW, longest), 30_000);
+    assert_eq!(remaining_wait(NOW + 3_600_000, Some(60_000), NOW, longest), 0);
 }

@@ -29,8 +29,12 @@ fn counters() {
     m.record_orphan();
     m.record_cleanup(5);
     assert_eq!(m.completed, 0, "saturates");
-    m.record_failure(7, "HTTP 503");
-    let s = Stats::new("u1", Counts { pending: 2, processing: 1, retrying: 3, gave_up: 4 }, &m, Some(3));
-    assert_eq!((s.pending, s.processing, s.failed, s.gave_up, s.retrying, s.completed), (2, 1, 7, 4, 3, 0));
-    assert_eq!((s.last_error.as_deref(), s.last_error_at, s.oldest_pending_at), (Some("HTTP 503"), Some(7), Some(3)));
+    m.record_failure(7, "HTTP 503", true);
+    m.record_failure(8, "network error", false);
+    assert_eq!(m.failed_in_a_row, 1, "only answers count");
+    let s = Stats::new("u1", Counts { pending: 2, waiting: 5, processing: 1, retrying: 3, gave_up: 4 }, &m, Some(3), 2);
+    assert_eq!((s.pending, s.processing, s.failed, s.gave_up, s.retrying, s.completed, s.quarantined), (7, 1, 7, 4, 3, 0, 2));
+    m.record_success(9, 1);
+    assert_eq!(m.failed_in_a_row, 0);
+    assert_eq!((s.last_error.as_deref(), s.last_error_at, s.oldest_pending_at), (Some("network error"), Some(8), Some(3)));
 }

@@ -1,0 +1,138 @@
+//! Batches (CONTRACT §2b): how many events go in one request, and what each item's answer means.
+//! Pure: the transport parses the answer, these rules decide.
+
+use super::retry::Outcome;
+
+/// How long a batch answer may take and still count as fast (the size grows only on fast answers).
+pub const FAST_ANSWER_MS: f64 = 2_000.0;
+/// Largest batch on a metered or 2g-class connection.
+pub const CONSTRAINED_BATCH: u32 = 10;
+
+/// What one batch answer says about the batch size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeSignal {
+    /// A complete result list, quickly: grow.
+    Fast,
+    /// A complete result list, slowly: shrink.
+    Slow,
+    /// 413 or a timeout: shrink.
+    Overloaded,
+    /// Any other failure (network, 5xx): says nothing about the size.
+    Neutral,
+}
+
+/// The batch size, adapted by additive increase and multiplicative decrease within
+/// `1..=max`: +max/10 (at least 1) after each fast, complete answer; halved after a timeout,
+/// a 413 or a slow answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdaptiveSize {
+    size: u32,
+    max: u32,
+}
+
+impl AdaptiveSize {
+    /// Starts at `min(10, max)`: small until the server has shown it copes.
+    pub fn new(max: u32) -> AdaptiveSize {
+        let max = max.max(1);
+        AdaptiveSize { size: max.min(10), max }
+    }
+
+    /// The current size.
+    pub fn get(&self) -> u32 {
+        self.size
+    }
+
+    /// Adapts to an answer.
+    pub fn on(&mut self, signal: SizeSignal) {
+        match signal {
+            SizeSignal::Fast => self.size = (self.size + (self.max / 10).max(1)).min(self.max),
+            SizeSignal::Slow | SizeSignal::Overloaded => self.size = (self.size / 2).max(1),
+            SizeSignal::Neutral => {}
+        }
+    }
+}
+
+/// The network as `navigator.connection` reports it (where the browser has it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Network {
+    /// `saveData`: the user asked for less data.
+    pub save_data: bool,
+    /// `effectiveType` is `"slow-2g"` or `"2g"`.
+    pub slow: bool,
+}
+
+impl Network {
+    /// A metered or very slow link.
+    pub fn constrained(self) -> bool {
+        self.save_data || self.slow
+    }
+
+    /// Requests allowed in flight at once.
+    pub fn concurrency(self, max_concurrent: u32) -> u32 {
+        if self.constrained() {
+            1
+        } else {
+            max_concurrent.max(1)
+        }
+    }
+
+    /// The batch size to use now, given the adapted one.
+    pub fn batch(self, adapted: u32) -> u32 {
+        if self.constrained() {
+            adapted.min(CONSTRAINED_BATCH)
+        } else {
+            adapted
+        }
+    }
+}
+
+/// One item of a batch answer: `{"status": 201, "id": "b-9"}`, `{"status": 422, "error": "..."}`,
+/// `{"status": 503, "retryAfter": 5}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemAnswer {
+    /// The item's own status.
+    pub status: u16,
+    /// Its `id`, as a string.
+    pub id: Option<String>,
+    /// Its `error` text.
+    pub error: Option<String>,
+    /// Its `retryAfter`, in seconds.
+    pub retry_after_s: Option<f64>,
+}
+
+/// Each item's outcome, classified as if it were that event's own answer, from a 2xx batch
+/// answer whose `results` were read as `results` (`None`: not a JSON object with a `results`
+/// array; an inner `None`: that result is not an object with a numeric `status`).
+/// `Err` when the answer is not a complete result list: it then applies to every item.
+pub fn item_outcomes(items: usize, results: Option<Vec<Option<ItemAnswer>>>) -> Result<Vec<Outcome>, String> {
+    let Some(results) = results else {
+        return Err("the batch answer is not a JSON object with a \"results\" array".into());
+    };
+    if results.len() < items {
+        return Err(format!("the batch answer has {} results for {items} events", results.len()));
+    }
+    Ok(results
+        .into_iter()
+        .take(items)
+        .enumerate()
+        .map(|(i, r)| match r {
+            Some(a) => Outcome::Response {
+                status: a.status,
+                retry_after: a.retry_after_s.filter(|s| s.is_finite() && *s >= 0.0).map(|s| (s.ceil() as u64).to_string()),
+                backend_id: a.id,
+                plain: true,
+                body_excerpt: a.error.unwrap_or_default(),
+            },
+            None => Outcome::Batch { status: 200, retry_after: None, detail: format!("result {i} of the batch answer is not an object with a numeric \"status\"") },
+        })
+        .collect())
+}
+
+/// The outcome every item gets when the batch request as a whole failed with `status`
+/// (a non-2xx answer, or `200` for an answer that is not a complete result list).
+pub fn whole_failure(status: u16, retry_after: Option<String>, detail: String) -> Outcome {
+    Outcome::Batch { status, retry_after, detail }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,87 @@
+//! Unit tests of `domain::batch`.
+
+use super::*;
+use crate::domain::event::Operation;
+use crate::domain::retry::{decide, Attempt, Decision, RetryPolicy};
+
+#[test]
+fn additive_increase_multiplicative_decrease() {
+    let mut s = AdaptiveSize::new(100);
+    assert_eq!(s.get(), 10);
+    s.on(SizeSignal::Fast);
+    assert_eq!(s.get(), 20);
+    for _ in 0..20 {
+        s.on(SizeSignal::Fast);
+    }
+    assert_eq!(s.get(), 100, "never above max");
+    s.on(SizeSignal::Overloaded);
+    assert_eq!(s.get(), 50);
+    s.on(SizeSignal::Slow);
+    assert_eq!(s.get(), 25);
+    s.on(SizeSignal::Neutral);
+    assert_eq!(s.get(), 25);
+    for _ in 0..10 {
+        s.on(SizeSignal::Overloaded);
+    }
+    assert_eq!(s.get(), 1, "never below 1");
+    s.on(SizeSignal::Fast);
+    assert_eq!(s.get(), 11, "and grows back");
+    let mut tiny = AdaptiveSize::new(3);
+    assert_eq!(tiny.get(), 3);
+    tiny.on(SizeSignal::Overloaded);
+    tiny.on(SizeSignal::Fast);
+    assert_eq!(tiny.get(), 2);
+    assert_eq!(AdaptiveSize::new(0).get(), 1);
+}
+
+#[test]
+fn constrained_networks_send_less() {
+    let normal = Network::default();
+    assert_eq!((normal.concurrency(3), normal.batch(100)), (3, 100));
+    for n in [Network { save_data: true, slow: false }, Network { save_data: false, slow: true }] {
+        assert!(n.constrained());
+        assert_eq!((n.concurrency(3), n.batch(100), n.batch(4)), (1, CONSTRAINED_BATCH, 4));
+    }
+}
+
+fn answer(status: u16) -> Option<ItemAnswer> {
+    Some(ItemAnswer { status, id: (status < 300).then(|| format!("b-{status}")), error: None, retry_after_s: None })
+}
+
+#[test]
+fn mixed_results_each_end_in_their_own_state() {
+    let mut retry_later = answer(503);
+    if let Some(a) = retry_later.as_mut() {
+        a.retry_after_s = Some(4.2);
+    }
+    let mut refused = answer(422);
+    if let Some(a) = refused.as_mut() {
+        a.error = Some("quantity out of range".into());
+    }
+    let outcomes = item_outcomes(4, Some(vec![answer(201), refused, retry_later, None])).unwrap();
+    let policy = RetryPolicy::default();
+    let first = Attempt { operation: Operation::Create, attempt_count: 0, tries: 0, max_attempts: 5 };
+    let decisions: Vec<Decision> = outcomes.iter().map(|o| decide(o, first, &policy, 0)).collect();
+    assert_eq!(decisions[0], Decision::Complete { backend_id: Some("b-201".into()) });
+    assert!(matches!(&decisions[1], Decision::GiveUp { refused: true, message } if message.contains("HTTP 422: quantity out of range")));
+    assert!(matches!(decisions[2], Decision::Retry { wait_ms: 5_000, counted: true, .. }), "retryAfter 4.2 s -> 5 s");
+    assert!(matches!(&decisions[3], Decision::Retry { counted: true, message, .. } if message.contains("result 3")));
+}
+
+#[test]
+fn an_incomplete_answer_completes_nothing() {
+    assert!(item_outcomes(3, Some(vec![answer(201), answer(201)])).unwrap_err().contains("2 results for 3 events"));
+    assert!(item_outcomes(1, None).is_err());
+    assert_eq!(item_outcomes(1, Some(vec![answer(201), answer(201)])).unwrap().len(), 1, "extra results are ignored");
+    let policy = RetryPolicy::default();
+    for op in [Operation::Create, Operation::Update, Operation::Delete] {
+        let a = Attempt { operation: op, attempt_count: 0, tries: 0, max_attempts: 5 };
+        for status in [200, 404, 500, 413] {
+            let d = decide(&whole_failure(status, None, "cut off".into()), a, &policy, 0);
+            assert!(!matches!(d, Decision::Complete { .. }), "{op:?} {status}: a failed batch completes nothing");
+        }
+        assert!(matches!(decide(&whole_failure(413, None, String::new()), a, &policy, 0), Decision::Retry { counted: true, .. }), "413: smaller batches next");
+        assert!(matches!(decide(&whole_failure(400, None, String::new()), a, &policy, 0), Decision::GiveUp { refused: true, .. }));
+        assert!(matches!(decide(&whole_failure(503, Some("60".into()), String::new()), a, &policy, 0), Decision::Retry { wait_ms: 60_000, .. }));
+    }
+}

@@ -1,0 +1,34 @@
+//! Unit tests of `domain::lease`.
+
+use super::*;
+
+fn beat(owner: &str, gen: u64, n: u64) -> Option<Beat> {
+    Some(Beat { owner: owner.into(), gen, beat: n })
+}
+
+#[test]
+fn a_beating_uploader_is_alive_whatever_its_clock() {
+    let takeover = takeover_after_ms(2_000, 30_000);
+    assert_eq!(takeover, 35_000.0);
+    let mut w = BeatWatch::default();
+    assert_eq!(w.observe(beat("a", 1, 1), 0.0), 0.0);
+    assert_eq!(w.observe(beat("a", 1, 1), 30_000.0), 30_000.0);
+    assert!(!uploader_gone(beat("a", 1, 1).as_ref(), 30_000.0, takeover, 2_000));
+    // It beat: the watch starts over.
+    assert_eq!(w.observe(beat("a", 1, 2), 34_000.0), 0.0);
+    assert_eq!(w.observe(beat("a", 1, 2), 70_000.0), 36_000.0);
+    assert!(uploader_gone(beat("a", 1, 2).as_ref(), 36_000.0, takeover, 2_000));
+    // A new uploader (or generation) is a change too.
+    assert_eq!(w.observe(beat("b", 2, 2), 71_000.0), 0.0);
+}
+
+#[test]
+fn a_missing_record_means_gone_soon() {
+    let mut w = BeatWatch::default();
+    assert_eq!(w.observe(None, 100.0), 0.0);
+    let still = w.observe(None, 3_200.0);
+    assert!(uploader_gone(None, still, 35_000.0, 2_000));
+    assert!(!uploader_gone(None, 2_900.0, 35_000.0, 2_000));
+    w.reset();
+    assert_eq!(w.observe(None, 5_000.0), 0.0);
+}

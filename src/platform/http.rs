@@ -1,0 +1,178 @@
+//! `fetch` at the boundary (web-sys `Request`, `RequestInit`, `Headers`, `AbortController`,
+//! `Response`). One call, bounded by the request timeout as a whole (connect, headers, body),
+//! never following redirects, and never throwing: whatever happens comes back as a [`Reply`].
+//!
+//! The global `fetch` is looked up at each call (apps and tests may replace it) and called
+//! without a receiver: `globalThis.fetch.call(globalThis, ...)` throws "does not implement
+//! interface Window" in Firefox when this module was loaded from another realm's script.
+
+use js_sys::{Array, Promise, JSON};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, Headers, RequestCache, RequestInit, RequestRedirect};
+
+use super::timer::within;
+use super::{describe_error, get, mono};
+use crate::domain::batch::ItemAnswer;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(catch, js_name = fetch)]
+    fn global_fetch(request: &web_sys::Request) -> Result<JsValue, JsValue>;
+}
+
+/// How much of a response body is kept for messages.
+const EXCERPT_CHARS: usize = 500;
+
+/// One request.
+pub struct Call<'a> {
+    /// `POST`, `PUT` or `DELETE`.
+    pub method: &'a str,
+    /// Absolute or relative URL.
+    pub url: &'a str,
+    /// Bearer token, if any.
+    pub token: Option<&'a str>,
+    /// `Idempotency-Key` header, if any.
+    pub key: Option<&'a str>,
+    /// A value to send as JSON, if any.
+    pub body: Option<&'a JsValue>,
+    /// Give up (and abort) after this long.
+    pub timeout_ms: u64,
+    /// Read a batch answer's `results`.
+    pub batch: bool,
+}
+
+/// What came back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// The server answered.
+    Answer(Answer),
+    /// The server redirected (not followed); 0 when the browser hides the status.
+    Redirect(u16),
+    /// No answer: offline, DNS, refused, CORS, a `fetch` that threw or returned a non-Response.
+    Network(String),
+    /// No (complete) answer within the timeout; the request was aborted.
+    Timeout,
+}
+
+/// A server's answer, read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// `Retry-After`.
+    pub retry_after: Option<String>,
+    /// The body was empty or a JSON object.
+    pub plain: bool,
+    /// The start of the body, with the token (if it appears) blanked out.
+    pub excerpt: String,
+    /// `id` of a JSON object body, as a string (finite numbers are stringified).
+    pub id: Option<String>,
+    /// For a batch: its `results`, each read as an item answer (`None` when the body has no
+    /// `results` array; an inner `None` for a result that is not `{ status: number, ... }`).
+    pub results: Option<Vec<Option<ItemAnswer>>>,
+}
+
+fn id_of(v: &JsValue) -> Option<String> {
+    let id = get(v, "id");
+    match (id.as_string(), id.as_f64()) {
+        (Some(s), _) if !s.is_empty() => Some(s),
+        (_, Some(n)) if n.is_finite() => Some(crate::domain::arg::fmt_num(n)),
+        _ => None,
+    }
+}
+
+fn item(v: &JsValue, token: Option<&str>) -> Option<ItemAnswer> {
+    let status = get(v, "status").as_f64().filter(|s| s.fract() == 0.0 && (100.0..=599.0).contains(s))?;
+    let error = get(v, "error").as_string().map(|e| excerpt(&e, token));
+    Some(ItemAnswer { status: status as u16, id: id_of(v), error, retry_after_s: get(v, "retryAfter").as_f64() })
+}
+
+fn excerpt(text: &str, token: Option<&str>) -> String {
+    let mut cut: String = text.chars().take(EXCERPT_CHARS).collect();
+    if let Some(t) = token.filter(|t| !t.is_empty()) {
+        cut = cut.replace(t, "[token]");
+    }
+    cut
+}
+
+fn build(call: &Call<'_>, signal: &web_sys::AbortSignal) -> Result<web_sys::Request, JsValue> {
+    let headers = Headers::new()?;
+    if let Some(t) = call.token {
+        headers.append("Authorization", &["Bearer ", t].concat())?;
+    }
+    if let Some(k) = call.key {
+        headers.append("Idempotency-Key", k)?;
+    }
+    let init = RequestInit::new();
+    init.set_method(call.method);
+    init.set_redirect(RequestRedirect::Manual);
+    init.set_cache(RequestCache::NoStore);
+    init.set_signal(Some(signal));
+    if let Some(body) = call.body {
+        headers.append("Content-Type", "application/json")?;
+        init.set_body(&JSON::stringify(body)?.into());
+    }
+    init.set_headers(&headers);
+    web_sys::Request::new_with_str_and_init(call.url, &init)
+}
+
+/// Sends one request and reads the answer.
+pub async fn send(call: Call<'_>) -> Reply {
+    let started = mono();
+    let left = |started: f64| (call.timeout_ms as f64 - (mono() - started)).max(0.0) as u64;
+    let controller = match AbortController::new() {
+        Ok(c) => c,
+        Err(e) => return Reply::Network(format!("AbortController unavailable ({})", describe_error(&e))),
+    };
+    let request = match build(&call, &controller.signal()) {
+        Ok(r) => r,
+        Err(e) => return Reply::Network(format!("the request could not be built ({})", describe_error(&e))),
+    };
+    let returned = match global_fetch(&request) {
+        Ok(v) => v,
+        Err(e) => return Reply::Network(format!("fetch threw ({})", describe_error(&e))),
+    };
+    // `Promise.resolve`: a polyfill may return a thenable, or something that is not a promise.
+    let response = match within(left(started), JsFuture::from(Promise::resolve(&returned))).await {
+        None => {
+            controller.abort();
+            return Reply::Timeout;
+        }
+        Some(Err(e)) => return Reply::Network(describe_error(&e)),
+        Some(Ok(r)) => r,
+    };
+    // Duck-typed: a Response from another realm, or a polyfill's, is not `instanceof Response`.
+    let Some(status) = get(&response, "status").as_f64() else {
+        return Reply::Network("fetch resolved to something that is not a Response".into());
+    };
+    let response: web_sys::Response = response.unchecked_into();
+    if get(&response, "type").as_string().as_deref() == Some("opaqueredirect") {
+        return Reply::Redirect(0);
+    }
+    let status = status as u16;
+    if (300..400).contains(&status) {
+        return Reply::Redirect(status);
+    }
+    let retry_after = get(&response, "headers").dyn_into::<Headers>().ok().and_then(|h| h.get("Retry-After").ok().flatten());
+    let text = match response.text() {
+        Ok(p) => match within(left(started), JsFuture::from(p)).await {
+            None => {
+                controller.abort();
+                return Reply::Timeout;
+            }
+            Some(t) => t.ok().and_then(|t| t.as_string()).unwrap_or_default(), // a body cut off: the status still says what happened
+        },
+        Err(_) => String::new(),
+    };
+    let parsed = if text.trim().is_empty() { None } else { JSON::parse(&text).ok().filter(|v| v.is_object() && !Array::is_array(v)) };
+    let plain = text.trim().is_empty() || parsed.is_some();
+    let id = parsed.as_ref().and_then(id_of);
+    let results = if call.batch {
+        parsed.as_ref().map(|p| get(p, "results")).filter(Array::is_array).map(|r| Array::from(&r).iter().map(|v| item(&v, call.token)).collect())
+    } else {
+        None
+    };
+    Reply::Answer(Answer { status, retry_after, plain, excerpt: excerpt(&text, call.token), id, results })
+}

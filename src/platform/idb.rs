@@ -1,0 +1,360 @@
+//! IndexedDB at the boundary: the `idb` crate makes every request (stores, indexes, cursors, key
+//! ranges, opening, upgrades); this file adds what it lacks and keeps its errors out of sight.
+//!
+//! - [`Request`]: one non-generic future for every request, whatever idb type made it (idb's own
+//!   futures are one type per request kind, each with channels: see README "Size").
+//!   Dropping it before it settles unhooks its handlers, so no callback ever runs after it was
+//!   dropped (a timed-out call, an aborted transaction).
+//! - [`begin`]: transactions with a `durability` option (idb has none; web-sys only behind an
+//!   unstable cfg), wrapped into `idb::Transaction`; dropping an unfinished one aborts it.
+//! - [`error`]: maps an `idb::Error` into ours by hand (formatting it would link its Debug and
+//!   string escaping: about 9 KB of wasm).
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use js_sys::{Array, Object};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{IdbDatabase, IdbRequest, IdbTransaction};
+
+use super::{describe_error, set};
+use crate::domain::{Error, Result};
+
+/// Turns a browser error text (`Name: message`) into ours: quota errors get their own variant.
+pub fn classify(operation: &'static str, detail: String) -> Error {
+    if detail.starts_with("QuotaExceededError") {
+        Error::QuotaExceeded(detail)
+    } else {
+        Error::Storage { operation, detail }
+    }
+}
+
+/// Maps a thrown JS value (a `DOMException` from IndexedDB) to our error.
+pub fn js_error(operation: &'static str) -> impl Fn(JsValue) -> Error {
+    move |e| classify(operation, describe_error(&e))
+}
+
+/// Maps an `idb::Error` to ours, reading the browser's exception it carries (never formatting
+/// the idb error itself).
+pub fn error(operation: &'static str) -> impl Fn(idb::Error) -> Error {
+    move |e| {
+        use idb::Error as E;
+        let cause: Option<JsValue> = match e {
+            E::DomException(d) => Some(d.into()),
+            E::AddFailed(v)
+            | E::ClearFailed(v)
+            | E::CountFailed(v)
+            | E::CursorAdvanceFailed(v)
+            | E::CursorContinueFailed(v)
+            | E::CursorKeyNotFound(v)
+            | E::CursorPrimaryKeyNotFound(v)
+            | E::CursorValueNotFound(v)
+            | E::DeleteFailed(v)
+            | E::GetAllFailed(v)
+            | E::GetAllKeysFailed(v)
+            | E::GetFailed(v)
+            | E::GetKeyFailed(v)
+            | E::IndexCreateFailed(v)
+            | E::IndexDeleteFailed(v)
+            | E::IndexedDbDeleteFailed(v)
+            | E::IndexedDbNotFound(v)
+            | E::IndexedDbOpenFailed(v)
+            | E::IndexNotFound(v)
+            | E::KeyRangeCreateFailed(v)
+            | E::ObjectStoreCreateFailed(v)
+            | E::ObjectStoreNotFound(v)
+            | E::OpenCursorFailed(v)
+            | E::TransactionAbortError(v)
+            | E::TransactionCommitError(v)
+            | E::TransactionOpenFailed(v)
+            | E::UpdateFailed(v)
+            | E::UnexpectedJsType(_, v) => Some(v),
+            _ => None,
+        };
+        classify(operation, cause.map(|c| describe_error(&c)).unwrap_or_else(|| "the browser gave no reason".into()))
+    }
+}
+
+/// Did this error come from a connection that is gone (closed by the browser, its database
+/// deleted)? Then reopening and running the call again is safe: nothing of it was stored.
+pub fn connection_lost(e: &Error) -> bool {
+    match e {
+        Error::Storage { detail, .. } => {
+            detail.starts_with("InvalidStateError") || detail.starts_with("UnknownError") || detail.contains("clos") || detail.contains("connection")
+        }
+        _ => false,
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    done: Option<std::result::Result<JsValue, JsValue>>,
+    waker: Option<Waker>,
+}
+
+/// Resolves with a request's `result`, or its `error`. Listens from creation: it may be created
+/// right after the request and awaited later (within the same transaction).
+pub struct Request {
+    raw: IdbRequest,
+    slot: Rc<RefCell<Slot>>,
+    operation: &'static str,
+    on_success: Closure<dyn FnMut()>,
+    on_error: Closure<dyn FnMut()>,
+}
+
+impl Request {
+    /// Starts listening to `raw` (a request just made, or a cursor request just continued).
+    pub fn new(raw: IdbRequest, operation: &'static str) -> Request {
+        let slot = Rc::new(RefCell::new(Slot::default()));
+        let settle = |ok: bool| {
+            let (slot, raw) = (slot.clone(), raw.clone());
+            Closure::<dyn FnMut()>::new(move || {
+                let value = if ok { Ok(raw.result().unwrap_or(JsValue::UNDEFINED)) } else { Err(raw.error().ok().flatten().map(JsValue::from).unwrap_or(JsValue::NULL)) };
+                let mut s = slot.borrow_mut();
+                s.done = Some(value);
+                if let Some(w) = s.waker.take() {
+                    w.wake();
+                }
+            })
+        };
+        let (on_success, on_error) = (settle(true), settle(false));
+        raw.set_onsuccess(Some(on_success.as_ref().unchecked_ref()));
+        raw.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        Request { raw, slot, operation, on_success, on_error }
+    }
+
+    /// Listens to a request made by idb (`Ok`), or reports why it could not be made.
+    pub fn of<R: Into<IdbRequest>>(made: std::result::Result<R, idb::Error>, operation: &'static str) -> Result<Request> {
+        made.map(|r| Request::new(r.into(), operation)).map_err(error(operation))
+    }
+}
+
+impl Future for Request {
+    type Output = Result<JsValue>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<JsValue>> {
+        let mut s = self.slot.borrow_mut();
+        match s.done.take() {
+            Some(Ok(v)) => Poll::Ready(Ok(v)),
+            Some(Err(e)) => Poll::Ready(Err(classify(self.operation, describe_error(&e)))),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        // Unhook only our own handlers: a cursor request is listened to again after `continue`.
+        let ours = |current: Option<js_sys::Function>, mine: &Closure<dyn FnMut()>| current.is_some_and(|f| JsValue::from(f) == *mine.as_ref());
+        if ours(self.raw.onsuccess(), &self.on_success) {
+            self.raw.set_onsuccess(None);
+        }
+        if ours(self.raw.onerror(), &self.on_error) {
+            self.raw.set_onerror(None);
+        }
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    // `IDBDatabase.transaction(names, mode, { durability })`: web-sys only exposes the options
+    // argument behind `--cfg=web_sys_unstable_apis`, so bind the method directly.
+    #[wasm_bindgen(extends = IdbDatabase)]
+    type DatabaseWithOptions;
+    #[wasm_bindgen(method, catch, js_name = transaction)]
+    fn transaction_with_options(this: &DatabaseWithOptions, names: &Array, mode: &str, options: &Object) -> std::result::Result<IdbTransaction, JsValue>;
+}
+
+/// How a transaction is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `readonly`.
+    Read,
+    /// `readwrite`, `durability: "strict"`: flushed to disk before it reports complete. For health
+    /// data (saves, edits, deletes).
+    Strict,
+    /// `readwrite`, `durability: "relaxed"`: bookkeeping whose loss in a power cut is redone
+    /// safely (a completion lost means one more upload, deduplicated by its key).
+    Relaxed,
+}
+
+/// How a transaction ended: committed, or aborted with the browser's reason.
+type Ending = std::result::Result<(), Option<String>>;
+
+#[derive(Default)]
+struct EndingSlot {
+    ending: Option<Ending>,
+    waker: Option<Waker>,
+    /// The first failed request's error: browsers differ in what `transaction.error` says.
+    first_error: Option<String>,
+}
+
+/// A transaction, its idb handle, and the listener of its end. Dropping it before it finished
+/// aborts it (nothing of it is stored) and unhooks its handlers.
+pub struct Tx {
+    raw: IdbTransaction,
+    tx: idb::Transaction,
+    slot: Rc<RefCell<EndingSlot>>,
+    committing: Cell<bool>,
+    operation: &'static str,
+    _handlers: [Closure<dyn FnMut(web_sys::Event)>; 3],
+}
+
+/// Opens a transaction over `stores`.
+pub fn begin(db: &IdbDatabase, stores: &[&str], mode: Mode, operation: &'static str) -> Result<Tx> {
+    let names: Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
+    let options = Object::new();
+    let mode_name = match mode {
+        Mode::Read => "readonly",
+        Mode::Strict | Mode::Relaxed => {
+            set(&options, "durability", &JsValue::from_str(if mode == Mode::Strict { "strict" } else { "relaxed" }));
+            "readwrite"
+        }
+    };
+    let raw = db.unchecked_ref::<DatabaseWithOptions>().transaction_with_options(&names, mode_name, &options).map_err(js_error(operation))?;
+    let slot = Rc::new(RefCell::new(EndingSlot::default()));
+    let end = |kind: u8| {
+        let (slot, raw) = (slot.clone(), raw.clone());
+        Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+            let mut s = slot.borrow_mut();
+            if kind == 2 {
+                // A request failed (the transaction aborts next, unless it was handled).
+                if s.first_error.is_none() {
+                    let error = event.target().and_then(|t| t.dyn_into::<IdbRequest>().ok()).and_then(|r| r.error().ok().flatten());
+                    s.first_error = error.map(|e| describe_error(&e.into()));
+                }
+                return;
+            }
+            if s.ending.is_none() {
+                s.ending = Some(if kind == 0 { Ok(()) } else { Err(s.first_error.take().or_else(|| raw.error().map(|e| describe_error(&e.into())))) });
+            }
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
+        })
+    };
+    let handlers = [end(0), end(1), end(2)];
+    raw.set_oncomplete(Some(handlers[0].as_ref().unchecked_ref()));
+    raw.set_onabort(Some(handlers[1].as_ref().unchecked_ref()));
+    raw.set_onerror(Some(handlers[2].as_ref().unchecked_ref()));
+    Ok(Tx { tx: idb::Transaction::from(raw.clone()), raw, slot, committing: Cell::new(false), operation, _handlers: handlers })
+}
+
+impl Tx {
+    /// An object store in scope.
+    pub fn store(&self, name: &str) -> Result<idb::ObjectStore> {
+        self.tx.object_store(name).map_err(error(self.operation))
+    }
+
+    /// The operation this transaction serves (for error messages).
+    pub fn operation(&self) -> &'static str {
+        self.operation
+    }
+
+    /// Ends the transaction: on `Ok` commits and waits for it (so the caller's result is durable
+    /// when it returns), on `Err` aborts so nothing of it is stored.
+    pub async fn finish<T>(self, result: Result<T>) -> Result<T> {
+        let value = result?; // dropping `self` aborts
+        self.committing.set(true);
+        // Ask for the commit now instead of waiting for the event loop to notice.
+        #[allow(deprecated)] // web-sys marks commit() deprecated; every current browser has it
+        let _ = self.raw.commit();
+        let ending = Ended { slot: &self.slot }.await;
+        match ending {
+            Ok(()) => Ok(value),
+            Err(Some(reason)) => Err(classify(self.operation, reason)),
+            Err(None) => Err(Error::Storage { operation: self.operation, detail: "AbortError: the transaction was aborted".into() }),
+        }
+    }
+}
+
+struct Ended<'a> {
+    slot: &'a RefCell<EndingSlot>,
+}
+
+impl Future for Ended<'_> {
+    type Output = Ending;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ending> {
+        let mut s = self.slot.borrow_mut();
+        match s.ending.take() {
+            Some(e) => Poll::Ready(e),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        let finished = self.slot.borrow().ending.is_some();
+        if !finished && !self.committing.get() {
+            // Unfinished and never committed: an error path, or a call given up on (timeout).
+            let _ = self.raw.abort();
+        }
+        self.raw.set_oncomplete(None);
+        self.raw.set_onabort(None);
+        self.raw.set_onerror(None);
+    }
+}
+
+/// `[a, b]` as an IndexedDB key.
+pub fn key2(a: &JsValue, b: f64) -> JsValue {
+    Array::of2(a, &JsValue::from_f64(b)).into()
+}
+
+/// `[a, b, c]` as an IndexedDB key.
+pub fn key3(a: &JsValue, b: f64, c: f64) -> JsValue {
+    Array::of3(a, &JsValue::from_f64(b), &JsValue::from_f64(c)).into()
+}
+
+/// `[lower, upper]`, both included.
+pub fn bound(lower: &JsValue, upper: &JsValue) -> Result<idb::Query> {
+    idb::KeyRange::bound(lower, upper, None, None).map(idb::Query::from).map_err(error("building a key range"))
+}
+
+/// `(lower, +inf)`, lower excluded.
+pub fn above(lower: &JsValue) -> Result<idb::Query> {
+    idb::KeyRange::lower_bound(lower, Some(true)).map(idb::Query::from).map_err(error("building a key range"))
+}
+
+/// `(-inf, upper)`, upper excluded.
+pub fn below(upper: &JsValue) -> Result<idb::Query> {
+    idb::KeyRange::upper_bound(upper, Some(true)).map(idb::Query::from).map_err(error("building a key range"))
+}
+
+/// `getAll` on an index or store: the records, in key order.
+pub async fn all(made: std::result::Result<idb::request::GetAllStoreRequest, idb::Error>, operation: &'static str) -> Result<Vec<JsValue>> {
+    let found = Request::of(made, operation)?.await?;
+    Ok(found.dyn_into::<Array>().map(|a| a.to_vec()).unwrap_or_default())
+}
+
+/// A `count` request's number.
+pub async fn count(made: std::result::Result<idb::request::CountStoreRequest, idb::Error>, operation: &'static str) -> Result<u64> {
+    Ok(Request::of(made, operation)?.await?.as_f64().unwrap_or(0.0) as u64)
+}
+
+/// Walks a cursor request (`open_cursor` on an index or store), newest or oldest first as it was
+/// opened, calling `each(value)` until it returns `false` or the range ends.
+pub async fn walk(
+    made: std::result::Result<idb::request::OpenCursorStoreRequest, idb::Error>,
+    operation: &'static str,
+    mut each: impl FnMut(JsValue) -> bool,
+) -> Result<()> {
+    let request: IdbRequest = made.map_err(error(operation))?.into();
+    loop {
+        let found = Request::new(request.clone(), operation).await?;
+        let Ok(cursor) = idb::Cursor::try_from(found) else { return Ok(()) };
+        if !each(cursor.value().map_err(error(operation))?) {
+            return Ok(());
+        }
+        cursor.next(None).map_err(error(operation))?;
+    }
+}

@@ -1,0 +1,117 @@
+//! Web Locks (`navigator.locks`) at the boundary: requesting a lock (queued, or stealing it),
+//! holding it until the handle is dropped, and listing which locks are held.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Object, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use super::timer::{within, Notify};
+use super::{get, global, set};
+
+/// The lock manager, if this context has one.
+fn manager() -> Option<JsValue> {
+    let locks = get(&get(&global(), "navigator"), "locks");
+    get(&locks, "request").is_function().then_some(locks)
+}
+
+/// True where Web Locks exist.
+pub fn available() -> bool {
+    manager().is_some()
+}
+
+/// A lock request: granted or waiting in the lock's queue. Dropping it releases the lock (or
+/// leaves the queue): each holder releases only its own.
+pub struct Lock {
+    granted: Rc<Cell<bool>>,
+    settled: Rc<Cell<bool>>,
+    release: Function,
+    controller: Option<web_sys::AbortController>,
+}
+
+impl Lock {
+    /// The lock is ours.
+    pub fn granted(&self) -> bool {
+        self.granted.get()
+    }
+
+    /// The request is over: released, aborted, refused, or stolen by another context.
+    pub fn settled(&self) -> bool {
+        self.settled.get()
+    }
+
+    /// Held right now: granted and not stolen.
+    pub fn held(&self) -> bool {
+        self.granted() && !self.settled()
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if !self.granted.get() {
+            if let Some(c) = &self.controller {
+                c.abort();
+            }
+        }
+        // Resolves the promise the grant callback returned: the browser releases the lock.
+        let _ = self.release.call0(&JsValue::UNDEFINED);
+    }
+}
+
+/// Asks for the exclusive lock `name`; `steal` takes it from its holder at once. `on_change`
+/// is notified when it is granted and when the request settles. `None` without Web Locks (or
+/// when the request throws).
+pub fn request(name: &str, steal: bool, on_change: &Rc<Notify>) -> Option<Lock> {
+    let locks = manager()?;
+    let mut resolve = None;
+    let hold = Promise::new(&mut |res, _rej| resolve = Some(res));
+    let release = resolve?;
+    let granted = Rc::new(Cell::new(false));
+    let settled = Rc::new(Cell::new(false));
+    let callback = {
+        let (granted, wake) = (granted.clone(), Rc::downgrade(on_change));
+        Closure::once_into_js(move |_lock: JsValue| -> JsValue {
+            granted.set(true);
+            if let Some(w) = wake.upgrade() {
+                w.notify();
+            }
+            hold.into() // held until `release` is called
+        })
+    };
+    let options = Object::new();
+    // A stealing request cannot be aborted (and need not be: it is granted at once).
+    let controller = if steal { None } else { web_sys::AbortController::new().ok() };
+    if let Some(c) = &controller {
+        set(&options, "signal", &c.signal());
+    }
+    if steal {
+        set(&options, "steal", &JsValue::TRUE);
+    }
+    let request = get(&locks, "request").dyn_into::<Function>().ok()?;
+    let promise = request.call3(&locks, &JsValue::from_str(name), &options, &callback).ok()?;
+    {
+        let (settled, wake) = (settled.clone(), Rc::downgrade(on_change));
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = JsFuture::from(Promise::resolve(&promise)).await;
+            settled.set(true);
+            if let Some(w) = wake.upgrade() {
+                w.notify();
+            }
+        });
+    }
+    Some(Lock { granted, settled, release, controller })
+}
+
+/// Names of the locks held right now in this origin, or `None` where that cannot be known
+/// (no Web Locks, or `query()` failed or did not answer within a second).
+pub async fn held_names() -> Option<Vec<String>> {
+    let locks = manager()?;
+    let query = get(&locks, "query").dyn_into::<Function>().ok()?;
+    let p = query.call0(&locks).ok()?;
+    let snapshot = within(1_000, JsFuture::from(Promise::resolve(&p))).await?.ok()?;
+    let held = get(&snapshot, "held").dyn_into::<Array>().ok()?;
+    Some(held.iter().filter_map(|l| get(&l, "name").as_string()).collect())
+}

@@ -1,0 +1,276 @@
+//! The one typed boundary to the browser. Everything the outbox needs from the platform passes
+//! through here and comes back as Rust values or `Result<_, domain::Error>`: IndexedDB
+//! ([`idb`]), `fetch` ([`http`]), the app's token function ([`token`]), Web Locks ([`locks`]),
+//! `BroadcastChannel` ([`channel`]), `navigator.storage` ([`storage`]), timers ([`timer`]), clocks,
+//! ids and the console (this file). Code above it never sees a `JsValue` it has to guess about.
+//!
+//! Every call reaches the platform through the global scope (never `window`), so the outbox runs
+//! in pages, dedicated workers and service workers alike.
+
+pub mod channel;
+pub mod http;
+pub mod idb;
+pub mod locks;
+pub mod storage;
+pub mod timer;
+pub mod token;
+
+use js_sys::{Array, Reflect};
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::domain::arg::Arg;
+use crate::domain::batch::Network;
+use crate::domain::config::LogLevel;
+use crate::domain::time::TimeMs;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = info)]
+    fn console_info(s: &str);
+    #[wasm_bindgen(js_namespace = console, js_name = warn)]
+    fn console_warn(s: &str);
+    #[wasm_bindgen(js_namespace = console, js_name = debug)]
+    fn console_debug(s: &str);
+    // Looked up at each call, like `Date.now`: tests may replace either clock.
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+}
+
+/// The wall clock, `Date.now()`: what is stored and shown. It may jump (the user or the network
+/// sets the device clock); nothing that waits relies on it alone.
+pub fn now() -> TimeMs {
+    js_sys::Date::now() as TimeMs
+}
+
+/// The monotonic clock, `performance.now()` (ms since this context started): what timers,
+/// backoff and heartbeat watches measure elapsed time with.
+pub fn mono() -> f64 {
+    performance_now()
+}
+
+/// A fresh UUID v4 (`uuid`, drawing from `crypto.getRandomValues`).
+pub fn new_id() -> String {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf).to_owned()
+}
+
+/// `globalThis`.
+pub fn global() -> JsValue {
+    js_sys::global().into()
+}
+
+/// `target[name]`, or `undefined` (also when a getter throws).
+pub fn get(target: &JsValue, name: &str) -> JsValue {
+    if !target.is_object() && !target.is_function() {
+        return JsValue::UNDEFINED;
+    }
+    Reflect::get(target, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `target[name] = value` on an object we made (cannot fail on plain objects).
+pub fn set(target: &JsValue, name: &str, value: &JsValue) {
+    let _ = Reflect::set(target, &JsValue::from_str(name), value);
+}
+
+/// `navigator.onLine`; `true` where the platform cannot tell.
+pub fn is_online() -> bool {
+    get(&get(&global(), "navigator"), "onLine").as_bool().unwrap_or(true)
+}
+
+/// `navigator.connection` as far as the outbox cares (saveData, 2g-class links).
+pub fn network() -> Network {
+    let c = get(&get(&global(), "navigator"), "connection");
+    let kind = get(&c, "effectiveType").as_string();
+    Network { save_data: get(&c, "saveData").as_bool().unwrap_or(false), slow: matches!(kind.as_deref(), Some("2g" | "slow-2g")) }
+}
+
+/// The `document`, in a page (workers have none).
+fn document() -> JsValue {
+    get(&global(), "document")
+}
+
+/// True in a page whose document is hidden (workers: never).
+pub fn is_hidden_page() -> bool {
+    get(&document(), "visibilityState").as_string().as_deref() == Some("hidden")
+}
+
+/// True in a page whose document is visible.
+pub fn is_visible_page() -> bool {
+    get(&document(), "visibilityState").as_string().as_deref() == Some("visible")
+}
+
+/// True in a worker or service worker (no document).
+pub fn is_worker() -> bool {
+    document().is_undefined()
+}
+
+#[wasm_bindgen]
+extern "C" {
+    // `Object.prototype.toString.call(v)` and `Date.prototype.getTime.call(v)`: realm-neutral
+    // type checks. Both can throw (a revoked Proxy): caught.
+    #[wasm_bindgen(js_namespace = ["Object", "prototype", "toString"], js_name = call, catch)]
+    fn object_tag(v: &JsValue) -> Result<String, JsValue>;
+    #[wasm_bindgen(js_namespace = ["Date", "prototype", "getTime"], js_name = call, catch)]
+    fn date_get_time(v: &JsValue) -> Result<f64, JsValue>;
+}
+
+/// The time of a `Date` from any realm (its internal slot, not `instanceof`: an iframe's or a
+/// test driver's dates are dates too), or `None` for anything else.
+pub fn date_time(value: &JsValue) -> Option<f64> {
+    if !value.is_object() || object_tag(value).ok()? != "[object Date]" {
+        return None;
+    }
+    date_get_time(value).ok()
+}
+
+/// Describes a JS value for pure validation (see [`Arg`]). Reads each value once.
+pub fn to_arg(value: &JsValue) -> Arg {
+    if value.is_undefined() {
+        Arg::Undefined
+    } else if value.is_null() {
+        Arg::Null
+    } else if let Some(n) = value.as_f64() {
+        Arg::Number(n)
+    } else if let Some(s) = value.as_string() {
+        Arg::Str(s)
+    } else if let Some(b) = value.as_bool() {
+        Arg::Bool(b)
+    } else if let Some(t) = date_time(value) {
+        Arg::Date(t)
+    } else if is_array(value).unwrap_or(false) {
+        match array_from(value) {
+            Ok(items) => Arg::Array(items.iter().map(|v| to_arg(&v)).collect()),
+            Err(_) => Arg::Other("an array that cannot be read".into()),
+        }
+    } else if value.is_function() {
+        Arg::Other("a function".into())
+    } else if value.is_bigint() {
+        Arg::Other("a BigInt".into())
+    } else if value.is_symbol() {
+        Arg::Other("a Symbol".into())
+    } else {
+        Arg::Other("an object".into())
+    }
+}
+
+/// `Name: message` of a thrown JS value (only its kind for anything else: values may hold
+/// secrets). Duck-typed: an error from another realm is not `instanceof` this realm's `Error`.
+pub fn describe_error(e: &JsValue) -> String {
+    if let Some(s) = e.as_string() {
+        return s;
+    }
+    match (get(e, "name").as_string(), get(e, "message").as_string()) {
+        (Some(name), Some(message)) => [name.as_str(), ": ", message.as_str()].concat(),
+        _ => "a non-Error value".into(),
+    }
+}
+
+/// The own enumerable string keys of an object (`Object.keys`), or `Err` when listing them throws
+/// (a Proxy whose `ownKeys` trap throws).
+pub fn keys(object: &JsValue) -> Result<Vec<String>, String> {
+    if !object.is_object() {
+        return Ok(Vec::new());
+    }
+    match try_keys(object) {
+        Ok(keys) => Ok(keys.iter().filter_map(|k| k.as_string()).collect()),
+        Err(e) => Err(describe_error(&e)),
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = Object, js_name = keys, catch)]
+    fn try_keys(object: &JsValue) -> Result<Array, JsValue>;
+    // Both throw on a revoked Proxy, and `Array.from` runs the value's iterator: caught.
+    #[wasm_bindgen(js_namespace = Array, js_name = isArray, catch)]
+    fn is_array(value: &JsValue) -> Result<bool, JsValue>;
+    #[wasm_bindgen(js_namespace = Array, js_name = from, catch)]
+    fn array_from(value: &JsValue) -> Result<Array, JsValue>;
+    #[wasm_bindgen(js_namespace = Object, js_name = assign, catch)]
+    fn object_assign(target: &JsValue, source: &JsValue) -> Result<JsValue, JsValue>;
+}
+
+/// Copies `source`'s own enumerable fields onto `target`; `false` if that threw (a hostile getter).
+pub fn assign(target: &JsValue, source: &JsValue) -> bool {
+    object_assign(target, source).is_ok()
+}
+
+/// Reads `object[key]` for validation: `Err` (the getter's error, described) when reading throws.
+pub fn read(object: &JsValue, key: &str) -> Result<JsValue, String> {
+    Reflect::get(object, &JsValue::from_str(key)).map_err(|e| describe_error(&e))
+}
+
+/// Calls `f` with no receiver; `Err` with the thrown value described.
+pub fn call0(f: &js_sys::Function) -> Result<JsValue, String> {
+    f.call0(&JsValue::UNDEFINED).map_err(|e| describe_error(&e))
+}
+
+/// Calls `f(arg)` with no receiver, ignoring what it returns (subscribers, app callbacks):
+/// `Err` with the thrown value described.
+pub fn call1(f: &js_sys::Function, arg: &JsValue) -> Result<(), String> {
+    f.call1(&JsValue::UNDEFINED, arg).map(drop).map_err(|e| describe_error(&e))
+}
+
+/// Casts a value known to be a function (checked with `typeof`, not `instanceof`: functions from
+/// another realm are functions too).
+pub fn as_function(value: &JsValue) -> Option<js_sys::Function> {
+    value.is_function().then(|| value.clone().unchecked_into())
+}
+
+/// Console output at a configured level. Messages never include tokens.
+#[derive(Debug, Clone, Copy)]
+pub struct Log {
+    /// The configured level.
+    pub level: LogLevel,
+}
+
+impl Log {
+    /// A lifecycle line (`log: "info"` and `"debug"`).
+    pub fn info(&self, message: impl FnOnce() -> String) {
+        if self.level >= LogLevel::Info {
+            emit(LogLevel::Info, message());
+        }
+    }
+
+    /// Detail only useful when debugging (`log: "debug"`).
+    pub fn debug(&self, message: impl FnOnce() -> String) {
+        if self.level >= LogLevel::Debug {
+            emit(LogLevel::Debug, message());
+        }
+    }
+
+    /// A failure that needs attention (every level but `"off"`).
+    pub fn warn(&self, message: impl FnOnce() -> String) {
+        if self.level >= LogLevel::Warn {
+            emit(LogLevel::Warn, message());
+        }
+    }
+}
+
+// One non-generic place that writes, so each log call site costs only its own message.
+#[inline(never)]
+fn emit(level: LogLevel, message: String) {
+    let line = ["[progress-outbox] ", &message].concat();
+    match level {
+        LogLevel::Warn => console_warn(&line),
+        LogLevel::Info => console_info(&line),
+        _ => console_debug(&line),
+    }
+}
+
+/// Resolves a possibly relative URL against this context's location (a page's, a worker's), as
+/// `fetch` will: `Err` says why it is not a URL. Where there is no location, it is kept as given.
+pub fn resolve_url(url: &str) -> Result<String, String> {
+    let base = get(&get(&global(), "location"), "href").as_string();
+    let parsed = match &base {
+        Some(b) => web_sys::Url::new_with_base(url, b),
+        None => web_sys::Url::new(url),
+    };
+    match parsed {
+        Ok(u) => Ok(u.href()),
+        Err(_) if base.is_none() => Ok(url.to_owned()),
+        Err(e) => Err(describe_error(&e)),
+    }
+}

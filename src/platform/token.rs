@@ -1,0 +1,64 @@
+//! The app's `token` option: `token(userId, { refresh })`, sync or async. Whatever it does
+//! (throws, rejects, returns garbage, never answers) becomes a clear reason, bounded by the
+//! request timeout. Neither the token nor anything the function returned is ever put in a message.
+
+use js_sys::{Function, Object, Promise};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+
+use super::timer::within;
+use super::{describe_error, set};
+
+/// Where the bearer token comes from.
+pub enum TokenSource {
+    /// No `Authorization` header.
+    None,
+    /// A fixed token.
+    Static(String),
+    /// `token(userId, { refresh })`: asked before each upload (`refresh: false`) and once more
+    /// after a 401 (`refresh: true`: the cached token was refused).
+    Function(Function),
+}
+
+fn kind(v: &JsValue) -> &'static str {
+    if v.is_undefined() {
+        "undefined"
+    } else if v.is_null() {
+        "null"
+    } else if v.is_string() {
+        "an empty string"
+    } else if v.as_f64().is_some() {
+        "a number"
+    } else if v.is_function() {
+        "a function"
+    } else {
+        "an object"
+    }
+}
+
+impl TokenSource {
+    /// The token for an upload of `user`'s data: `Ok(None)` = no header; `Err` says why there is
+    /// none (then nothing is sent; the attempt is an unreachable-kind failure).
+    pub async fn get(&self, user: &str, refresh: bool, timeout_ms: u64) -> Result<Option<String>, String> {
+        match self {
+            TokenSource::None => Ok(None),
+            TokenSource::Static(t) => Ok(Some(t.clone())),
+            TokenSource::Function(f) => {
+                let hint: JsValue = Object::new().into();
+                set(&hint, "refresh", &JsValue::from_bool(refresh));
+                let value = f.call2(&JsValue::UNDEFINED, &JsValue::from_str(user), &hint).map_err(|e| format!("the token function threw ({})", describe_error(&e)))?;
+                // `Promise.resolve` adopts any thenable (and turns a throwing `then` into a rejection).
+                let answered = within(timeout_ms, JsFuture::from(Promise::resolve(&value))).await;
+                let value = match answered {
+                    None => return Err(format!("the token function did not answer within {timeout_ms} ms (requestTimeoutMs)")),
+                    Some(Err(e)) => return Err(format!("the token function's promise rejected ({})", describe_error(&e))),
+                    Some(Ok(v)) => v,
+                };
+                match value.as_string() {
+                    Some(t) if !t.is_empty() => Ok(Some(t)),
+                    _ => Err(format!("the token function returned {} instead of a token string", kind(&value))),
+                }
+            }
+        }
+    }
+}

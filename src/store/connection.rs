@@ -1,0 +1,366 @@
+//! The connection: opening (with idb), the schema versions and their upgrades, reopening after
+//! the browser closed it, and stepping aside for another tab's upgrade.
+//!
+//! Versions, one upgrade step each; a step never deletes a store, an index's data or a record,
+//! and an upgrade that fails part-way is aborted, leaving the old version and all data:
+//! - v1: `entries` (key path `id`): the app before the outbox.
+//! - v2: index `entries.byUserDate` `[userId, date]`.
+//! - v3: `events` with its indexes, and `meta`; every entry without a `backendId` gets a pending
+//!   event, so measurements taken before the outbox existed still sync (seed: "Schema V3").
+//! - v4: edits and deletes: `tombstones`, `quarantine`, indexes `entries.byUserMetricDate` and
+//!   `events.byEntity`; every unfinished v3 event is rewritten with its v4 fields (a create, first
+//!   in its entry's queue).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use idb::{KeyPath, ObjectStoreParams};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{IdbDatabase, IdbOpenDbRequest, IdbRequest};
+
+use super::quarantine;
+use super::records::{decode_entry, decode_event, encode_event, index, ENTRIES, EVENTS, META, QUARANTINE, TOMBSTONES};
+use crate::domain::event::{Operation, OutboxEvent};
+use crate::domain::{Error, Result};
+use crate::platform::idb::{above, all, begin, connection_lost, error, Mode, Request, Tx};
+use crate::platform::timer::{first, sleep, Notify};
+use crate::platform::{get, new_id, Log};
+
+/// The newest schema this build writes.
+pub const VERSION: u32 = 4;
+/// How long an upgrade may stay blocked by other connections before `open` gives up.
+pub const BLOCKED_MS: u64 = 5_000;
+/// Records read per request while migrating (bounded memory for large old databases).
+const CHUNK: u32 = 500;
+const UPGRADE: &str = "upgrading the schema";
+
+/// Why the database can no longer be used from this outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// Another tab upgraded it: this (older) code must not touch it again.
+    VersionChanged,
+    /// `close()` was called.
+    Closed,
+}
+
+/// An open connection; closed, and its handlers removed, on drop.
+struct Conn {
+    db: IdbDatabase,
+    lost: Rc<Cell<bool>>,
+    _on_close: Closure<dyn FnMut()>,
+    _on_version_change: Closure<dyn FnMut(web_sys::IdbVersionChangeEvent)>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.db.set_onclose(None);
+        self.db.set_onversionchange(None);
+        self.db.close();
+    }
+}
+
+/// The app's `onVersionChange` callback and the processor's halt, run when another tab upgrades.
+pub type VersionChangeHook = Rc<RefCell<Option<Box<dyn Fn()>>>>;
+
+/// The database of one outbox: a connection that is reopened when the browser closes it.
+pub struct Db {
+    name: String,
+    max_attempts: u32,
+    log: Log,
+    conn: RefCell<Option<Rc<Conn>>>,
+    state: Rc<Cell<State>>,
+    on_version_change: VersionChangeHook,
+}
+
+impl Db {
+    /// Opens (creating or upgrading) the database. `max_attempts` is given to events an upgrade
+    /// creates for older entries.
+    pub async fn open(name: &str, max_attempts: u32, log: Log) -> Result<Db> {
+        let db = Db { name: name.into(), max_attempts, log, conn: RefCell::new(None), state: Rc::new(Cell::new(State::Open)), on_version_change: Rc::default() };
+        db.connect().await?;
+        log.debug(|| format!("opened database \"{name}\" (schema v{VERSION})"));
+        quarantine::restore_readable(&db).await;
+        Ok(db)
+    }
+
+    /// The console log.
+    pub fn log(&self) -> Log {
+        self.log
+    }
+
+    /// The database name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Registers what runs when another tab's upgrade closed this connection.
+    pub fn set_on_version_change(&self, hook: Box<dyn Fn()>) {
+        *self.on_version_change.borrow_mut() = Some(hook);
+    }
+
+    /// `Ok` while calls may run; otherwise why not.
+    pub fn check_open(&self) -> Result<()> {
+        match self.state.get() {
+            State::Open => Ok(()),
+            State::VersionChanged => Err(Error::VersionChanged),
+            State::Closed => Err(Error::Closed),
+        }
+    }
+
+    /// Closes the connection; later calls fail with [`Error::Closed`].
+    pub fn close(&self) {
+        if self.state.get() == State::Open {
+            self.state.set(State::Closed);
+        }
+        self.conn.borrow_mut().take();
+    }
+
+    /// Opens a transaction, reopening the connection first if the browser closed it (site data
+    /// cleared, storage pressure, a crashed storage process). A transaction that cannot start on
+    /// a lost connection is retried once on a new one: nothing of it had happened.
+    pub async fn begin(&self, stores: &[&str], mode: Mode, operation: &'static str) -> Result<Tx> {
+        self.check_open()?;
+        let conn = self.conn().await?;
+        match begin(&conn.db, stores, mode, operation) {
+            Err(e) if connection_lost(&e) => {
+                self.log.warn(|| format!("the database connection was lost ({e}); reopening"));
+                self.conn.borrow_mut().take();
+                let conn = self.conn().await?;
+                begin(&conn.db, stores, mode, operation)
+            }
+            other => other,
+        }
+    }
+
+    async fn conn(&self) -> Result<Rc<Conn>> {
+        let current = self.conn.borrow().clone();
+        match current {
+            Some(c) if !c.lost.get() => Ok(c),
+            _ => self.connect().await,
+        }
+    }
+
+    async fn connect(&self) -> Result<Rc<Conn>> {
+        let db = open_database(&self.name, self.max_attempts, self.log).await?;
+        self.check_open()?; // closed while opening: do not keep it
+        let lost = Rc::new(Cell::new(false));
+        let on_close = {
+            let (lost, log, name) = (lost.clone(), self.log, self.name.clone());
+            Closure::<dyn FnMut()>::new(move || {
+                lost.set(true);
+                log.warn(|| format!("the browser closed database \"{name}\" (site data cleared, or storage trouble); it is reopened on the next call"));
+            })
+        };
+        let on_version_change = {
+            let (db, lost, state, hook, log, name) = (db.clone(), lost.clone(), self.state.clone(), self.on_version_change.clone(), self.log, self.name.clone());
+            Closure::<dyn FnMut(web_sys::IdbVersionChangeEvent)>::new(move |e: web_sys::IdbVersionChangeEvent| {
+                db.close();
+                lost.set(true);
+                if e.new_version().is_none() {
+                    // Deleted (by this app's code elsewhere): a fresh one is created on the next call.
+                    log.warn(|| format!("database \"{name}\" was deleted elsewhere; a new one is created on the next call"));
+                    return;
+                }
+                if state.get() == State::Open {
+                    state.set(State::VersionChanged);
+                }
+                log.warn(|| format!("database \"{name}\" is being upgraded by a newer version of the app in another tab: connection closed, reload this page"));
+                if let Some(hook) = hook.borrow().as_ref() {
+                    hook();
+                }
+            })
+        };
+        db.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        db.set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
+        let conn = Rc::new(Conn { db, lost, _on_close: on_close, _on_version_change: on_version_change });
+        *self.conn.borrow_mut() = Some(conn.clone());
+        Ok(conn)
+    }
+}
+
+/// Opens the database at [`VERSION`] with idb, running the upgrade steps if needed. Rejects with
+/// [`Error::Blocked`] when the upgrade stays blocked by other connections for [`BLOCKED_MS`] (a
+/// connection that opens later is closed at once).
+async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDatabase> {
+    const OP: &str = "opening the database";
+    let factory = idb::Factory::new().map_err(|_| Error::Unsupported("there is no indexedDB in this context (a private window of an old browser?)".into()))?;
+    let raw: IdbOpenDbRequest = factory.open(name, Some(VERSION)).map_err(error(OP))?.into();
+    let mut request = idb::request::OpenDatabaseRequest::from(raw.clone());
+    request.on_upgrade_needed(move |event| {
+        if let Err(e) = upgrade(&event, max_attempts, log) {
+            log.warn(|| format!("schema upgrade failed, the database keeps its old version and all its data: {e}"));
+            if let Some(tx) = idb::Event::target(&event).ok().and_then(|r| idb::Request::transaction(&r)) {
+                let _ = tx.abort();
+            }
+        }
+    });
+    let blocked = Rc::new(Notify::default());
+    {
+        let (blocked, name) = (blocked.clone(), name.to_owned());
+        request.on_blocked(move |_| {
+            log.warn(|| format!("upgrading database \"{name}\" waits for other tabs of this app to close it (they are asked to)"));
+            blocked.notify();
+        });
+    }
+    let opened = Request::new(raw.clone().into(), OP);
+    let mut result = None;
+    let give_up = async {
+        blocked.notified().await;
+        sleep(BLOCKED_MS).await;
+    };
+    first(async { result = Some(opened.await) }, give_up).await;
+    let Some(result) = result else {
+        // Keep the upgrade handler alive for a late upgrade, and close whatever opens late.
+        request.forget_callbacks();
+        let late = Closure::once_into_js(move |e: web_sys::Event| {
+            if let Some(db) = e.target().and_then(|t| t.dyn_into::<IdbRequest>().ok()).and_then(|r| r.result().ok()) {
+                db.unchecked_into::<IdbDatabase>().close();
+            }
+        });
+        raw.set_onsuccess(Some(late.unchecked_ref()));
+        return Err(Error::Blocked(name.into()));
+    };
+    drop(request);
+    match result {
+        Ok(db) => Ok(db.unchecked_into()),
+        Err(Error::Storage { detail, .. }) if detail.starts_with("VersionError") => {
+            Err(Error::NewerSchema { name: name.into(), found: found_version(&factory, name).await.unwrap_or(0), supported: VERSION })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn found_version(factory: &idb::Factory, name: &str) -> Option<u32> {
+    let raw: IdbOpenDbRequest = factory.open(name, None).ok()?.into();
+    let raw: IdbRequest = raw.into();
+    let db: IdbDatabase = Request::new(raw, "reading the database version").await.ok()?.unchecked_into();
+    let version = db.version() as u32;
+    db.close();
+    Some(version)
+}
+
+fn create_store(db: &idb::Database, name: &str, key_path: Option<&str>) -> Result<idb::ObjectStore> {
+    let mut params = ObjectStoreParams::new();
+    params.key_path(key_path.map(KeyPath::new_single));
+    db.create_object_store(name, params).map_err(error(UPGRADE))
+}
+
+fn create_index(store: &idb::ObjectStore, name: &str, key_path: &[&str]) -> Result<()> {
+    let path = match key_path {
+        [single] => KeyPath::new_single(single),
+        many => KeyPath::new_array(many.iter().copied()),
+    };
+    store.create_index(name, path, None).map(drop).map_err(error(UPGRADE))
+}
+
+/// Runs the `upgradeneeded` steps from the event's old version to [`VERSION`]. Stores and
+/// indexes are created synchronously; record migrations continue asynchronously inside the
+/// same versionchange transaction, which aborts (keeping the old version and all data) if they fail.
+fn upgrade(event: &idb::event::VersionChangeEvent, max_attempts: u32, log: Log) -> Result<()> {
+    let old = event.old_version().unwrap_or(0);
+    let target = idb::Event::target(event).map_err(error(UPGRADE))?;
+    let tx = idb::Request::transaction(&target).ok_or(Error::Storage { operation: UPGRADE, detail: "no versionchange transaction".into() })?;
+    let db = tx.database();
+    log.info(|| format!("upgrading database \"{}\" from schema v{old} to v{VERSION}", db.name()));
+
+    if old < 1 {
+        create_store(&db, ENTRIES, Some("id"))?;
+    }
+    let entries = tx.object_store(ENTRIES).map_err(error(UPGRADE))?;
+    if old < 2 {
+        create_index(&entries, index::BY_USER_DATE, &["userId", "date"])?;
+    }
+    if old < 3 {
+        let events = create_store(&db, EVENTS, Some("id"))?;
+        create_index(&events, index::READY, &["userId", "rdy", "createdAt"])?;
+        create_index(&events, index::RETRY, &["userId", "due"])?;
+        create_index(&events, index::STATE, &["userId", "sk", "createdAt"])?;
+        create_index(&events, index::DONE, &["done"])?;
+        create_store(&db, META, None)?;
+    }
+    if old < 4 {
+        create_store(&db, TOMBSTONES, Some("id"))?;
+        let q = create_store(&db, QUARANTINE, None)?;
+        create_index(&q, index::BY_USER, &["userId"])?;
+        create_index(&entries, index::BY_USER_METRIC_DATE, &["userId", "type", "date"])?;
+        let events = tx.object_store(EVENTS).map_err(error(UPGRADE))?;
+        create_index(&events, index::BY_ENTITY, &["entityId", "seq"])?;
+    }
+    if (1..4).contains(&old) {
+        let raw_tx: web_sys::IdbTransaction = tx.into();
+        wasm_bindgen_futures::spawn_local(async move {
+            let tx = idb::Transaction::from(raw_tx.clone());
+            match migrate(&tx, old, max_attempts).await {
+                Ok((queued, rewritten, set_aside)) => log.info(|| {
+                    format!("schema v{VERSION}: {queued} older entries queued for upload, {rewritten} events rewritten, {set_aside} unreadable records set aside (kept in quarantine)")
+                }),
+                Err(e) => {
+                    log.warn(|| format!("schema upgrade aborted, the database keeps v{old} and all its data: {e}"));
+                    let _ = raw_tx.abort();
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The record migrations of an upgrade from `old` (inside its versionchange transaction):
+/// v3's backfill of entries without a backend id, v4's rewrite of unfinished events.
+async fn migrate(tx: &idb::Transaction, old: u32, max_attempts: u32) -> Result<(u32, u32, u32)> {
+    let entries = tx.object_store(ENTRIES).map_err(error(UPGRADE))?;
+    let events = tx.object_store(EVENTS).map_err(error(UPGRADE))?;
+    let q = tx.object_store(QUARANTINE).map_err(error(UPGRADE))?;
+    let (mut queued, mut rewritten, mut set_aside) = (0, 0, 0);
+    if old < 3 {
+        let mut after: Option<JsValue> = None;
+        loop {
+            let range = after.as_ref().map(above).transpose()?;
+            let chunk = all(entries.get_all(range, Some(CHUNK)), UPGRADE).await?;
+            for raw in &chunk {
+                after = Some(get(raw, "id"));
+                match decode_entry(raw) {
+                    Ok(entry) if entry.backend_id.is_none() => {
+                        let event = OutboxEvent::new(new_id(), Operation::Create, &entry, 0, max_attempts, entry.created_at);
+                        events.add(&encode_event(&event), None).map_err(error(UPGRADE))?;
+                        queued += 1;
+                    }
+                    Ok(_) => {}
+                    Err(why) => {
+                        quarantine::move_in(&entries, &q, ENTRIES, raw, &why, crate::platform::now())?;
+                        set_aside += 1;
+                    }
+                }
+            }
+            if (chunk.len() as u32) < CHUNK {
+                break;
+            }
+        }
+    } else {
+        // v3 -> v4: every unfinished event gets its v4 fields (and the index fields they imply).
+        let mut after: Option<JsValue> = None;
+        loop {
+            let range = after.as_ref().map(above).transpose()?;
+            let chunk = all(events.get_all(range, Some(CHUNK)), UPGRADE).await?;
+            for raw in &chunk {
+                after = Some(get(raw, "id"));
+                match decode_event(raw) {
+                    Ok(e) if e.is_unfinished() => {
+                        events.put(&encode_event(&e), None).map_err(error(UPGRADE))?;
+                        rewritten += 1;
+                    }
+                    Ok(_) => {}
+                    Err(why) => {
+                        quarantine::move_in(&events, &q, EVENTS, raw, &why, crate::platform::now())?;
+                        set_aside += 1;
+                    }
+                }
+            }
+            if (chunk.len() as u32) < CHUNK {
+                break;
+            }
+        }
+    }
+    Ok((queued, rewritten, set_aside))
+}

@@ -1,0 +1,129 @@
+//! Records that cannot be read (written by another version of the app, or damaged) are moved
+//! aside into the `quarantine` store: kept as they were, listed by `events()`, counted in
+//! `stats().quarantined`, and never in the way of the rest. A version of the app that can read
+//! them again brings them back when it opens the database.
+
+use wasm_bindgen::JsValue;
+
+use super::connection::Db;
+use super::records::{decode_entry, decode_event, encode_entry, encode_event, index, ENTRIES, EVENTS, QUARANTINE, TOMBSTONES};
+use crate::domain::time::TimeMs;
+use crate::domain::Result;
+use crate::platform::idb::{all, count, error, Mode};
+use crate::platform::{get, set};
+
+const OP: &str = "setting an unreadable record aside";
+
+/// A record kept aside.
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    /// The store it came from.
+    pub store: String,
+    /// Its key there.
+    pub key: JsValue,
+    /// Its owner, if it names one.
+    pub user_id: Option<String>,
+    /// Why it could not be read.
+    pub reason: String,
+    /// When it was set aside.
+    pub at: TimeMs,
+    /// The record as it was.
+    pub record: JsValue,
+}
+
+fn quarantine_key(store: &str, key: &JsValue) -> JsValue {
+    let k = key.as_string().unwrap_or_else(|| js_sys::JSON::stringify(key).ok().and_then(|s| s.as_string()).unwrap_or_default());
+    JsValue::from_str(&[store, ":", &k].concat())
+}
+
+/// Moves `raw` (a record of `from`, named `store`) into the quarantine store `q`, in the caller's
+/// transaction: both writes or neither.
+pub fn move_in(from: &idb::ObjectStore, q: &idb::ObjectStore, store: &str, raw: &JsValue, why: &str, now: TimeMs) -> Result<()> {
+    let key = get(raw, "id");
+    let kept: JsValue = js_sys::Object::new().into();
+    set(&kept, "store", &JsValue::from_str(store));
+    set(&kept, "key", &key);
+    // Unattributable records are counted for every user ("").
+    set(&kept, "userId", &JsValue::from_str(&get(raw, "userId").as_string().unwrap_or_default()));
+    set(&kept, "reason", &JsValue::from_str(why));
+    set(&kept, "at", &JsValue::from_f64(now as f64));
+    set(&kept, "record", raw);
+    q.put(&kept, Some(&quarantine_key(store, &key))).map_err(error(OP))?;
+    from.delete(key).map_err(error(OP))?;
+    Ok(())
+}
+
+/// Reads a kept record.
+fn read(v: &JsValue) -> Quarantined {
+    Quarantined {
+        store: get(v, "store").as_string().unwrap_or_default(),
+        key: get(v, "key"),
+        user_id: get(v, "userId").as_string().filter(|u| !u.is_empty()),
+        reason: get(v, "reason").as_string().unwrap_or_default(),
+        at: get(v, "at").as_f64().unwrap_or(0.0) as TimeMs,
+        record: get(v, "record"),
+    }
+}
+
+/// How many records are kept aside for `user` (including those that name no user).
+pub async fn count_for(q: &idb::ObjectStore, user: &str) -> Result<u64> {
+    const OP: &str = "counting unreadable records";
+    let by_user = q.index(index::BY_USER).map_err(error(OP))?;
+    let mine = count(by_user.count(Some(JsValue::from_str(user).into())), OP).await?;
+    let nobody = count(by_user.count(Some(JsValue::from_str("").into())), OP).await?;
+    Ok(mine + nobody)
+}
+
+/// The records kept aside for `user` (and those that name no user), oldest first.
+pub async fn list_for(q: &idb::ObjectStore, user: &str, store: &str) -> Result<Vec<Quarantined>> {
+    const OP: &str = "listing unreadable records";
+    let by_user = q.index(index::BY_USER).map_err(error(OP))?;
+    let mut out = Vec::new();
+    for u in [user, ""] {
+        for raw in all(by_user.get_all(Some(JsValue::from_str(u).into()), None), OP).await? {
+            let kept = read(&raw);
+            if kept.store == store {
+                out.push(kept);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Brings back every kept record this version can read. Runs at open; never fails the open.
+pub async fn restore_readable(db: &Db) {
+    const OP: &str = "restoring readable records";
+    let restored: Result<u32> = async {
+        let tx = db.begin(&[QUARANTINE, ENTRIES, EVENTS, TOMBSTONES], Mode::Relaxed, OP).await?;
+        let result = async {
+            let q = tx.store(QUARANTINE)?;
+            let kept = all(q.get_all(None, Some(1_000)), OP).await?;
+            let mut n = 0;
+            for raw in &kept {
+                let k = read(raw);
+                let back = match k.store.as_str() {
+                    EVENTS => decode_event(&k.record).ok().map(|e| (EVENTS, encode_event(&e))),
+                    ENTRIES | TOMBSTONES => {
+                        let deleted_at = get(&k.record, "deletedAt").as_f64().map(|t| t as TimeMs);
+                        decode_entry(&k.record).ok().map(|e| (if k.store == ENTRIES { ENTRIES } else { TOMBSTONES }, encode_entry(&e, deleted_at)))
+                    }
+                    _ => None,
+                };
+                if let Some((store, value)) = back {
+                    tx.store(store)?.put(&value, None).map_err(error(OP))?;
+                    q.delete(quarantine_key(&k.store, &k.key)).map_err(error(OP))?;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        }
+        .await;
+        tx.finish(result).await
+    }
+    .await;
+    match restored {
+        Ok(0) => {}
+        Ok(n) => db.log().info(|| format!("{n} records set aside earlier are readable again and were restored")),
+        Err(e) => db.log().warn(|| format!("could not look at the records set aside earlier: {e}")),
+    }
+}

@@ -1,0 +1,224 @@
+//! Reads: stats, event and entry listings, processing and retrying events. Each goes through an
+//! index and reads only what it returns.
+
+use idb::CursorDirection;
+use wasm_bindgen::JsValue;
+
+use super::quarantine::{self, Quarantined};
+use super::records::{decode_entry, decode_event, decode_meta, index, meta_key, ENTRIES, EVENTS, META, QUARANTINE};
+use super::{deadline, Store};
+use crate::domain::entry::ProgressEntry;
+use crate::domain::event::{EventStatus, OutboxEvent, StateKey};
+use crate::domain::query::EntriesQuery;
+use crate::domain::stats::{Counts, Stats};
+use crate::domain::time::TimeMs;
+use crate::domain::Result;
+use crate::platform::idb::{all, bound, error, key2, key3, walk, Mode, Request};
+use crate::platform::{get, now};
+
+fn s(v: &str) -> JsValue {
+    JsValue::from_str(v)
+}
+
+/// All keys `[user, sk, *]` of the state index.
+fn state_range(user: &str, sk: StateKey) -> Result<idb::Query> {
+    let sk = sk as u8 as f64;
+    bound(&key3(&s(user), sk, f64::NEG_INFINITY), &key3(&s(user), sk, f64::INFINITY))
+}
+
+/// An unreadable record met while reading, to be set aside.
+fn unreadable(raw: &JsValue, why: String) -> Quarantined {
+    Quarantined {
+        store: EVENTS.into(),
+        key: get(raw, "id"),
+        user_id: get(raw, "userId").as_string(),
+        reason: why,
+        at: now(),
+        record: raw.clone(),
+    }
+}
+
+impl Store {
+    /// `user`'s stats (without health, persistence and storage, which the caller adds): five
+    /// index counts, two index reads and two small records, whatever the number of events.
+    pub async fn stats(&self, user: &str) -> Result<Stats> {
+        const OP: &str = "reading stats";
+        deadline(OP, async {
+            let tx = self.db().begin(&[EVENTS, META, QUARANTINE], Mode::Read, OP).await?;
+            let result = async {
+                let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
+                let keys = [StateKey::Pending, StateKey::Waiting, StateKey::Processing, StateKey::Retrying, StateKey::GaveUp];
+                let mut counts = Vec::with_capacity(keys.len());
+                for sk in keys {
+                    counts.push(Request::of(state.count(Some(state_range(user, sk)?)), OP)?);
+                }
+                let oldest = [
+                    Request::of(state.get_all(Some(state_range(user, StateKey::Pending)?), Some(1)), OP)?,
+                    Request::of(state.get_all(Some(state_range(user, StateKey::Waiting)?), Some(1)), OP)?,
+                ];
+                let meta = Request::of(tx.store(META)?.get(meta_key(user)), OP)?;
+                let mut n = [0u64; 5];
+                for (slot, c) in n.iter_mut().zip(counts) {
+                    *slot = c.await?.as_f64().unwrap_or(0.0) as u64;
+                }
+                let mut oldest_pending_at: Option<TimeMs> = None;
+                for r in oldest {
+                    let first = js_sys::Array::from(&r.await?).get(0);
+                    if let Some(t) = get(&first, "createdAt").as_f64() {
+                        let t = t as TimeMs;
+                        oldest_pending_at = Some(oldest_pending_at.map_or(t, |o| o.min(t)));
+                    }
+                }
+                let meta = decode_meta(&meta.await?);
+                let quarantined = quarantine::count_for(&tx.store(QUARANTINE)?, user).await?;
+                let counts = Counts { pending: n[0], waiting: n[1], processing: n[2], retrying: n[3], gave_up: n[4] };
+                Ok(Stats::new(user, counts, &meta, oldest_pending_at, quarantined))
+            }
+            .await;
+            tx.finish(result).await
+        })
+        .await
+    }
+
+    /// `user`'s events, newest first, optionally of one status, at most `limit`; and the ones
+    /// that cannot be read (kept aside, or met while listing).
+    pub async fn events(&self, user: &str, status: Option<EventStatus>, limit: Option<u32>) -> Result<(Vec<OutboxEvent>, Vec<Quarantined>)> {
+        const OP: &str = "listing events";
+        let (runs, mut odd) = deadline(OP, async {
+            let tx = self.db().begin(&[EVENTS, QUARANTINE], Mode::Read, OP).await?;
+            let result = async {
+                let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
+                let keys: &[StateKey] = match status {
+                    Some(s) => StateKey::of_status(s),
+                    None => &StateKey::ALL,
+                };
+                // Each state's range walked backwards (newest first), `limit` at most from each.
+                let mut runs = Vec::with_capacity(keys.len());
+                let mut odd = Vec::new();
+                for &sk in keys {
+                    let mut run = Vec::new();
+                    walk(state.open_cursor(Some(state_range(user, sk)?), Some(CursorDirection::Prev)), OP, |raw| {
+                        match decode_event(&raw) {
+                            Ok(e) => run.push(e),
+                            Err(why) => odd.push(unreadable(&raw, why)),
+                        }
+                        limit.is_none_or(|l| (run.len() as u32) < l)
+                    })
+                    .await?;
+                    runs.push(run);
+                }
+                let kept = if status.is_none() || status == Some(EventStatus::Failed) { quarantine::list_for(&tx.store(QUARANTINE)?, user, EVENTS).await? } else { Vec::new() };
+                Ok((runs, (odd, kept)))
+            }
+            .await;
+            tx.finish(result).await
+        })
+        .await?;
+        let (met, kept) = std::mem::take(&mut odd);
+        if !met.is_empty() {
+            self.set_aside(&met).await;
+        }
+        let mut all_odd = kept;
+        all_odd.extend(met);
+        Ok((merge_newest_first(runs, limit), all_odd))
+    }
+
+    /// One event by id (`None`: unknown, or unreadable).
+    pub async fn event(&self, id: &str) -> Result<Option<OutboxEvent>> {
+        const OP: &str = "reading an event";
+        deadline(OP, async {
+            let tx = self.db().begin(&[EVENTS], Mode::Read, OP).await?;
+            let result = async { Request::of(tx.store(EVENTS)?.get(s(id)), OP)?.await }.await;
+            Ok(decode_event(&tx.finish(result).await?).ok())
+        })
+        .await
+    }
+
+    /// `user`'s events in one state (`Processing` or `Retrying`: small sets).
+    pub async fn in_state(&self, user: &str, sk: StateKey) -> Result<Vec<OutboxEvent>> {
+        const OP: &str = "listing events in one state";
+        deadline(OP, async {
+            let tx = self.db().begin(&[EVENTS], Mode::Read, OP).await?;
+            let result = async {
+                let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
+                all(state.get_all(Some(state_range(user, sk)?), None), OP).await
+            }
+            .await;
+            Ok(tx.finish(result).await?.iter().filter_map(|raw| decode_event(raw).ok()).collect())
+        })
+        .await
+    }
+
+    /// `entries(query)`: newest measurement first, through `[userId, date]` or
+    /// `[userId, type, date]`, reading only the entries returned.
+    pub async fn entries(&self, q: &EntriesQuery) -> Result<Vec<ProgressEntry>> {
+        const OP: &str = "listing entries";
+        let (found, odd) = deadline(OP, async {
+            let tx = self.db().begin(&[ENTRIES], Mode::Read, OP).await?;
+            let result = async {
+                let entries = tx.store(ENTRIES)?;
+                let u = s(&q.user_id);
+                let (from, to) = (q.from.map_or(f64::NEG_INFINITY, |t| t as f64), q.to.map_or(f64::INFINITY, |t| t as f64));
+                let (idx, range) = match q.metric {
+                    Some(m) => (index::BY_USER_METRIC_DATE, bound(&key3(&u, 0.0, from), &key3(&u, 0.0, to)).and_then(|_| {
+                        let m = s(m.name());
+                        let lo: JsValue = js_sys::Array::of3(&u, &m, &JsValue::from_f64(from)).into();
+                        let hi: JsValue = js_sys::Array::of3(&u, &m, &JsValue::from_f64(to)).into();
+                        bound(&lo, &hi)
+                    })?),
+                    None => (index::BY_USER_DATE, bound(&key2(&u, from), &key2(&u, to))?),
+                };
+                let index = entries.index(idx).map_err(error(OP))?;
+                let (mut found, mut odd) = (Vec::new(), Vec::new());
+                walk(index.open_cursor(Some(range), Some(CursorDirection::Prev)), OP, |raw| {
+                    match decode_entry(&raw) {
+                        Ok(e) => found.push(e),
+                        Err(why) => odd.push(Quarantined { store: ENTRIES.into(), ..unreadable(&raw, why) }),
+                    }
+                    q.limit.is_none_or(|l| (found.len() as u32) < l)
+                })
+                .await?;
+                Ok((found, odd))
+            }
+            .await;
+            tx.finish(result).await
+        })
+        .await?;
+        if !odd.is_empty() {
+            self.set_aside(&odd).await;
+        }
+        Ok(found)
+    }
+
+    /// Moves unreadable records met by a read into quarantine (best effort: a failure leaves them
+    /// where they are, to be met again).
+    async fn set_aside(&self, records: &[Quarantined]) {
+        const OP: &str = "setting unreadable records aside";
+        let moved: Result<()> = deadline(OP, async {
+            let tx = self.db().begin(&[EVENTS, ENTRIES, QUARANTINE], Mode::Relaxed, OP).await?;
+            let result = (|| {
+                let q = tx.store(QUARANTINE)?;
+                for r in records {
+                    quarantine::move_in(&tx.store(if r.store == EVENTS { EVENTS } else { ENTRIES })?, &q, &r.store, &r.record, &r.reason, r.at)?;
+                }
+                Ok(())
+            })();
+            tx.finish(result).await
+        })
+        .await;
+        match moved {
+            Ok(()) => self.db().log().warn(|| format!("{} unreadable records were set aside (kept in quarantine; see stats().quarantined)", records.len())),
+            Err(e) => self.db().log().warn(|| format!("could not set unreadable records aside: {e}")),
+        }
+    }
+}
+
+/// Merges runs that are each newest first into one newest-first list of at most `limit`.
+fn merge_newest_first(runs: Vec<Vec<OutboxEvent>>, limit: Option<u32>) -> Vec<OutboxEvent> {
+    let mut all: Vec<OutboxEvent> = runs.into_iter().flatten().collect();
+    all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    if let Some(l) = limit {
+        all.truncate(l as usize);
+    }
+    all
+}

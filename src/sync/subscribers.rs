@@ -1,0 +1,151 @@
+//! `stats()` as the API returns it (counts, health, persistence, storage) and `subscribe()`:
+//! subscribers hear the current stats at once, then every change, here or in another context.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use js_sys::Function;
+use wasm_bindgen::JsValue;
+
+use super::Shared;
+use crate::domain::health::{judge, Signals, Thresholds};
+use crate::domain::stats::{Stats, StorageEstimate};
+use crate::domain::Result;
+use crate::platform::channel::Message;
+use crate::platform::timer::sleep;
+use crate::platform::{call1, is_online, mono, now, storage};
+
+/// How long `persisted()` and `estimate()` answers are reused.
+const PLATFORM_CACHE_MS: f64 = 5_000.0;
+
+/// `persisted()` and `estimate()` answers, and when (monotonic) they were asked.
+type PlatformCache = Option<(f64, Option<bool>, Option<StorageEstimate>)>;
+
+/// Turns stats into the API's object (set by the bindings: only they build API objects).
+pub type View = fn(&Stats) -> JsValue;
+
+/// The subscribers of one outbox.
+#[derive(Default)]
+pub struct Subscribers {
+    list: RefCell<Vec<(u32, Function)>>,
+    next_id: Cell<u32>,
+    dirty: Cell<bool>,
+    running: Cell<bool>,
+    last: RefCell<Option<Stats>>,
+    broadcast_due: Cell<bool>,
+    broadcast_cooldown: Cell<bool>,
+    platform: RefCell<PlatformCache>,
+    view: Cell<Option<View>>,
+}
+
+/// The full stats of `user`: the store's counts, plus health, persistence and storage.
+pub async fn stats(shared: &Shared, user: &str) -> Result<Stats> {
+    let mut s = shared.store.stats(user).await?;
+    let cfg = &shared.config;
+    let started = shared.user().as_deref() == Some(user);
+    let signals = Signals { online: is_online(), started, gave_up: s.gave_up, failed_in_a_row: s.failed_in_a_row, oldest_pending_at: s.oldest_pending_at, now: now() };
+    s.health = judge(signals, Thresholds { failing_after: cfg.failing_after, stalled_after_ms: cfg.stalled_after_ms });
+    let cached = *shared.subscribers.platform.borrow();
+    let (persisted, estimate) = match cached {
+        Some((at, p, e)) if mono() - at < PLATFORM_CACHE_MS => (p, e),
+        _ => {
+            let (p, e) = (storage::persisted().await, storage::estimate().await);
+            *shared.subscribers.platform.borrow_mut() = Some((mono(), p, e));
+            (p, e)
+        }
+    };
+    s.persisted = persisted;
+    s.storage = estimate;
+    s.batch_events = cfg.batch_endpoint.as_ref().map(|_| shared.batch.get().get());
+    Ok(s)
+}
+
+impl Subscribers {
+    /// Sets how stats become the API's object.
+    pub fn set_view(&self, view: View) {
+        self.view.set(Some(view));
+    }
+
+    fn call(shared: &Shared, f: &Function, s: &Stats) {
+        let Some(view) = shared.subscribers.view.get() else { return };
+        // A throwing subscriber is the app's bug; it must not stop the outbox or other subscribers.
+        if let Err(e) = call1(f, &view(s)) {
+            shared.log.warn(|| format!("a subscribe() callback threw: {e}"));
+        }
+    }
+
+    /// Adds a subscriber; it hears the current stats soon (only it), then every change.
+    pub fn add(&self, shared: &Rc<Shared>, callback: Function) -> u32 {
+        let id = self.next_id.get() + 1;
+        self.next_id.set(id);
+        self.list.borrow_mut().push((id, callback.clone()));
+        let shared = shared.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let Some(user) = shared.user() else { return };
+            let Ok(s) = stats(&shared, &user).await else { return };
+            if shared.subscribers.list.borrow().iter().any(|(i, _)| *i == id) {
+                Self::call(&shared, &callback, &s);
+            }
+        });
+        id
+    }
+
+    /// Removes a subscriber.
+    pub fn remove(&self, id: u32) {
+        self.list.borrow_mut().retain(|(i, _)| *i != id);
+    }
+
+    /// Recomputes the current user's stats and tells subscribers if they differ from what they
+    /// saw last. Bursts coalesce into one read.
+    pub fn changed(&self, shared: &Rc<Shared>) {
+        self.dirty.set(true);
+        if self.running.get() || self.list.borrow().is_empty() {
+            return;
+        }
+        self.running.set(true);
+        let shared = shared.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let me = &shared.subscribers;
+            while me.dirty.replace(false) {
+                let Some(user) = shared.user() else { break };
+                match stats(&shared, &user).await {
+                    Ok(s) => me.deliver(&shared, s),
+                    Err(e) => shared.log.debug(|| format!("stats for subscribers unavailable: {e}")),
+                }
+            }
+            me.running.set(false);
+        });
+    }
+
+    fn deliver(&self, shared: &Shared, s: Stats) {
+        if self.last.borrow().as_ref() == Some(&s) {
+            return;
+        }
+        *self.last.borrow_mut() = Some(s.clone());
+        // Clone the list: a callback may subscribe or unsubscribe.
+        let list: Vec<Function> = self.list.borrow().iter().map(|(_, f)| f.clone()).collect();
+        for f in list {
+            Self::call(shared, &f, &s);
+        }
+    }
+
+    /// Tells other contexts, at most every 100 ms (a draining backlog changes state per event).
+    pub fn broadcast(&self, shared: &Rc<Shared>) {
+        let Some(user) = shared.user() else { return };
+        if self.broadcast_cooldown.replace(true) {
+            self.broadcast_due.set(true);
+            return;
+        }
+        shared.post(&Message::Changed { user });
+        let weak = Rc::downgrade(shared);
+        wasm_bindgen_futures::spawn_local(async move {
+            sleep(100).await;
+            if let Some(shared) = weak.upgrade() {
+                shared.subscribers.broadcast_cooldown.set(false);
+                if shared.subscribers.broadcast_due.replace(false) {
+                    shared.subscribers.broadcast(&shared);
+                }
+            }
+        });
+    }
+}
