@@ -5,7 +5,7 @@
 // returns at once when the module is loaded and shares one in-flight load, so `await init()` and
 // `await init({ module_or_path })` keep working and are optional. Nothing else happens here: no
 // IndexedDB, no fetch of our own, no records; that all stays in the Rust code.
-import init, { Outbox as GlueOutbox } from "./progress_outbox.js";
+import init, { Outbox as GlueOutbox, isOutboxError as glueIsOutboxError } from "./progress_outbox.js";
 
 export * from "./progress_outbox.js";
 export { init as default };
@@ -19,3 +19,13 @@ function open(config) {
 export const Outbox = new Proxy(GlueOutbox, {
   get: (target, key, receiver) => (key === "open" ? open : Reflect.get(target, key, receiver)),
 });
+
+// Usable before the wasm is loaded (in a `catch` after a failed load, say): no error of this
+// library can exist yet then, so the answer is `false`.
+export function isOutboxError(e) {
+  try {
+    return glueIsOutboxError(e);
+  } catch {
+    return false;
+  }
+}

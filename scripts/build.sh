@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 # A fresh clone has none of the tools (wasm-pack, wasm-bindgen, terser, wasm-opt): install what is
 # missing first, browsers aside. With everything present this takes a second or two.
 if [ "${BUILD_BOOTSTRAP:-1}" != "0" ]; then BOOTSTRAP_BROWSERS=0 bash scripts/bootstrap.sh; fi
+# One build at a time (several test runs may ask for one): they share target/ and pkg/.
+mkdir -p target && exec 9>target/.build.lock && flock 9
 # wasm-pack finds wasm-bindgen (pinned version, from bootstrap) and wasm-opt (npm binaryen) on PATH.
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 

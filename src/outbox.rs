@@ -230,10 +230,13 @@ impl OutboxCore {
     /// Does another context upload for `user` right now?
     async fn uploader_elsewhere(&self, user: &str) -> bool {
         let shared = &self.shared;
-        match crate::platform::locks::held_names().await {
-            Some(held) => held.iter().any(|n| *n == lock_name(&shared.config.db_name, user)),
-            None => matches!(shared.store.leader(user).await, Ok(Some(b)) if !b.owner.is_empty() && b.owner != shared.instance_id),
+        if crate::platform::locks::held_names().await.is_some_and(|held| !held.iter().any(|n| *n == lock_name(&shared.config.db_name, user))) {
+            return false;
         }
+        // The lock is held (or there are no Web Locks): by another context only if the uploader
+        // record names one. Right after start() the lock may be ours before the record says so;
+        // asking "the other context" then would wait for an answer that never comes.
+        matches!(shared.store.leader(user).await, Ok(Some(b)) if !b.owner.is_empty() && b.owner != shared.instance_id)
     }
 
     /// Asks the uploader of `user` (another context) for a pass and waits for its report.
@@ -288,6 +291,7 @@ impl OutboxCore {
             return;
         }
         self.shared.set_closing();
+        self.shared.store.db().closing();
         self.halt();
         self.shared.leave_channel();
         let shared = self.shared.clone();

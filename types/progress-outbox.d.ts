@@ -1,12 +1,28 @@
 /** Status of an outbox event. */
 export type EventStatus = "pending" | "processing" | "completed" | "failed";
 
+/** What an event does to the server's copy of its entry. */
+export type Operation = "create" | "update" | "delete";
+
+/** The metrics and their units (CONTRACT §1):
+ *  weight kg (0 < x <= 635), bodyFat % (1..75), height cm (30..300),
+ *  steps count (integer 0..200000), heartRate bpm (integer 20..300), mood score (integer 1..10). */
+export type Metric = "weight" | "bodyFat" | "height" | "steps" | "heartRate" | "mood";
+/** The unit of each metric. */
+export type Unit = "kg" | "%" | "cm" | "count" | "bpm" | "score";
+
+/** `stats().health`: offline (the platform reports no network), failing (events gave up, or
+ *  `failingAfter` answers in a row failed), stalled (online and started, yet the oldest pending
+ *  event is older than `stalledAfterMs`), else ok. */
+export type Health = "ok" | "offline" | "failing" | "stalled";
+
 /** Options of `Outbox.open`. Every one but `endpoint` has a default from the original design. */
 export interface OutboxConfig {
-  /** Where events are POSTed, e.g. "/api/v1/progress". Required. */
+  /** Where events are POSTed (updates go to `{endpoint}/{backendId}` with PUT, deletes with DELETE). Required. */
   endpoint: string;
-  /** Bearer token: a string, or a (possibly async) function called with the userId before each
-   *  upload ({ refresh: false }) and once more after a 401 ({ refresh: true }: fetch a new one).
+  /** Bearer token: a string, or a (possibly async) function called with the userId of the events
+   *  being uploaded before each upload ({ refresh: false }) and once more after a 401
+   *  ({ refresh: true }: fetch a new one). It is given `requestTimeoutMs` to answer.
    *  Omit for no Authorization header. Tokens are never logged or stored. */
   token?: string | ((userId: string, hint: { refresh: boolean }) => string | Promise<string>) | null;
   /** IndexedDB database name. Default "progress-outbox". */
@@ -15,22 +31,34 @@ export interface OutboxConfig {
   batchSize?: number;
   /** Pass interval in ms. Default 2000. */
   processingIntervalMs?: number;
-  /** Uploads in flight at once, 1-64. Default 3. */
+  /** Requests in flight at once, 1-64. Default 3 (1 on saveData or 2g-class links). */
   maxConcurrent?: number;
-  /** Attempts before an event gives up, 1-100. Default 5. */
+  /** Failed server answers before an event gives up, 1-100. Default 5. No answer (offline,
+   *  network error, timeout, token unavailable) never counts. */
   maxAttempts?: number;
-  /** Wait after failed attempt n is backoffMs[n-1] (last value repeats). Default [1000, 5000, 30000, 120000, 600000]. */
+  /** Wait after failed try n is backoffMs[n-1] (last value repeats). Default [1000, 5000, 30000, 120000, 600000]. */
   backoffMs?: number[];
   /** Cleanup interval in ms. Default 3600000 (hourly). */
   cleanupIntervalMs?: number;
   /** Completed events older than this are deleted by cleanup. Default 604800000 (7 days). */
   retentionMs?: number;
-  /** An event processing for longer than this is stale (its tab died mid-upload). Default 300000. */
+  /** An event processing for longer than this is stale (its context hangs); one whose context is
+   *  gone (closed, crashed) is stale at once. Default 300000. */
   staleAfterMs?: number;
-  /** Per-request timeout in ms. Default 30000. */
+  /** Per-request (and per token call) timeout in ms. Default 30000. */
   requestTimeoutMs?: number;
   /** Console verbosity. Default "warn". */
   log?: "debug" | "info" | "warn" | "off";
+  /** Ask `navigator.storage.persist()` at open. Default true. */
+  persist?: boolean;
+  /** Where batches of events are POSTed (CONTRACT §2b). Default: none (one request per event). */
+  batchEndpoint?: string | null;
+  /** Most events in one batch request, 1-1000. Default 100. */
+  maxBatchEvents?: number;
+  /** Health turns "failing" after this many failed answers in a row, 1-1000. Default 5. */
+  failingAfter?: number;
+  /** Health turns "stalled" when the oldest pending event is older than this (ms). Default 600000. */
+  stalledAfterMs?: number;
   /** Called when a newer version of the app in another tab upgrades the database: this
    *  connection has been closed so the upgrade can proceed; tell the user to reload. */
   onVersionChange?: () => void;
@@ -40,9 +68,9 @@ export interface OutboxConfig {
 export interface ProgressEntry {
   id: string;
   userId: string;
-  type: "weight";
+  type: Metric;
   quantity: number;
-  unit: "kg";
+  unit: Unit;
   date: number;
   /** The server's id, null until the server acknowledged the entry. */
   backendId: string | null;
@@ -55,12 +83,18 @@ export interface OutboxEvent {
   /** Also the Idempotency-Key of every upload of this event. */
   id: string;
   eventType: "progressEntry";
+  operation: Operation;
   entityId: string;
   userId: string;
   status: EventStatus;
-  metadata: { type: "weight"; quantity: number; date: number };
+  /** What is sent (for a create folded with later edits: the latest values). */
+  metadata: { type: Metric; quantity: number; unit: Unit; date: number };
+  /** The entry had no backendId when the event was written. */
   isNewRecord: boolean;
+  /** Failed server answers so far (what maxAttempts counts). */
   attemptCount: number;
+  /** Requests sent so far, answered or not. */
+  requestCount: number;
   maxAttempts: number;
   priority: number;
   createdAt: number;
@@ -71,11 +105,14 @@ export interface OutboxEvent {
   errorMessage: string | null;
   /** Failed with no automatic retry left; only resetForRetry brings it back. */
   gaveUp: boolean;
+  /** A record that could not be read, kept aside (listed with failed events; never blocking others). */
+  quarantined: boolean;
 }
 
 /** Where a user's events stand. */
 export interface OutboxStats {
   userId: string;
+  /** Waiting to upload (including events waiting behind an earlier one of their entry). */
   pending: number;
   processing: number;
   /** Events with status "failed": retrying ones plus those that gave up. */
@@ -91,6 +128,17 @@ export interface OutboxStats {
   oldestPendingAt: number | null;
   /** Median save-to-acknowledged time of recent completions, ms. */
   syncLatencyMs: number | null;
+  /** Records that cannot be read: kept, listed by events(), never blocking others. */
+  quarantined: number;
+  /** Failed server answers since the last success. */
+  failedInARow: number;
+  health: Health;
+  /** navigator.storage.persisted(), or null where the platform cannot tell. */
+  persisted: boolean | null;
+  /** navigator.storage.estimate(), or null where the platform cannot tell. */
+  storage: { usage: number; quota: number } | null;
+  /** Events per batch request right now (with batchEndpoint), else null. */
+  batchEvents: number | null;
 }
 
 /** What one processing pass did. */
@@ -106,15 +154,28 @@ export interface PassReport {
   retrying: number;
   gaveUp: number;
   released: number;
+  /** Requests sent (one per event, or one per batch). */
+  requests: number;
 }
 
-export interface SaveWeightOptions {
+export interface SaveOptions {
   /** Default: the user given to start(). */
   userId?: string;
   /** A Date or ms since the epoch; not before 1900, at most 24 h ahead. Default: now. */
   date?: Date | number;
   /** Integer -1000..1000, higher uploads first. Default 0. */
   priority?: number;
+}
+
+/** @deprecated use SaveOptions */
+export type SaveWeightOptions = SaveOptions;
+
+/** The new values of `update(entryId, changes)`; at least one. */
+export interface EntryChanges {
+  /** Within the entry's metric's rule. */
+  quantity?: number;
+  /** A Date or ms since the epoch; not before 1900, at most 24 h ahead. */
+  date?: Date | number;
 }
 
 export interface EventsQuery {
@@ -124,33 +185,65 @@ export interface EventsQuery {
   limit?: number;
 }
 
+export interface EntriesQuery {
+  /** Default: the current user. */
+  userId?: string;
+  metric?: Metric;
+  /** Measured at or after (inclusive). */
+  from?: Date | number;
+  /** Measured at or before (inclusive). */
+  to?: Date | number;
+  limit?: number;
+}
+
 /** Errors thrown or rejected by the library are TypeError, RangeError or Error with a code. */
 export type OutboxErrorCode =
-  | "INVALID_TYPE" | "OUT_OF_RANGE" | "NO_USER" | "UNKNOWN_EVENT" | "UNSUPPORTED"
-  | "QUOTA_EXCEEDED" | "STORAGE" | "NEWER_SCHEMA" | "VERSION_CHANGED" | "CLOSED";
+  | "INVALID_TYPE" | "OUT_OF_RANGE" | "NO_USER" | "UNKNOWN_EVENT" | "UNKNOWN_ENTRY" | "UNSUPPORTED"
+  | "QUOTA_EXCEEDED" | "STORAGE" | "NEWER_SCHEMA" | "BLOCKED" | "TIMEOUT" | "VERSION_CHANGED" | "CLOSED";
+
+/** An error of this library: a TypeError (wrong kind of argument), RangeError (refused value)
+ *  or Error, with a stable code. */
+export interface OutboxError extends Error {
+  code: OutboxErrorCode;
+}
+
+/** True for an error this library threw or rejected with. */
+export function isOutboxError(e: unknown): e is OutboxError;
 
 export class Outbox {
   private constructor();
-  /** Opens (creating or upgrading) the outbox database. */
+  /** Opens (creating or upgrading) the outbox database. From the package entry it also loads
+   *  the wasm on first use. */
   static open(config: OutboxConfig): Promise<Outbox>;
   /** Login: process this user's events. Returns at once; idempotent; another id switches user. */
   start(userId: string): void;
   /** Logout: no further uploads start; no current user. */
   stop(): void;
-  /** Saves entry + event in one IndexedDB transaction; resolves after commit. */
-  saveWeight(kg: number, options?: SaveWeightOptions): Promise<ProgressEntry>;
+  /** Saves a weight in kg: `save("weight", kg, options)`. Resolves after the entry and its
+   *  event are committed in one IndexedDB transaction. */
+  saveWeight(kg: number, options?: SaveOptions): Promise<ProgressEntry>;
+  /** Saves a measurement of any metric (entry + event in one transaction). */
+  save(metric: Metric, quantity: number, options?: SaveOptions): Promise<ProgressEntry>;
+  /** Changes an entry (of any user on this device); syncs as an update, or folds into its
+   *  not-yet-sent create. Rejects with code UNKNOWN_ENTRY for an unknown or deleted entry. */
+  update(entryId: string, changes: EntryChanges): Promise<ProgressEntry>;
+  /** Deletes an entry: hidden from entries() at once, DELETE sent once its create is
+   *  acknowledged (nothing is sent if nothing of it ever was). UNKNOWN_ENTRY if unknown. */
+  delete(entryId: string): Promise<void>;
   stats(userId?: string): Promise<OutboxStats>;
-  /** Newest first. */
+  /** Newest first; records that cannot be read are listed with the failed ones (quarantined: true). */
   events(query?: EventsQuery): Promise<OutboxEvent[]>;
   staleEvents(userId?: string): Promise<OutboxEvent[]>;
   /** Failed/stale events back to pending with 0 attempts; resolves with how many were reset. */
   resetForRetry(eventIds: string[]): Promise<number>;
   /** One processing pass now; resolves when it is done. */
   processNow(): Promise<PassReport>;
-  /** Newest measurement first. */
-  entries(userId?: string): Promise<ProgressEntry[]>;
-  /** Calls back with the current stats, then whenever they change. Returns the unsubscribe function. */
+  /** Newest measurement first (deleted entries are not listed). */
+  entries(query?: string | EntriesQuery): Promise<ProgressEntry[]>;
+  /** Calls back with the current stats, then whenever they (or the health) change. Returns the unsubscribe function. */
   subscribe(callback: (stats: OutboxStats) => void): () => void;
+  /** Stops processing and closes the database; uploads in flight finish and are recorded, unsent
+   *  claims are handed back. Later calls reject with code CLOSED. */
   close(): void;
   /** The user given to start(), or null. */
   readonly currentUser: string | null;

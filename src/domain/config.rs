@@ -77,7 +77,7 @@ pub struct Config {
 }
 
 /// Option names, for the unknown-option message.
-pub const OPTION_NAMES: [&str; 14] = [
+pub const OPTION_NAMES: [&str; 19] = [
     "endpoint",
     "token",
     "dbName",
@@ -91,6 +91,11 @@ pub const OPTION_NAMES: [&str; 14] = [
     "staleAfterMs",
     "requestTimeoutMs",
     "log",
+    "persist",
+    "batchEndpoint",
+    "maxBatchEvents",
+    "failingAfter",
+    "stalledAfterMs",
     "onVersionChange",
 ];
 

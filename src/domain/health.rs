@@ -13,7 +13,7 @@ pub enum Health {
     Offline,
     /// Events gave up, or the last `failingAfter` answers all failed.
     Failing,
-    /// Online and started, yet the oldest pending event is older than `stalledAfterMs`.
+    /// Online and started, yet the oldest event not delivered yet is older than `stalledAfterMs`.
     Stalled,
 }
 
@@ -40,7 +40,8 @@ pub struct Signals {
     pub gave_up: u64,
     /// Failed server answers since the last success.
     pub failed_in_a_row: u32,
-    /// Creation time of the oldest pending event.
+    /// Creation time of the oldest event not delivered yet (pending, waiting, processing or
+    /// retrying: a server that never answers leaves events retrying).
     pub oldest_pending_at: Option<TimeMs>,
     /// Now.
     pub now: TimeMs,

@@ -125,6 +125,10 @@ pub struct Stats {
     pub last_error_at: Option<TimeMs>,
     /// Creation time of the oldest pending event.
     pub oldest_pending_at: Option<TimeMs>,
+    /// Creation time of the oldest event not delivered yet (pending, waiting, processing or
+    /// retrying): what `"stalled"` health is judged by (a server that never answers leaves
+    /// events retrying, not pending). Not part of the JS object.
+    pub oldest_unsynced_at: Option<TimeMs>,
     /// Median save-to-acknowledged time of recent completions.
     pub sync_latency_ms: Option<i64>,
     /// Records that cannot be read (kept aside, never blocking others).
@@ -157,6 +161,7 @@ impl Stats {
             last_error: meta.last_error.clone(),
             last_error_at: meta.last_error_at,
             oldest_pending_at,
+            oldest_unsynced_at: oldest_pending_at,
             sync_latency_ms: meta.sync_latency_ms(),
             quarantined,
             failed_in_a_row: meta.failed_in_a_row,

@@ -71,6 +71,8 @@ pub struct Db {
     log: Log,
     conn: RefCell<Option<Rc<Conn>>>,
     state: Rc<Cell<State>>,
+    /// `close()` was asked: calls still running use the connection in hand, none reopens it.
+    closing: Cell<bool>,
     on_version_change: VersionChangeHook,
 }
 
@@ -78,7 +80,15 @@ impl Db {
     /// Opens (creating or upgrading) the database. `max_attempts` is given to events an upgrade
     /// creates for older entries.
     pub async fn open(name: &str, max_attempts: u32, log: Log) -> Result<Db> {
-        let db = Db { name: name.into(), max_attempts, log, conn: RefCell::new(None), state: Rc::new(Cell::new(State::Open)), on_version_change: Rc::default() };
+        let db = Db {
+            name: name.into(),
+            max_attempts,
+            log,
+            conn: RefCell::new(None),
+            state: Rc::new(Cell::new(State::Open)),
+            closing: Cell::new(false),
+            on_version_change: Rc::default(),
+        };
         db.connect().await?;
         log.debug(|| format!("opened database \"{name}\" (schema v{VERSION})"));
         quarantine::restore_readable(&db).await;
@@ -107,6 +117,13 @@ impl Db {
             State::VersionChanged => Err(Error::VersionChanged),
             State::Closed => Err(Error::Closed),
         }
+    }
+
+    /// `close()` was asked: what is still running (results of uploads in flight, handing the
+    /// uploads over) may use the open connection, but a lost one is no longer reopened: an app
+    /// that closes the outbox and deletes the database must not see it created again.
+    pub fn closing(&self) {
+        self.closing.set(true);
     }
 
     /// Closes the connection; later calls fail with [`Error::Closed`].
@@ -138,6 +155,7 @@ impl Db {
         let current = self.conn.borrow().clone();
         match current {
             Some(c) if !c.lost.get() => Ok(c),
+            _ if self.closing.get() => Err(Error::Closed),
             _ => self.connect().await,
         }
     }

@@ -52,9 +52,13 @@ impl Store {
                 for sk in keys {
                     counts.push(Request::of(state.count(Some(state_range(user, sk)?)), OP)?);
                 }
+                // Pending and waiting give oldestPendingAt; with processing and retrying, the oldest
+                // event not delivered yet (health's "stalled").
                 let oldest = [
                     Request::of(state.get_all(Some(state_range(user, StateKey::Pending)?), Some(1)), OP)?,
                     Request::of(state.get_all(Some(state_range(user, StateKey::Waiting)?), Some(1)), OP)?,
+                    Request::of(state.get_all(Some(state_range(user, StateKey::Processing)?), Some(1)), OP)?,
+                    Request::of(state.get_all(Some(state_range(user, StateKey::Retrying)?), Some(1)), OP)?,
                 ];
                 let meta = Request::of(tx.store(META)?.get(meta_key(user)), OP)?;
                 let mut n = [0u64; 5];
@@ -62,17 +66,21 @@ impl Store {
                     *slot = c.await?.as_f64().unwrap_or(0.0) as u64;
                 }
                 let mut oldest_pending_at: Option<TimeMs> = None;
-                for r in oldest {
+                let mut oldest_unsynced_at: Option<TimeMs> = None;
+                for (i, r) in oldest.into_iter().enumerate() {
                     let first = js_sys::Array::from(&r.await?).get(0);
                     if let Some(t) = get(&first, "createdAt").as_f64() {
                         let t = t as TimeMs;
-                        oldest_pending_at = Some(oldest_pending_at.map_or(t, |o| o.min(t)));
+                        if i < 2 {
+                            oldest_pending_at = Some(oldest_pending_at.map_or(t, |o| o.min(t)));
+                        }
+                        oldest_unsynced_at = Some(oldest_unsynced_at.map_or(t, |o| o.min(t)));
                     }
                 }
                 let meta = decode_meta(&meta.await?);
                 let quarantined = quarantine::count_for(&tx.store(QUARANTINE)?, user).await?;
                 let counts = Counts { pending: n[0], waiting: n[1], processing: n[2], retrying: n[3], gave_up: n[4] };
-                Ok(Stats::new(user, counts, &meta, oldest_pending_at, quarantined))
+                Ok(Stats { oldest_unsynced_at, ..Stats::new(user, counts, &meta, oldest_pending_at, quarantined) })
             }
             .await;
             tx.finish(result).await

@@ -405,10 +405,11 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     for raw in &all(ready.get_all(Some(range), Some(limit)), OP).await? {
         match decode_event(raw) {
             Ok(e) => {
+                // An update written before its entry was deleted finds the entry among the tombstones.
                 let lookup = match e.operation {
                     Operation::Create => None,
-                    Operation::Update => Some(Request::of(entries.get(s(&e.entity_id)), OP)?),
-                    Operation::Delete => Some(Request::of(tombstones.get(s(&e.entity_id)), OP)?),
+                    Operation::Update => Some((Request::of(entries.get(s(&e.entity_id)), OP)?, Some(Request::of(tombstones.get(s(&e.entity_id)), OP)?))),
+                    Operation::Delete => Some((Request::of(tombstones.get(s(&e.entity_id)), OP)?, None)),
                 };
                 picked.push((e, lookup));
             }
@@ -420,7 +421,10 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     }
     for (mut e, lookup) in picked {
         let backend_id = match lookup {
-            Some(r) => decode_entry(&r.await?).ok().and_then(|entry| entry.backend_id),
+            Some((r, tomb)) => match (decode_entry(&r.await?).ok().and_then(|entry| entry.backend_id), tomb) {
+                (None, Some(t)) => decode_entry(&t.await?).ok().and_then(|entry| entry.backend_id),
+                (found, _) => found,
+            },
             None => None,
         };
         let claim_no = match e.claim(&lead.owner, at) {

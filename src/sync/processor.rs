@@ -73,12 +73,15 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
         if !probe_due {
             report.offline = true;
             log.debug(|| format!("offline: no uploads for user {user} until the network returns"));
+            // Health ages while nothing uploads ("stalled"): subscribers hear it at each tick.
+            shared.subscribers.changed(shared);
             return Ok(report);
         }
         shared.net.borrow_mut().last_probe = mono();
         log.info(|| "the platform reports offline; probing the server once in case it is wrong".into());
     } else if !forced && mono() < shared.net.borrow().until {
         log.debug(|| format!("server unreachable lately: uploads for user {user} wait for the backoff to end"));
+        shared.subscribers.changed(shared);
         return Ok(report);
     }
 
@@ -518,9 +521,13 @@ pub fn spawn(shared: Rc<Shared>, user: String, generation: u64) -> Running {
     for event in ["online", "offline"] {
         let (w, s) = (wake.clone(), Rc::downgrade(&shared));
         listeners.extend(listen(&global(), event, move || {
-            if event == "online" {
-                if let Some(s) = s.upgrade() {
+            if let Some(s) = s.upgrade() {
+                if event == "online" {
                     s.net.borrow_mut().until = 0.0;
+                } else {
+                    // No upload starts while offline: the first probe comes a last backoff step
+                    // after the platform went offline, not at the next tick.
+                    s.net.borrow_mut().last_probe = mono();
                 }
             }
             w.notify();

@@ -43,7 +43,8 @@ pub async fn stats(shared: &Shared, user: &str) -> Result<Stats> {
     let mut s = shared.store.stats(user).await?;
     let cfg = &shared.config;
     let started = shared.user().as_deref() == Some(user);
-    let signals = Signals { online: is_online(), started, gave_up: s.gave_up, failed_in_a_row: s.failed_in_a_row, oldest_pending_at: s.oldest_pending_at, now: now() };
+    let signals =
+        Signals { online: is_online(), started, gave_up: s.gave_up, failed_in_a_row: s.failed_in_a_row, oldest_pending_at: s.oldest_unsynced_at, now: now() };
     s.health = judge(signals, Thresholds { failing_after: cfg.failing_after, stalled_after_ms: cfg.stalled_after_ms });
     let cached = *shared.subscribers.platform.borrow();
     let (persisted, estimate) = match cached {

@@ -1,5 +1,5 @@
-// Errors as TypeScript sees them. Not in tsconfig.json's "files" until types/progress-outbox.d.ts
-// declares `OutboxError` and `isOutboxError` (add "errors.ts" there then):
+// Errors as TypeScript sees them (types/progress-outbox.d.ts declares:
+// 
 //   export interface OutboxError extends Error { code: OutboxErrorCode }
 //   export function isOutboxError(e: unknown): e is OutboxError;
 import { Outbox, isOutboxError, type OutboxError, type OutboxErrorCode } from "progress-outbox";

@@ -1,6 +1,6 @@
 // Type-checks a typical use of the package against its published declarations
 // (`tsc -p tests/types`, part of `npm test`): everything here must compile under --strict.
-import init, { Outbox, type OutboxConfig, type OutboxEvent, type OutboxStats, type ProgressEntry, type PassReport } from "progress-outbox";
+import init, { Outbox, type OutboxConfig, type OutboxEvent, type OutboxStats, type ProgressEntry, type PassReport, type Health, type Metric } from "progress-outbox";
 
 declare const session: { accessToken: string; refresh(): Promise<string> };
 
@@ -45,6 +45,20 @@ export async function example(): Promise<void> {
   const reset: number = await outbox.resetForRetry(failed.map((e) => e.id));
   const report: PassReport = await outbox.processNow();
   const entries: ProgressEntry[] = await outbox.entries();
+  const steps: ProgressEntry = await outbox.save("steps", 8042, { date: Date.now() });
+  const metric: Metric = steps.type;
+  const fixed: ProgressEntry = await outbox.update(entry.id, { quantity: 72.3 });
+  await outbox.update(entry.id, { date: new Date("2026-11-02") });
+  const gone: void = await outbox.delete(steps.id);
+  const recent = await outbox.entries({ userId: "u1", metric: "weight", from: new Date("2026-11-01"), to: Date.now(), limit: 100 });
+  const theirs = await outbox.entries("u2");
+  const health: Health = s.health;
+  const quota: number | undefined = s.storage?.quota;
+  const persisted: boolean | null = s.persisted;
+  const op: "create" | "update" | "delete" | undefined = failed[0]?.operation;
+  const requests: number = failed[0]?.requestCount ?? 0;
+  await Outbox.open({ endpoint: "/x", batchEndpoint: "/x/batch", maxBatchEvents: 50, persist: false, failingAfter: 3, stalledAfterMs: 60000 });
+  void [metric, fixed, gone, recent, theirs, health, quota, persisted, op, requests];
   const off: () => void = outbox.subscribe((stats: OutboxStats) => console.log(stats.pending));
   const user: string | null = outbox.currentUser;
   const leader: boolean = outbox.isLeader;

@@ -31,5 +31,15 @@ export async function wrong(outbox: Outbox): Promise<void> {
   await outbox.resetForRetry("event-id");
   // @ts-expect-error init takes one argument
   await init("/a.wasm", "/b.wasm");
-  void [nothing, pending];
+  // @ts-expect-error unknown metric
+  await outbox.save("calories", 200);
+  // @ts-expect-error update takes an entry id and a changes object
+  await outbox.update({ quantity: 1 });
+  // @ts-expect-error the changes are quantity and date only
+  await outbox.update("e1", { unit: "lb" });
+  // @ts-expect-error entries bounds are Dates or milliseconds
+  await outbox.entries({ from: "2026-11-01" });
+  // @ts-expect-error health is one of four words
+  const h: "good" = (await outbox.stats()).health;
+  void [nothing, pending, h];
 }

@@ -22,11 +22,16 @@ async fn saves_and_uploads_through_the_global_fetch() {
     outbox.start(JsValue::from_str("u1")).unwrap();
     let entry = ok(outbox.save_weight(JsValue::from_f64(72.5), JsValue::UNDEFINED)).await;
     eventually(5000, "the retried upload", || async { num(&stats(&outbox, "u1").await, "completed") == 1.0 }).await;
-    let reqs = array(&get(&stub, "requests"));
+    let reqs = requests(&stub);
     assert_eq!(reqs.len(), 2, "one 503, then success");
-    assert!(string(&reqs[1], "body").contains(&string(&entry, "id")));
+    assert_eq!(string(&reqs[1], "path"), "/api/v1/progress", "the endpoint resolves against the worker's location");
+    let body = body_json(&reqs[1]);
+    assert_eq!((string(&body, "localId"), string(&body, "userId")), (string(&entry, "id"), "u1".into()));
+    assert_eq!(header(&reqs[0], "idempotency-key"), header(&reqs[1], "idempotency-key"));
     let entries = array(&ok(outbox.entries(JsValue::UNDEFINED)).await);
     assert_eq!(string(&entries[0], "backendId"), "w-1");
+    let ev = &array(&ok(outbox.events(JsValue::UNDEFINED)).await)[0];
+    assert_eq!((num(ev, "attemptCount"), num(ev, "requestCount")), (1.0, 2.0), "one failed answer, two requests");
     assert!(outbox.is_leader(), "Web Locks (or the lease) work here too");
     finish(&db, &[&outbox]).await;
 }
@@ -49,7 +54,10 @@ async fn upgrades_an_old_database() {
     );
     ok(create_legacy_db(&db, 1, &entries)).await;
     let outbox = open(&db, "{}").await;
+    assert_eq!(ok(raw_version(&db)).await.as_f64(), Some(4.0));
     assert_eq!(num(&stats(&outbox, "u1").await, "pending"), 1.0);
+    let listed = array(&ok(outbox.entries(JsValue::from_str("u1"))).await);
+    assert_eq!((listed.len(), num(&listed[0], "quantity")), (1, 80.5));
     finish(&db, &[&outbox]).await;
 }
 
@@ -76,6 +84,6 @@ async fn two_instances_share_one_uploader() {
         ok(o.save_weight(JsValue::from_f64(60.0 + i as f64), JsValue::UNDEFINED)).await;
     }
     eventually(5000, "6 completions", || async { num(&stats(&a, "u1").await, "completed") == 6.0 }).await;
-    assert_eq!(array(&get(&stub, "requests")).len(), 6);
+    assert_eq!(requests(&stub).len(), 6);
     finish(&db, &[&a, &b]).await;
 }

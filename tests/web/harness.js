@@ -1,18 +1,31 @@
 // Test doubles and raw IndexedDB helpers for the wasm-bindgen browser tests.
 
 // Replaces globalThis.fetch with a scripted server. `responses` are used in order, then
-// `fallback` for every later request. A spec is an object or a function (request) => spec:
+// `fallback` for every later request. A spec is an object or a function (request, state) => spec:
 //   { status = 201, body (string or JSON value; default {"id": "srv-<n>"}), headers,
 //     delayMs, hang: true (never answers until aborted), networkError: true }
-// Returns the state: { requests, inFlight, maxInFlight }.
+// Returns the state: { requests, inFlight, maxInFlight }. Each request is recorded as
+//   { url (absolute), path (pathname + search), method, headers (lower-case names), body (text or
+//     null), redirect, at, aborted }
+// The outbox calls fetch with one `Request` object; fetch(url, init) is understood too.
 export function stubFetch(responses, fallback) {
   const state = { requests: [], inFlight: 0, maxInFlight: 0 };
   const queue = Array.from(responses || []);
   const aborted = () => new DOMException("The operation was aborted.", "AbortError");
-  globalThis.fetch = async (url, init = {}) => {
+  globalThis.fetch = async (input, init = {}) => {
+    const isRequest = typeof input === "object" && input !== null && typeof input.url === "string" && typeof input.clone === "function";
+    const url = isRequest ? input.url : new URL(String(input), globalThis.location.href).href;
     const headers = {};
-    new Headers(init.headers || {}).forEach((v, k) => { headers[k] = v; });
-    const request = { url: String(url), method: init.method, headers, body: init.body, at: Date.now(), aborted: false };
+    new Headers(init.headers || (isRequest ? input.headers : {})).forEach((v, k) => { headers[k] = v; });
+    let body = init.body;
+    if (body === undefined && isRequest) body = await input.clone().text();
+    if (body === undefined || body === "") body = null;
+    const parsed = new URL(url);
+    const request = {
+      url, path: parsed.pathname + parsed.search, method: init.method || (isRequest ? input.method : "GET"), headers, body,
+      redirect: init.redirect || (isRequest ? input.redirect : "follow"), at: Date.now(), aborted: false,
+    };
+    const signal = init.signal || (isRequest ? input.signal : undefined);
     state.requests.push(request);
     state.inFlight += 1;
     state.maxInFlight = Math.max(state.maxInFlight, state.inFlight);
@@ -20,17 +33,22 @@ export function stubFetch(responses, fallback) {
       let spec = queue.length ? queue.shift() : fallback;
       if (typeof spec === "function") spec = await spec(request, state);
       spec = spec || {};
-      const signal = init.signal;
       const wait = (ms) => new Promise((resolve, reject) => {
         const t = ms == null ? null : setTimeout(resolve, ms);
-        if (signal) signal.addEventListener("abort", () => { clearTimeout(t); request.aborted = true; reject(aborted()); });
+        if (signal) {
+          if (signal.aborted) { request.aborted = true; reject(aborted()); }
+          signal.addEventListener("abort", () => { clearTimeout(t); request.aborted = true; reject(aborted()); });
+        }
       });
       if (spec.delayMs) await wait(spec.delayMs);
       if (spec.hang) await wait(null);
       if (spec.networkError) throw new TypeError("Failed to fetch");
-      const body = spec.body === undefined ? JSON.stringify({ id: "srv-" + state.requests.length })
+      const text = spec.body === undefined ? JSON.stringify({ id: "srv-" + state.requests.length })
         : typeof spec.body === "string" ? spec.body : JSON.stringify(spec.body);
-      return new Response(body, { status: spec.status || 201, headers: spec.headers || { "Content-Type": "application/json" } });
+      const status = spec.status || 201;
+      // A null-body status (204, 205, 304) must be built without a body.
+      const nullBody = status === 204 || status === 205 || status === 304;
+      return new Response(nullBody ? null : text, { status, headers: spec.headers || { "Content-Type": "application/json" } });
     } finally {
       state.inFlight -= 1;
     }
@@ -81,6 +99,36 @@ export async function rawGetAll(name, storeName) {
   }
 }
 
+// One record of a store (undefined when absent).
+export async function rawGet(name, storeName, key) {
+  return rawRun(name, storeName, "readonly", (store) => store.get(key));
+}
+
+// Writes a record as another context (or an older or newer app) would have: `key` only for
+// stores with out-of-line keys (meta, quarantine).
+export async function rawPut(name, storeName, value, key) {
+  await rawRun(name, storeName, "readwrite", (store) => (key === undefined ? store.put(value) : store.put(value, key)));
+}
+
+export async function rawDelete(name, storeName, key) {
+  await rawRun(name, storeName, "readwrite", (store) => store.delete(key));
+}
+
+// Runs one request in its own transaction; resolves with its result once the transaction committed.
+async function rawRun(name, storeName, mode, makeRequest) {
+  const db = await idbOpen(name);
+  try {
+    return await new Promise((resolve, reject) => {
+      const tx = db.transaction(storeName, mode);
+      const req = makeRequest(tx.objectStore(storeName));
+      tx.oncomplete = () => resolve(req.result);
+      tx.onerror = tx.onabort = () => reject(tx.error || req.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
 export async function rawVersion(name) {
   const db = await idbOpen(name);
   const v = db.version;
@@ -99,6 +147,14 @@ export function deleteDb(name) {
     const req = indexedDB.deleteDatabase(name);
     req.onsuccess = req.onerror = req.onblocked = () => resolve();
   });
+}
+
+// Names of the Web Locks held in this origin that start with `prefix` ([] without Web Locks).
+export async function heldLocks(prefix) {
+  const locks = globalThis.navigator && globalThis.navigator.locks;
+  if (!locks) return [];
+  const { held } = await locks.query();
+  return held.map((l) => l.name).filter((n) => n.startsWith(prefix));
 }
 
 export function sleep(ms) {

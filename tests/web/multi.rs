@@ -1,6 +1,7 @@
 //! Several `Outbox` instances on one database, as several tabs would have: one uploader per
 //! user (Web Locks, or the IndexedDB lease where they are missing), takeover when the leader
-//! goes (closed, or frozen with the lock), cross-context wake-up, stats and processNow.
+//! goes (closed, or frozen with the lock), cross-context wake-up, stats, processNow, and stale
+//! claims judged by the claimer's liveness.
 
 use js_sys::{Date, Function, Promise};
 use progress_outbox::Outbox;
@@ -35,14 +36,13 @@ async fn completed(o: &Outbox, user: &str) -> f64 {
     num(&stats(o, user).await, "completed")
 }
 
-/// Writes user u1's uploader heartbeat as another context (`owner`) would have, at `at`.
+/// Writes user u1's uploader record as another context (`owner`) would have, its beat stamped
+/// `at` on that context's wall clock (which followers never trust: they watch the beat change).
 async fn write_beat(db: &str, owner: &str, at: f64) {
-    let f = Function::new_with_args(
-        "name, owner, at",
-        "return new Promise((res, rej) => { const r = indexedDB.open(name); r.onsuccess = () => { const d = r.result; const tx = d.transaction('meta', 'readwrite'); tx.objectStore('meta').put({ owner, beatAt: at }, 'leader:u1'); tx.oncomplete = () => { d.close(); res(); }; tx.onerror = () => rej(tx.error); }; });",
-    );
-    let args = js_sys::Array::of3(&JsValue::from_str(db), &JsValue::from_str(owner), &JsValue::from_f64(at));
-    ok(f.apply(&JsValue::NULL, &args).unwrap().unchecked_into::<Promise>()).await;
+    let record = json(r#"{"gen": 1, "beat": 7}"#);
+    set(&record, "owner", &JsValue::from_str(owner));
+    set(&record, "beatAt", &JsValue::from_f64(at));
+    ok(raw_put(db, "meta", &record, &JsValue::from_str("leader:u1"))).await;
 }
 
 /// Hides `navigator.locks` (as in browsers without Web Locks) until the returned restore runs.
@@ -150,21 +150,50 @@ async fn a_save_elsewhere_wakes_the_leader_and_subscribers_everywhere_see_it() {
 #[wasm_bindgen_test]
 async fn process_now_in_a_follower_runs_the_pass_in_the_leader() {
     let db = fresh_db("m-now");
-    let stub = stub_fetch(&json(r#"[{"status": 503}]"#), &json(r#"{"status": 201}"#));
-    let (a, b) = pair(&db, r#"{"processingIntervalMs": 3600000}"#).await;
+    let stub = stub_fetch(&json(r#"[{"networkError": true}]"#), &json(r#"{"status": 201}"#));
+    // No answer: the leader's pass ends and its uploads wait out an hour of backoff; only
+    // processNow() (forced, wherever it is called) overrides that wait.
+    let (a, b) = pair(&db, r#"{"processingIntervalMs": 3600000, "backoffMs": [3600000], "maxConcurrent": 1}"#).await;
     a.start(JsValue::from_str("u1")).unwrap();
     eventually(2000, "a to lead", || async { a.is_leader() }).await;
     b.start(JsValue::from_str("u1")).unwrap();
     sleep(100).await;
-    save_for(&b, "u1", 70.0).await; // wakes the leader: first attempt gets a 503
-    eventually(2000, "the failed attempt", || async { num(&stats(&a, "u1").await, "failed") == 1.0 }).await;
-    sleep(100).await; // the retry is due now, but the leader's next pass is an hour away
+    save_for(&b, "u1", 70.0).await; // wakes the leader: its request meets a network error
+    save_for(&b, "u1", 71.0).await;
+    eventually(2000, "the failed attempt", || async {
+        let st = stats(&a, "u1").await;
+        num(&st, "failed") == 1.0 && num(&st, "pending") == 1.0 && num(&st, "processing") == 0.0
+    })
+    .await;
+    sleep(100).await;
+    assert_eq!(requests(&stub).len(), 1, "the leader waits out the backoff");
     let report = ok(b.process_now()).await;
     assert_eq!(get(&report, "delegated").as_bool(), Some(true), "{report:?}");
     assert_eq!((num(&report, "claimed"), num(&report, "completed")), (1.0, 1.0), "{report:?}");
     assert!(!b.is_leader());
     assert_eq!(completed(&b, "u1").await, 1.0);
     assert_eq!(requests(&stub).len(), 2);
+    finish(&db, &[&a, &b]).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_claim_of_a_live_context_is_stale_only_after_stale_after_ms_of_the_observers_time() {
+    let db = fresh_db("m-stale-alive");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"hang": true}"#));
+    // a's upload hangs (until its 5 s timeout); b watches with a short staleAfterMs.
+    let a = open(&db, r#"{"processingIntervalMs": 3600000, "requestTimeoutMs": 5000}"#).await;
+    let b = open(&db, r#"{"staleAfterMs": 300}"#).await;
+    a.start(JsValue::from_str("u1")).unwrap();
+    save_for(&a, "u1", 70.0).await;
+    eventually(2000, "a's upload to be in flight", || async { requests(&stub).len() == 1 }).await;
+    assert_eq!(num(&stats(&b, "u1").await, "processing"), 1.0);
+    // Its claimer is alive: b's first look only starts b's own watch.
+    assert!(array(&ok(b.stale_events(JsValue::from_str("u1"))).await).is_empty(), "stale at first sight");
+    eventually(3000, "the claim to stand still for staleAfterMs of b's time", || async {
+        array(&ok(b.stale_events(JsValue::from_str("u1"))).await).len() == 1
+    })
+    .await;
+    assert!(array(&ok(a.stale_events(JsValue::from_str("u1"))).await).is_empty(), "in flight in a: never stale there");
     finish(&db, &[&a, &b]).await;
 }
 

@@ -4,6 +4,7 @@
 
 use js_sys::{Date, Function};
 use progress_outbox::domain::config::LogLevel;
+use progress_outbox::domain::retry::RetryPolicy;
 use progress_outbox::platform::Log;
 use progress_outbox::store::Store;
 use progress_outbox::Outbox;
@@ -30,10 +31,6 @@ async fn open_with(db: &str, extra: &str, token: Option<&Function>) -> Outbox {
 
 fn token_fn(body: &str) -> Function {
     Function::new_with_args("userId", body)
-}
-
-fn header(req: &JsValue, name: &str) -> Option<String> {
-    get(&get(req, "headers"), name).as_string()
 }
 
 async fn save(outbox: &Outbox, kg: f64, opts: &str) -> JsValue {
@@ -81,15 +78,19 @@ async fn success_sends_the_contract_request_and_stores_the_backend_id() {
     let reqs = requests(&stub);
     assert_eq!(reqs.len(), 1);
     let r = &reqs[0];
-    assert_eq!(string(r, "url"), "/api/v1/progress");
+    assert_eq!(string(r, "path"), "/api/v1/progress");
     assert_eq!(string(r, "method"), "POST");
+    assert_eq!(string(r, "redirect"), "manual", "redirects are never followed");
     assert_eq!(header(r, "authorization").as_deref(), Some("Bearer tok-u1"));
     assert_eq!(header(r, "idempotency-key"), Some(string(&ev, "id")));
     assert_eq!(header(r, "content-type").as_deref(), Some("application/json"));
-    let expected = format!(r#"{{"localId":"{}","type":"weight","quantity":72.5,"unit":"kg","date":"2026-11-26T07:30:00.000Z"}}"#, string(&entry, "id"));
+    let expected =
+        format!(r#"{{"localId":"{}","userId":"u1","type":"weight","quantity":72.5,"unit":"kg","date":"2026-11-26T07:30:00.000Z"}}"#, string(&entry, "id"));
     assert_eq!(string(r, "body"), expected);
 
-    assert_eq!(num(&ev, "attemptCount"), 1.0);
+    // attemptCount counts failed answers only; requestCount every request.
+    assert_eq!((num(&ev, "attemptCount"), num(&ev, "requestCount")), (0.0, 1.0));
+    assert_eq!(string(&ev, "operation"), "create");
     assert!(num(&ev, "completedAt") >= num(&ev, "lastAttemptAt"));
     assert!(get(&ev, "errorMessage").is_null());
     let entries = array(&ok(outbox.entries(JsValue::UNDEFINED)).await);
@@ -98,6 +99,7 @@ async fn success_sends_the_contract_request_and_stores_the_backend_id() {
     let st = stats(&outbox, "u1").await;
     assert_eq!((num(&st, "completed"), num(&st, "pending")), (1.0, 0.0));
     assert!(num(&st, "lastSyncAt") > 0.0 && num(&st, "syncLatencyMs") >= 0.0);
+    assert_eq!((string(&st, "health"), num(&st, "failedInARow")), ("ok".into(), 0.0));
     finish(&db, &[&outbox]).await;
 }
 
@@ -151,6 +153,7 @@ async fn values_from_another_realm_are_accepted_like_local_ones() {
     let ev = wait_status(&outbox, "u1", "failed", 3000).await;
     let why = string(&ev, "errorMessage");
     assert!(why.contains("Error: session store unavailable"), "{why}");
+    assert_eq!(get(&ev, "gaveUp").as_bool(), Some(false), "no token is no answer: never gives up");
     finish(&db, &[&outbox]).await;
     call("remove", &[]);
 }
@@ -170,8 +173,10 @@ async fn numeric_backend_ids_become_strings_and_no_token_means_no_authorization(
 }
 
 #[wasm_bindgen_test]
-async fn transient_statuses_network_errors_and_timeouts_are_retried_with_backoff() {
+async fn transient_statuses_redirects_network_errors_and_timeouts_are_retried_with_backoff() {
     for spec in [
+        r#"{"status": 302, "headers": {"Location": "/elsewhere"}}"#,
+        r#"{"status": 307, "headers": {"Location": "/elsewhere"}}"#,
         r#"{"status": 408}"#,
         r#"{"status": 409}"#,
         r#"{"status": 425}"#,
@@ -196,17 +201,43 @@ async fn transient_statuses_network_errors_and_timeouts_are_retried_with_backoff
             s if s.contains("networkError") => "network error".to_string(),
             s if s.contains("hang") => "no response within 100 ms".to_string(),
             s if s.contains("portal") => "without an \"id\"".to_string(),
+            s if s.contains("Location") => format!("redirect (HTTP {})", &s[11..14]),
             s => format!("HTTP {}", &s[11..14]),
         };
         assert!(msg.contains(&expect), "{spec}: {msg}");
+        // A failed answer (any status, a redirect included) counts toward maxAttempts; no answer never does.
+        let answered = !spec.contains("networkError") && !spec.contains("hang");
+        assert_eq!((num(&ev, "attemptCount"), num(&ev, "requestCount")), (if answered { 1.0 } else { 0.0 }, 1.0), "{spec}");
         if spec.contains("hang") {
             assert_eq!(get(&requests(&stub)[0], "aborted").as_bool(), Some(true), "the hung request is aborted");
         }
+        assert_eq!(requests(&stub).len(), 1, "{spec}: a redirect is never followed, nothing is retried early");
         let st = stats(&outbox, "u1").await;
         assert_eq!((num(&st, "failed"), num(&st, "retrying"), num(&st, "gaveUp")), (1.0, 1.0, 0.0));
         assert!(string(&st, "lastError").contains(&expect));
         finish(&db, &[&outbox]).await;
     }
+}
+
+#[wasm_bindgen_test]
+async fn no_answer_never_uses_up_attempts_and_never_gives_up() {
+    // One attempt allowed: a single failed answer would give up. Network errors, timeouts and a
+    // missing token are no answers: retried on the backoff schedule until the server answers.
+    let db = fresh_db("p-no-answer");
+    let stub = stub_fetch(&json(r#"[{"networkError": true}, {"hang": true}, {"networkError": true}]"#), &json(r#"{"status": 201, "body": {"id": "b-late"}}"#));
+    let tokens = Function::new_with_args(
+        "userId",
+        "globalThis.__tokenCalls = (globalThis.__tokenCalls || 0) + 1; if (globalThis.__tokenCalls === 2) throw new Error('no session yet'); return 't';",
+    );
+    js_sys::Reflect::set(&js_sys::global(), &JsValue::from_str("__tokenCalls"), &JsValue::from_f64(0.0)).unwrap();
+    let outbox = open_with(&db, r#"{"maxAttempts": 1, "backoffMs": [1], "requestTimeoutMs": 100}"#, Some(&tokens)).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    save(&outbox, 70.0, "{}").await;
+    let ev = wait_status(&outbox, "u1", "completed", 5000).await;
+    assert_eq!(requests(&stub).len(), 4, "network error, timeout, (no token: nothing sent), network error, success");
+    assert_eq!((num(&ev, "attemptCount"), num(&ev, "requestCount")), (0.0, 4.0));
+    assert_eq!(string(&ok(outbox.entries(JsValue::UNDEFINED)).await.unchecked_into::<js_sys::Array>().get(0), "backendId"), "b-late");
+    finish(&db, &[&outbox]).await;
 }
 
 #[wasm_bindgen_test]
@@ -278,7 +309,7 @@ async fn unauthorized_asks_for_a_new_token_once_and_retries_at_once() {
     assert_eq!(header(&reqs[0], "authorization").as_deref(), Some("Bearer cached-u1"));
     assert_eq!(header(&reqs[1], "authorization").as_deref(), Some("Bearer fresh-u1"), "the token function is asked to refresh after a 401");
     assert_eq!(header(&reqs[0], "idempotency-key"), header(&reqs[1], "idempotency-key"));
-    assert_eq!(num(&ev, "attemptCount"), 1.0, "the refresh retry is part of the same attempt");
+    assert_eq!(num(&ev, "attemptCount"), 0.0, "the refresh retry is part of the same attempt, which succeeded");
     finish(&db, &[&outbox]).await;
 
     // Still 401 after the refresh: a retryable failure, not a loop.
@@ -290,6 +321,7 @@ async fn unauthorized_asks_for_a_new_token_once_and_retries_at_once() {
     let ev = wait_status(&outbox, "u1", "failed", 3000).await;
     assert_eq!(get(&ev, "gaveUp").as_bool(), Some(false));
     assert!(string(&ev, "errorMessage").contains("401"));
+    assert_eq!(num(&ev, "attemptCount"), 1.0, "a 401 after the refresh is a failed answer");
     assert_eq!(requests(&stub).len(), 2);
     finish(&db, &[&outbox]).await;
 }
@@ -301,17 +333,19 @@ async fn a_token_function_that_throws_or_returns_nothing_is_a_retryable_failure(
         ("return undefined", "returned undefined"),
         ("return Promise.reject(new Error('refresh failed'))", "rejected (Error: refresh failed)"),
         ("return ''", "returned an empty string"),
+        ("return new Promise(() => {})", "did not answer within 2000 ms"),
     ] {
         let db = fresh_db("p-token");
         let stub = stub_fetch(&json("[]"), &JsValue::NULL);
         let outbox = open_with(&db, "{}", Some(&token_fn(body))).await;
         outbox.start(JsValue::from_str("u1")).unwrap();
         save(&outbox, 70.0, "{}").await;
-        let ev = wait_status(&outbox, "u1", "failed", 3000).await;
+        let ev = wait_status(&outbox, "u1", "failed", 5000).await;
         assert_eq!(get(&ev, "gaveUp").as_bool(), Some(false));
         let msg = string(&ev, "errorMessage");
-        assert!(msg.starts_with("token: ") && msg.contains(expect), "{body}: {msg}");
+        assert!(msg.starts_with("token unavailable: ") && msg.contains(expect), "{body}: {msg}");
         assert_eq!(requests(&stub).len(), 0, "nothing is sent without a token");
+        assert_eq!((num(&ev, "attemptCount"), num(&ev, "requestCount")), (0.0, 0.0), "{body}: no request, no answer");
         finish(&db, &[&outbox]).await;
     }
 }
@@ -337,7 +371,7 @@ async fn gives_up_after_max_attempts_with_the_same_idempotency_key_every_time() 
     .await;
     let ev = last.borrow().clone();
     assert_eq!((num(&ev, "attemptCount"), num(&ev, "maxAttempts")), (3.0, 3.0));
-    assert!(string(&ev, "errorMessage").contains("gave up after 3 attempts"));
+    assert!(string(&ev, "errorMessage").contains("gave up after 3 failed answers"), "{}", string(&ev, "errorMessage"));
     let reqs = requests(&stub);
     assert_eq!(reqs.len(), 3);
     let id = string(&ev, "id");
@@ -347,7 +381,7 @@ async fn gives_up_after_max_attempts_with_the_same_idempotency_key_every_time() 
     stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
     assert_eq!(ok(outbox.reset_for_retry(ids.into())).await.as_f64(), Some(1.0));
     let ev = wait_status(&outbox, "u1", "completed", 3000).await;
-    assert_eq!(num(&ev, "attemptCount"), 1.0);
+    assert_eq!((num(&ev, "attemptCount"), num(&ev, "requestCount")), (0.0, 4.0), "attempts back to 0, then a success");
     finish(&db, &[&outbox]).await;
 }
 
@@ -426,7 +460,7 @@ async fn switching_user_mid_pass_sends_nothing_more_for_the_old_one() {
     let st = stats(&outbox, "A").await;
     assert_eq!((num(&st, "completed"), num(&st, "pending"), num(&st, "processing")), (1.0, 5.0, 0.0), "in-flight one recorded, the rest handed back");
     let evs = array(&ok(outbox.events(json(r#"{"userId": "A", "status": "pending"}"#))).await);
-    assert!(evs.iter().all(|e| num(e, "attemptCount") == 0.0), "unsent claims do not use up attempts");
+    assert!(evs.iter().all(|e| num(e, "attemptCount") == 0.0 && num(e, "requestCount") == 0.0), "unsent claims do not use up attempts");
     finish(&db, &[&outbox]).await;
 }
 
@@ -458,18 +492,26 @@ async fn stop_halts_new_uploads_and_lets_in_flight_ones_finish() {
 async fn stale_processing_events_are_recovered_and_resent_with_the_same_key() {
     let db = fresh_db("p-stale");
     let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
-    let outbox = open_with(&db, r#"{"staleAfterMs": 1000}"#, None).await;
+    // staleAfterMs is long: only the claimer being gone can make the claim stale here.
+    let outbox = open_with(&db, r#"{"staleAfterMs": 600000}"#, None).await;
     save(&outbox, 70.0, r#"{"userId": "u1"}"#).await;
-    // A tab claimed it 5 s ago and died mid-upload.
+    // Another context took the uploads over, claimed the event and died mid-upload: its
+    // liveness lock is not held.
     let other_tab = Store::open(&db, 5, Log { level: LogLevel::Off }).await.unwrap();
-    let claim = other_tab.claim("u1", Date::now() as i64 - 5000, 10).await.unwrap();
-    let id = claim.items[0].0.id.clone();
+    let lead = other_tab.take_lead("u1", "dead-tab", None).await.unwrap().expect("the uploader record");
+    let claim = other_tab.claim("u1", &lead, 10, &[], RetryPolicy::default().longest_wait()).await.unwrap();
+    let id = claim.items[0].event.id.clone();
     other_tab.close();
     let stale = array(&ok(outbox.stale_events(JsValue::from_str("u1"))).await);
-    assert_eq!(stale.len(), 1);
+    assert_eq!(stale.iter().map(|e| string(e, "id")).collect::<Vec<_>>(), std::slice::from_ref(&id), "stale at once: its claimer is gone");
     outbox.start(JsValue::from_str("u1")).unwrap();
     let ev = wait_status(&outbox, "u1", "completed", 3000).await;
-    assert_eq!(num(&ev, "attemptCount"), 2.0, "the interrupted attempt counts");
+    assert_eq!(
+        (num(&ev, "attemptCount"), num(&ev, "requestCount")),
+        (0.0, 2.0),
+        "the interrupted request counts as a request (it may have reached the server), not as a failed answer"
+    );
+    assert_eq!(requests(&stub).len(), 1);
     assert_eq!(header(&requests(&stub)[0], "idempotency-key"), Some(id));
     finish(&db, &[&outbox]).await;
 }
@@ -489,26 +531,23 @@ async fn a_slow_upload_is_never_stale_for_its_own_outbox() {
 }
 
 #[wasm_bindgen_test]
-async fn an_event_whose_entry_is_gone_completes_without_upload() {
+async fn an_event_whose_entry_was_removed_behind_the_api_still_uploads_its_values() {
+    // A create carries what it uploads (its metadata): an entry removed outside the API (another
+    // app version, a devtools session) loses no measurement, and is not brought back.
     let db = fresh_db("p-orphan");
-    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201, "body": {"id": "b-orphan"}}"#));
     let outbox = open_with(&db, "{}", None).await;
     let entry = save(&outbox, 70.0, r#"{"userId": "u1"}"#).await;
-    delete_entry(&db, &string(&entry, "id")).await;
+    ok(raw_delete(&db, "entries", &get(&entry, "id"))).await;
     outbox.start(JsValue::from_str("u1")).unwrap();
     let ev = wait_status(&outbox, "u1", "completed", 3000).await;
-    assert!(string(&ev, "errorMessage").contains("no longer exists"));
-    assert_eq!(requests(&stub).len(), 0);
+    assert!(get(&ev, "errorMessage").is_null());
+    let reqs = requests(&stub);
+    assert_eq!(reqs.len(), 1);
+    let body = body_json(&reqs[0]);
+    assert_eq!((string(&body, "localId"), num(&body, "quantity")), (string(&entry, "id"), 70.0));
+    assert!(array(&ok(outbox.entries(JsValue::UNDEFINED)).await).is_empty(), "the removed entry is not recreated");
     finish(&db, &[&outbox]).await;
-}
-
-async fn delete_entry(db: &str, id: &str) {
-    let f = Function::new_with_args(
-        "name, id",
-        "return new Promise((res, rej) => { const r = indexedDB.open(name); r.onsuccess = () => { const d = r.result; const tx = d.transaction('entries', 'readwrite'); tx.objectStore('entries').delete(id); tx.oncomplete = () => { d.close(); res(); }; tx.onerror = () => rej(tx.error); }; });",
-    );
-    let p: js_sys::Promise = f.call2(&JsValue::NULL, &JsValue::from_str(db), &JsValue::from_str(id)).unwrap().unchecked_into();
-    ok(p).await;
 }
 
 #[wasm_bindgen_test]
@@ -547,7 +586,9 @@ async fn a_save_wakes_the_processor_at_once() {
 async fn offline_skips_network_work_until_the_online_event() {
     let db = fresh_db("p-offline");
     let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
-    let outbox = open_with(&db, r#"{"processingIntervalMs": 3600000}"#, None).await;
+    // The last backoff step is also how often an offline context probes the server in case the
+    // platform is wrong: an hour, so no probe happens in this test.
+    let outbox = open_with(&db, r#"{"processingIntervalMs": 3600000, "backoffMs": [3600000]}"#, None).await;
     set_online(false);
     outbox.start(JsValue::from_str("u1")).unwrap();
     save(&outbox, 70.0, "{}").await;
@@ -578,18 +619,34 @@ async fn a_backlog_drains_back_to_back_not_one_batch_per_interval() {
 #[wasm_bindgen_test]
 async fn process_now_runs_a_pass_and_reports_it() {
     let db = fresh_db("p-now");
-    let stub = stub_fetch(&json(r#"[{"status": 503}]"#), &json(r#"{"status": 201}"#));
-    let outbox = open_with(&db, r#"{"processingIntervalMs": 3600000, "backoffMs": [1]}"#, None).await;
+    let stub = stub_fetch(&json(r#"[{"networkError": true}]"#), &json(r#"{"status": 201}"#));
+    // No answer: the pass ends (the other claim is handed back) and uploads wait out an hour of
+    // backoff; only processNow() overrides that wait.
+    let outbox = open_with(&db, r#"{"processingIntervalMs": 3600000, "backoffMs": [3600000], "maxConcurrent": 1}"#, None).await;
+    let first = save(&outbox, 70.0, r#"{"userId": "u1"}"#).await;
+    let second = save(&outbox, 71.0, r#"{"userId": "u1"}"#).await;
     outbox.start(JsValue::from_str("u1")).unwrap();
-    sleep(100).await; // the start-up pass is over; the loop now sleeps for an hour
-    save(&outbox, 70.0, "{}").await;
-    wait_status(&outbox, "u1", "failed", 2000).await;
-    sleep(20).await;
+    eventually(3000, "the network error and the hand-back", || async {
+        let st = stats(&outbox, "u1").await;
+        num(&st, "failed") == 1.0 && num(&st, "pending") == 1.0 && num(&st, "processing") == 0.0
+    })
+    .await;
+    sleep(200).await;
+    assert_eq!(requests(&stub).len(), 1, "nothing more is sent while the server is unreachable");
     let report = ok(outbox.process_now()).await;
     assert_eq!(string(&report, "userId"), "u1");
-    assert_eq!((num(&report, "promoted"), num(&report, "claimed"), num(&report, "completed")), (1.0, 1.0, 1.0));
-    assert_eq!(string(&only_event(&outbox, "u1").await, "status"), "completed", "resolved after the result was recorded");
+    assert_eq!(get(&report, "delegated").as_bool(), Some(false));
+    assert_eq!((num(&report, "promoted"), num(&report, "claimed"), num(&report, "completed"), num(&report, "requests")), (0.0, 1.0, 1.0, 1.0), "{report:?}");
+    // Resolved after the result was recorded; the failed one waits for its own backoff.
+    let evs = events(&outbox, r#"{"userId": "u1"}"#).await;
+    let status_of = |entry: &JsValue| {
+        let e = evs.iter().find(|e| string(e, "entityId") == string(entry, "id")).expect("its event");
+        string(e, "status")
+    };
+    let (failed, sent) = if status_of(&first) == "failed" { (&first, &second) } else { (&second, &first) };
+    assert_eq!((status_of(failed), status_of(sent)), ("failed".to_string(), "completed".to_string()));
     assert_eq!(requests(&stub).len(), 2);
+    assert_eq!(string(&body_json(&requests(&stub)[1]), "localId"), string(sent, "id"));
     finish(&db, &[&outbox]).await;
 }
 
@@ -669,12 +726,13 @@ async fn the_log_shows_the_lifecycle_with_ids_and_never_the_token() {
     let has = |needle: &str, id: &str| lines.iter().any(|l| l.contains(needle) && l.contains(id));
     assert!(has("saved", &entry_id) && has("saved", &ev_id), "save line: {lines:#?}");
     assert!(lines.iter().any(|l| l.contains("pass started") && l.contains("batch size 10")), "{lines:#?}");
-    assert!(has("claimed (attempt 1", &ev_id) && has("claimed (attempt 2", &ev_id), "{lines:#?}");
+    assert!(has("claimed: request 1,", &ev_id) && has("claimed: request 2,", &ev_id), "{lines:#?}");
     assert!(has("uploading", &ev_id), "{lines:#?}");
     assert!(lines.iter().any(|l| l.contains(&ev_id) && l.contains("failed (HTTP 503") && l.contains("next attempt")), "{lines:#?}");
     assert!(lines.iter().any(|l| l.contains(&ev_id) && l.contains("completed") && l.contains("srv-77")), "{lines:#?}");
     assert!(lines.iter().any(|l| l.contains("cleanup")), "{lines:#?}");
     assert!(lines.iter().all(|l| !l.contains("SECRET-TOKEN-123")), "a token reached the console");
+    wait_closed(&db).await;
     ok(delete_db(&db)).await;
 
     // "warn" shows only what needs attention; "off" nothing.
@@ -689,6 +747,7 @@ async fn the_log_shows_the_lifecycle_with_ids_and_never_the_token() {
         outbox.close();
         let lines: Vec<String> = console_lines(&console).into_iter().filter(|l| l.contains("[progress-outbox]")).collect();
         restore_console(&console);
+        wait_closed(&db).await;
         if expect_lines {
             assert!(!lines.is_empty() && lines.iter().all(|l| l.starts_with("warn")), "{lines:#?}");
             assert!(lines.iter().any(|l| l.contains("gave up")), "{lines:#?}");

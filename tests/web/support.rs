@@ -18,6 +18,12 @@ extern "C" {
     pub fn create_db_at_version(name: &str, version: u32) -> Promise;
     #[wasm_bindgen(js_name = rawGetAll)]
     pub fn raw_get_all(name: &str, store: &str) -> Promise;
+    #[wasm_bindgen(js_name = rawGet)]
+    pub fn raw_get(name: &str, store: &str, key: &JsValue) -> Promise;
+    #[wasm_bindgen(js_name = rawPut)]
+    pub fn raw_put(name: &str, store: &str, value: &JsValue, key: &JsValue) -> Promise;
+    #[wasm_bindgen(js_name = rawDelete)]
+    pub fn raw_delete(name: &str, store: &str, key: &JsValue) -> Promise;
     #[wasm_bindgen(js_name = rawVersion)]
     pub fn raw_version(name: &str) -> Promise;
     #[wasm_bindgen(js_name = upgradeElsewhere)]
@@ -26,6 +32,8 @@ extern "C" {
     pub fn delete_db(name: &str) -> Promise;
     #[wasm_bindgen(js_name = sleep)]
     fn sleep_promise(ms: u32) -> Promise;
+    #[wasm_bindgen(js_name = heldLocks)]
+    pub fn held_locks(prefix: &str) -> Promise;
     #[wasm_bindgen(js_name = isInstance)]
     pub fn is_instance(value: &JsValue, ctor: &str) -> bool;
     #[wasm_bindgen(js_name = captureConsole)]
@@ -90,6 +98,16 @@ pub fn requests(stub: &JsValue) -> Vec<JsValue> {
     array(&get(stub, "requests"))
 }
 
+/// A header of a request a `stubFetch` stub recorded (names are lower-case).
+pub fn header(req: &JsValue, name: &str) -> Option<String> {
+    get(&get(req, "headers"), name).as_string()
+}
+
+/// The JSON body of a request a `stubFetch` stub recorded.
+pub fn body_json(req: &JsValue) -> JsValue {
+    json(&string(req, "body"))
+}
+
 /// The config for a test outbox: `extra` is a JSON object merged over the defaults below.
 pub fn config(db: &str, extra: &str) -> JsValue {
     let c = json(r#"{"endpoint": "/api/v1/progress", "log": "off"}"#);
@@ -104,7 +122,21 @@ pub async fn finish(db: &str, outboxes: &[&Outbox]) {
     for o in outboxes {
         o.close();
     }
+    wait_closed(db).await;
     ok(delete_db(db)).await;
+}
+
+/// Waits (at most 3 s) until no outbox of database `db` holds a Web Lock: `close()` returns at
+/// once and finishes in the background (uploads in flight are recorded, the uploads handed
+/// over, then its liveness lock released), so a test waits here before the next one starts.
+pub async fn wait_closed(db: &str) {
+    let prefix = format!("progress-outbox:{db}:");
+    for _ in 0..300 {
+        if array(&ok(held_locks(&prefix)).await).is_empty() {
+            return;
+        }
+        sleep(10).await;
+    }
 }
 
 pub async fn open(db: &str, extra: &str) -> Outbox {

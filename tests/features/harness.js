@@ -1,0 +1,337 @@
+// Test doubles for the feature suite (tests/features.rs): a scripted fake API behind
+// globalThis.fetch, platform switches (navigator.onLine, navigator.connection), a schema-v3
+// database built by hand, and raw IndexedDB reads.
+
+// ---------------------------------------------------------------------------------------------
+// The fake API. It behaves like www/server.mjs for what the outbox sends (CONTRACT §2, §2b):
+//   POST   .../progress          -> 201 {id: "srv-N"}
+//   PUT    .../progress/{id}     -> 200 {id}   (404 unknown or deleted)
+//   DELETE .../progress/{id}     -> 200 {id}   (404 unknown or deleted)
+//   POST   .../progress/batch    -> 200 {results: [...]} (each item as if it were its own request)
+// A key already answered with a 2xx is answered the same again (replay), without a second write.
+//
+// `script` (JS source of `(req, st) => spec | undefined`, may be async) shapes each answer; a spec:
+//   delayMs, hold: "name" (wait for st.release("name")), hang (until aborted), networkError,
+//   status + body (a fixed answer, nothing processed), headers,
+//   after processing: cut (half the body, then the connection dies), notJson, dropLast (batch: the
+//   last result left out).
+// `itemScript` (source of `(item, index, req, st) => {status, error?, retryAfter?, id?} | undefined`)
+// answers single batch items without processing them.
+//
+// The state records every request ({n, method, path, key, body, status, items}), a log of
+// ["req", n] / ["ans", n] / ["abort", n] in order, the records, and `violations`: a request that
+// touched an entry while another request for the same entry was still in flight.
+export function fakeServer(script, itemScript) {
+  const compile = (src) => (src ? new Function(`return (${src})`)() : null);
+  const st = {
+    requests: [],
+    log: [],
+    records: new Map(),
+    byKey: new Map(),
+    ops: [],
+    inFlight: 0,
+    maxInFlight: 0,
+    busy: new Map(),
+    violations: [],
+    nextId: 1,
+    waiting: new Map(),
+    script: compile(script),
+    itemScript: compile(itemScript),
+    setScript(src) { this.script = compile(src); },
+    setItemScript(src) { this.itemScript = compile(src); },
+    release(name) {
+      const list = this.waiting.get(name) || [];
+      this.waiting.set(name, []);
+      for (const go of list) go();
+      return list.length;
+    },
+    held(name) { return (this.waiting.get(name) || []).length; },
+    count(method, pathEnd) {
+      return this.requests.filter((r) => (!method || r.method === method) && (!pathEnd || r.path.endsWith(pathEnd))).length;
+    },
+    of(method) { return this.requests.filter((r) => r.method === method); },
+    batches() { return this.requests.filter((r) => r.path.endsWith("/batch")); },
+    batchSizes() { return this.batches().map((r) => (r.body && r.body.events ? r.body.events.length : 0)); },
+    live() { return [...this.records.values()].filter((r) => !r.deleted); },
+    all() { return [...this.records.values()]; },
+    record(id) { return this.records.get(id) || null; },
+    byLocal(localId) { return [...this.records.values()].filter((r) => r.localId === localId); },
+    position(kind, n) { return this.log.findIndex(([k, i]) => k === kind && i === n); },
+    resetInFlight() { this.maxInFlight = this.inFlight; },
+  };
+
+  const aborted = () => new DOMException("The operation was aborted.", "AbortError");
+  const answer = (status, body) => ({ status, body });
+
+  function operate(op, key, body, id, req) {
+    if (key && st.byKey.has(key)) {
+      req.replayed = (req.replayed || 0) + 1;
+      return st.byKey.get(key);
+    }
+    let result;
+    if (op === "create") {
+      const rec = { id: `srv-${st.nextId++}`, localId: body.localId, userId: body.userId, type: body.type, quantity: body.quantity, unit: body.unit, date: body.date, deleted: false };
+      st.records.set(rec.id, rec);
+      result = answer(201, { id: rec.id });
+    } else {
+      const rec = st.records.get(id);
+      if (!rec || rec.deleted) {
+        result = answer(404, { error: `no record ${id}` });
+      } else if (op === "update") {
+        Object.assign(rec, { quantity: body.quantity, unit: body.unit, date: body.date });
+        result = answer(200, { id });
+      } else {
+        rec.deleted = true;
+        result = answer(200, { id });
+      }
+    }
+    st.ops.push({ op, key, id: result.body.id || id, localId: body ? body.localId : st.records.get(id)?.localId, quantity: body ? body.quantity : null, status: result.status, n: req.n });
+    if (key && result.status >= 200 && result.status < 300) st.byKey.set(key, result);
+    return result;
+  }
+
+  function handle(req) {
+    const m = /\/progress(?:\/([^/]+))?$/.exec(req.path);
+    if (req.path.endsWith("/batch")) {
+      const events = req.body && Array.isArray(req.body.events) ? req.body.events : null;
+      if (!events) return answer(400, { error: "no events" });
+      const results = events.map((ev, i) => {
+        const scripted = st.itemScript ? st.itemScript(ev, i, req, st) : undefined;
+        if (scripted) return scripted;
+        const r = operate(ev.operation, ev.idempotencyKey, ev.operation === "delete" ? null : ev, ev.backendId, req);
+        return { status: r.status, ...r.body };
+      });
+      return answer(200, { results });
+    }
+    if (!m) return answer(404, { error: "no such route" });
+    const id = m[1] ? decodeURIComponent(m[1]) : null;
+    if (req.method === "POST" && !id) return operate("create", req.key, req.body, null, req);
+    if (req.method === "PUT" && id) return operate("update", req.key, req.body, id, req);
+    if (req.method === "DELETE" && id) return operate("delete", req.key, null, id, req);
+    return answer(405, { error: "method not allowed" });
+  }
+
+  // The entries a request touches (for the "never two at once" check).
+  function touched(req) {
+    if (req.items) return req.items.map((ev) => ev && ev.localId).filter(Boolean);
+    if (req.body && req.body.localId) return [req.body.localId];
+    const m = /\/progress\/([^/]+)$/.exec(req.path);
+    if (m) {
+      const rec = st.records.get(decodeURIComponent(m[1]));
+      return [rec ? rec.localId : `backend:${m[1]}`];
+    }
+    return [];
+  }
+
+  globalThis.fetch = async (input, init = {}) => {
+    const isRequest = typeof input === "object" && input !== null && "url" in input && "method" in input;
+    const url = isRequest ? input.url : String(input);
+    const method = (init.method || (isRequest ? input.method : "GET")).toUpperCase();
+    const headers = {};
+    new Headers(init.headers || (isRequest ? input.headers : {})).forEach((v, k) => { headers[k] = v; });
+    const signal = init.signal || (isRequest ? input.signal : null);
+    const text = init.body !== undefined ? init.body : isRequest && method !== "GET" && method !== "HEAD" ? await input.text() : null;
+    let body = null;
+    if (text) {
+      try { body = JSON.parse(text); } catch { body = text; }
+    }
+    const n = st.requests.length + 1;
+    const req = {
+      n, method, url, path: new URL(url, globalThis.location.href).pathname,
+      key: headers["idempotency-key"] ?? null, auth: headers.authorization ?? null, contentType: headers["content-type"] ?? null,
+      body, rawBody: text, status: null, aborted: false,
+      items: body && typeof body === "object" && Array.isArray(body.events) ? body.events : null,
+    };
+    st.requests.push(req);
+    st.log.push(["req", n]);
+    const entries = touched(req);
+    for (const l of entries) {
+      if (st.busy.get(l)) st.violations.push(`entry ${l}: request ${n} (${method} ${req.path}) sent while another request for it was in flight`);
+      st.busy.set(l, (st.busy.get(l) || 0) + 1);
+    }
+    st.inFlight += 1;
+    st.maxInFlight = Math.max(st.maxInFlight, st.inFlight);
+    const wait = (p) => new Promise((resolve, reject) => {
+      if (signal && signal.aborted) { req.aborted = true; reject(aborted()); return; }
+      const onAbort = () => { req.aborted = true; reject(aborted()); };
+      if (signal) signal.addEventListener("abort", onAbort, { once: true });
+      p.then((v) => { if (signal) signal.removeEventListener("abort", onAbort); resolve(v); });
+    });
+    try {
+      let spec = st.script ? await st.script(req, st) : undefined;
+      spec = spec || {};
+      if (spec.delayMs) await wait(new Promise((r) => setTimeout(r, spec.delayMs)));
+      if (spec.hold) {
+        await wait(new Promise((r) => {
+          const list = st.waiting.get(spec.hold) || [];
+          list.push(r);
+          st.waiting.set(spec.hold, list);
+        }));
+      }
+      if (spec.hang) await wait(new Promise(() => {}));
+      if (spec.networkError) throw new TypeError("Failed to fetch");
+      let result = spec.status !== undefined ? answer(spec.status, spec.body === undefined ? { error: "scripted" } : spec.body) : handle(req);
+      let out = typeof result.body === "string" ? result.body : JSON.stringify(result.body);
+      if (spec.dropLast && result.body && Array.isArray(result.body.results)) {
+        out = JSON.stringify({ results: result.body.results.slice(0, -1) });
+      }
+      if (spec.notJson) out = "<html><body>Service temporarily rewritten by a proxy</body></html>";
+      req.status = result.status;
+      st.log.push(["ans", n]);
+      const h = { "Content-Type": spec.notJson ? "text/html" : "application/json", ...(spec.headers || {}) };
+      if (spec.cut) {
+        const bytes = new TextEncoder().encode(out);
+        const stream = new ReadableStream({
+          start(c) {
+            c.enqueue(bytes.slice(0, bytes.length >> 1));
+            setTimeout(() => c.error(new TypeError("network error: the connection was reset")), 0);
+          },
+        });
+        return new Response(stream, { status: result.status, headers: h });
+      }
+      return new Response(out, { status: result.status, headers: h });
+    } catch (e) {
+      st.log.push([req.aborted ? "abort" : "error", n]);
+      throw e;
+    } finally {
+      st.inFlight -= 1;
+      for (const l of entries) st.busy.set(l, st.busy.get(l) - 1);
+    }
+  };
+  return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Platform switches (own properties on the navigator instance, removed by restorePlatform).
+
+export function setOnline(value) {
+  Object.defineProperty(navigator, "onLine", { configurable: true, get: () => value });
+  globalThis.dispatchEvent(new Event(value ? "online" : "offline"));
+}
+
+export function setConnection(value) {
+  Object.defineProperty(navigator, "connection", { configurable: true, get: () => value });
+}
+
+export function restorePlatform() {
+  delete navigator.onLine;
+  delete navigator.connection;
+}
+
+// ---------------------------------------------------------------------------------------------
+// IndexedDB by hand.
+
+export function idbOpen(name, version, upgrade) {
+  return new Promise((resolve, reject) => {
+    const req = version ? indexedDB.open(name, version) : indexedDB.open(name);
+    req.onupgradeneeded = () => upgrade && upgrade(req.result, req.transaction);
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+    req.onblocked = () => {};
+  });
+}
+
+// A database exactly as schema v3 of this library left it (git show e06ca50:src/store/schema.rs and
+// records.rs): `entries` (key path id, index byUserDate [userId, date]); `events` (key path id,
+// indexes ready [userId, rdy, createdAt], retry [userId, due], state [userId, sk, createdAt],
+// done [done]); `meta` (out-of-line keys `user:{id}`, `leader:{id}`). `fixture` = { entries, events,
+// meta: {key: value} } holding records in the v3 shapes (events without operation/seq, metadata
+// without unit).
+export async function createV3Db(name, fixture) {
+  const db = await idbOpen(name, 3, (db, tx) => {
+    const entries = db.createObjectStore("entries", { keyPath: "id" });
+    entries.createIndex("byUserDate", ["userId", "date"]);
+    const events = db.createObjectStore("events", { keyPath: "id" });
+    events.createIndex("ready", ["userId", "rdy", "createdAt"]);
+    events.createIndex("retry", ["userId", "due"]);
+    events.createIndex("state", ["userId", "sk", "createdAt"]);
+    events.createIndex("done", ["done"]);
+    const meta = db.createObjectStore("meta");
+    for (const e of fixture.entries || []) entries.put(e);
+    for (const e of fixture.events || []) events.put(e);
+    for (const [k, v] of Object.entries(fixture.meta || {})) meta.put(v, k);
+  });
+  db.close();
+}
+
+export async function rawGetAll(name, storeName) {
+  const db = await idbOpen(name);
+  try {
+    if (!db.objectStoreNames.contains(storeName)) return [];
+    return await new Promise((resolve, reject) => {
+      const req = db.transaction(storeName, "readonly").objectStore(storeName).getAll();
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
+// { version, stores: { name: [index names] } }
+export async function rawSchema(name) {
+  const db = await idbOpen(name);
+  try {
+    const stores = {};
+    const names = [...db.objectStoreNames];
+    if (names.length) {
+      const tx = db.transaction(names, "readonly");
+      for (const s of names) stores[s] = [...tx.objectStore(s).indexNames].sort();
+    }
+    return { version: db.version, stores };
+  } finally {
+    db.close();
+  }
+}
+
+export function deleteDb(name) {
+  return new Promise((resolve) => {
+    const req = indexedDB.deleteDatabase(name);
+    req.onsuccess = req.onerror = req.onblocked = () => resolve();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small things.
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function isInstance(value, ctorName) {
+  return value instanceof globalThis[ctorName];
+}
+
+export function jsonValue(text) {
+  return JSON.parse(text);
+}
+
+export function toJson(value) {
+  return JSON.stringify(value);
+}
+
+// Calls `obj[method](...args)` and hands back whatever it returns (a Promise, or a value); a sync
+// throw is turned into a rejected Promise so every call can be awaited alike.
+export function invoke(obj, method, args) {
+  try {
+    return Promise.resolve(obj[method](...args));
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+// Like `invoke` but for sync methods: { ok, value } or { ok: false, error }.
+export function invokeSync(obj, method, args) {
+  try {
+    return { ok: true, value: obj[method](...args) };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+// A subscriber that remembers every stats object it is given.
+export function recorder() {
+  const seen = [];
+  const fn = (s) => { seen.push(s); };
+  return { fn, seen, healths: () => seen.map((s) => s.health) };
+}
