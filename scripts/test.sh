@@ -7,8 +7,16 @@ export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 step() { printf '\n== %s ==\n' "$*"; }
 start=$(date +%s)
 
+step "lint: cargo fmt --check, cargo clippy -D warnings (native and wasm32)"
+cargo fmt --check
+cargo clippy --quiet --all-targets -- -D warnings
+cargo clippy --quiet --all-targets --target wasm32-unknown-unknown -- -D warnings
+
 step "native: cargo test (src/domain)"
 cargo test --quiet
+
+step "dev API: node --test tests/server/"
+node --test --test-reporter=dot tests/server/
 
 step "build: wasm-pack (release) into pkg/"
 bash scripts/build.sh
@@ -39,6 +47,8 @@ for browser in chrome firefox; do
   step "browser: wasm-bindgen-test in headless $browser (page, dedicated worker, service worker)"
   # The page suite takes ~20 s; the worker suites about one.
   browser_suite "$browser" web 300
+  browser_suite "$browser" failures 300
+  browser_suite "$browser" features 300
   browser_suite "$browser" worker 60
   browser_suite "$browser" service_worker 30
 done

@@ -1,0 +1,113 @@
+//! Fault 4: clock jumps. Every persisted deadline was a wall-clock stamp: a clock 10 years ahead
+//! and then corrected left an event due in 2036, +1 day and back turned a backoff into a day, -1 h
+//! added an hour; across contexts a forward jump made a live uploader look dead, and a follower
+//! re-sent an event still in flight. Now retries wait by the monotonic clock (a deadline further
+//! ahead than its rule allows is due), and liveness is judged by heartbeats over elapsed time.
+//!
+//! The wall clock is `Date.now` with an offset (tests/failures/harness.js); `performance.now` is
+//! left alone. Both outboxes of the two-context test live in this page, so both see the jump.
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+use crate::support::*;
+
+// One backoff step of 1.5 s: each test waits at most a few seconds for the retry.
+const CFG: &str = r#"{"processingIntervalMs": 100, "requestTimeoutMs": 2000, "backoffMs": [1500], "maxAttempts": 5}"#;
+
+async fn status_of(outbox: &progress_outbox::Outbox, entry_id: &str) -> String {
+    opt_string(&event_of(outbox, "u1", entry_id).await, "status").unwrap_or_default()
+}
+
+/// Saves one event with the clock at `during`, lets its first upload fail (503), then sets the
+/// clock to `after`; the retry must come within its backoff (a few seconds), not at the wall time
+/// the jumped clock implied.
+async fn retry_after_jump(tag: &str, during: f64, after: f64) {
+    let db = fresh_db(tag);
+    set_clock_offset(0.0);
+    let stub = stub_fetch(&json(r#"[{"status": 503}]"#), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, CFG).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    eventually(5_000, "leading", || async { outbox.is_leader() }).await;
+    set_clock_offset(during);
+    let entry = save(&outbox, 70.0).await;
+    let id = string(&entry, "id");
+    eventually(5_000, "the first upload fails", || async { status_of(&outbox, &id).await == "failed" }).await;
+    set_clock_offset(after);
+    let failed = event_of(&outbox, "u1", &id).await;
+    assert_eq!(num(&failed, "attemptCount"), 1.0, "{failed:?}");
+    // The backoff is 1.5 s of elapsed time; 6 s is plenty, a wall-clock deadline is hours or years away.
+    eventually(6_000, &format!("the retry after a clock jump of {during} ms (then {after} ms)"), || async { status_of(&outbox, &id).await == "completed" })
+        .await;
+    assert_eq!(requests(&stub).len(), 2, "one failure, one retry");
+    finish(&db, &[&outbox]).await;
+}
+
+#[wasm_bindgen_test]
+async fn f4_ten_years_ahead_during_a_failure_then_corrected() {
+    retry_after_jump("clock-10y", 10.0 * YEAR_MS, 0.0).await;
+}
+
+#[wasm_bindgen_test]
+async fn f4_one_day_ahead_during_a_failure_then_corrected() {
+    retry_after_jump("clock-1d", DAY_MS, 0.0).await;
+}
+
+#[wasm_bindgen_test]
+async fn f4_clock_set_back_one_hour_after_a_failure() {
+    retry_after_jump("clock-minus-1h", 0.0, -HOUR_MS).await;
+}
+
+#[wasm_bindgen_test]
+async fn f4_a_deadline_written_ten_years_ahead_is_due_after_a_reopen() {
+    // No in-memory schedule survives a reload: the stored deadline (in 2036) must be judged by
+    // its rule (never further than the longest backoff) when another outbox opens the database.
+    let db = fresh_db("clock-reopen");
+    set_clock_offset(10.0 * YEAR_MS);
+    let stub = stub_fetch(&json(r#"[{"status": 503}]"#), &json(r#"{"status": 201}"#));
+    let first = open(&db, CFG).await;
+    first.start(JsValue::from_str("u1")).unwrap();
+    let entry = save(&first, 70.0).await;
+    let id = string(&entry, "id");
+    eventually(5_000, "the first upload fails", || async { status_of(&first, &id).await == "failed" }).await;
+    first.close();
+    set_clock_offset(0.0);
+    let second = open(&db, CFG).await;
+    second.start(JsValue::from_str("u1")).unwrap();
+    eventually(8_000, "the retry by the reopened outbox", || async { status_of(&second, &id).await == "completed" }).await;
+    assert_eq!(sent(&stub, &string(&event_of(&second, "u1", &id).await, "id")), 2);
+    finish(&db, &[&first, &second]).await;
+}
+
+#[wasm_bindgen_test]
+async fn f4_a_forward_jump_never_makes_a_follower_resend_an_event_in_flight() {
+    let db = fresh_db("clock-two");
+    set_clock_offset(0.0);
+    // The first upload is held open (the server is slow); everything else answers at once.
+    let stub = stub_fetch(&json(r#"[{"hold": "first"}]"#), &json(r#"{"status": 201}"#));
+    let cfg = r#"{"processingIntervalMs": 100, "requestTimeoutMs": 4000, "staleAfterMs": 1000, "backoffMs": [100]}"#;
+    let a = open(&db, cfg).await;
+    a.start(JsValue::from_str("u1")).unwrap();
+    eventually(5_000, "the first outbox leads", || async { a.is_leader() }).await;
+    let b = open(&db, cfg).await;
+    b.start(JsValue::from_str("u1")).unwrap();
+    let entry = save(&a, 70.0).await;
+    eventually(5_000, "the upload is in flight", || async { call(&stub, "isHeld", &[JsValue::from_str("first")]).is_truthy() }).await;
+    let key = string(&requests(&stub)[0], "key");
+
+    // While it is in flight (shorter than requestTimeoutMs, well past staleAfterMs), the clock
+    // jumps a day, then ten years ahead.
+    set_clock_offset(DAY_MS);
+    sleep(1_200).await;
+    set_clock_offset(10.0 * YEAR_MS);
+    sleep(1_200).await;
+    assert_eq!(sent(&stub, &key), 1, "the event was sent again while its first request was in flight");
+    call(&stub, "release", &[JsValue::from_str("first")]);
+    set_clock_offset(0.0);
+    let id = string(&entry, "id");
+    eventually(5_000, "the held upload completes", || async { status_of(&a, &id).await == "completed" }).await;
+    sleep(500).await;
+    assert_eq!(sent(&stub, &key), 1, "each Idempotency-Key is sent once: {:?}", keys(&stub));
+    assert_eq!(requests(&stub).len(), 1);
+    finish(&db, &[&a, &b]).await;
+}

@@ -1,0 +1,112 @@
+//! Fault 3: a database the browser wipes or closes under a started outbox. Saves issued then
+//! never settled, the leader kept leading while every pass failed, its wiped heartbeat meant no
+//! follower took over, and aborted transactions threw "closure invoked recursively or after being
+//! dropped" into the page. Now: reopened on the next call, every call settles, the uploads go on.
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+use crate::support::*;
+
+const CFG: &str = r#"{"processingIntervalMs": 100, "requestTimeoutMs": 1000, "backoffMs": [100], "maxAttempts": 5, "log": "warn"}"#;
+
+async fn completed(outbox: &progress_outbox::Outbox, user: &str, entry_id: &str) -> bool {
+    let all = events(outbox, &format!(r#"{{"userId": "{user}"}}"#)).await;
+    all.iter().any(|e| opt_string(e, "entityId").as_deref() == Some(entry_id) && opt_string(e, "status").as_deref() == Some("completed"))
+}
+
+/// Errors that reached the page since `from` (window.onerror, unhandledrejection).
+fn page_errors(from: u32) -> Vec<String> {
+    page_errors_since(from).iter().filter_map(|e| e.as_string()).collect()
+}
+
+#[wasm_bindgen_test]
+async fn f3_a_database_deleted_under_a_started_outbox_is_recreated() {
+    let db = fresh_db("wiped");
+    let errors_before = page_error_count();
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, CFG).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let first = save(&outbox, 70.0).await;
+    let first_id = string(&first, "id");
+    eventually(5_000, "the first upload", || async { completed(&outbox, "u1", &first_id).await }).await;
+
+    // Site data cleared (or this app's other code deleting it): the outbox must let it go.
+    let wiped = resolves(10_000, "deleteDatabase", wipe_db(&db, 5_000)).await;
+    assert_eq!(wiped.as_string().as_deref(), Some("success"), "the open outbox blocked the delete");
+
+    // A save issued right after settles: resolved (on a fresh database) or rejected with a clear error.
+    let during = settles(10_000, "a save right after the wipe", outbox.save_weight(JsValue::from_f64(71.0), JsValue::UNDEFINED)).await;
+    if let Err(e) = &during {
+        assert!(is_instance(e, "Error") && get(e, "code").is_string(), "a rejection must be an Error with a code: {e:?}");
+    }
+    // Later calls work, and what they save is uploaded.
+    let later = save(&outbox, 72.0).await;
+    let later_id = string(&later, "id");
+    let stats = stats(&outbox, "u1").await;
+    assert!(num(&stats, "pending") + num(&stats, "processing") + num(&stats, "completed") >= 1.0, "{stats:?}");
+    let _ = process_now(&outbox, 10_000).await;
+    eventually(8_000, "the save after the wipe uploads", || async { completed(&outbox, "u1", &later_id).await }).await;
+    if let Ok(entry) = &during {
+        let id = string(entry, "id");
+        eventually(8_000, "the save during the wipe uploads", || async { completed(&outbox, "u1", &id).await }).await;
+    }
+    assert!(keys(&stub).len() >= 2, "the upload after the wipe reached the server");
+    let stores = array(&ok(raw_stores(&db)).await);
+    assert!(stores.iter().any(|s| s.as_string().as_deref() == Some("events")), "the database was recreated with its schema: {stores:?}");
+
+    let errors = page_errors(errors_before);
+    assert!(errors.is_empty(), "errors reached the page: {errors:?}");
+    finish(&db, &[&outbox]).await;
+}
+
+#[wasm_bindgen_test]
+async fn f3_after_a_wipe_two_outboxes_keep_uploading() {
+    let db = fresh_db("wiped-two");
+    let errors_before = page_error_count();
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let a = open(&db, CFG).await;
+    a.start(JsValue::from_str("u1")).unwrap();
+    eventually(5_000, "the first outbox leads", || async { a.is_leader() }).await;
+    let b = open(&db, CFG).await;
+    b.start(JsValue::from_str("u1")).unwrap();
+    let first = save(&b, 70.0).await;
+    let first_id = string(&first, "id");
+    eventually(5_000, "the first upload", || async { completed(&b, "u1", &first_id).await }).await;
+
+    let wiped = resolves(10_000, "deleteDatabase", wipe_db(&db, 5_000)).await;
+    assert_eq!(wiped.as_string().as_deref(), Some("success"), "an open outbox blocked the delete");
+
+    // Saved in the follower after the wipe: whoever leads now must upload it (the leader's
+    // heartbeat went with the database).
+    let _ = settles(10_000, "a save right after the wipe", b.save_weight(JsValue::from_f64(71.0), JsValue::UNDEFINED)).await;
+    let later = save(&b, 72.0).await;
+    let later_id = string(&later, "id");
+    eventually(10_000, "the save after the wipe uploads", || async { completed(&b, "u1", &later_id).await }).await;
+    assert!(a.is_leader() != b.is_leader() || !a.is_leader(), "never two uploaders");
+    assert!(keys(&stub).len() >= 2);
+    let errors = page_errors(errors_before);
+    assert!(errors.is_empty(), "errors reached the page: {errors:?}");
+    finish(&db, &[&a, &b]).await;
+}
+
+#[wasm_bindgen_test]
+async fn f3_an_uploader_with_no_heartbeat_record_is_taken_over() {
+    let db = fresh_db("no-beat");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    // Another context holds the upload lock and never writes a heartbeat (frozen, or its
+    // database was wiped under it): it will never upload.
+    let frozen = hold_lock(&lock_name(&db, "u1"), false);
+    eventually(2_000, "the frozen context holds the lock", || async { get(&frozen, "granted").is_truthy() }).await;
+
+    let outbox = open(&db, CFG).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let entry = save(&outbox, 70.0).await;
+    let id = string(&entry, "id");
+    // The contract's bound: 2 × processingIntervalMs + requestTimeoutMs + 1 s (1.2 s here).
+    eventually(8_000, "the follower takes over and uploads", || async { completed(&outbox, "u1", &id).await }).await;
+    assert!(outbox.is_leader());
+    assert_eq!(keys(&stub).len(), 1);
+    call(&frozen, "release", &[]);
+    finish(&db, &[&outbox]).await;
+}

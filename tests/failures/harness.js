@@ -1,0 +1,389 @@
+// Test doubles for the failure-mode suite (tests/failures.rs): a scripted fetch that behaves like a
+// browser's (it follows redirects unless the request says `redirect: "manual"`), an overridable wall
+// clock, Web Locks held from outside, raw IndexedDB access, and a trap for errors that reach the page.
+// Nothing here depends on the library: the same file drives the old code and the new.
+
+// ---------------------------------------------------------------------------------------------
+// The wall clock. `Date.now()` is what the library stores and shows; `performance.now()` (not
+// touched) is the monotonic clock it waits by. `setClockOffset(ms)` moves `Date.now` by `ms`.
+
+const realDateNow = Date.now.bind(Date);
+let clockOffset = 0;
+Date.now = () => realDateNow() + clockOffset;
+
+export function setClockOffset(ms) {
+  clockOffset = ms;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scripted server.
+//
+// `stubFetch(responses, fallback)` replaces globalThis.fetch. `responses` are used in order, then
+// `stub.fallback` (settable) for every later request. A spec is an object, or a function
+// (request, stub) => spec:
+//   { status = 201, body (string or JSON value; default {"id": "srv-<n>"}), headers,
+//     hold: "name"  (no answer until stub.release("name"), or until aborted),
+//     hang: true    (no answer until aborted), networkError: true,
+//     redirect: 301|302|303|307|308, location = "/elsewhere", opaque: true }
+// A redirect is answered as a browser does: with `redirect: "follow"` (fetch's default) it is
+// followed (a second request to `location`, recorded, answered 201 {"id": "elsewhere-<n>"}; 301/302
+// turn a POST into a GET without body, 303 anything but HEAD); with `redirect: "manual"` the page
+// gets an opaque-redirect response (status 0), or with `opaque: false` the 3xx response itself.
+//
+// Each request is recorded: { url, path, method, headers, auth, key, body (parsed JSON, else text),
+// redirectMode, aborted, answered }.
+
+function aborted() {
+  return new DOMException("The operation was aborted.", "AbortError");
+}
+
+function parse(text) {
+  if (text == null || text === "") return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+export function stubFetch(responses, fallback) {
+  const stub = {
+    requests: [],
+    inFlight: 0,
+    maxInFlight: 0,
+    fallback,
+    holds: new Map(),
+    elsewhere: 0,
+    release(name) {
+      const h = stub.holds.get(name);
+      stub.holds.delete(name);
+      if (h) for (const r of h) r();
+      else stub.holds.set(name, "released");
+    },
+    isHeld(name) {
+      const h = stub.holds.get(name);
+      return Array.isArray(h) && h.length > 0;
+    },
+    byKey(key) {
+      return stub.requests.filter((r) => r.key === key && !r.path.includes("/elsewhere")).length;
+    },
+    keys() {
+      return stub.requests.filter((r) => r.key && !r.path.includes("/elsewhere")).map((r) => r.key);
+    },
+    to(part) {
+      return stub.requests.filter((r) => r.path.includes(part)).length;
+    },
+    authOf(auth) {
+      return stub.requests.filter((r) => r.auth === auth).map((r) => r.key);
+    },
+  };
+  const queue = Array.from(responses || []);
+
+  async function record(input, init) {
+    const isRequest = typeof Request === "function" && input instanceof Request;
+    const url = new URL(isRequest ? input.url : String(input), location.href).href;
+    const headers = {};
+    new Headers(isRequest ? input.headers : init.headers || {}).forEach((v, k) => { headers[k] = v; });
+    let body = init.body;
+    if (isRequest && body === undefined && input.method !== "GET" && input.method !== "HEAD") {
+      body = await input.clone().text();
+    }
+    const request = {
+      url,
+      path: new URL(url).pathname,
+      method: (isRequest ? input.method : init.method) || "GET",
+      headers,
+      auth: headers.authorization || null,
+      key: headers["idempotency-key"] || null,
+      body: parse(body),
+      rawBody: body,
+      redirectMode: init.redirect || (isRequest ? input.redirect : undefined) || "follow",
+      signal: init.signal || (isRequest ? input.signal : undefined),
+      aborted: false,
+      answered: false,
+    };
+    stub.requests.push(request);
+    return request;
+  }
+
+  function wait(request, hold) {
+    return new Promise((resolve, reject) => {
+      const signal = request.signal;
+      if (signal && signal.aborted) {
+        request.aborted = true;
+        reject(aborted());
+        return;
+      }
+      if (signal) signal.addEventListener("abort", () => { request.aborted = true; reject(aborted()); });
+      if (hold) {
+        const h = stub.holds.get(hold);
+        if (h === "released") {
+          stub.holds.delete(hold);
+          resolve();
+        } else if (Array.isArray(h)) h.push(resolve);
+        else stub.holds.set(hold, [resolve]);
+      }
+    });
+  }
+
+  globalThis.fetch = async (input, init = {}) => {
+    const request = await record(input, init);
+    stub.inFlight += 1;
+    stub.maxInFlight = Math.max(stub.maxInFlight, stub.inFlight);
+    try {
+      let spec = queue.length ? queue.shift() : stub.fallback;
+      if (typeof spec === "function") spec = await spec(request, stub);
+      spec = spec || {};
+      if (spec.delayMs) await Promise.race([new Promise((r) => setTimeout(r, spec.delayMs)), wait(request, null)]);
+      if (spec.hold) await wait(request, spec.hold);
+      if (spec.hang) await wait(request, null);
+      if (spec.networkError) throw new TypeError("Failed to fetch");
+      request.answered = true;
+      if (spec.redirect) {
+        const to = spec.location || "/elsewhere";
+        if (request.redirectMode === "manual") {
+          if (spec.opaque === false) {
+            return new Response(null, { status: spec.redirect, headers: { Location: to } });
+          }
+          // What a browser hands the page for a redirect it was told not to follow.
+          return { type: "opaqueredirect", status: 0, ok: false, redirected: false, url: request.url, headers: new Headers(), text: async () => "", json: async () => { throw new SyntaxError("no body"); } };
+        }
+        if (request.redirectMode === "error") throw new TypeError("Failed to fetch (redirect)");
+        const toGet = spec.redirect === 303 || ((spec.redirect === 301 || spec.redirect === 302) && request.method === "POST");
+        const second = {
+          url: new URL(to, request.url).href,
+          path: new URL(to, request.url).pathname,
+          method: toGet ? "GET" : request.method,
+          headers: request.headers,
+          auth: request.auth,
+          key: request.key,
+          body: toGet ? undefined : request.body,
+          redirectMode: request.redirectMode,
+          aborted: false,
+          answered: true,
+        };
+        stub.requests.push(second);
+        stub.elsewhere += 1;
+        const r = new Response(JSON.stringify({ id: "elsewhere-" + stub.elsewhere }), { status: 201, headers: { "Content-Type": "application/json" } });
+        return r;
+      }
+      const body = spec.body === undefined ? JSON.stringify({ id: "srv-" + stub.requests.length })
+        : typeof spec.body === "string" ? spec.body : JSON.stringify(spec.body);
+      return new Response(spec.status === 204 ? null : body, { status: spec.status || 201, headers: spec.headers || { "Content-Type": "application/json" } });
+    } finally {
+      stub.inFlight -= 1;
+    }
+  };
+  return stub;
+}
+
+export function jsonValue(text) {
+  return JSON.parse(text);
+}
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// Settles `promise` or gives up after `ms`: resolves with { state: "resolved" | "rejected" |
+// "pending", value }, so a test can fail (not hang) when a call never settles.
+export function bounded(promise, ms) {
+  let timer;
+  const late = new Promise((resolve) => { timer = setTimeout(() => resolve({ state: "pending" }), ms); });
+  const settled = Promise.resolve(promise).then((value) => ({ state: "resolved", value }), (value) => ({ state: "rejected", value }));
+  return Promise.race([settled, late]).finally(() => clearTimeout(timer));
+}
+
+export function isInstance(value, ctorName) {
+  return value instanceof globalThis[ctorName];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The app's token function, switchable: mode "ok" answers `token`, "hang" never settles,
+// "reject" rejects. `calls` counts calls; `users` lists the userId of each.
+
+export function tokenSwitch(token) {
+  const t = { mode: "ok", token, calls: 0, users: [] };
+  t.fn = (userId) => {
+    t.calls += 1;
+    t.users.push(userId);
+    if (t.mode === "hang") return new Promise(() => {});
+    if (t.mode === "reject") return Promise.reject(new Error("no session"));
+    return Promise.resolve(t.token);
+  };
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The network as the platform reports it.
+
+export function setOnline(value) {
+  Object.defineProperty(Navigator.prototype, "onLine", { configurable: true, get: () => value });
+  globalThis.dispatchEvent(new Event(value ? "online" : "offline"));
+}
+
+export function restoreOnline() {
+  delete Navigator.prototype.onLine;
+  const d = Object.getOwnPropertyDescriptor(Navigator.prototype, "onLine");
+  if (!d || !d.get) Object.defineProperty(Navigator.prototype, "onLine", { configurable: true, get: () => true });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors that reach the page (a closure run after it was dropped throws into the event loop).
+
+const pageErrors = [];
+globalThis.addEventListener("error", (e) => { pageErrors.push("error: " + (e.message || (e.error && e.error.message) || String(e.error))); });
+globalThis.addEventListener("unhandledrejection", (e) => {
+  const r = e.reason;
+  pageErrors.push("unhandledrejection: " + (r && r.message ? r.message : String(r)));
+});
+
+export function pageErrorsSince(n) {
+  return pageErrors.slice(n);
+}
+
+export function pageErrorCount() {
+  return pageErrors.length;
+}
+
+// Console output while a test runs (the library's warnings name what went wrong).
+export function captureConsole() {
+  const lines = [];
+  const orig = {};
+  for (const level of ["debug", "info", "warn", "log", "error"]) {
+    orig[level] = console[level];
+    console[level] = (...args) => { lines.push(level + " " + args.map(String).join(" ")); };
+  }
+  return { lines: () => lines.slice(), restore: () => { Object.assign(console, orig); } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Web Locks from outside the library: another context holding, or stealing, a lock.
+
+export function holdLock(name, steal) {
+  let release;
+  const released = new Promise((r) => { release = r; });
+  const h = { granted: false, lost: false, release: () => release() };
+  const options = steal ? { steal: true } : {};
+  h.done = navigator.locks.request(name, options, () => { h.granted = true; return released; }).catch(() => { h.lost = true; });
+  return h;
+}
+
+export async function heldLocks() {
+  const s = await navigator.locks.query();
+  return { held: s.held.map((l) => l.name), pending: s.pending.map((l) => l.name) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw IndexedDB: what another version of the app, or the browser, does to the database.
+
+function req(r) {
+  return new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+}
+
+export function idbOpen(name, version, upgrade) {
+  return new Promise((resolve, reject) => {
+    const r = version ? indexedDB.open(name, version) : indexedDB.open(name);
+    r.onupgradeneeded = () => upgrade && upgrade(r.result, r.transaction);
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+    r.onblocked = () => {};
+  });
+}
+
+async function withStore(name, store, mode, f) {
+  const db = await idbOpen(name);
+  try {
+    const tx = db.transaction(store, mode);
+    const done = new Promise((resolve, reject) => {
+      tx.oncomplete = resolve;
+      tx.onabort = () => reject(tx.error || new Error("transaction aborted"));
+    });
+    const value = await f(tx.objectStore(store));
+    await done;
+    return value;
+  } finally {
+    db.close();
+  }
+}
+
+export function rawGetAll(name, store) {
+  return withStore(name, store, "readonly", (s) => req(s.getAll()));
+}
+
+export function rawGet(name, store, key) {
+  return withStore(name, store, "readonly", (s) => req(s.get(key)));
+}
+
+export function rawPut(name, store, value, key) {
+  return withStore(name, store, "readwrite", (s) => req(key === undefined ? s.put(value) : s.put(value, key)));
+}
+
+export function rawDelete(name, store, key) {
+  return withStore(name, store, "readwrite", (s) => req(s.delete(key)));
+}
+
+export function rawKeys(name, store) {
+  return withStore(name, store, "readonly", (s) => req(s.getAllKeys()));
+}
+
+export async function rawVersion(name) {
+  const db = await idbOpen(name);
+  const v = db.version;
+  db.close();
+  return v;
+}
+
+export async function rawStores(name) {
+  const db = await idbOpen(name);
+  const names = Array.from(db.objectStoreNames);
+  db.close();
+  return names;
+}
+
+// A database an older app version (schema v2: entries with the byUserDate index) left behind.
+export async function createLegacyDb(name, entries) {
+  const db = await idbOpen(name, 2, (db) => {
+    const store = db.createObjectStore("entries", { keyPath: "id" });
+    store.createIndex("byUserDate", ["userId", "date"]);
+    for (const e of entries) store.put(e);
+  });
+  db.close();
+}
+
+// A connection at an old version that never lets go (its versionchange handler does nothing):
+// another app version's tab that is busy or broken. Returns { close }.
+export async function stubbornConnection(name, version) {
+  const db = await idbOpen(name, version, (db) => { if (!db.objectStoreNames.contains("entries")) db.createObjectStore("entries", { keyPath: "id" }); });
+  db.onversionchange = () => {};
+  return { close: () => db.close() };
+}
+
+// Deletes the database the way site-data clearing (or this app's other code) does; resolves once
+// the delete went through ("success") or reports "blocked" if it is still waiting after `ms`.
+export function wipeDb(name, ms) {
+  return new Promise((resolve) => {
+    const r = indexedDB.deleteDatabase(name);
+    let blocked = false;
+    r.onblocked = () => { blocked = true; };
+    r.onsuccess = () => resolve("success");
+    r.onerror = () => resolve("error: " + (r.error && r.error.message));
+    setTimeout(() => resolve(blocked ? "blocked" : "pending"), ms || 5000);
+  });
+}
+
+export function deleteDb(name) {
+  return new Promise((resolve) => {
+    const r = indexedDB.deleteDatabase(name);
+    r.onsuccess = r.onerror = r.onblocked = () => resolve();
+  });
+}
+
+// Page Lifecycle: the page is about to be frozen (a frozen page runs no more code, so whatever
+// the outbox releases must be released synchronously, in this event).
+export function dispatchFreeze() {
+  document.dispatchEvent(new Event("freeze"));
+}

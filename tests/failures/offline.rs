@@ -1,0 +1,102 @@
+//! Fault 5: offline stretches parked data. Attempts were counted at claim time, so a few minutes
+//! without network (or without a token) turned every queued measurement into "gave up". Now only
+//! server answers count toward maxAttempts; no answer (network error, timeout, token unavailable)
+//! retries on the backoff schedule and never gives up; while the platform reports offline no
+//! upload starts, and `online` wakes the processor. The event shows requestCount (requests sent)
+//! and attemptCount (failed answers).
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+use crate::support::*;
+
+#[wasm_bindgen_test]
+async fn f5_answerless_failures_never_give_up_nor_count() {
+    let db = fresh_db("offline-stretch");
+    restore_online();
+    let stub = stub_fetch(&json("[]"), &json(r#"{"networkError": true}"#));
+    let token = token_switch("tok");
+    // maxAttempts 2: two counted failures would give up. The backoff is short so passes repeat.
+    let c = config(&db, r#"{"processingIntervalMs": 60000, "requestTimeoutMs": 200, "backoffMs": [50], "maxAttempts": 2}"#);
+    set(&c, "token", &get(&token, "fn"));
+    let outbox = open_with(c).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let entry = save(&outbox, 70.0).await;
+    let id = string(&entry, "id");
+
+    let check = |phase: &'static str| {
+        let (outbox, stub, id) = (&outbox, &stub, id.clone());
+        async move {
+            let e = event_of(outbox, "u1", &id).await;
+            assert!(!get(&e, "gaveUp").is_truthy(), "{phase}: gave up: {e:?}");
+            assert_ne!(string(&e, "status"), "completed", "{phase}: {e:?}");
+            assert_eq!(num(&e, "attemptCount"), 0.0, "{phase}: an answer-less failure was counted: {e:?}");
+            let key = string(&e, "id");
+            let rc = num(&e, "requestCount");
+            let seen = sent(stub, &key) as f64;
+            assert!(rc == seen || rc + 1.0 == seen, "{phase}: requestCount {rc} vs {seen} requests sent: {e:?}");
+            let s = stats(outbox, "u1").await;
+            assert_eq!(num(&s, "gaveUp"), 0.0, "{phase}: {s:?}");
+        }
+    };
+
+    // Network errors.
+    eventually(10_000, "four network errors", || async { requests(&stub).len() >= 4 }).await;
+    check("network errors").await;
+    // Timeouts (the server never answers within requestTimeoutMs).
+    set(&stub, "fallback", &json(r#"{"hang": true}"#));
+    let before = requests(&stub).len();
+    eventually(10_000, "three timeouts", || async { requests(&stub).len() >= before + 3 }).await;
+    check("timeouts").await;
+    // The token function fails (no session): nothing is sent, nothing counted.
+    set(&token, "mode", &JsValue::from_str("reject"));
+    set(&stub, "fallback", &json(r#"{"status": 201, "body": {"id": "b-1"}}"#));
+    sleep(300).await; // a request already started may still finish as a timeout
+    let (calls, sent_before) = (num(&token, "calls"), requests(&stub).len());
+    eventually(10_000, "three token failures", || async { num(&token, "calls") >= calls + 3.0 }).await;
+    assert_eq!(requests(&stub).len(), sent_before, "nothing is sent without a token");
+    check("token unavailable").await;
+    let e = event_of(&outbox, "u1", &id).await;
+    let why = opt_string(&e, "errorMessage").unwrap_or_default();
+    assert!(why.contains("token"), "{why:?}");
+
+    // Back: the event is delivered, still with no counted failure; requestCount says how many went out.
+    set(&token, "mode", &JsValue::from_str("ok"));
+    eventually(10_000, "the upload once everything works", || async { string(&event_of(&outbox, "u1", &id).await, "status") == "completed" }).await;
+    let e = event_of(&outbox, "u1", &id).await;
+    assert_eq!(num(&e, "attemptCount"), 0.0, "{e:?}");
+    let key = string(&e, "id");
+    assert_eq!(num(&e, "requestCount"), sent(&stub, &key) as f64, "{e:?}");
+    assert!(num(&e, "requestCount") >= 8.0, "{e:?}");
+    finish(&db, &[&outbox]).await;
+}
+
+#[wasm_bindgen_test]
+async fn f5_offline_starts_no_request_and_online_wakes_the_processor() {
+    let db = fresh_db("offline-flag");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201, "body": {"id": "b-1"}}"#));
+    set_online(false);
+    // Passes only when woken (the interval is a minute); the offline probe (at the last backoff
+    // step, for a platform that reports offline wrongly) is an hour away.
+    let outbox = open(&db, r#"{"processingIntervalMs": 60000, "requestTimeoutMs": 1000, "backoffMs": [3600000]}"#).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let entry = save(&outbox, 70.0).await;
+    let id = string(&entry, "id");
+    process_now(&outbox, 5_000).await;
+    sleep(300).await;
+    assert_eq!(requests(&stub).len(), 0, "a request started while navigator.onLine is false");
+    let e = event_of(&outbox, "u1", &id).await;
+    assert_eq!(string(&e, "status"), "pending", "{e:?}");
+    assert_eq!(num(&e, "attemptCount"), 0.0, "{e:?}");
+    let offline_requests = get(&e, "requestCount");
+
+    // The `online` event alone (no processNow, no tick) gets it uploaded.
+    set_online(true);
+    eventually(5_000, "the upload after `online`", || async { string(&event_of(&outbox, "u1", &id).await, "status") == "completed" }).await;
+    let e = event_of(&outbox, "u1", &id).await;
+    assert_eq!(requests(&stub).len(), 1);
+    assert_eq!(num(&e, "attemptCount"), 0.0, "{e:?}");
+    assert_eq!(offline_requests.as_f64(), Some(0.0), "requestCount while offline");
+    assert_eq!(num(&e, "requestCount"), 1.0, "{e:?}");
+    finish(&db, &[&outbox]).await;
+}

@@ -1,0 +1,128 @@
+//! Fault 7: one unreadable record blocked a user's queue (an event of a kind a newer version
+//! wrote, or a record of an older app with a string date: the claim aborted, every pass failed,
+//! `events()` rejected). Now it is quarantined: kept, listed by `events()` (`quarantined: true`),
+//! counted in `stats().quarantined`, never in the way; a version that can read it brings it back.
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+use crate::support::*;
+
+const CFG: &str = r#"{"processingIntervalMs": 100, "requestTimeoutMs": 2000, "backoffMs": [100]}"#;
+
+fn clone(v: &JsValue) -> JsValue {
+    json(&String::from(js_sys::JSON::stringify(v).unwrap()))
+}
+
+fn fresh_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+async fn save_for(outbox: &progress_outbox::Outbox, kg: f64) -> JsValue {
+    resolves(10_000, "saveWeight", outbox.save_weight(JsValue::from_f64(kg), json(r#"{"userId": "u1"}"#))).await
+}
+
+async fn status(outbox: &progress_outbox::Outbox, event_id: &str) -> Option<String> {
+    events(outbox, r#"{"userId": "u1"}"#).await.iter().find(|e| opt_string(e, "id").as_deref() == Some(event_id)).and_then(|e| opt_string(e, "status"))
+}
+
+#[wasm_bindgen_test]
+async fn f7_unreadable_events_are_quarantined_and_never_block_the_rest() {
+    let db = fresh_db("quarantine");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, CFG).await;
+    let good = [save_for(&outbox, 70.0).await, save_for(&outbox, 71.0).await];
+    let stored = array(&ok(raw_get_all(&db, "events")).await);
+    assert_eq!(stored.len(), 2);
+    let template = &stored[0];
+
+    // An event of a kind a newer version wrote (unknown operation)...
+    let newer = clone(template);
+    let newer_id = fresh_id();
+    set(&newer, "id", &JsValue::from_str(&newer_id));
+    set(&newer, "entityId", &JsValue::from_str(&fresh_id()));
+    set(&newer, "operation", &JsValue::from_str("merge"));
+    ok(raw_put(&db, "events", &newer, &JsValue::UNDEFINED)).await;
+    // ...and an entry with its event as an older app wrote them (dates as strings).
+    let old_entry_id = fresh_id();
+    let entry = json(
+        r#"{"userId": "u1", "type": "weight", "quantity": 69.5, "unit": "kg", "date": "2026-11-26T07:30:00.000Z", "backendId": null, "createdAt": 1795000000000, "updatedAt": 1795000000000}"#,
+    );
+    set(&entry, "id", &JsValue::from_str(&old_entry_id));
+    ok(raw_put(&db, "entries", &entry, &JsValue::UNDEFINED)).await;
+    let older = clone(template);
+    let older_id = fresh_id();
+    set(&older, "id", &JsValue::from_str(&older_id));
+    set(&older, "entityId", &JsValue::from_str(&old_entry_id));
+    set(&get(&older, "metadata"), "date", &JsValue::from_str("2026-11-26T07:30:00.000Z"));
+    ok(raw_put(&db, "events", &older, &JsValue::UNDEFINED)).await;
+
+    // The rest still syncs.
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    for e in &good {
+        let id = string(e, "id");
+        eventually(8_000, "the readable events upload", || async { string(&event_of(&outbox, "u1", &id).await, "status") == "completed" }).await;
+    }
+    assert_eq!(sent(&stub, &newer_id), 0);
+    assert_eq!(sent(&stub, &older_id), 0);
+    assert_eq!(keys(&stub).len(), 2, "{:?}", keys(&stub));
+
+    // Listed (marked) and counted; events() does not reject.
+    let listed = events(&outbox, r#"{"userId": "u1"}"#).await;
+    for bad in [&newer_id, &older_id] {
+        let e =
+            listed.iter().find(|e| opt_string(e, "id").as_deref() == Some(bad.as_str())).unwrap_or_else(|| panic!("events() does not list {bad}: {listed:?}"));
+        assert_eq!(get(e, "quarantined").as_bool(), Some(true), "{e:?}");
+    }
+    let failed = events(&outbox, r#"{"userId": "u1", "status": "failed"}"#).await;
+    assert!(failed.iter().filter(|e| get(e, "quarantined").as_bool() == Some(true)).count() >= 2, "{failed:?}");
+    let s = stats(&outbox, "u1").await;
+    assert!(num(&s, "quarantined") >= 2.0, "{s:?}");
+    assert_eq!(num(&s, "completed"), 2.0, "{s:?}");
+    // Kept, not deleted.
+    let kept = array(&ok(raw_keys(&db, "quarantine")).await);
+    assert!(kept.len() >= 2, "{kept:?}");
+
+    // An upgrade of the app that can read the newer event again: it is restored at open and syncs.
+    outbox.close();
+    let qkey = format!("events:{newer_id}");
+    let q = ok(raw_get(&db, "quarantine", &qkey)).await;
+    assert!(q.is_object(), "quarantine holds {qkey}: {kept:?}");
+    set(&get(&q, "record"), "operation", &JsValue::from_str("create"));
+    ok(raw_put(&db, "quarantine", &q, &JsValue::from_str(&qkey))).await;
+    let reopened = open(&db, CFG).await;
+    let listed = events(&reopened, r#"{"userId": "u1"}"#).await;
+    let back = listed.iter().find(|e| opt_string(e, "id").as_deref() == Some(newer_id.as_str())).expect("listed");
+    assert_ne!(get(back, "quarantined").as_bool(), Some(true), "restored: {back:?}");
+    reopened.start(JsValue::from_str("u1")).unwrap();
+    eventually(8_000, "the restored event uploads", || async { status(&reopened, &newer_id).await.as_deref() == Some("completed") }).await;
+    assert_eq!(sent(&stub, &newer_id), 1);
+    let after = stats(&reopened, "u1").await;
+    assert_eq!(num(&after, "quarantined"), num(&s, "quarantined") - 1.0, "{after:?}");
+    finish(&db, &[&outbox, &reopened]).await;
+}
+
+#[wasm_bindgen_test]
+async fn f7_an_older_apps_entry_with_a_string_date_is_set_aside_at_upgrade() {
+    let db = fresh_db("quarantine-legacy");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let rows = json(
+        r#"[
+        {"id": "e-good-1", "userId": "u1", "type": "weight", "quantity": 70, "unit": "kg", "date": 1790000000000, "backendId": null, "createdAt": 1790000000000},
+        {"id": "e-string-date", "userId": "u1", "type": "weight", "quantity": 71, "unit": "kg", "date": "2026-11-26", "backendId": null, "createdAt": 1790000001000},
+        {"id": "e-good-2", "userId": "u1", "type": "weight", "quantity": 72, "unit": "kg", "date": 1790000002000, "backendId": null, "createdAt": 1790000002000}
+    ]"#,
+    );
+    ok(create_legacy_db(&db, &rows)).await;
+    let outbox = open(&db, CFG).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    eventually(8_000, "both readable entries upload", || async { num(&stats(&outbox, "u1").await, "completed") == 2.0 }).await;
+    let bodies: Vec<String> = requests(&stub).iter().map(|r| String::from(js_sys::JSON::stringify(&get(r, "body")).unwrap())).collect();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert!(bodies.iter().all(|b| !b.contains("e-string-date")), "the unreadable entry was sent: {bodies:?}");
+    let s = stats(&outbox, "u1").await;
+    assert_eq!(num(&s, "quarantined"), 1.0, "{s:?}");
+    let entries = array(&ok(outbox.entries(JsValue::from_str("u1"))).await);
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    finish(&db, &[&outbox]).await;
+}
