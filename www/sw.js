@@ -8,7 +8,7 @@
 // 3. Tokens arrive from the page by postMessage and live in memory only, never in storage.
 import init, { Outbox } from "/pkg/progress_outbox.js";
 
-const SHELL_CACHE = "progress-shell-v3";
+const SHELL_CACHE = "progress-shell-v4";
 const SHELL = ["/", "/index.html", "/app.js", "/style.css", "/manifest.webmanifest", "/icons/icon-192.png", "/icons/icon-512.png"];
 
 /** The app files plus every module of the package (`pkg/files.json`, written by the build). */
@@ -110,11 +110,14 @@ function outbox(settings) {
     outboxReady = (async () => {
       await init();
       const fast = settings && settings.fast;
+      // Configured like the pages: of the contexts sharing a dbName, the one that uploads uses
+      // its own endpoints and token source.
       return Outbox.open({
         endpoint: "/api/v1/progress",
-        token: tokenFor,
+        token: tokenFor, // called with the userId whose events upload: asks a page for that user's token
         log: "info",
         ...(fast ? { processingIntervalMs: 300, backoffMs: [300, 600, 1000, 2000, 3000], requestTimeoutMs: 4000, staleAfterMs: 5000 } : {}),
+        ...(settings && settings.batch ? { batchEndpoint: "/api/v1/progress/batch" } : {}),
         onVersionChange: () => { outboxReady = null; },
       });
     })();
@@ -136,7 +139,7 @@ self.addEventListener("message", (event) => {
     for (const resolve of tokenWaiters.get(msg.userId) || []) resolve(msg.token);
     tokenWaiters.delete(msg.userId);
   } else if (msg.type === "user") {
-    const session = { userId: msg.userId, fast: !!msg.fast };
+    const session = { userId: msg.userId, fast: !!msg.fast, batch: !!msg.batch };
     event.waitUntil(state.set(session).then(() => startFor(session)));
   } else if (msg.type === "logout") {
     tokens.clear();
@@ -153,7 +156,8 @@ self.addEventListener("sync", (event) => {
     const report = await o.processNow(); // runs here, or in the tab that uploads for this user
     const s = await o.stats();
     // Ask the browser to fire `sync` again later while work remains (it backs off on its own).
-    if (s.pending + s.retrying > 0 && !report.offline) throw new Error(`${s.pending + s.retrying} events still waiting`);
+    const left = s.pending + s.processing + s.retrying;
+    if (left > 0 && !report.offline) throw new Error(`${left} events still waiting`);
   })());
 });
 

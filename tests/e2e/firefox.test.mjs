@@ -3,7 +3,8 @@
 // Chromium; this one drives Debian's Firefox ESR through geckodriver (WebDriver over HTTP, no
 // extra npm package) against the dev API: bad input is refused with a JS Error and stores
 // nothing, a save reaches the server exactly once and the entry gets its backend id, a 503
-// leaves an event failed and the retry after recovery delivers it.
+// leaves an event failed and the retry after recovery delivers it; an edit (PUT), a delete
+// (DELETE) and a steps entry reach the server too.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -94,9 +95,22 @@ const FLOW = `
       retried = (await outbox.events({})).find((e) => e.entityId === second.id);
       await new Promise((r) => setTimeout(r, 50));
     }
+    const lastSeen = seen[seen.length - 1];
+    // Edits and deletes, and another metric: an update (PUT) and a delete (DELETE) of synced entries.
+    const edited = await outbox.update(saved.id, { quantity: 72.7 });
+    await outbox.delete(second.id);
+    const steps = await outbox.save("steps", 8042);
+    let pendingOps = [];
+    for (let i = 0; i < 200; i++) {
+      pendingOps = (await outbox.events({})).filter((e) => e.status !== "completed");
+      if (!pendingOps.length) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const ops = (await outbox.events({})).map((e) => [e.operation, e.status, e.entityId]);
+    const finalEntries = await outbox.entries();
     off();
     outbox.close();
-    report({ refused, afterBad, saved, entries, stats, events, when: when.getTime(), subscribed: seen.length, lastSeen: seen[seen.length - 1], second, failed, retried });
+    report({ refused, afterBad, saved, entries, stats, events, when: when.getTime(), subscribed: seen.length, lastSeen, second, failed, retried, edited, steps, pendingOps, ops, finalEntries });
   } catch (e) {
     report({ error: String((e && e.stack) || e) });
   }
@@ -145,19 +159,31 @@ async function check(r, how, server) {
   assert.deepEqual(r.events.map((e) => [e.status, e.priority]), [["completed", 5]]); // before the 503 phase
   assert.ok(r.failed, `${how}: the 503 left the event failed`);
   assert.match(r.failed.errorMessage, /503/);
-  assert.equal(r.failed.attemptCount, 1);
+  assert.equal(r.failed.attemptCount, 1, `${how}: the 503 is one failed answer`);
+  assert.equal(r.failed.requestCount, 1);
   assert.equal(r.retried.status, "completed", `${how}: the retry after recovery delivered it: ${JSON.stringify(r.retried)}`);
-  assert.equal(r.retried.attemptCount, 2);
+  // attemptCount counts failed answers only (the 503); requestCount every request sent.
+  assert.equal(r.retried.attemptCount, 1);
+  assert.equal(r.retried.requestCount, 2);
   assert.equal(r.retried.id, r.failed.id);
-  const records = await server.records();
-  assert.equal(countByLocalId(records).get(r.second.id), 1, `${how}: the retried entry stored once`);
+  const all = await server.allRecords(); // deleted ones included
+  const records = all.filter((x) => !x.deleted);
+  assert.equal(countByLocalId(all).get(r.second.id), 1, `${how}: the retried entry stored once`);
   assert.equal(countByLocalId(records).get(r.saved.id), 1, `${how}: stored on the server exactly once`);
   const stored = records.find((x) => x.localId === r.saved.id);
   assert.equal(String(stored.id), r.entries[0].backendId);
-  assert.equal(stored.quantity, 72.5);
+  // The edit, the delete and the steps entry reached the server too.
+  assert.deepEqual(r.pendingOps, [], `${how}: everything delivered: ${JSON.stringify(r.ops)}`);
+  assert.equal(r.edited.quantity, 72.7);
+  assert.equal(stored.quantity, 72.7, `${how}: the update (PUT) reached the server`);
+  assert.equal(all.find((x) => x.localId === r.second.id).deleted, true, `${how}: the delete (DELETE) reached the server`);
+  const steps = records.find((x) => x.localId === r.steps.id);
+  assert.deepEqual([steps.type, steps.unit, steps.quantity], ["steps", "count", 8042]);
+  assert.deepEqual(r.finalEntries.map((e) => [e.id, e.quantity]).sort(), [[r.saved.id, 72.7], [r.steps.id, 8042]].sort());
+  assert.deepEqual(r.ops.map(([op]) => op).sort(), ["create", "create", "create", "delete", "update"]);
 }
 
-test("the shipped package in Firefox: bad input refused, a save uploaded exactly once with its backend id, a 503 retried after recovery", async () => {
+test("the shipped package in Firefox: bad input refused, a save uploaded exactly once with its backend id, a 503 retried after recovery, an edit and a delete synced", async () => {
   assert.ok(FIREFOX, "Firefox ESR is not installed (npm test installs it)");
   const server = await startServer({ env: { BENCH: "1", QUIET: "1" } }); // BENCH serves /bench/startup.html
   const driver = await geckodriver();

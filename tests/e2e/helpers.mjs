@@ -51,6 +51,10 @@ export async function startServer({ dataDir = tempDir("data"), port = 0, env = {
     faults: (f) => api("/api/v1/faults", { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(f) }),
     records: async () => (await api("/api/v1/progress?all=1")).body,
     attempts: async () => (await api("/api/v1/debug/attempts")).body,
+    /** Every /api/ request the server saw: [{method, path, key, keys, status, at}]. */
+    requests: async () => (await api("/api/v1/debug/requests")).body,
+    /** Records including deleted ones ({deleted: true}). */
+    allRecords: async () => (await api("/api/v1/progress?all=1&deleted=1")).body,
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       const exited = new Promise((r) => proc.once("exit", r));
@@ -99,10 +103,54 @@ export async function login(page, user) {
   await page.waitForSelector("#logout-btn:not([hidden])");
 }
 
-export async function saveViaForm(page, kg) {
-  await page.fill("#kg", String(kg));
+/** Types a value into the demo's form and presses Save (metric: one of the six; default weight). */
+export async function saveViaForm(page, value, metric = "weight") {
+  if ((await page.inputValue("#metric")) !== metric) await page.selectOption("#metric", metric);
+  await page.fill("#quantity", String(value));
   await page.click("#save");
 }
+
+/** The demo's entry row of `entryId` (a live entry, or a deleted one whose delete is under way). */
+export function entryRow(page, entryId) {
+  return page.locator(`#entries li[data-entry-id="${entryId}"]`);
+}
+
+/** The state of an entry's badge (pending, waiting, uploading, synced, retrying, gaveup, deleting), or null. */
+export async function badgeState(page, entryId) {
+  return (await badgeOf(page, entryId))?.state ?? null;
+}
+
+/** An entry's badge as { state, text, title, deleted (the row is a deleted entry) }, read in one go (the list re-renders often), or null. */
+export function badgeOf(page, entryId) {
+  return page.evaluate((id) => {
+    const badge = document.querySelector(`#entries li[data-entry-id="${CSS.escape(id)}"] .badge`);
+    return badge ? { state: badge.dataset.state, text: badge.textContent, title: badge.title, deleted: badge.closest("li").classList.contains("deleted") } : null;
+  }, entryId);
+}
+
+/** Waits until an entry's badge is in `state` (or the row is gone, for state null); returns the badge text. */
+export async function waitForBadge(page, entryId, state, options) {
+  let last;
+  try {
+    return await waitFor(`entry ${entryId} badge ${state}`, async () => {
+      last = await badgeOf(page, entryId);
+      if ((last?.state ?? null) !== state) return null;
+      return state === null ? "gone" : last.text;
+    }, options);
+  } catch (e) {
+    e.message += ` (last seen: ${JSON.stringify(last)})`;
+    throw e;
+  }
+}
+
+/** The health banner: { health, text } (health null while hidden). */
+export async function healthBanner(page) {
+  return page.evaluate(() => {
+    const el = document.querySelector("#health");
+    return { health: el.hidden ? null : el.dataset.health || null, text: el.textContent.replace(/\s+/g, " ").trim() };
+  });
+}
+
 
 export async function waitFor(what, check, { timeout = 20000, interval = 100 } = {}) {
   const start = Date.now();

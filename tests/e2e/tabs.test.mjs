@@ -85,7 +85,26 @@ test("the uploading tab crashes mid-stream: a follower finishes, every entry sto
   console.log(`  stored before the crash: ${before}; keys resent after it (deduplicated by the server): ${resent}`);
 }));
 
+// Counts this page's IndexedDB transactions that have not finished yet (window.__openTx).
+const COUNT_TRANSACTIONS = () => {
+  window.__openTx = 0;
+  const open = IDBDatabase.prototype.transaction;
+  IDBDatabase.prototype.transaction = function (...args) {
+    const tx = open.apply(this, args);
+    window.__openTx++;
+    let done = false;
+    const end = () => { if (!done) { done = true; window.__openTx--; } };
+    for (const e of ["complete", "abort", "error"]) tx.addEventListener(e, end);
+    return tx;
+  };
+};
+
 test("a hung uploading tab (holding the lock, running no code) does not hold the others up", async () => withDemo("tabs-hung", async ({ server, context }) => {
+  // A tab that hangs in the middle of an IndexedDB transaction blocks every other context's
+  // writes to those stores until it runs again (the browser cannot end the transaction for it);
+  // saves elsewhere then reject after 10 s with TIMEOUT, nothing stored. That is the platform.
+  // This test is about the upload lock, so the hang starts between transactions.
+  await context.addInitScript(COUNT_TRANSACTIONS);
   const tabs = await openTabs(context, server.url, 2, "frost");
   // Visible pages take the upload over from a hidden page or the service worker.
   await waitFor("a tab to upload", async () => (await leaders(tabs)).some(Boolean));
@@ -94,7 +113,12 @@ test("a hung uploading tab (holding the lock, running no code) does not hold the
   // The uploading tab's main thread stops for 12 s: no timers, no heartbeat, lock still held
   // (what a frozen or stuck tab looks like to the others). Headless Chromium here cannot
   // freeze a page through the Page Lifecycle, so this is the closest real thing.
-  const hung = leader.evaluate(() => { const end = Date.now() + 12000; while (Date.now() < end) {} });
+  const hung = leader.evaluate(async () => {
+    while (window.__openTx > 0) await new Promise((r) => setTimeout(r, 0));
+    const end = Date.now() + 12000; // from here on, in this one task: no transaction can start
+    while (Date.now() < end) {}
+  });
+  hung.catch(() => {}); // if the test fails meanwhile, its own error is the one to report
   await new Promise((r) => setTimeout(r, 300));
   const started = Date.now();
   await other.evaluate(() => window.demo.outbox.saveWeight(66.6));
@@ -112,20 +136,21 @@ test("a hung uploading tab (holding the lock, running no code) does not hold the
 test("a newer app version upgrading the database: the old tab lets it through and asks for a reload", async () => withDemo("tabs-upgrade", async ({ server, context }) => {
   const [old, newer] = await openTabs(context, server.url, 2, "upgrader");
   await old.evaluate(() => window.demo.outbox.saveWeight(70));
-  // The newer version opens the same database at a higher schema version.
-  const version = await newer.evaluate(() => new Promise((resolve, reject) => {
-    const req = indexedDB.open("progress-outbox", 4);
-    req.onupgradeneeded = () => req.result.createObjectStore("addedByV4");
+  // The newer version opens the same database at a higher schema version than this library's.
+  const current = await newer.evaluate(async () => (await indexedDB.databases()).find((d) => d.name === "progress-outbox").version);
+  const version = await newer.evaluate((v) => new Promise((resolve, reject) => {
+    const req = indexedDB.open("progress-outbox", v);
+    req.onupgradeneeded = () => req.result.createObjectStore("addedByANewerVersion");
     req.onblocked = () => reject(new Error("blocked by the old tab"));
     req.onsuccess = () => { const v = req.result.version; req.result.close(); resolve(v); };
     req.onerror = () => reject(req.error);
-  }));
-  assert.equal(version, 4, "the upgrade completed");
+  }), current + 1);
+  assert.equal(version, current + 1, "the upgrade completed");
   await old.waitForSelector("#banner:not([hidden])");
   assert.match(await old.textContent("#banner"), /Reload this page/);
   const err = await old.evaluate(() => window.demo.outbox.saveWeight(71).then(() => null, (e) => e.code));
   assert.equal(err, "VERSION_CHANGED");
-  // The upgrade kept the data: the v3 stores are still there with the entry.
+  // The upgrade kept the data: the library's stores are still there with the entry.
   const entries = await newer.evaluate(() => new Promise((resolve) => {
     const req = indexedDB.open("progress-outbox");
     req.onsuccess = () => { const r = req.result.transaction("entries").objectStore("entries").count(); r.onsuccess = () => { req.result.close(); resolve(r.result); }; };
