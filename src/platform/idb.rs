@@ -161,6 +161,58 @@ impl Drop for Request {
     }
 }
 
+/// Requests made together and awaited once: a transaction runs its requests in order, so when
+/// the last one has succeeded every earlier one has too, and their results can be read. (A
+/// failed request aborts the transaction, which fails every request after it: the wait then
+/// reports the failure.) One future per round instead of one per request keeps the store's
+/// async code small.
+pub struct Round {
+    last: Option<IdbRequest>,
+    operation: &'static str,
+}
+
+/// A request of a [`Round`]; its value can be read once the round is done.
+pub struct Asked(IdbRequest);
+
+impl Asked {
+    /// The request's result (`undefined` for a missing record).
+    pub fn value(&self) -> JsValue {
+        self.0.result().unwrap_or(JsValue::UNDEFINED)
+    }
+
+    /// The result of a `getAll`, as a vector.
+    pub fn values(&self) -> Vec<JsValue> {
+        self.value().dyn_into::<Array>().map(|a| a.to_vec()).unwrap_or_default()
+    }
+
+    /// The result of a `count`.
+    pub fn count(&self) -> u64 {
+        self.value().as_f64().unwrap_or(0.0) as u64
+    }
+}
+
+impl Round {
+    /// A new round for `operation` (named in errors).
+    pub fn new(operation: &'static str) -> Round {
+        Round { last: None, operation }
+    }
+
+    /// Adds a request made by idb (or reports why it could not be made).
+    pub fn ask<R: Into<IdbRequest>>(&mut self, made: std::result::Result<R, idb::Error>) -> Result<Asked> {
+        let r: IdbRequest = made.map_err(error(self.operation))?.into();
+        self.last = Some(r.clone());
+        Ok(Asked(r))
+    }
+
+    /// Waits until every request of the round has completed.
+    pub async fn done(&mut self) -> Result<()> {
+        match self.last.take() {
+            Some(r) => Request::new(r, self.operation).await.map(drop),
+            None => Ok(()),
+        }
+    }
+}
+
 #[wasm_bindgen]
 extern "C" {
     // `IDBDatabase.transaction(names, mode, { durability })`: web-sys only exposes the options
@@ -195,15 +247,21 @@ struct EndingSlot {
     first_error: Option<String>,
 }
 
+/// How long a transaction may take before it is aborted (CONTRACT §3: every call settles
+/// within 10 s). Its pending requests then fail, so whatever awaits them settles.
+pub const DEADLINE_MS: u32 = 10_000;
+
 /// A transaction, its idb handle, and the listener of its end. Dropping it before it finished
-/// aborts it (nothing of it is stored) and unhooks its handlers.
+/// aborts it (nothing of it is stored) and unhooks its handlers; so does its deadline.
 pub struct Tx {
     raw: IdbTransaction,
     tx: idb::Transaction,
     slot: Rc<RefCell<EndingSlot>>,
     committing: Cell<bool>,
+    timed_out: Rc<Cell<bool>>,
     operation: &'static str,
     _handlers: [Closure<dyn FnMut(web_sys::Event)>; 3],
+    _deadline: gloo_timers::callback::Timeout,
 }
 
 /// Opens a transaction over `stores`.
@@ -243,7 +301,15 @@ pub fn begin(db: &IdbDatabase, stores: &[&str], mode: Mode, operation: &'static 
     raw.set_oncomplete(Some(handlers[0].as_ref().unchecked_ref()));
     raw.set_onabort(Some(handlers[1].as_ref().unchecked_ref()));
     raw.set_onerror(Some(handlers[2].as_ref().unchecked_ref()));
-    Ok(Tx { tx: idb::Transaction::from(raw.clone()), raw, slot, committing: Cell::new(false), operation, _handlers: handlers })
+    let timed_out = Rc::new(Cell::new(false));
+    let deadline = {
+        let (raw, timed_out) = (raw.clone(), timed_out.clone());
+        gloo_timers::callback::Timeout::new(DEADLINE_MS, move || {
+            timed_out.set(true);
+            let _ = raw.abort();
+        })
+    };
+    Ok(Tx { tx: idb::Transaction::from(raw.clone()), raw, slot, committing: Cell::new(false), timed_out, operation, _handlers: handlers, _deadline: deadline })
 }
 
 impl Tx {
@@ -265,10 +331,14 @@ impl Tx {
     /// first write failed (an entry saved without its event, or the reverse; seen in Firefox ESR
     /// here, tests/web/foundation.rs "written together or not at all"), where Chromium aborts.
     pub async fn finish<T>(self, result: Result<T>) -> Result<T> {
+        if self.timed_out.get() {
+            return Err(Error::TimedOut(self.operation));
+        }
         let value = result?; // dropping `self` aborts
         self.committing.set(true);
         let ending = Ended { slot: &self.slot }.await;
         match ending {
+            _ if self.timed_out.get() => Err(Error::TimedOut(self.operation)),
             Ok(()) => Ok(value),
             Err(Some(reason)) => Err(classify(self.operation, reason)),
             Err(None) => Err(Error::Storage { operation: self.operation, detail: "AbortError: the transaction was aborted".into() }),

@@ -4,7 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
@@ -32,6 +32,20 @@ pub async fn first<A: Future, B: Future>(a: A, b: B) -> bool {
             Poll::Ready(true)
         } else if b.as_mut().poll(cx).is_ready() {
             Poll::Ready(false)
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Runs futures side by side until all have finished (a handful: polling each on every wake-up
+/// costs less than bookkeeping which one woke).
+pub async fn join_all(mut futures: Vec<Pin<Box<dyn Future<Output = ()> + '_>>>) {
+    std::future::poll_fn(|cx| {
+        futures.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if futures.is_empty() {
+            Poll::Ready(())
         } else {
             Poll::Pending
         }

@@ -1,24 +1,68 @@
 //! The uploader record of each user (`meta` key `leader:{userId}`): who uploads, its
 //! generation (fencing the previous uploader), and its heartbeat. See `domain::lease`.
+//! Every operation on it is one read and at most one write, in one transaction.
 
 use super::queue::Lead;
 use super::records::{decode_leader, encode_leader, leader_key, META};
-use super::{deadline, Store};
+use super::Store;
 use crate::domain::lease::Beat;
 use crate::domain::Result;
-use crate::platform::idb::{error, Mode, Request};
+use crate::platform::idb::{error, Mode, Round};
 use crate::platform::now;
 
+/// What to do with the record.
+enum Act<'a> {
+    Read,
+    /// Take it with the next generation, if it still is what the caller saw (`Some`).
+    Take(&'a str, Option<&'a Option<Beat>>),
+    /// Renew the heartbeat, while it names this lead.
+    Beat(&'a Lead),
+    /// Leave it with no owner, while it names this lead (generations only grow).
+    Release(&'a Lead),
+}
+
 impl Store {
+    /// Runs `act` on `user`'s record; returns the record as it now stands, and whether `act` wrote it.
+    async fn leader_record(&self, user: &str, act: Act<'_>) -> Result<(Option<Beat>, bool)> {
+        let (op, mode) = match act {
+            Act::Read => ("reading the uploader record", Mode::Read),
+            Act::Take(..) => ("taking the uploads over", Mode::Strict),
+            Act::Beat(_) => ("writing the uploader heartbeat", Mode::Relaxed),
+            Act::Release(_) => ("handing the uploads over", Mode::Relaxed),
+        };
+        let tx = self.db().begin(&[META], mode, op).await?;
+        let result = async {
+            let meta = tx.store(META)?;
+            let mut round = Round::new(op);
+            let read = round.ask(meta.get(leader_key(user)))?;
+            round.done().await?;
+            let current = decode_leader(&read.value());
+            let ours = |lead: &Lead| current.as_ref().is_some_and(|b| b.owner == lead.owner && b.gen == lead.gen);
+            let next = match act {
+                Act::Read => None,
+                Act::Take(owner, expected) if expected.is_none_or(|e| *e == current) => {
+                    Some(Beat { owner: owner.to_owned(), gen: current.as_ref().map_or(0, |b| b.gen) + 1, beat: 0 })
+                }
+                Act::Take(..) => None,
+                Act::Beat(lead) if ours(lead) => current.clone().map(|b| Beat { beat: b.beat + 1, ..b }),
+                Act::Release(lead) if ours(lead) => current.clone().map(|b| Beat { owner: String::new(), ..b }),
+                Act::Beat(_) | Act::Release(_) => None,
+            };
+            match next {
+                Some(b) => {
+                    meta.put(&encode_leader(&b, now()), Some(&leader_key(user))).map_err(error(op))?;
+                    Ok((Some(b), true))
+                }
+                None => Ok((current, false)),
+            }
+        }
+        .await;
+        tx.finish(result).await
+    }
+
     /// The uploader record of `user`, if any.
     pub async fn leader(&self, user: &str) -> Result<Option<Beat>> {
-        const OP: &str = "reading the uploader record";
-        deadline(OP, async {
-            let tx = self.db().begin(&[META], Mode::Read, OP).await?;
-            let result = async { Ok(decode_leader(&Request::of(tx.store(META)?.get(leader_key(user)), OP)?.await?)) }.await;
-            tx.finish(result).await
-        })
-        .await
+        Ok(self.leader_record(user, Act::Read).await?.0)
     }
 
     /// Makes `owner` the uploader of `user` with the next generation, if the record still is
@@ -26,67 +70,20 @@ impl Store {
     /// for a context granted the Web Lock). Returns the new lead, or `None` if the record
     /// changed meanwhile (another context took it first).
     pub async fn take_lead(&self, user: &str, owner: &str, expected: Option<&Option<Beat>>) -> Result<Option<Lead>> {
-        const OP: &str = "taking the uploads over";
-        deadline(OP, async {
-            let tx = self.db().begin(&[META], Mode::Strict, OP).await?;
-            let result = async {
-                let meta = tx.store(META)?;
-                let current = decode_leader(&Request::of(meta.get(leader_key(user)), OP)?.await?);
-                if expected.is_some_and(|e| *e != current) {
-                    return Ok(None);
-                }
-                let gen = current.map_or(0, |b| b.gen) + 1;
-                let beat = Beat { owner: owner.to_owned(), gen, beat: 0 };
-                meta.put(&encode_leader(&beat, now()), Some(&leader_key(user))).map_err(error(OP))?;
-                Ok(Some(Lead { owner: owner.to_owned(), gen }))
-            }
-            .await;
-            tx.finish(result).await
-        })
-        .await
+        let (record, written) = self.leader_record(user, Act::Take(owner, expected)).await?;
+        Ok(record.filter(|_| written).map(|b| Lead { owner: b.owner, gen: b.gen }))
     }
 
     /// The uploader's heartbeat: renews the record while it still names `lead`. `false`: it
     /// names another context (this one was fenced off: its lock was stolen, or its record
     /// wiped and taken), or it is gone.
     pub async fn beat(&self, user: &str, lead: &Lead) -> Result<bool> {
-        const OP: &str = "writing the uploader heartbeat";
-        deadline(OP, async {
-            let tx = self.db().begin(&[META], Mode::Relaxed, OP).await?;
-            let result = async {
-                let meta = tx.store(META)?;
-                let Some(mut b) = decode_leader(&Request::of(meta.get(leader_key(user)), OP)?.await?) else { return Ok(false) };
-                if b.owner != lead.owner || b.gen != lead.gen {
-                    return Ok(false);
-                }
-                b.beat += 1;
-                meta.put(&encode_leader(&b, now()), Some(&leader_key(user))).map_err(error(OP))?;
-                Ok(true)
-            }
-            .await;
-            tx.finish(result).await
-        })
-        .await
+        Ok(self.leader_record(user, Act::Beat(lead)).await?.1)
     }
 
     /// Gives the uploads of `user` up (only if the record names `lead`), so a follower need not
     /// wait for the heartbeat to stop. The record stays, with no owner: generations only grow.
     pub async fn release_lead(&self, user: &str, lead: &Lead) -> Result<()> {
-        const OP: &str = "handing the uploads over";
-        deadline(OP, async {
-            let tx = self.db().begin(&[META], Mode::Relaxed, OP).await?;
-            let result = async {
-                let meta = tx.store(META)?;
-                let current = decode_leader(&Request::of(meta.get(leader_key(user)), OP)?.await?);
-                if let Some(mut b) = current.filter(|b| b.owner == lead.owner && b.gen == lead.gen) {
-                    b.owner.clear();
-                    meta.put(&encode_leader(&b, now()), Some(&leader_key(user))).map_err(error(OP))?;
-                }
-                Ok(())
-            }
-            .await;
-            tx.finish(result).await
-        })
-        .await
+        self.leader_record(user, Act::Release(lead)).await.map(drop)
     }
 }

@@ -5,8 +5,9 @@
 //! [`quarantine`] (unreadable records), [`records`] (layout).
 //!
 //! Every query goes through an index and touches only the records it returns. Writes that
-//! belong together share one transaction. Every call settles within [`DEADLINE_MS`]: one that
-//! the browser does not finish in time is aborted (nothing of it stored) and rejects.
+//! belong together share one transaction. Every call settles within 10 s: a transaction the
+//! browser does not finish in time is aborted (nothing of it stored) and the call rejects
+//! (`platform::idb::DEADLINE_MS`).
 
 pub mod cleanup;
 pub mod connection;
@@ -16,25 +17,13 @@ pub mod queries;
 pub mod queue;
 pub mod records;
 
-use std::future::Future;
-
-use crate::domain::{Error, Result};
-use crate::platform::timer::within;
+use crate::domain::Result;
 use crate::platform::Log;
 use connection::Db;
-
-/// How long any storage call may take (CONTRACT §3: every call settles within 10 s).
-pub const DEADLINE_MS: u64 = 10_000;
 
 /// The outbox's database.
 pub struct Store {
     db: Db,
-}
-
-/// Runs a storage call within [`DEADLINE_MS`]. A call that runs out of time is dropped, which
-/// aborts its transaction: nothing of it is stored.
-pub async fn deadline<T>(operation: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
-    within(DEADLINE_MS, call).await.unwrap_or(Err(Error::TimedOut(operation)))
 }
 
 impl Store {

@@ -9,7 +9,7 @@ use super::connection::Db;
 use super::records::{decode_entry, decode_event, encode_entry, encode_event, index, ENTRIES, EVENTS, QUARANTINE, TOMBSTONES};
 use crate::domain::time::TimeMs;
 use crate::domain::Result;
-use crate::platform::idb::{all, count, error, Mode};
+use crate::platform::idb::{error, Asked, Mode, Round};
 use crate::platform::{get, set};
 
 const OP: &str = "setting an unreadable record aside";
@@ -65,29 +65,21 @@ fn read(v: &JsValue) -> Quarantined {
     }
 }
 
-/// How many records are kept aside for `user` (including those that name no user).
-pub async fn count_for(q: &idb::ObjectStore, user: &str) -> Result<u64> {
-    const OP: &str = "counting unreadable records";
-    let by_user = q.index(index::BY_USER).map_err(error(OP))?;
-    let mine = count(by_user.count(Some(JsValue::from_str(user).into())), OP).await?;
-    let nobody = count(by_user.count(Some(JsValue::from_str("").into())), OP).await?;
-    Ok(mine + nobody)
+/// Asks (in `round`) how many records are kept aside for `user`, and how many name no user
+/// (counted for every user): their sum is `stats().quarantined`.
+pub fn ask_count(round: &mut Round, q: &idb::ObjectStore, user: &str) -> Result<[Asked; 2]> {
+    let by_user = q.index(index::BY_USER).map_err(error("counting unreadable records"))?;
+    Ok([round.ask(by_user.count(Some(JsValue::from_str(user).into())))?, round.ask(by_user.count(Some(JsValue::from_str("").into())))?])
 }
 
-/// The records kept aside for `user` (and those that name no user), oldest first.
+/// The records of `store` kept aside for `user` (and those that name no user).
 pub async fn list_for(q: &idb::ObjectStore, user: &str, store: &str) -> Result<Vec<Quarantined>> {
     const OP: &str = "listing unreadable records";
     let by_user = q.index(index::BY_USER).map_err(error(OP))?;
-    let mut out = Vec::new();
-    for u in [user, ""] {
-        for raw in all(by_user.get_all(Some(JsValue::from_str(u).into()), None), OP).await? {
-            let kept = read(&raw);
-            if kept.store == store {
-                out.push(kept);
-            }
-        }
-    }
-    Ok(out)
+    let mut round = Round::new(OP);
+    let found = [round.ask(by_user.get_all(Some(JsValue::from_str(user).into()), None))?, round.ask(by_user.get_all(Some(JsValue::from_str("").into()), None))?];
+    round.done().await?;
+    Ok(found.iter().flat_map(Asked::values).map(|raw| read(&raw)).filter(|k| k.store == store).collect())
 }
 
 /// Brings back every kept record this version can read. Runs at open; never fails the open.
@@ -97,7 +89,10 @@ pub async fn restore_readable(db: &Db) {
         let tx = db.begin(&[QUARANTINE, ENTRIES, EVENTS, TOMBSTONES], Mode::Relaxed, OP).await?;
         let result = async {
             let q = tx.store(QUARANTINE)?;
-            let kept = all(q.get_all(None, Some(1_000)), OP).await?;
+            let mut round = Round::new(OP);
+            let kept = round.ask(q.get_all(None, Some(1_000)))?;
+            round.done().await?;
+            let kept = kept.values();
             let mut n = 0;
             for raw in &kept {
                 let k = read(raw);

@@ -6,14 +6,14 @@ use wasm_bindgen::JsValue;
 
 use super::quarantine::{self, Quarantined};
 use super::records::{decode_entry, decode_event, decode_meta, index, meta_key, ENTRIES, EVENTS, META, QUARANTINE};
-use super::{deadline, Store};
+use super::Store;
 use crate::domain::entry::ProgressEntry;
 use crate::domain::event::{EventStatus, OutboxEvent, StateKey};
 use crate::domain::query::EntriesQuery;
 use crate::domain::stats::{Counts, Stats};
 use crate::domain::time::TimeMs;
 use crate::domain::Result;
-use crate::platform::idb::{all, bound, error, key2, key3, walk, Mode, Request};
+use crate::platform::idb::{bound, error, key2, key3, walk, Asked, Mode, Round};
 use crate::platform::{get, now};
 
 fn s(v: &str) -> JsValue {
@@ -43,56 +43,43 @@ impl Store {
     /// index counts, two index reads and two small records, whatever the number of events.
     pub async fn stats(&self, user: &str) -> Result<Stats> {
         const OP: &str = "reading stats";
-        deadline(OP, async {
-            let tx = self.db().begin(&[EVENTS, META, QUARANTINE], Mode::Read, OP).await?;
-            let result = async {
-                let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
-                let keys = [StateKey::Pending, StateKey::Waiting, StateKey::Processing, StateKey::Retrying, StateKey::GaveUp];
-                let mut counts = Vec::with_capacity(keys.len());
-                for sk in keys {
-                    counts.push(Request::of(state.count(Some(state_range(user, sk)?)), OP)?);
-                }
-                // Pending and waiting give oldestPendingAt; with processing and retrying, the oldest
-                // event not delivered yet (health's "stalled").
-                let oldest = [
-                    Request::of(state.get_all(Some(state_range(user, StateKey::Pending)?), Some(1)), OP)?,
-                    Request::of(state.get_all(Some(state_range(user, StateKey::Waiting)?), Some(1)), OP)?,
-                    Request::of(state.get_all(Some(state_range(user, StateKey::Processing)?), Some(1)), OP)?,
-                    Request::of(state.get_all(Some(state_range(user, StateKey::Retrying)?), Some(1)), OP)?,
-                ];
-                let meta = Request::of(tx.store(META)?.get(meta_key(user)), OP)?;
-                let mut n = [0u64; 5];
-                for (slot, c) in n.iter_mut().zip(counts) {
-                    *slot = c.await?.as_f64().unwrap_or(0.0) as u64;
-                }
-                let mut oldest_pending_at: Option<TimeMs> = None;
-                let mut oldest_unsynced_at: Option<TimeMs> = None;
-                for (i, r) in oldest.into_iter().enumerate() {
-                    let first = js_sys::Array::from(&r.await?).get(0);
-                    if let Some(t) = get(&first, "createdAt").as_f64() {
-                        let t = t as TimeMs;
-                        if i < 2 {
-                            oldest_pending_at = Some(oldest_pending_at.map_or(t, |o| o.min(t)));
-                        }
-                        oldest_unsynced_at = Some(oldest_unsynced_at.map_or(t, |o| o.min(t)));
+        let tx = self.db().begin(&[EVENTS, META, QUARANTINE], Mode::Read, OP).await?;
+        let result = async {
+            let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
+            let mut round = Round::new(OP);
+            // Counts per state, in Counts order; then the oldest of the states not delivered yet:
+            // pending and waiting give oldestPendingAt; with processing and retrying, the oldest
+            // event not delivered yet (health's "stalled").
+            let keys = [StateKey::Pending, StateKey::Waiting, StateKey::Processing, StateKey::Retrying, StateKey::GaveUp];
+            let counts = keys.iter().map(|&sk| round.ask(state.count(Some(state_range(user, sk)?)))).collect::<Result<Vec<_>>>()?;
+            let oldest = keys[..4].iter().map(|&sk| round.ask(state.get_all(Some(state_range(user, sk)?), Some(1)))).collect::<Result<Vec<_>>>()?;
+            let meta = round.ask(tx.store(META)?.get(meta_key(user)))?;
+            let quarantined = quarantine::ask_count(&mut round, &tx.store(QUARANTINE)?, user)?;
+            round.done().await?;
+            let n: Vec<u64> = counts.iter().map(Asked::count).collect();
+            let (mut oldest_pending_at, mut oldest_unsynced_at): (Option<TimeMs>, Option<TimeMs>) = (None, None);
+            for (i, r) in oldest.iter().enumerate() {
+                if let Some(t) = r.values().first().and_then(|first| get(first, "createdAt").as_f64()) {
+                    let t = t as TimeMs;
+                    if i < 2 {
+                        oldest_pending_at = Some(oldest_pending_at.map_or(t, |o| o.min(t)));
                     }
+                    oldest_unsynced_at = Some(oldest_unsynced_at.map_or(t, |o| o.min(t)));
                 }
-                let meta = decode_meta(&meta.await?);
-                let quarantined = quarantine::count_for(&tx.store(QUARANTINE)?, user).await?;
-                let counts = Counts { pending: n[0], waiting: n[1], processing: n[2], retrying: n[3], gave_up: n[4] };
-                Ok(Stats { oldest_unsynced_at, ..Stats::new(user, counts, &meta, oldest_pending_at, quarantined) })
             }
-            .await;
-            tx.finish(result).await
-        })
-        .await
+            let counts = Counts { pending: n[0], waiting: n[1], processing: n[2], retrying: n[3], gave_up: n[4] };
+            let quarantined = quarantined.iter().map(Asked::count).sum();
+            Ok(Stats { oldest_unsynced_at, ..Stats::new(user, counts, &decode_meta(&meta.value()), oldest_pending_at, quarantined) })
+        }
+        .await;
+        tx.finish(result).await
     }
 
     /// `user`'s events, newest first, optionally of one status, at most `limit`; and the ones
     /// that cannot be read (kept aside, or met while listing).
     pub async fn events(&self, user: &str, status: Option<EventStatus>, limit: Option<u32>) -> Result<(Vec<OutboxEvent>, Vec<Quarantined>)> {
         const OP: &str = "listing events";
-        let (runs, mut odd) = deadline(OP, async {
+        let (runs, mut odd) = async {
             let tx = self.db().begin(&[EVENTS, QUARANTINE], Mode::Read, OP).await?;
             let result = async {
                 let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
@@ -120,7 +107,7 @@ impl Store {
             }
             .await;
             tx.finish(result).await
-        })
+        }
         .await?;
         let (met, kept) = std::mem::take(&mut odd);
         if !met.is_empty() {
@@ -134,48 +121,50 @@ impl Store {
     /// One event by id (`None`: unknown, or unreadable).
     pub async fn event(&self, id: &str) -> Result<Option<OutboxEvent>> {
         const OP: &str = "reading an event";
-        deadline(OP, async {
-            let tx = self.db().begin(&[EVENTS], Mode::Read, OP).await?;
-            let result = async { Request::of(tx.store(EVENTS)?.get(s(id)), OP)?.await }.await;
-            Ok(decode_event(&tx.finish(result).await?).ok())
-        })
-        .await
+        let tx = self.db().begin(&[EVENTS], Mode::Read, OP).await?;
+        let result = async {
+            let mut round = Round::new(OP);
+            let found = round.ask(tx.store(EVENTS)?.get(s(id)))?;
+            round.done().await?;
+            Ok(decode_event(&found.value()).ok())
+        }
+        .await;
+        tx.finish(result).await
     }
 
     /// `user`'s events in one state (`Processing` or `Retrying`: small sets).
     pub async fn in_state(&self, user: &str, sk: StateKey) -> Result<Vec<OutboxEvent>> {
         const OP: &str = "listing events in one state";
-        deadline(OP, async {
-            let tx = self.db().begin(&[EVENTS], Mode::Read, OP).await?;
-            let result = async {
-                let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
-                all(state.get_all(Some(state_range(user, sk)?), None), OP).await
-            }
-            .await;
-            Ok(tx.finish(result).await?.iter().filter_map(|raw| decode_event(raw).ok()).collect())
-        })
-        .await
+        let tx = self.db().begin(&[EVENTS], Mode::Read, OP).await?;
+        let result = async {
+            let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
+            let mut round = Round::new(OP);
+            let found = round.ask(state.get_all(Some(state_range(user, sk)?), None))?;
+            round.done().await?;
+            Ok(found.values().iter().filter_map(|raw| decode_event(raw).ok()).collect())
+        }
+        .await;
+        tx.finish(result).await
     }
 
     /// `entries(query)`: newest measurement first, through `[userId, date]` or
     /// `[userId, type, date]`, reading only the entries returned.
     pub async fn entries(&self, q: &EntriesQuery) -> Result<Vec<ProgressEntry>> {
         const OP: &str = "listing entries";
-        let (found, odd) = deadline(OP, async {
+        let (found, odd) = async {
             let tx = self.db().begin(&[ENTRIES], Mode::Read, OP).await?;
             let result = async {
                 let entries = tx.store(ENTRIES)?;
                 let u = s(&q.user_id);
                 let (from, to) = (q.from.map_or(f64::NEG_INFINITY, |t| t as f64), q.to.map_or(f64::INFINITY, |t| t as f64));
-                let (idx, range) = match q.metric {
-                    Some(m) => (index::BY_USER_METRIC_DATE, bound(&key3(&u, 0.0, from), &key3(&u, 0.0, to)).and_then(|_| {
-                        let m = s(m.name());
-                        let lo: JsValue = js_sys::Array::of3(&u, &m, &JsValue::from_f64(from)).into();
-                        let hi: JsValue = js_sys::Array::of3(&u, &m, &JsValue::from_f64(to)).into();
-                        bound(&lo, &hi)
-                    })?),
-                    None => (index::BY_USER_DATE, bound(&key2(&u, from), &key2(&u, to))?),
+                let key = |t: f64| -> JsValue {
+                    match q.metric {
+                        Some(m) => js_sys::Array::of3(&u, &s(m.name()), &JsValue::from_f64(t)).into(),
+                        None => key2(&u, t),
+                    }
                 };
+                let idx = if q.metric.is_some() { index::BY_USER_METRIC_DATE } else { index::BY_USER_DATE };
+                let range = bound(&key(from), &key(to))?;
                 let index = entries.index(idx).map_err(error(OP))?;
                 let (mut found, mut odd) = (Vec::new(), Vec::new());
                 walk(index.open_cursor(Some(range), Some(CursorDirection::Prev)), OP, |raw| {
@@ -190,7 +179,7 @@ impl Store {
             }
             .await;
             tx.finish(result).await
-        })
+        }
         .await?;
         if !odd.is_empty() {
             self.set_aside(&odd).await;
@@ -202,7 +191,7 @@ impl Store {
     /// where they are, to be met again).
     async fn set_aside(&self, records: &[Quarantined]) {
         const OP: &str = "setting unreadable records aside";
-        let moved: Result<()> = deadline(OP, async {
+        let moved: Result<()> = async {
             let tx = self.db().begin(&[EVENTS, ENTRIES, QUARANTINE], Mode::Relaxed, OP).await?;
             let result = (|| {
                 let q = tx.store(QUARANTINE)?;
@@ -212,7 +201,7 @@ impl Store {
                 Ok(())
             })();
             tx.finish(result).await
-        })
+        }
         .await;
         match moved {
             Ok(()) => self.db().log().warn(|| format!("{} unreadable records were set aside (kept in quarantine; see stats().quarantined)", records.len())),

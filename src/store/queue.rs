@@ -10,15 +10,15 @@ use wasm_bindgen::JsValue;
 use super::quarantine;
 use super::records::{decode_entry, decode_event, decode_leader, decode_meta, encode_entry, encode_event, encode_leader, encode_meta, index, leader_key, meta_key};
 use super::records::{ENTRIES, EVENTS, META, QUARANTINE, TOMBSTONES};
-use super::{deadline, Store};
+use super::Store;
 use crate::domain::entry::{ProgressEntry, UpdateInput};
-use crate::domain::event::{plan_delete, plan_update, Applied, EditPlan, Operation, OutboxEvent, StateKey};
+use crate::domain::event::{plan_delete, plan_update, Applied, EditPlan, EventStatus, Operation, OutboxEvent, StateKey};
 use crate::domain::lease::Beat;
 use crate::domain::retry::{Decision, CLOCK_SLACK_MS};
 use crate::domain::stats::UserMeta;
 use crate::domain::time::TimeMs;
 use crate::domain::{Error, Result};
-use crate::platform::idb::{all, bound, error, key2, key3, Mode, Request, Tx};
+use crate::platform::idb::{bound, error, key2, key3, Asked, Mode, Round, Tx};
 use crate::platform::{new_id, now};
 
 /// Due retries promoted per claim, so one claim stays short even after a long outage.
@@ -94,18 +94,18 @@ fn s(v: &str) -> JsValue {
     JsValue::from_str(v)
 }
 
-async fn get(store: &idb::ObjectStore, key: &str, op: &'static str) -> Result<JsValue> {
-    Request::of(store.get(s(key)), op)?.await
+/// Asks for the events of entry `id` (its whole queue) in `round`.
+fn ask_queue_of(round: &mut Round, events: &idb::ObjectStore, id: &str, op: &'static str) -> Result<Asked> {
+    let by_entity = events.index(index::BY_ENTITY).map_err(error(op))?;
+    round.ask(by_entity.get_all(Some(bound(&key2(&s(id), 0.0), &key2(&s(id), f64::INFINITY))?), None))
 }
 
-/// The unfinished events of entry `id`, in queue order.
-async fn unfinished_of(events: &idb::ObjectStore, id: &str, op: &'static str) -> Result<Vec<OutboxEvent>> {
-    let by_entity = events.index(index::BY_ENTITY).map_err(error(op))?;
-    let raws = all(by_entity.get_all(Some(bound(&key2(&s(id), 0.0), &key2(&s(id), f64::INFINITY))?), None), op).await?;
+/// The unfinished events of an entry's queue, in order.
+fn unfinished(asked: &Asked, op: &'static str) -> Result<Vec<OutboxEvent>> {
     let mut out = Vec::new();
-    for raw in &raws {
+    for raw in asked.values() {
         // An unreadable event of this entry cannot be reasoned about: refuse the edit.
-        let e = decode_event(raw).map_err(|why| Error::Storage { operation: op, detail: format!("an event of this entry cannot be read ({why})") })?;
+        let e = decode_event(&raw).map_err(|why| Error::Storage { operation: op, detail: format!("an event of this entry cannot be read ({why})") })?;
         if e.is_unfinished() {
             out.push(e);
         }
@@ -122,16 +122,13 @@ impl Store {
     /// Resolves after the commit. `add`, never `put`: an id collision fails, never overwrites.
     pub async fn save(&self, entry: &ProgressEntry, event: &OutboxEvent) -> Result<()> {
         const OP: &str = "saving an entry";
-        deadline(OP, async {
-            let tx = self.db().begin(&[ENTRIES, EVENTS], Mode::Strict, OP).await?;
-            let result = (|| {
-                tx.store(ENTRIES)?.add(&encode_entry(entry, None), None).map_err(error(OP))?;
-                tx.store(EVENTS)?.add(&encode_event(event), None).map_err(error(OP))?;
-                Ok(())
-            })();
-            tx.finish(result).await
-        })
-        .await
+        let tx = self.db().begin(&[ENTRIES, EVENTS], Mode::Strict, OP).await?;
+        let result = (|| {
+            tx.store(ENTRIES)?.add(&encode_entry(entry, None), None).map_err(error(OP))?;
+            tx.store(EVENTS)?.add(&encode_event(event), None).map_err(error(OP))?;
+            Ok(())
+        })();
+        tx.finish(result).await
     }
 
     /// `update(entryId, changes)`: the entry's new values and their event, in one strict
@@ -139,24 +136,18 @@ impl Store {
     /// unfinished ones).
     pub async fn update(&self, id: &str, input: UpdateInput, max_attempts: u32, at: TimeMs) -> Result<Edit> {
         const OP: &str = "updating an entry";
-        deadline(OP, async {
-            let tx = self.db().begin(&[ENTRIES, EVENTS], Mode::Strict, OP).await?;
-            let result = update_in(&tx, id, input, max_attempts, at).await;
-            tx.finish(result).await
-        })
-        .await
+        let tx = self.db().begin(&[ENTRIES, EVENTS], Mode::Strict, OP).await?;
+        let result = update_in(&tx, id, input, max_attempts, at).await;
+        tx.finish(result).await
     }
 
     /// `delete(entryId)`: removes the entry from `entries()` and queues its delete, in one strict
     /// transaction; or, when nothing of it ever reached the server, removes it and its events.
     pub async fn delete(&self, id: &str, max_attempts: u32, at: TimeMs) -> Result<Edit> {
         const OP: &str = "deleting an entry";
-        deadline(OP, async {
-            let tx = self.db().begin(&[ENTRIES, EVENTS, TOMBSTONES], Mode::Strict, OP).await?;
-            let result = delete_in(&tx, id, max_attempts, at).await;
-            tx.finish(result).await
-        })
-        .await
+        let tx = self.db().begin(&[ENTRIES, EVENTS, TOMBSTONES], Mode::Strict, OP).await?;
+        let result = delete_in(&tx, id, max_attempts, at).await;
+        tx.finish(result).await
     }
 
     /// Claims up to `limit` events of `user` for upload, in priority-desc / createdAt-asc order,
@@ -167,12 +158,9 @@ impl Store {
     /// come with their entry's backend id.
     pub async fn claim(&self, user: &str, lead: &Lead, limit: u32, due: &[String], longest_wait: u64) -> Result<Claim> {
         const OP: &str = "claiming events";
-        deadline(OP, async {
-            let tx = self.db().begin(&[EVENTS, ENTRIES, TOMBSTONES, META, QUARANTINE], Mode::Relaxed, OP).await?;
-            let result = claim_in(&tx, user, lead, limit, due, longest_wait).await;
-            tx.finish(result).await
-        })
-        .await
+        let tx = self.db().begin(&[EVENTS, ENTRIES, TOMBSTONES, META, QUARANTINE], Mode::Relaxed, OP).await?;
+        let result = claim_in(&tx, user, lead, limit, due, longest_wait).await;
+        tx.finish(result).await
     }
 
     /// Records upload results in one transaction (the processor's group commit), with their
@@ -181,12 +169,9 @@ impl Store {
     /// whose heartbeat this also renews while the record still names it.
     pub async fn record(&self, results: &[Outcome<'_>], lead: Option<&Lead>) -> Result<Vec<Recorded>> {
         const OP: &str = "recording upload results";
-        deadline(OP, async {
-            let tx = self.db().begin(&[EVENTS, ENTRIES, TOMBSTONES, META], Mode::Relaxed, OP).await?;
-            let result = record_in(&tx, results, lead).await;
-            tx.finish(result).await
-        })
-        .await
+        let tx = self.db().begin(&[EVENTS, ENTRIES, TOMBSTONES, META], Mode::Relaxed, OP).await?;
+        let result = record_in(&tx, results, lead).await;
+        tx.finish(result).await
     }
 
     /// Hands back claims whose requests never went out (`(event id, claim)`): pending again,
@@ -202,37 +187,25 @@ impl Store {
     }
 
     async fn back_to_queue(&self, claims: &[(String, u32)], stale: bool, op: &'static str) -> Result<Vec<OutboxEvent>> {
-        deadline(op, async {
-            let tx = self.db().begin(&[EVENTS], Mode::Relaxed, op).await?;
-            let result = async {
-                let events = tx.store(EVENTS)?;
-                let mut reads = Vec::with_capacity(claims.len());
-                for (id, _) in claims {
-                    reads.push(Request::of(events.get(s(id)), op)?);
+        let tx = self.db().begin(&[EVENTS], Mode::Relaxed, op).await?;
+        let result = async {
+            let events = tx.store(EVENTS)?;
+            let mut round = Round::new(op);
+            let reads = claims.iter().map(|(id, _)| round.ask(events.get(s(id)))).collect::<Result<Vec<_>>>()?;
+            round.done().await?;
+            let mut out = Vec::new();
+            for ((_, claim), read) in claims.iter().zip(reads) {
+                let Ok(mut e) = decode_event(&read.value()) else { continue };
+                let moved = if stale { e.status == EventStatus::Processing && e.claims == *claim && e.recover_stale().is_ok() } else { e.release(*claim).is_ok() };
+                if moved {
+                    put(&events, &encode_event(&e), op)?;
+                    out.push(e);
                 }
-                let mut out = Vec::new();
-                for ((_, claim), read) in claims.iter().zip(reads) {
-                    let Ok(mut e) = decode_event(&read.await?) else { continue };
-                    let moved = if stale {
-                        if e.status == crate::domain::event::EventStatus::Processing && e.claims == *claim {
-                            e.recover_stale().is_ok()
-                        } else {
-                            false
-                        }
-                    } else {
-                        e.release(*claim).is_ok()
-                    };
-                    if moved {
-                        put(&events, &encode_event(&e), op)?;
-                        out.push(e);
-                    }
-                }
-                Ok(out)
             }
-            .await;
-            tx.finish(result).await
-        })
-        .await
+            Ok(out)
+        }
+        .await;
+        tx.finish(result).await
     }
 
     /// `resetForRetry`: failed events named in `ids`, and processing ones `is_stale` says are
@@ -240,52 +213,54 @@ impl Store {
     /// whole call and changes nothing. Returns the events reset.
     pub async fn reset_for_retry(&self, ids: &[String], is_stale: &dyn Fn(&OutboxEvent) -> bool) -> Result<Vec<OutboxEvent>> {
         const OP: &str = "resetting events";
-        deadline(OP, async {
-            let tx = self.db().begin(&[EVENTS], Mode::Relaxed, OP).await?;
-            let result = async {
-                let events = tx.store(EVENTS)?;
-                let mut reads = Vec::with_capacity(ids.len());
-                for id in ids {
-                    reads.push(Request::of(events.get(s(id)), OP)?);
+        let tx = self.db().begin(&[EVENTS], Mode::Relaxed, OP).await?;
+        let result = async {
+            let events = tx.store(EVENTS)?;
+            let mut round = Round::new(OP);
+            let reads = ids.iter().map(|id| round.ask(events.get(s(id)))).collect::<Result<Vec<_>>>()?;
+            round.done().await?;
+            let mut found = Vec::with_capacity(ids.len());
+            for (id, read) in ids.iter().zip(reads) {
+                let raw = read.value();
+                if raw.is_undefined() {
+                    return Err(Error::UnknownEvent(id.clone()));
                 }
-                let mut found = Vec::with_capacity(ids.len());
-                for (id, read) in ids.iter().zip(reads) {
-                    let raw = read.await?;
-                    if raw.is_undefined() {
-                        return Err(Error::UnknownEvent(id.clone()));
-                    }
-                    match decode_event(&raw) {
-                        Ok(e) => found.push(e),
-                        Err(why) => return Err(Error::Storage { operation: OP, detail: format!("event \"{id}\" cannot be read ({why})") }),
-                    }
-                }
-                let mut reset = Vec::new();
-                for mut e in found {
-                    let stale = is_stale(&e);
-                    if e.reset_for_retry(stale).is_ok() {
-                        put(&events, &encode_event(&e), OP)?;
-                        reset.push(e);
-                    }
-                }
-                Ok(reset)
+                found.push(decode_event(&raw).map_err(|why| Error::Storage { operation: OP, detail: format!("event \"{id}\" cannot be read ({why})") })?);
             }
-            .await;
-            tx.finish(result).await
-        })
-        .await
+            let mut reset = Vec::new();
+            for mut e in found {
+                let stale = is_stale(&e);
+                if e.reset_for_retry(stale).is_ok() {
+                    put(&events, &encode_event(&e), OP)?;
+                    reset.push(e);
+                }
+            }
+            Ok(reset)
+        }
+        .await;
+        tx.finish(result).await
     }
+}
+
+/// Reads entry `id` and its queue (one round); `method` names the call in an unknown-id error.
+async fn entry_and_queue(entries: &idb::ObjectStore, events: &idb::ObjectStore, id: &str, method: &'static str, op: &'static str) -> Result<(ProgressEntry, Vec<OutboxEvent>)> {
+    let mut round = Round::new(op);
+    let raw = round.ask(entries.get(s(id)))?;
+    let queue = ask_queue_of(&mut round, events, id, op)?;
+    round.done().await?;
+    let raw = raw.value();
+    if raw.is_undefined() {
+        return Err(Error::UnknownEntry { method, id: id.into() });
+    }
+    let entry = decode_entry(&raw).map_err(|why| Error::Storage { operation: op, detail: format!("the entry cannot be read ({why})") })?;
+    Ok((entry, unfinished(&queue, op)?))
 }
 
 async fn update_in(tx: &Tx, id: &str, input: UpdateInput, max_attempts: u32, at: TimeMs) -> Result<Edit> {
     const OP: &str = "updating an entry";
     let (entries, events) = (tx.store(ENTRIES)?, tx.store(EVENTS)?);
-    let raw = get(&entries, id, OP).await?;
-    if raw.is_undefined() {
-        return Err(Error::UnknownEntry { method: "update", id: id.into() });
-    }
-    let mut entry = decode_entry(&raw).map_err(|why| Error::Storage { operation: OP, detail: format!("the entry cannot be read ({why})") })?;
+    let (mut entry, mut unfinished) = entry_and_queue(&entries, &events, id, "update", OP).await?;
     let change = input.change_for(&entry)?;
-    let mut unfinished = unfinished_of(&events, id, OP).await?;
     let plan = plan_update(&entry, &unfinished);
     entry.edit(&change, at);
     let (event_id, folded) = match plan {
@@ -332,12 +307,7 @@ fn queue_event(
 async fn delete_in(tx: &Tx, id: &str, max_attempts: u32, at: TimeMs) -> Result<Edit> {
     const OP: &str = "deleting an entry";
     let (entries, events, tombstones) = (tx.store(ENTRIES)?, tx.store(EVENTS)?, tx.store(TOMBSTONES)?);
-    let raw = get(&entries, id, OP).await?;
-    if raw.is_undefined() {
-        return Err(Error::UnknownEntry { method: "delete", id: id.into() });
-    }
-    let mut entry = decode_entry(&raw).map_err(|why| Error::Storage { operation: OP, detail: format!("the entry cannot be read ({why})") })?;
-    let mut unfinished = unfinished_of(&events, id, OP).await?;
+    let (mut entry, mut unfinished) = entry_and_queue(&entries, &events, id, "delete", OP).await?;
     entries.delete(s(id)).map_err(error(OP))?;
     let event_id = match plan_delete(&entry, &unfinished) {
         EditPlan::Remove { event_ids } => {
@@ -360,29 +330,24 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     const OP: &str = "claiming events";
     let (events, entries, tombstones, meta, q) = (tx.store(EVENTS)?, tx.store(ENTRIES)?, tx.store(TOMBSTONES)?, tx.store(META)?, tx.store(QUARANTINE)?);
     let mut claim = Claim::default();
-    let holder = decode_leader(&Request::of(meta.get(leader_key(user)), OP)?.await?);
-    if holder.as_ref().is_none_or(|b| b.owner != lead.owner || b.gen != lead.gen) {
-        claim.fenced = true;
-        return Ok(claim);
-    }
     let at = now();
     let u = s(user);
 
-    // Retries come due: on the wall clock, beyond any allowed wait (clock set back), or by id.
+    // Round 1: the uploader record (fencing) and the retries come due: on the wall clock, beyond
+    // any allowed wait (the clock was set back), or by id (this context's monotonic schedule).
+    let mut round = Round::new(OP);
+    let holder = round.ask(meta.get(leader_key(user)))?;
     let retry = events.index(index::RETRY).map_err(error(OP))?;
     let ahead = (at as f64) + longest_wait as f64 + CLOCK_SLACK_MS as f64;
-    let mut due_raws = all(retry.get_all(Some(bound(&key2(&u, f64::NEG_INFINITY), &key2(&u, at as f64))?), Some(PROMOTE_PER_CLAIM)), OP).await?;
-    due_raws.extend(all(retry.get_all(Some(bound(&key2(&u, ahead), &key2(&u, f64::INFINITY))?), Some(PROMOTE_PER_CLAIM)), OP).await?);
-    let mut reads = Vec::with_capacity(due.len());
-    for id in due {
-        reads.push(Request::of(events.get(s(id)), OP)?);
+    let ranges = [round.ask(retry.get_all(Some(bound(&key2(&u, f64::NEG_INFINITY), &key2(&u, at as f64))?), Some(PROMOTE_PER_CLAIM)))?, round.ask(retry.get_all(Some(bound(&key2(&u, ahead), &key2(&u, f64::INFINITY))?), Some(PROMOTE_PER_CLAIM)))?];
+    let by_id = due.iter().map(|id| round.ask(events.get(s(id)))).collect::<Result<Vec<_>>>()?;
+    round.done().await?;
+    if decode_leader(&holder.value()).is_none_or(|b| b.owner != lead.owner || b.gen != lead.gen) {
+        claim.fenced = true;
+        return Ok(claim);
     }
-    for read in reads {
-        let raw = read.await?;
-        if !raw.is_undefined() {
-            due_raws.push(raw);
-        }
-    }
+    let mut due_raws: Vec<JsValue> = ranges.iter().flat_map(Asked::values).collect();
+    due_raws.extend(by_id.iter().map(Asked::value).filter(|v| !v.is_undefined()));
     for raw in &due_raws {
         match decode_event(raw) {
             Ok(mut e) => {
@@ -398,39 +363,36 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
         }
     }
 
-    // The head of the queue. Updates and deletes need their entry's backend id first.
+    // Round 2: the head of the queue (after the promotions above, same transaction).
     let ready = events.index(index::READY).map_err(error(OP))?;
     let range = bound(&key3(&u, f64::NEG_INFINITY, f64::NEG_INFINITY), &key3(&u, f64::INFINITY, f64::INFINITY))?;
+    let head = round.ask(ready.get_all(Some(range), Some(limit)))?;
+    round.done().await?;
+
+    // Round 3: updates and deletes need their entry's backend id (an update written before its
+    // entry was deleted finds the entry among the tombstones).
     let mut picked = Vec::new();
-    for raw in &all(ready.get_all(Some(range), Some(limit)), OP).await? {
-        match decode_event(raw) {
+    for raw in head.values() {
+        match decode_event(&raw) {
             Ok(e) => {
-                // An update written before its entry was deleted finds the entry among the tombstones.
                 let lookup = match e.operation {
                     Operation::Create => None,
-                    Operation::Update => Some((Request::of(entries.get(s(&e.entity_id)), OP)?, Some(Request::of(tombstones.get(s(&e.entity_id)), OP)?))),
-                    Operation::Delete => Some((Request::of(tombstones.get(s(&e.entity_id)), OP)?, None)),
+                    Operation::Update => Some((round.ask(entries.get(s(&e.entity_id)))?, Some(round.ask(tombstones.get(s(&e.entity_id)))?))),
+                    Operation::Delete => Some((round.ask(tombstones.get(s(&e.entity_id)))?, None)),
                 };
                 picked.push((e, lookup));
             }
             Err(why) => {
-                quarantine::move_in(&events, &q, EVENTS, raw, &why, at)?;
+                quarantine::move_in(&events, &q, EVENTS, &raw, &why, at)?;
                 claim.quarantined += 1;
             }
         }
     }
+    round.done().await?;
+    let id_of = |a: &Asked| decode_entry(&a.value()).ok().and_then(|entry| entry.backend_id);
     for (mut e, lookup) in picked {
-        let backend_id = match lookup {
-            Some((r, tomb)) => match (decode_entry(&r.await?).ok().and_then(|entry| entry.backend_id), tomb) {
-                (None, Some(t)) => decode_entry(&t.await?).ok().and_then(|entry| entry.backend_id),
-                (found, _) => found,
-            },
-            None => None,
-        };
-        let claim_no = match e.claim(&lead.owner, at) {
-            Ok(c) => c,
-            Err(_) => continue,
-        };
+        let backend_id = lookup.and_then(|(first, then)| id_of(&first).or_else(|| then.as_ref().and_then(id_of)));
+        let Ok(claim_no) = e.claim(&lead.owner, at) else { continue };
         if e.operation != Operation::Create && backend_id.is_none() {
             // Cannot be addressed yet (its entry has no server id): back off without sending.
             let wait = 60_000;
@@ -445,60 +407,58 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     Ok(claim)
 }
 
+/// What the second round of recording reads for one result.
+struct Side {
+    entry: Option<Asked>,
+    tomb: Option<Asked>,
+    next: Option<Asked>,
+}
+
 async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Result<Vec<Recorded>> {
     const OP: &str = "recording upload results";
     let (events, entries, tombstones, meta) = (tx.store(EVENTS)?, tx.store(ENTRIES)?, tx.store(TOMBSTONES)?, tx.store(META)?);
-    // Every read of a round goes out at once: a few round trips whatever the number of results.
-    let mut reads = Vec::with_capacity(results.len());
-    for r in results {
-        reads.push(Request::of(events.get(s(r.event_id)), OP)?);
-    }
-    let mut applied: Vec<Option<(OutboxEvent, Applied)>> = Vec::with_capacity(results.len());
-    for (r, read) in results.iter().zip(reads) {
-        let event = decode_event(&read.await?).ok();
-        applied.push(event.and_then(|mut e| e.apply(r.claim, r.decision, r.at).ok().map(|a| (e, a))));
-    }
+    // Round 1: the events as they stand now.
+    let mut round = Round::new(OP);
+    let reads = results.iter().map(|r| round.ask(events.get(s(r.event_id)))).collect::<Result<Vec<_>>>()?;
+    round.done().await?;
+    let applied: Vec<Option<(OutboxEvent, Applied)>> =
+        results.iter().zip(&reads).map(|(r, read)| decode_event(&read.value()).ok().and_then(|mut e| e.apply(r.claim, r.decision, r.at).ok().map(|a| (e, a)))).collect();
 
-    // Second round: entries (or tombstones) of completed creates, tombstones of completed
-    // deletes, the next event of entries that have one, each user's stats record.
+    // Round 2: entries (or tombstones) of completed creates, tombstones of completed deletes,
+    // the next event of entries that have one, each user's stats and uploader records.
+    let by_entity = events.index(index::BY_ENTITY).map_err(error(OP))?;
     let mut users: Vec<String> = Vec::new();
-    let mut side: Vec<(Option<Request>, Option<Request>, Option<Request>)> = Vec::with_capacity(results.len());
+    let mut side = Vec::with_capacity(results.len());
     for slot in &applied {
-        let Some((e, a)) = slot else {
-            side.push((None, None, None));
-            continue;
-        };
-        if !users.contains(&e.user_id) {
-            users.push(e.user_id.clone());
+        let mut one = Side { entry: None, tomb: None, next: None };
+        if let Some((e, a)) = slot {
+            if !users.contains(&e.user_id) {
+                users.push(e.user_id.clone());
+            }
+            if *a == Applied::Completed {
+                let key = s(&e.entity_id);
+                if e.operation == Operation::Create {
+                    one.entry = Some(round.ask(entries.get(key.clone()))?);
+                }
+                if e.operation != Operation::Update {
+                    one.tomb = Some(round.ask(tombstones.get(key.clone()))?);
+                }
+                if e.blocks {
+                    one.next = Some(round.ask(by_entity.get_all(Some(bound(&key2(&key, e.seq as f64 + 1.0), &key2(&key, f64::INFINITY))?), Some(1)))?);
+                }
+            }
         }
-        let completed = *a == Applied::Completed;
-        let entry = if completed && e.operation == Operation::Create { Some(Request::of(entries.get(s(&e.entity_id)), OP)?) } else { None };
-        let tomb = if completed && e.operation != Operation::Update { Some(Request::of(tombstones.get(s(&e.entity_id)), OP)?) } else { None };
-        let next = if completed && e.blocks {
-            let by_entity = events.index(index::BY_ENTITY).map_err(error(OP))?;
-            let range = bound(&key2(&s(&e.entity_id), e.seq as f64 + 1.0), &key2(&s(&e.entity_id), f64::INFINITY))?;
-            Some(Request::of(by_entity.get_all(Some(range), Some(1)), OP)?)
-        } else {
-            None
-        };
-        side.push((entry, tomb, next));
+        side.push(one);
     }
     let mut metas = Vec::with_capacity(users.len());
     for u in &users {
-        metas.push((Request::of(meta.get(meta_key(u)), OP)?, lead.map(|_| Request::of(meta.get(leader_key(u)), OP)).transpose()?));
+        metas.push((round.ask(meta.get(meta_key(u)))?, lead.map(|_| round.ask(meta.get(leader_key(u)))).transpose()?));
     }
+    round.done().await?;
 
+    let mut user_metas: Vec<(UserMeta, Option<Beat>)> = metas.iter().map(|(m, l)| (decode_meta(&m.value()), l.as_ref().and_then(|l| decode_leader(&l.value())))).collect();
     let mut out = Vec::with_capacity(results.len());
-    let mut user_metas: Vec<(UserMeta, Option<Beat>)> = Vec::with_capacity(users.len());
-    for (m, l) in metas {
-        let m = decode_meta(&m.await?);
-        let l = match l {
-            Some(r) => decode_leader(&r.await?),
-            None => None,
-        };
-        user_metas.push((m, l));
-    }
-    for ((r, slot), (entry, tomb, next)) in results.iter().zip(applied).zip(side) {
+    for ((r, slot), one) in results.iter().zip(applied).zip(side) {
         let Some((event, a)) = slot else {
             out.push(Recorded::Dropped);
             continue;
@@ -508,35 +468,31 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
         match r.decision {
             Decision::Complete { backend_id } => {
                 stats.record_success(r.at, r.at - event.created_at);
-                if let (Some(entry), Some(id)) = (entry, backend_id) {
-                    let raw = entry.await?;
-                    if let Ok(mut e) = decode_entry(&raw) {
+                if let (Some(entry), Some(id)) = (&one.entry, backend_id) {
+                    if let Ok(mut e) = decode_entry(&entry.value()) {
                         e.backend_id = Some(id.clone());
                         e.updated_at = r.at;
                         put(&entries, &encode_entry(&e, None), OP)?;
                     }
                 }
-                if let Some(tomb) = tomb {
-                    let raw = tomb.await?;
+                if let Some(tomb) = &one.tomb {
+                    let raw = tomb.value();
                     if let Ok(mut t) = decode_entry(&raw) {
-                        let deleted_at = crate::platform::get(&raw, "deletedAt").as_f64().map(|d| d as TimeMs);
                         if event.operation == Operation::Delete {
                             tombstones.delete(s(&t.id)).map_err(error(OP))?;
                         } else if let Some(id) = backend_id {
                             // Deleted while its create was in flight: the delete needs this id.
+                            let deleted_at = crate::platform::get(&raw, "deletedAt").as_f64().map(|d| d as TimeMs);
                             t.backend_id = Some(id.clone());
                             tombstones.put(&encode_entry(&t, deleted_at), None).map_err(error(OP))?;
                         }
                     }
                 }
-                if let Some(next) = next {
-                    let found = next.await?;
-                    if let Some(raw) = js_sys::Array::from(&found).iter().next() {
-                        if let Ok(mut n) = decode_event(&raw) {
-                            if n.state_key() == StateKey::Waiting {
-                                n.unblock();
-                                put(&events, &encode_event(&n), OP)?;
-                            }
+                if let Some(raw) = one.next.as_ref().and_then(|n| n.values().into_iter().next()) {
+                    if let Ok(mut n) = decode_event(&raw) {
+                        if n.state_key() == StateKey::Waiting {
+                            n.unblock();
+                            put(&events, &encode_event(&n), OP)?;
                         }
                     }
                 }

@@ -102,7 +102,7 @@ pub struct Shared {
     in_flight: RefCell<Vec<String>>,
     /// Processing events of other contexts this one has seen, and since when (monotonic): a claim
     /// that stays for `staleAfterMs` of this context's own time is stale.
-    seen_processing: RefCell<HashMap<String, (u32, f64)>>,
+    seen_processing: RefCell<Vec<(String, u32, f64)>>,
     /// Retrying events and when their backoff ends on this context's monotonic clock.
     schedule: RefCell<HashMap<String, f64>>,
     /// The batch size (with `batchEndpoint`).
@@ -134,7 +134,7 @@ impl Shared {
             step_down: Cell::new(false),
             wake: RefCell::new(None),
             in_flight: RefCell::new(Vec::new()),
-            seen_processing: RefCell::new(HashMap::new()),
+            seen_processing: RefCell::new(Vec::new()),
             schedule: RefCell::new(HashMap::new()),
             batch: Cell::new(batch),
             pending_passes: RefCell::new(Vec::new()),
@@ -268,10 +268,14 @@ impl Shared {
     /// (ms) this context has seen it in the same claim.
     pub fn seen_processing_for(&self, event_id: &str, claims: u32, mono: f64) -> f64 {
         let mut seen = self.seen_processing.borrow_mut();
-        match seen.get(event_id) {
-            Some((c, since)) if *c == claims => mono - since,
-            _ => {
-                seen.insert(event_id.to_owned(), (claims, mono));
+        match seen.iter_mut().find(|(id, _, _)| id == event_id) {
+            Some((_, c, since)) if *c == claims => mono - *since,
+            Some(slot) => {
+                (slot.1, slot.2) = (claims, mono);
+                0.0
+            }
+            None => {
+                seen.push((event_id.to_owned(), claims, mono));
                 0.0
             }
         }
@@ -279,7 +283,7 @@ impl Shared {
 
     /// Forgets processing events no longer seen.
     pub fn keep_seen(&self, ids: &[String]) {
-        self.seen_processing.borrow_mut().retain(|id, _| ids.contains(id));
+        self.seen_processing.borrow_mut().retain(|(id, _, _)| ids.contains(id));
     }
 
     /// Schedules a retrying event for monotonic time `at`.

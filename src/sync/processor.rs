@@ -17,7 +17,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use futures_util::future::join_all;
 use futures_util::lock::Mutex;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -29,7 +28,7 @@ use crate::domain::retry::{decide, remaining_wait, Attempt, Decision, Outcome};
 use crate::domain::stats::PassReport;
 use crate::domain::time::to_iso8601;
 use crate::domain::{Error, Result};
-use crate::platform::timer::{Alarm, Notify, Ticker};
+use crate::platform::timer::{join_all, Alarm, Notify, Ticker};
 use crate::platform::{get, global, is_online, mono, network, now};
 use crate::store::queue::{Claimed, Lead, Outcome as Result_, Recorded};
 
