@@ -210,12 +210,25 @@ impl Store {
     }
 }
 
-/// Merges runs that are each newest first into one newest-first list of at most `limit`.
+/// Merges runs that are each newest first into one newest-first list of at most `limit`. (A
+/// k-way merge of at most six runs: linear, and no standard sort linked into the wasm.)
 fn merge_newest_first(runs: Vec<Vec<OutboxEvent>>, limit: Option<u32>) -> Vec<OutboxEvent> {
-    let mut all: Vec<OutboxEvent> = runs.into_iter().flatten().collect();
-    all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-    if let Some(l) = limit {
-        all.truncate(l as usize);
+    let total: usize = runs.iter().map(Vec::len).sum();
+    let want = limit.map_or(total, |l| (l as usize).min(total));
+    let mut runs: Vec<std::collections::VecDeque<OutboxEvent>> = runs.into_iter().map(Into::into).collect();
+    let mut out = Vec::with_capacity(want);
+    while out.len() < want {
+        let mut best: Option<usize> = None;
+        for (i, run) in runs.iter().enumerate() {
+            let Some(c) = run.front() else { continue };
+            if best.and_then(|b| runs[b].front()).is_none_or(|cur| (c.created_at, &c.id) > (cur.created_at, &cur.id)) {
+                best = Some(i);
+            }
+        }
+        match best.and_then(|b| runs[b].pop_front()) {
+            Some(e) => out.push(e),
+            None => break,
+        }
     }
-    all
+    out
 }
