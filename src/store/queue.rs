@@ -369,16 +369,16 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     let head = round.ask(ready.get_all(Some(range), Some(limit)))?;
     round.done().await?;
 
-    // Round 3: updates and deletes need their entry's backend id (an update written before its
-    // entry was deleted finds the entry among the tombstones).
+    // Round 3: updates and deletes need their entry's backend id; round 4 (rare): an update
+    // written before its entry was deleted finds the entry among the tombstones.
     let mut picked = Vec::new();
     for raw in head.values() {
         match decode_event(&raw) {
             Ok(e) => {
                 let lookup = match e.operation {
                     Operation::Create => None,
-                    Operation::Update => Some((round.ask(entries.get(s(&e.entity_id)))?, Some(round.ask(tombstones.get(s(&e.entity_id)))?))),
-                    Operation::Delete => Some((round.ask(tombstones.get(s(&e.entity_id)))?, None)),
+                    Operation::Update => Some(round.ask(entries.get(s(&e.entity_id)))?),
+                    Operation::Delete => Some(round.ask(tombstones.get(s(&e.entity_id)))?),
                 };
                 picked.push((e, lookup));
             }
@@ -390,8 +390,20 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     }
     round.done().await?;
     let id_of = |a: &Asked| decode_entry(&a.value()).ok().and_then(|entry| entry.backend_id);
-    for (mut e, lookup) in picked {
-        let backend_id = lookup.and_then(|(first, then)| id_of(&first).or_else(|| then.as_ref().and_then(id_of)));
+    let mut ids: Vec<Option<String>> = picked.iter().map(|(_, l)| l.as_ref().and_then(id_of)).collect();
+    let mut again = Vec::new();
+    for (i, (e, _)) in picked.iter().enumerate() {
+        if e.operation == Operation::Update && ids[i].is_none() {
+            again.push((i, round.ask(tombstones.get(s(&e.entity_id)))?));
+        }
+    }
+    if !again.is_empty() {
+        round.done().await?;
+        for (i, t) in again {
+            ids[i] = id_of(&t);
+        }
+    }
+    for ((mut e, _), backend_id) in picked.into_iter().zip(ids) {
         let Ok(claim_no) = e.claim(&lead.owner, at) else { continue };
         if e.operation != Operation::Create && backend_id.is_none() {
             // Cannot be addressed yet (its entry has no server id): back off without sending.
@@ -410,7 +422,6 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
 /// What the second round of recording reads for one result.
 struct Side {
     entry: Option<Asked>,
-    tomb: Option<Asked>,
     next: Option<Asked>,
 }
 
@@ -424,13 +435,13 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
     let applied: Vec<Option<(OutboxEvent, Applied)>> =
         results.iter().zip(&reads).map(|(r, read)| decode_event(&read.value()).ok().and_then(|mut e| e.apply(r.claim, r.decision, r.at).ok().map(|a| (e, a)))).collect();
 
-    // Round 2: entries (or tombstones) of completed creates, tombstones of completed deletes,
-    // the next event of entries that have one, each user's stats and uploader records.
+    // Round 2: entries of completed creates, the next event of entries that have one, each
+    // user's stats and uploader records.
     let by_entity = events.index(index::BY_ENTITY).map_err(error(OP))?;
     let mut users: Vec<String> = Vec::new();
     let mut side = Vec::with_capacity(results.len());
     for slot in &applied {
-        let mut one = Side { entry: None, tomb: None, next: None };
+        let mut one = Side { entry: None, next: None };
         if let Some((e, a)) = slot {
             if !users.contains(&e.user_id) {
                 users.push(e.user_id.clone());
@@ -439,9 +450,6 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
                 let key = s(&e.entity_id);
                 if e.operation == Operation::Create {
                     one.entry = Some(round.ask(entries.get(key.clone()))?);
-                }
-                if e.operation != Operation::Update {
-                    one.tomb = Some(round.ask(tombstones.get(key.clone()))?);
                 }
                 if e.blocks {
                     one.next = Some(round.ask(by_entity.get_all(Some(bound(&key2(&key, e.seq as f64 + 1.0), &key2(&key, f64::INFINITY))?), Some(1)))?);
@@ -458,6 +466,8 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
 
     let mut user_metas: Vec<(UserMeta, Option<Beat>)> = metas.iter().map(|(m, l)| (decode_meta(&m.value()), l.as_ref().and_then(|l| decode_leader(&l.value())))).collect();
     let mut out = Vec::with_capacity(results.len());
+    // Creates acknowledged whose entry was deleted meanwhile: the tombstone gets the id (round 3).
+    let mut orphans: Vec<(String, String)> = Vec::new();
     for ((r, slot), one) in results.iter().zip(applied).zip(side) {
         let Some((event, a)) = slot else {
             out.push(Recorded::Dropped);
@@ -469,24 +479,17 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
             Decision::Complete { backend_id } => {
                 stats.record_success(r.at, r.at - event.created_at);
                 if let (Some(entry), Some(id)) = (&one.entry, backend_id) {
-                    if let Ok(mut e) = decode_entry(&entry.value()) {
-                        e.backend_id = Some(id.clone());
-                        e.updated_at = r.at;
-                        put(&entries, &encode_entry(&e, None), OP)?;
+                    match decode_entry(&entry.value()) {
+                        Ok(mut e) => {
+                            e.backend_id = Some(id.clone());
+                            e.updated_at = r.at;
+                            put(&entries, &encode_entry(&e, None), OP)?;
+                        }
+                        Err(_) => orphans.push((event.entity_id.clone(), id.clone())),
                     }
                 }
-                if let Some(tomb) = &one.tomb {
-                    let raw = tomb.value();
-                    if let Ok(mut t) = decode_entry(&raw) {
-                        if event.operation == Operation::Delete {
-                            tombstones.delete(s(&t.id)).map_err(error(OP))?;
-                        } else if let Some(id) = backend_id {
-                            // Deleted while its create was in flight: the delete needs this id.
-                            let deleted_at = crate::platform::get(&raw, "deletedAt").as_f64().map(|d| d as TimeMs);
-                            t.backend_id = Some(id.clone());
-                            tombstones.put(&encode_entry(&t, deleted_at), None).map_err(error(OP))?;
-                        }
-                    }
+                if event.operation == Operation::Delete {
+                    tombstones.delete(s(&event.entity_id)).map_err(error(OP))?;
                 }
                 if let Some(raw) = one.next.as_ref().and_then(|n| n.values().into_iter().next()) {
                     if let Ok(mut n) = decode_event(&raw) {
@@ -501,6 +504,19 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
         }
         put(&events, &encode_event(&event), OP)?;
         out.push(Recorded::Applied(event, a));
+    }
+    if !orphans.is_empty() {
+        // Deleted while its create was in flight: the delete queued behind it needs this id.
+        let reads = orphans.iter().map(|(entity, _)| round.ask(tombstones.get(s(entity)))).collect::<Result<Vec<_>>>()?;
+        round.done().await?;
+        for ((_, id), read) in orphans.iter().zip(reads) {
+            let raw = read.value();
+            if let Ok(mut t) = decode_entry(&raw) {
+                let deleted_at = crate::platform::get(&raw, "deletedAt").as_f64().map(|d| d as TimeMs);
+                t.backend_id = Some(id.clone());
+                tombstones.put(&encode_entry(&t, deleted_at), None).map_err(error(OP))?;
+            }
+        }
     }
     let latest = results.iter().map(|r| r.at).max().unwrap_or_else(now);
     for (u, (m, holder)) in users.iter().zip(user_metas) {
