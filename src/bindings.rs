@@ -277,7 +277,8 @@ impl Options {
         let mut values = Vec::with_capacity(present.len());
         for key in allowed {
             if present.iter().any(|k| k == key) {
-                let v = read(value, key).map_err(|e| Error::invalid_type(format!("{what}: option {key}"), "a readable value", format!("a getter that threw ({e})")))?;
+                let v = read(value, key)
+                    .map_err(|e| Error::invalid_type(format!("{what}: option {key}"), "a readable value", format!("a getter that threw ({e})")))?;
                 values.push((*key, v));
             }
         }
@@ -389,7 +390,9 @@ impl Outbox {
         self.call(move |core| {
             Box::pin(async move {
                 let o = Options::read("update", &changes, &["quantity", "date"])?;
-                let Some(o) = o else { return Err(Error::invalid_type("update(entryId, changes)", "an object { quantity?, date? }", to_arg(&changes).describe())) };
+                let Some(o) = o else {
+                    return Err(Error::invalid_type("update(entryId, changes)", "an object { quantity?, date? }", to_arg(&changes).describe()));
+                };
                 let args = UpdateArgs { quantity: o.arg("quantity"), date: o.arg("date") };
                 Ok(entry_js(&core.update(&to_arg(&entry_id), &args).await?))
             })

@@ -123,7 +123,9 @@ pub fn item_outcomes(items: usize, results: Option<Vec<Option<ItemAnswer>>>) -> 
                 plain: true,
                 body_excerpt: a.error.unwrap_or_default(),
             },
-            None => Outcome::Batch { status: 200, retry_after: None, detail: format!("result {i} of the batch answer is not an object with a numeric \"status\"") },
+            None => {
+                Outcome::Batch { status: 200, retry_after: None, detail: format!("result {i} of the batch answer is not an object with a numeric \"status\"") }
+            }
         })
         .collect())
 }

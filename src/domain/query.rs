@@ -3,10 +3,10 @@
 
 use super::arg::{fmt_num, Arg};
 use super::entry::validate_user_id;
-use super::metric::Metric;
-use super::time::TimeMs;
 use super::error::{Error, Result};
 use super::event::EventStatus;
+use super::metric::Metric;
+use super::time::TimeMs;
 
 /// Most ids one `resetForRetry` call takes.
 pub const MAX_RESET_IDS: usize = 10_000;

@@ -113,7 +113,11 @@ impl Request {
         let settle = |ok: bool| {
             let (slot, raw) = (slot.clone(), raw.clone());
             Closure::<dyn FnMut()>::new(move || {
-                let value = if ok { Ok(raw.result().unwrap_or(JsValue::UNDEFINED)) } else { Err(raw.error().ok().flatten().map(JsValue::from).unwrap_or(JsValue::NULL)) };
+                let value = if ok {
+                    Ok(raw.result().unwrap_or(JsValue::UNDEFINED))
+                } else {
+                    Err(raw.error().ok().flatten().map(JsValue::from).unwrap_or(JsValue::NULL))
+                };
                 let mut s = slot.borrow_mut();
                 s.done = Some(value);
                 if let Some(w) = s.waker.take() {

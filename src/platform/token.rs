@@ -46,7 +46,8 @@ impl TokenSource {
             TokenSource::Function(f) => {
                 let hint: JsValue = Object::new().into();
                 set(&hint, "refresh", &JsValue::from_bool(refresh));
-                let value = f.call2(&JsValue::UNDEFINED, &JsValue::from_str(user), &hint).map_err(|e| format!("the token function threw ({})", describe_error(&e)))?;
+                let value =
+                    f.call2(&JsValue::UNDEFINED, &JsValue::from_str(user), &hint).map_err(|e| format!("the token function threw ({})", describe_error(&e)))?;
                 // `Promise.resolve` adopts any thenable (and turns a throwing `then` into a rejection).
                 let answered = within(timeout_ms, JsFuture::from(Promise::resolve(&value))).await;
                 let value = match answered {

@@ -172,7 +172,8 @@ impl Db {
             })
         };
         let on_version_change = {
-            let (db, lost, state, hook, log, name) = (db.clone(), lost.clone(), self.state.clone(), self.on_version_change.clone(), self.log, self.name.clone());
+            let (db, lost, state, hook, log, name) =
+                (db.clone(), lost.clone(), self.state.clone(), self.on_version_change.clone(), self.log, self.name.clone());
             Closure::<dyn FnMut(web_sys::IdbVersionChangeEvent)>::new(move |e: web_sys::IdbVersionChangeEvent| {
                 db.close();
                 lost.set(true);

@@ -77,7 +77,8 @@ pub async fn list_for(q: &idb::ObjectStore, user: &str, store: &str) -> Result<V
     const OP: &str = "listing unreadable records";
     let by_user = q.index(index::BY_USER).map_err(error(OP))?;
     let mut round = Round::new(OP);
-    let found = [round.ask(by_user.get_all(Some(JsValue::from_str(user).into()), None))?, round.ask(by_user.get_all(Some(JsValue::from_str("").into()), None))?];
+    let found =
+        [round.ask(by_user.get_all(Some(JsValue::from_str(user).into()), None))?, round.ask(by_user.get_all(Some(JsValue::from_str("").into()), None))?];
     round.done().await?;
     Ok(found.iter().flat_map(Asked::values).map(|raw| read(&raw)).filter(|k| k.store == store).collect())
 }

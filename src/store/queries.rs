@@ -28,14 +28,7 @@ fn state_range(user: &str, sk: StateKey) -> Result<idb::Query> {
 
 /// An unreadable record met while reading, to be set aside.
 fn unreadable(raw: &JsValue, why: String) -> Quarantined {
-    Quarantined {
-        store: EVENTS.into(),
-        key: get(raw, "id"),
-        user_id: get(raw, "userId").as_string(),
-        reason: why,
-        at: now(),
-        record: raw.clone(),
-    }
+    Quarantined { store: EVENTS.into(), key: get(raw, "id"), user_id: get(raw, "userId").as_string(), reason: why, at: now(), record: raw.clone() }
 }
 
 impl Store {
@@ -102,7 +95,11 @@ impl Store {
                     .await?;
                     runs.push(run);
                 }
-                let kept = if status.is_none() || status == Some(EventStatus::Failed) { quarantine::list_for(&tx.store(QUARANTINE)?, user, EVENTS).await? } else { Vec::new() };
+                let kept = if status.is_none() || status == Some(EventStatus::Failed) {
+                    quarantine::list_for(&tx.store(QUARANTINE)?, user, EVENTS).await?
+                } else {
+                    Vec::new()
+                };
                 Ok((runs, (odd, kept)))
             }
             .await;

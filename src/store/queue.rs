@@ -8,7 +8,9 @@
 use wasm_bindgen::JsValue;
 
 use super::quarantine;
-use super::records::{decode_entry, decode_event, decode_leader, decode_meta, encode_entry, encode_event, encode_leader, encode_meta, index, leader_key, meta_key};
+use super::records::{
+    decode_entry, decode_event, decode_leader, decode_meta, encode_entry, encode_event, encode_leader, encode_meta, index, leader_key, meta_key,
+};
 use super::records::{ENTRIES, EVENTS, META, QUARANTINE, TOMBSTONES};
 use super::Store;
 use crate::domain::entry::{ProgressEntry, UpdateInput};
@@ -196,7 +198,8 @@ impl Store {
             let mut out = Vec::new();
             for ((_, claim), read) in claims.iter().zip(reads) {
                 let Ok(mut e) = decode_event(&read.value()) else { continue };
-                let moved = if stale { e.status == EventStatus::Processing && e.claims == *claim && e.recover_stale().is_ok() } else { e.release(*claim).is_ok() };
+                let moved =
+                    if stale { e.status == EventStatus::Processing && e.claims == *claim && e.recover_stale().is_ok() } else { e.release(*claim).is_ok() };
                 if moved {
                     put(&events, &encode_event(&e), op)?;
                     out.push(e);
@@ -243,7 +246,13 @@ impl Store {
 }
 
 /// Reads entry `id` and its queue (one round); `method` names the call in an unknown-id error.
-async fn entry_and_queue(entries: &idb::ObjectStore, events: &idb::ObjectStore, id: &str, method: &'static str, op: &'static str) -> Result<(ProgressEntry, Vec<OutboxEvent>)> {
+async fn entry_and_queue(
+    entries: &idb::ObjectStore,
+    events: &idb::ObjectStore,
+    id: &str,
+    method: &'static str,
+    op: &'static str,
+) -> Result<(ProgressEntry, Vec<OutboxEvent>)> {
     let mut round = Round::new(op);
     let raw = round.ask(entries.get(s(id)))?;
     let queue = ask_queue_of(&mut round, events, id, op)?;
@@ -339,7 +348,10 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     let holder = round.ask(meta.get(leader_key(user)))?;
     let retry = events.index(index::RETRY).map_err(error(OP))?;
     let ahead = (at as f64) + longest_wait as f64 + CLOCK_SLACK_MS as f64;
-    let ranges = [round.ask(retry.get_all(Some(bound(&key2(&u, f64::NEG_INFINITY), &key2(&u, at as f64))?), Some(PROMOTE_PER_CLAIM)))?, round.ask(retry.get_all(Some(bound(&key2(&u, ahead), &key2(&u, f64::INFINITY))?), Some(PROMOTE_PER_CLAIM)))?];
+    let ranges = [
+        round.ask(retry.get_all(Some(bound(&key2(&u, f64::NEG_INFINITY), &key2(&u, at as f64))?), Some(PROMOTE_PER_CLAIM)))?,
+        round.ask(retry.get_all(Some(bound(&key2(&u, ahead), &key2(&u, f64::INFINITY))?), Some(PROMOTE_PER_CLAIM)))?,
+    ];
     let by_id = due.iter().map(|id| round.ask(events.get(s(id)))).collect::<Result<Vec<_>>>()?;
     round.done().await?;
     if decode_leader(&holder.value()).is_none_or(|b| b.owner != lead.owner || b.gen != lead.gen) {
@@ -432,8 +444,11 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
     let mut round = Round::new(OP);
     let reads = results.iter().map(|r| round.ask(events.get(s(r.event_id)))).collect::<Result<Vec<_>>>()?;
     round.done().await?;
-    let applied: Vec<Option<(OutboxEvent, Applied)>> =
-        results.iter().zip(&reads).map(|(r, read)| decode_event(&read.value()).ok().and_then(|mut e| e.apply(r.claim, r.decision, r.at).ok().map(|a| (e, a)))).collect();
+    let applied: Vec<Option<(OutboxEvent, Applied)>> = results
+        .iter()
+        .zip(&reads)
+        .map(|(r, read)| decode_event(&read.value()).ok().and_then(|mut e| e.apply(r.claim, r.decision, r.at).ok().map(|a| (e, a))))
+        .collect();
 
     // Round 2: entries of completed creates, the next event of entries that have one, each
     // user's stats and uploader records.
@@ -464,7 +479,8 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
     }
     round.done().await?;
 
-    let mut user_metas: Vec<(UserMeta, Option<Beat>)> = metas.iter().map(|(m, l)| (decode_meta(&m.value()), l.as_ref().and_then(|l| decode_leader(&l.value())))).collect();
+    let mut user_metas: Vec<(UserMeta, Option<Beat>)> =
+        metas.iter().map(|(m, l)| (decode_meta(&m.value()), l.as_ref().and_then(|l| decode_leader(&l.value())))).collect();
     let mut out = Vec::with_capacity(results.len());
     // Creates acknowledged whose entry was deleted meanwhile: the tombstone gets the id (round 3).
     let mut orphans: Vec<(String, String)> = Vec::new();

@@ -357,7 +357,13 @@ pub fn decode_event(v: &JsValue) -> Result<OutboxEvent, String> {
     let mut m = Reader::new(&meta);
     let metadata = Metadata { metric: m.metric("type"), quantity: m.num("quantity"), date: m.time("date") };
     if let Some(bad) = m.bad {
-        r.bad.get_or_insert(if bad == "type" { "metadata.type" } else if bad == "quantity" { "metadata.quantity" } else { "metadata.date" });
+        r.bad.get_or_insert(if bad == "type" {
+            "metadata.type"
+        } else if bad == "quantity" {
+            "metadata.quantity"
+        } else {
+            "metadata.date"
+        });
     }
     let attempt_count = r.count_or("attemptCount", 0);
     let event = OutboxEvent {

@@ -102,7 +102,12 @@ impl Leadership {
                         }
                     }
                 } else if gone {
-                    shared.log.warn(|| format!("the uploader of user {} showed no sign of life for {} ms (frozen or hung, or its database was wiped): taking over", self.user, still as u64));
+                    shared.log.warn(|| {
+                        format!(
+                            "the uploader of user {} showed no sign of life for {} ms (frozen or hung, or its database was wiped): taking over",
+                            self.user, still as u64
+                        )
+                    });
                     let steal = locks::request(&self.name(), true, wake);
                     *self.lock.borrow_mut() = steal;
                     self.watch.reset();

@@ -150,7 +150,8 @@ async fn record_leftovers(shared: &Rc<Shared>, lead: &Lead) {
     if left.is_empty() {
         return;
     }
-    let items: Vec<Result_<'_>> = left.iter().map(|u| Result_ { event_id: &u.event_id, claim: u.claim, decision: &u.decision, answered: u.answered, at: u.at }).collect();
+    let items: Vec<Result_<'_>> =
+        left.iter().map(|u| Result_ { event_id: &u.event_id, claim: u.claim, decision: &u.decision, answered: u.answered, at: u.at }).collect();
     match shared.store.record(&items, Some(lead)).await {
         Ok(_) => {
             for u in &left {
@@ -293,7 +294,16 @@ impl Pass<'_> {
         }
         for c in &claim.items {
             let e = &c.event;
-            log.info(|| format!("event {} ({} of entry {}) claimed: request {}, {} failed answers so far", e.id, e.operation.as_str(), e.entity_id, e.request_count, e.attempt_count));
+            log.info(|| {
+                format!(
+                    "event {} ({} of entry {}) claimed: request {}, {} failed answers so far",
+                    e.id,
+                    e.operation.as_str(),
+                    e.entity_id,
+                    e.request_count,
+                    e.attempt_count
+                )
+            });
         }
         shared.changed();
         Some(claim.items)
@@ -428,8 +438,10 @@ async fn recorder(pass: &Pass<'_>) {
             pass.results_ready.notified().await;
             continue;
         }
-        let items: Vec<Result_<'_>> =
-            batch.iter().map(|d| Result_ { event_id: &d.claimed.event.id, claim: d.claimed.event.claims, decision: &d.decision, answered: d.answered, at: d.at }).collect();
+        let items: Vec<Result_<'_>> = batch
+            .iter()
+            .map(|d| Result_ { event_id: &d.claimed.event.id, claim: d.claimed.event.claims, decision: &d.decision, answered: d.answered, at: d.at })
+            .collect();
         let lead = shared.current_lead(pass.generation);
         let written = shared.store.record(&items, lead.as_ref().or(Some(&pass.lead))).await;
         let written = match written {
@@ -460,7 +472,14 @@ async fn recorder(pass: &Pass<'_>) {
                 (Decision::Complete { backend_id }, _) => {
                     r.completed += 1;
                     let b = backend_id.as_deref().unwrap_or("-");
-                    log.info(|| format!("event {id} completed: {} of entry {} acknowledged (backend id {b}, {} ms after it was written)", e.operation.as_str(), e.entity_id, d.at - e.created_at));
+                    log.info(|| {
+                        format!(
+                            "event {id} completed: {} of entry {} acknowledged (backend id {b}, {} ms after it was written)",
+                            e.operation.as_str(),
+                            e.entity_id,
+                            d.at - e.created_at
+                        )
+                    });
                 }
                 (Decision::Retry { message, wait_ms, .. }, Applied::Retrying) => {
                     r.retrying += 1;
@@ -548,7 +567,9 @@ pub fn spawn(shared: Rc<Shared>, user: String, generation: u64) -> Running {
 async fn campaign(shared: Rc<Shared>, user: String, generation: u64, cancelled: Rc<Cell<bool>>, wake: Rc<Notify>, mut leadership: Leadership) {
     let cfg = &shared.config;
     let log = shared.log;
-    log.info(|| format!("processor started for user {user} (every {} ms, batch {}, {} concurrent)", cfg.processing_interval_ms, cfg.batch_size, cfg.max_concurrent));
+    log.info(|| {
+        format!("processor started for user {user} (every {} ms, batch {}, {} concurrent)", cfg.processing_interval_ms, cfg.batch_size, cfg.max_concurrent)
+    });
     while !cancelled.get() && shared.is_current(generation) {
         if !leadership.acquire(&cancelled, &wake).await {
             break;

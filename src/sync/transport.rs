@@ -100,7 +100,9 @@ impl Transport {
             if !still_wanted() {
                 return None;
             }
-            let reply = send(Call { method: r.method, url: r.url, token: token.as_deref(), key: r.key, body: r.body, timeout_ms: self.timeout_ms, batch: r.batch }).await;
+            let reply =
+                send(Call { method: r.method, url: r.url, token: token.as_deref(), key: r.key, body: r.body, timeout_ms: self.timeout_ms, batch: r.batch })
+                    .await;
             match reply {
                 Reply::Answer(ref a) if a.status == 401 && !refreshed && matches!(self.token, TokenSource::Function(_)) => refreshed = true,
                 other => return Some(Ok(other)),

@@ -82,7 +82,8 @@ fn delete_completes_on_2xx_and_404() {
 
 #[test]
 fn permanent_gives_up_at_once_with_status_and_body() {
-    let o = Outcome::Response { status: 422, retry_after: None, backend_id: None, plain: true, body_excerpt: "{\"error\": \"quantity\n out of range\"}".into() };
+    let o =
+        Outcome::Response { status: 422, retry_after: None, backend_id: None, plain: true, body_excerpt: "{\"error\": \"quantity\n out of range\"}".into() };
     match decide_now(&o, create()) {
         Decision::GiveUp { message, refused } => {
             assert!(refused);
