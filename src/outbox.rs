@@ -154,7 +154,7 @@ impl OutboxCore {
 
     fn after_write(&self, user: &str) {
         let shared = &self.shared;
-        shared.post(&Message::Saved { user: user.to_owned() });
+        shared.post_saved(user);
         if shared.user().as_deref() == Some(user) {
             shared.wake();
         }

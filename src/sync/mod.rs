@@ -108,6 +108,9 @@ pub struct Shared {
     /// The batch size (with `batchEndpoint`).
     pub batch: Cell<AdaptiveSize>,
     pending_passes: RefCell<Vec<PendingPass>>,
+    /// Users whose "saved" message waits for the end of the cooldown (bursts send one per 100 ms).
+    saved_due: RefCell<Vec<String>>,
+    saved_cooldown: Cell<bool>,
     /// Closing: the API refuses calls; the processor finishes what it has.
     closing: Cell<bool>,
     /// Subscribers to stats.
@@ -138,6 +141,8 @@ impl Shared {
             schedule: RefCell::new(HashMap::new()),
             batch: Cell::new(batch),
             pending_passes: RefCell::new(Vec::new()),
+            saved_due: RefCell::new(Vec::new()),
+            saved_cooldown: Cell::new(false),
             closing: Cell::new(false),
             subscribers: Subscribers::default(),
         }
@@ -377,6 +382,30 @@ impl Shared {
             }
             _ => {}
         }
+    }
+
+    /// Tells the other contexts that something of `user` was written (their uploader wakes, their
+    /// subscribers refresh): at once, and during a burst of writes once more per 100 ms.
+    pub fn post_saved(self: &Rc<Self>, user: &str) {
+        if self.saved_cooldown.replace(true) {
+            let mut due = self.saved_due.borrow_mut();
+            if !due.iter().any(|u| u == user) {
+                due.push(user.to_owned());
+            }
+            return;
+        }
+        self.post(&Message::Saved { user: user.to_owned() });
+        let weak = Rc::downgrade(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            crate::platform::timer::sleep(100).await;
+            if let Some(shared) = weak.upgrade() {
+                shared.saved_cooldown.set(false);
+                let due = std::mem::take(&mut *shared.saved_due.borrow_mut());
+                for user in due {
+                    shared.post_saved(&user);
+                }
+            }
+        });
     }
 
     /// Registers a `processNow()` waiting for the uploader's answer to request `id`.

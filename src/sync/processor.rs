@@ -108,7 +108,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     for _ in 0..workers {
         tasks.push(match &cfg.batch_endpoint {
             Some(url) => Box::pin(batch_worker(&pass, url)),
-            None => Box::pin(single_worker(&pass)),
+            None => Box::pin(single_worker(&pass, workers as usize)),
         });
     }
     tasks.push(Box::pin(recorder(&pass)));
@@ -335,10 +335,19 @@ impl Pass<'_> {
 
 /// One upload slot (one event per request): takes events off the pass's queue, claiming more
 /// when it runs dry, until the pass has nothing left.
-async fn single_worker(pass: &Pass<'_>) {
+async fn single_worker(pass: &Pass<'_>, workers: usize) {
     let shared = pass.shared;
     loop {
         let next = pass.queue.borrow_mut().pop_front();
+        // Keep the queue ahead of the uploads: when it runs short, one slot claims the next batch
+        // while the others go on uploading what is left (instead of all waiting for the claim).
+        if next.is_some() && pass.more.get() && pass.queue.borrow().len() < workers {
+            if let Some(_turn) = pass.claiming.try_lock() {
+                if let Some(items) = pass.claim(shared.config.batch_size).await {
+                    pass.queue.borrow_mut().extend(items);
+                }
+            }
+        }
         let c = match next {
             Some(c) => c,
             None => {
