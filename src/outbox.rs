@@ -52,6 +52,13 @@ impl OutboxCore {
             if let Some(core) = weak.upgrade() {
                 core.halt();
                 core.shared.leave_channel();
+                // Claims whose results can no longer be recorded here must look abandoned to the
+                // newer version once nothing of them is in flight: let the liveness lock go then.
+                let shared = core.shared.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let _ = within(shared.config.request_timeout_ms + 2_000, async { drop(shared.gate.lock().await) }).await;
+                    shared.drop_alive_lock();
+                });
             }
             if let Some(f) = &on_version_change {
                 if let Err(e) = call0(f) {

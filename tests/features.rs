@@ -27,3 +27,6 @@ mod batches;
 
 #[path = "features/health.rs"]
 mod health;
+
+#[path = "features/regressions.rs"]
+mod regressions;

@@ -53,7 +53,8 @@ impl Arg {
 }
 
 /// Formats a number for a message without Rust's float formatting machinery (it would add
-/// kilobytes to the wasm): integers exactly, others to at most 6 decimals, huge ones in e-notation.
+/// kilobytes to the wasm): integers exactly (up to 2^53), others to at most 6 decimals while those
+/// are meaningful (below 1e9; larger ones are rounded to an integer), huge ones in e-notation.
 pub fn fmt_num(n: f64) -> String {
     if n.is_nan() {
         return "NaN".into();
@@ -71,6 +72,10 @@ pub fn fmt_num(n: f64) -> String {
             exp += 1;
         }
         return format!("{sign}{}e+{exp}", fmt_num(m));
+    }
+    if n.fract() == 0.0 || a >= 1e9 {
+        // Exact below 2^53; beyond, f64 holds only integers anyway.
+        return format!("{sign}{}", a.round() as u64);
     }
     let scaled = (a * 1e6).round() as u64;
     let (int, frac) = (scaled / 1_000_000, scaled % 1_000_000);

@@ -103,31 +103,31 @@ pub struct ItemAnswer {
 /// Each item's outcome, classified as if it were that event's own answer, from a 2xx batch
 /// answer whose `results` were read as `results` (`None`: not a JSON object with a `results`
 /// array; an inner `None`: that result is not an object with a numeric `status`).
-/// `Err` when the answer is not a complete result list: it then applies to every item.
+/// `Err` when the answer is not a complete result list (CONTRACT §2b): one result per event, each
+/// readable. A list that is short, long or has an unreadable entry may be misaligned (results
+/// shifted by one would hand one event another's id), so it then applies to every item, and
+/// completes none.
 pub fn item_outcomes(items: usize, results: Option<Vec<Option<ItemAnswer>>>) -> Result<Vec<Outcome>, String> {
     let Some(results) = results else {
         return Err("the batch answer is not a JSON object with a \"results\" array".into());
     };
-    if results.len() < items {
+    if results.len() != items {
         return Err(format!("the batch answer has {} results for {items} events", results.len()));
     }
-    Ok(results
-        .into_iter()
-        .take(items)
-        .enumerate()
-        .map(|(i, r)| match r {
-            Some(a) => Outcome::Response {
-                status: a.status,
-                retry_after: a.retry_after_s.filter(|s| s.is_finite() && *s >= 0.0).map(|s| (s.ceil() as u64).to_string()),
-                backend_id: a.id,
-                plain: true,
-                body_excerpt: a.error.unwrap_or_default(),
-            },
-            None => {
-                Outcome::Batch { status: 200, retry_after: None, detail: format!("result {i} of the batch answer is not an object with a numeric \"status\"") }
-            }
-        })
-        .collect())
+    let mut out = Vec::with_capacity(items);
+    for (i, r) in results.into_iter().enumerate() {
+        let Some(a) = r else {
+            return Err(format!("result {i} of the batch answer is not an object with a numeric \"status\""));
+        };
+        out.push(Outcome::Response {
+            status: a.status,
+            retry_after: a.retry_after_s.filter(|s| s.is_finite() && *s >= 0.0).map(|s| (s.ceil() as u64).to_string()),
+            backend_id: a.id,
+            plain: true,
+            body_excerpt: a.error.unwrap_or_default(),
+        });
+    }
+    Ok(out)
 }
 
 /// The outcome every item gets when the batch request as a whole failed with `status`

@@ -441,12 +441,16 @@ pub enum EditPlan {
         /// The create event.
         event_id: String,
     },
-    /// Write a new event; `waiting` when an earlier event of the entry is still unfinished.
+    /// Write a new event, after removing `drop` (refused events it supersedes: the server never
+    /// stored them, the new one carries the latest values). `waiting` when an earlier event of
+    /// the entry still blocks it.
     Queue {
         /// Its operation.
         operation: Operation,
         /// Behind another event.
         waiting: bool,
+        /// Superseded refused events.
+        drop: Vec<String>,
     },
     /// Nothing of the entry ever reached the server: remove the entry and these events, send nothing.
     Remove {
@@ -455,13 +459,31 @@ pub enum EditPlan {
     },
 }
 
+impl OutboxEvent {
+    /// Holds back the events after it in its entry's queue: unfinished, and not refused by the
+    /// server (a refused event was never stored: what follows it may go).
+    pub fn blocking(&self) -> bool {
+        self.is_unfinished() && !(self.status == EventStatus::Failed && self.refused)
+    }
+}
+
+fn refused_ids(unfinished: &[OutboxEvent]) -> Vec<String> {
+    unfinished.iter().filter(|e| !e.blocking()).map(|e| e.id.clone()).collect()
+}
+
 /// How `update` of `entry` goes out, given its unfinished events in queue order.
 pub fn plan_update(entry: &ProgressEntry, unfinished: &[OutboxEvent]) -> EditPlan {
+    let create_first = unfinished.first().is_some_and(|e| e.operation == Operation::Create);
     match unfinished {
         [only] if only.operation == Operation::Create && only.never_sent() => EditPlan::Fold { event_id: only.id.clone() },
+        // Nothing of it stored (its create refused, say for a typo the user now fixed): a fresh
+        // create, with a new key, replaces what was queued.
+        _ if create_first && unfinished.iter().all(OutboxEvent::never_stored) => {
+            EditPlan::Queue { operation: Operation::Create, waiting: false, drop: unfinished.iter().map(|e| e.id.clone()).collect() }
+        }
         // Never synced and nothing queued (an entry older than the outbox): it goes as a create.
-        [] if entry.backend_id.is_none() => EditPlan::Queue { operation: Operation::Create, waiting: false },
-        _ => EditPlan::Queue { operation: Operation::Update, waiting: !unfinished.is_empty() },
+        [] if entry.backend_id.is_none() => EditPlan::Queue { operation: Operation::Create, waiting: false, drop: Vec::new() },
+        _ => EditPlan::Queue { operation: Operation::Update, waiting: unfinished.iter().any(OutboxEvent::blocking), drop: refused_ids(unfinished) },
     }
 }
 
@@ -471,7 +493,7 @@ pub fn plan_delete(entry: &ProgressEntry, unfinished: &[OutboxEvent]) -> EditPla
     if (create_first && unfinished.iter().all(OutboxEvent::never_stored)) || (unfinished.is_empty() && entry.backend_id.is_none()) {
         return EditPlan::Remove { event_ids: unfinished.iter().map(|e| e.id.clone()).collect() };
     }
-    EditPlan::Queue { operation: Operation::Delete, waiting: !unfinished.is_empty() }
+    EditPlan::Queue { operation: Operation::Delete, waiting: unfinished.iter().any(OutboxEvent::blocking), drop: refused_ids(unfinished) }
 }
 
 #[cfg(test)]

@@ -38,11 +38,6 @@ impl UserMeta {
         self.latencies.push(latency_ms.max(0));
     }
 
-    /// An event completed without an upload (its entry was gone).
-    pub fn record_orphan(&mut self) {
-        self.completed += 1;
-    }
-
     /// An attempt failed; `answered`: the server said no (it did answer).
     pub fn record_failure(&mut self, now: TimeMs, message: &str, answered: bool) {
         self.last_error = Some(message.to_owned());

@@ -74,11 +74,13 @@ pub struct Answer {
     pub results: Option<Vec<Option<ItemAnswer>>>,
 }
 
+/// The `id` of an answer, as a string: a numeric id as JS itself writes it (`String(n)`), so
+/// `1764000000123` stays `"1764000000123"` in the URLs of later updates and deletes.
 fn id_of(v: &JsValue) -> Option<String> {
     let id = get(v, "id");
     match (id.as_string(), id.as_f64()) {
         (Some(s), _) if !s.is_empty() => Some(s),
-        (_, Some(n)) if n.is_finite() => Some(crate::domain::arg::fmt_num(n)),
+        (_, Some(n)) if n.is_finite() => js_sys::Number::from(n).to_string_with_radix(10).ok().map(String::from),
         _ => None,
     }
 }
@@ -89,12 +91,18 @@ fn item(v: &JsValue, token: Option<&str>) -> Option<ItemAnswer> {
     Some(ItemAnswer { status: status as u16, id: id_of(v), error, retry_after_s: get(v, "retryAfter").as_f64() })
 }
 
+/// The start of a body, with the token blanked out first (then cut: a token straddling the cut
+/// must not leave a prefix behind), also in its JSON-escaped form.
 fn excerpt(text: &str, token: Option<&str>) -> String {
-    let mut cut: String = text.chars().take(EXCERPT_CHARS).collect();
+    let mut clean = text.to_owned();
     if let Some(t) = token.filter(|t| !t.is_empty()) {
-        cut = cut.replace(t, "[token]");
+        clean = clean.replace(t, "[token]");
+        let escaped = t.replace('/', "\\/");
+        if escaped != t {
+            clean = clean.replace(&escaped, "[token]");
+        }
     }
-    cut
+    clean.chars().take(EXCERPT_CHARS).collect()
 }
 
 fn build(call: &Call<'_>, signal: &web_sys::AbortSignal) -> Result<web_sys::Request, JsValue> {
@@ -155,9 +163,13 @@ pub async fn send(call: Call<'_>) -> Reply {
     if (300..400).contains(&status) {
         return Reply::Redirect(status);
     }
-    let retry_after = get(&response, "headers").dyn_into::<Headers>().ok().and_then(|h| h.get("Retry-After").ok().flatten());
+    // Duck-typed too: `headers.get` of any realm's (or a polyfill's) Headers; a throw is no header.
+    let headers = get(&response, "headers");
+    let retry_after =
+        super::as_function(&get(&headers, "get")).and_then(|f| f.call1(&headers, &JsValue::from_str("Retry-After")).ok()).and_then(|v| v.as_string());
     let text = match response.text() {
-        Ok(p) => match within(left(started), JsFuture::from(p)).await {
+        // `Promise.resolve`: a polyfill's `text()` may not return a promise.
+        Ok(p) => match within(left(started), JsFuture::from(Promise::resolve(&p))).await {
             None => {
                 controller.abort();
                 return Reply::Timeout;

@@ -211,6 +211,12 @@ impl Round {
     /// Waits until every request of the round has completed.
     pub async fn done(&mut self) -> Result<()> {
         match self.last.take() {
+            // Already done (nothing may await between `ask` and `done`, but if something did, the
+            // success event would be gone): its outcome is on the request.
+            Some(r) if r.ready_state() == web_sys::IdbRequestReadyState::Done => match r.error() {
+                Ok(Some(e)) => Err(classify(self.operation, describe_error(&e.into()))),
+                _ => Ok(()),
+            },
             Some(r) => Request::new(r, self.operation).await.map(drop),
             None => Ok(()),
         }
@@ -320,11 +326,6 @@ impl Tx {
     /// An object store in scope.
     pub fn store(&self, name: &str) -> Result<idb::ObjectStore> {
         self.tx.object_store(name).map_err(error(self.operation))
-    }
-
-    /// The operation this transaction serves (for error messages).
-    pub fn operation(&self) -> &'static str {
-        self.operation
     }
 
     /// Ends the transaction: on `Ok` waits for its commit (so the caller's result is durable

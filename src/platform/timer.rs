@@ -12,7 +12,7 @@ use gloo_timers::callback::{Interval, Timeout};
 use gloo_timers::future::TimeoutFuture;
 
 /// The longest delay a browser timer can wait (2^31 - 1 ms); longer ones would fire at once.
-pub const MAX_TIMER_MS: u64 = 2_147_483_647;
+pub use crate::domain::config::MAX_TIMER_MS;
 
 fn clamp(ms: u64) -> u32 {
     ms.min(MAX_TIMER_MS) as u32
@@ -141,10 +141,5 @@ impl Alarm {
                 n.notify();
             }
         }));
-    }
-
-    /// Forgets a fired (or unwanted) alarm.
-    pub fn clear(&mut self) {
-        self.timeout = None;
     }
 }

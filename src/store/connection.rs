@@ -23,7 +23,7 @@ use super::quarantine;
 use super::records::{decode_entry, decode_event, encode_event, index, ENTRIES, EVENTS, META, QUARANTINE, TOMBSTONES};
 use crate::domain::event::{Operation, OutboxEvent};
 use crate::domain::{Error, Result};
-use crate::platform::idb::{above, all, begin, connection_lost, error, Mode, Request, Tx};
+use crate::platform::idb::{above, all, begin, connection_lost, error, Mode, Request, Tx, DEADLINE_MS};
 use crate::platform::timer::{first, sleep, Notify};
 use crate::platform::{get, new_id, Log};
 
@@ -200,14 +200,18 @@ impl Db {
 }
 
 /// Opens the database at [`VERSION`] with idb, running the upgrade steps if needed. Rejects with
-/// [`Error::Blocked`] when the upgrade stays blocked by other connections for [`BLOCKED_MS`] (a
-/// connection that opens later is closed at once).
+/// [`Error::Blocked`] when the upgrade stays blocked by other connections for [`BLOCKED_MS`], and
+/// with [`Error::TimedOut`] when the browser answers nothing for 10 s (a wedged storage process);
+/// a running upgrade is never cut off. A connection that opens late is closed at once.
 async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDatabase> {
     const OP: &str = "opening the database";
     let factory = idb::Factory::new().map_err(|_| Error::Unsupported("there is no indexedDB in this context (a private window of an old browser?)".into()))?;
     let raw: IdbOpenDbRequest = factory.open(name, Some(VERSION)).map_err(error(OP))?.into();
     let mut request = idb::request::OpenDatabaseRequest::from(raw.clone());
+    let upgrading = Rc::new(Cell::new(false));
+    let started = upgrading.clone();
     request.on_upgrade_needed(move |event| {
+        started.set(true);
         if let Err(e) = upgrade(&event, max_attempts, log) {
             log.warn(|| format!("schema upgrade failed, the database keeps its old version and all its data: {e}"));
             if let Some(tx) = idb::Event::target(&event).ok().and_then(|r| idb::Request::transaction(&r)) {
@@ -225,11 +229,19 @@ async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDat
     }
     let opened = Request::new(raw.clone().into(), OP);
     let mut result = None;
+    let was_blocked = Cell::new(false);
     let give_up = async {
         blocked.notified().await;
         sleep(BLOCKED_MS).await;
+        was_blocked.set(true);
     };
-    first(async { result = Some(opened.await) }, give_up).await;
+    let no_answer = async {
+        sleep(DEADLINE_MS as u64).await;
+        while upgrading.get() {
+            sleep(1_000).await;
+        }
+    };
+    first(async { result = Some(opened.await) }, first(give_up, no_answer)).await;
     let Some(result) = result else {
         // Keep the upgrade handler alive for a late upgrade, and close whatever opens late.
         request.forget_callbacks();
@@ -239,7 +251,7 @@ async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDat
             }
         });
         raw.set_onsuccess(Some(late.unchecked_ref()));
-        return Err(Error::Blocked(name.into()));
+        return Err(if was_blocked.get() { Error::Blocked(name.into()) } else { Error::TimedOut(OP) });
     };
     drop(request);
     match result {

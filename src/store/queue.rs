@@ -280,14 +280,27 @@ async fn update_in(tx: &Tx, id: &str, input: UpdateInput, max_attempts: u32, at:
             }
             (Some(event_id), true)
         }
-        EditPlan::Queue { operation, waiting } => (Some(queue_event(&events, &mut entry, &mut unfinished, operation, waiting, max_attempts, at)?), false),
+        EditPlan::Queue { operation, waiting, drop } => {
+            drop_superseded(&events, &mut unfinished, &drop, OP)?;
+            (Some(queue_event(&events, &mut entry, &mut unfinished, operation, waiting, max_attempts, at)?), false)
+        }
         EditPlan::Remove { .. } => (None, false),
     };
     put(&entries, &encode_entry(&entry, None), OP)?;
     Ok(Edit { entry, event_id, folded })
 }
 
-/// Writes a new event for `entry` at the end of its queue; marks the event before it as blocking.
+/// Removes refused events a new edit supersedes (the server never stored them).
+fn drop_superseded(events: &idb::ObjectStore, unfinished: &mut Vec<OutboxEvent>, drop: &[String], op: &'static str) -> Result<()> {
+    for id in drop {
+        events.delete(s(id)).map_err(error(op))?;
+    }
+    unfinished.retain(|e| !drop.contains(&e.id));
+    Ok(())
+}
+
+/// Writes a new event for `entry` at the end of its queue; marks the last event still blocking
+/// it, so that event's completion lets the new one go.
 fn queue_event(
     events: &idb::ObjectStore,
     entry: &mut ProgressEntry,
@@ -303,7 +316,7 @@ fn queue_event(
     entry.rev = seq;
     let mut event = OutboxEvent::new(new_id(), operation, entry, priority, max_attempts, at);
     event.waiting = waiting;
-    if let Some(before) = unfinished.last_mut() {
+    if let Some(before) = unfinished.iter_mut().rev().find(|e| e.blocking()) {
         if !before.blocks {
             before.blocks = true;
             put(events, &encode_event(before), OP)?;
@@ -325,12 +338,13 @@ async fn delete_in(tx: &Tx, id: &str, max_attempts: u32, at: TimeMs) -> Result<E
             }
             None
         }
-        _ => {
-            let waiting = !unfinished.is_empty();
-            let event_id = queue_event(&events, &mut entry, &mut unfinished, Operation::Delete, waiting, max_attempts, at)?;
+        EditPlan::Queue { operation, waiting, drop } => {
+            drop_superseded(&events, &mut unfinished, &drop, OP)?;
+            let event_id = queue_event(&events, &mut entry, &mut unfinished, operation, waiting, max_attempts, at)?;
             tombstones.put(&encode_entry(&entry, Some(at)), None).map_err(error(OP))?;
             Some(event_id)
         }
+        EditPlan::Fold { .. } => None, // never planned for a delete
     };
     Ok(Edit { entry, event_id, folded: false })
 }
@@ -461,11 +475,13 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
             if !users.contains(&e.user_id) {
                 users.push(e.user_id.clone());
             }
-            if *a == Applied::Completed {
+            let refused = *a == Applied::GaveUp && e.refused;
+            if *a == Applied::Completed || refused {
                 let key = s(&e.entity_id);
-                if e.operation == Operation::Create {
+                if *a == Applied::Completed && e.operation == Operation::Create {
                     one.entry = Some(round.ask(entries.get(key.clone()))?);
                 }
+                // Completed, or refused (never stored): the entry's next event may go.
                 if e.blocks {
                     one.next = Some(round.ask(by_entity.get_all(Some(bound(&key2(&key, e.seq as f64 + 1.0), &key2(&key, f64::INFINITY))?), Some(1)))?);
                 }
@@ -507,16 +523,16 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
                 if event.operation == Operation::Delete {
                     tombstones.delete(s(&event.entity_id)).map_err(error(OP))?;
                 }
-                if let Some(raw) = one.next.as_ref().and_then(|n| n.values().into_iter().next()) {
-                    if let Ok(mut n) = decode_event(&raw) {
-                        if n.state_key() == StateKey::Waiting {
-                            n.unblock();
-                            put(&events, &encode_event(&n), OP)?;
-                        }
-                    }
-                }
             }
             Decision::Retry { message, .. } | Decision::GiveUp { message, .. } => stats.record_failure(r.at, message, r.answered),
+        }
+        if let Some(raw) = one.next.as_ref().and_then(|n| n.values().into_iter().next()) {
+            if let Ok(mut n) = decode_event(&raw) {
+                if n.state_key() == StateKey::Waiting {
+                    n.unblock();
+                    put(&events, &encode_event(&n), OP)?;
+                }
+            }
         }
         put(&events, &encode_event(&event), OP)?;
         out.push(Recorded::Applied(event, a));

@@ -79,10 +79,12 @@ impl Leadership {
                 self.lock.borrow_mut().take();
                 return false;
             }
-            let with_locks = locks::available();
+            let mut with_locks = locks::available();
             if with_locks && self.lock.borrow().as_ref().is_none_or(|l| l.settled()) {
                 // Not asked yet, or the request ended without the lock (aborted, stolen): queue.
                 let request = locks::request(&self.name(), false, wake);
+                // Web Locks that refuse to work here (an opaque-origin frame): the record is the lease.
+                with_locks = request.is_some();
                 *self.lock.borrow_mut() = request;
             }
             let granted = self.lock.borrow().as_ref().is_some_and(|l| l.held());
@@ -118,6 +120,8 @@ impl Leadership {
                 shared.post(&Message::WantLead { user: self.user.clone() });
             }
             first(sleep(cfg.processing_interval_ms.clamp(1, 60_000)), wake.notified()).await;
+            // A follower's subscribers see health age too ("stalled" comes without any write).
+            shared.subscribers.changed(&shared);
         }
     }
 
@@ -145,11 +149,6 @@ impl Leadership {
                 s.request_step_down();
             }
         }
-    }
-
-    /// The lead this context holds, while it holds it.
-    pub fn lead(&self) -> Option<&Lead> {
-        self.lead.as_ref()
     }
 
     /// Cheap check before every claim and every upload: still the uploader (lock not stolen,

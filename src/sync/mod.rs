@@ -102,7 +102,7 @@ pub struct Shared {
     in_flight: RefCell<Vec<String>>,
     /// Processing events of other contexts this one has seen, and since when (monotonic): a claim
     /// that stays for `staleAfterMs` of this context's own time is stale.
-    seen_processing: RefCell<Vec<(String, u32, f64)>>,
+    seen_processing: RefCell<Vec<(String, String, u32, f64)>>,
     /// Retrying events and when their backoff ends on this context's monotonic clock.
     schedule: RefCell<HashMap<String, f64>>,
     /// The batch size (with `batchEndpoint`).
@@ -269,26 +269,26 @@ impl Shared {
         self.in_flight.borrow().iter().any(|id| id == event_id)
     }
 
-    /// Notes a processing event of another context seen now (`mono`); returns for how long
-    /// (ms) this context has seen it in the same claim.
-    pub fn seen_processing_for(&self, event_id: &str, claims: u32, mono: f64) -> f64 {
+    /// Notes a processing event (of `user`) of another context seen now (`mono`); returns for how
+    /// long (ms) this context has seen it in the same claim.
+    pub fn seen_processing_for(&self, event_id: &str, user: &str, claims: u32, mono: f64) -> f64 {
         let mut seen = self.seen_processing.borrow_mut();
-        match seen.iter_mut().find(|(id, _, _)| id == event_id) {
-            Some((_, c, since)) if *c == claims => mono - *since,
+        match seen.iter_mut().find(|(id, _, _, _)| id == event_id) {
+            Some((_, _, c, since)) if *c == claims => mono - *since,
             Some(slot) => {
-                (slot.1, slot.2) = (claims, mono);
+                (slot.2, slot.3) = (claims, mono);
                 0.0
             }
             None => {
-                seen.push((event_id.to_owned(), claims, mono));
+                seen.push((event_id.to_owned(), user.to_owned(), claims, mono));
                 0.0
             }
         }
     }
 
-    /// Forgets processing events no longer seen.
-    pub fn keep_seen(&self, ids: &[String]) {
-        self.seen_processing.borrow_mut().retain(|(id, _, _)| ids.contains(id));
+    /// Forgets the processing events of `user` no longer seen (those of other users stay).
+    pub fn keep_seen(&self, user: &str, ids: &[String]) {
+        self.seen_processing.borrow_mut().retain(|(id, u, _, _)| u != user || ids.contains(id));
     }
 
     /// Schedules a retrying event for monotonic time `at`.

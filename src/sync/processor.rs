@@ -119,7 +119,14 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     let mut released = released.into_inner();
     released.extend(queue.into_inner().into_iter().map(|c| (c.event.id.clone(), c.event.claims)));
     if !released.is_empty() {
-        report.released = store.release(&released).await?;
+        match store.release(&released).await {
+            Ok(n) => report.released = n,
+            // Left `processing`: the next pass recovers them as this context's leftovers.
+            Err(e) => log.warn(|| format!("claimed events of user {user} could not be handed back yet: {e}")),
+        }
+        for (id, _) in &released {
+            shared.landed(id);
+        }
         log.info(|| format!("{} claimed events of user {user} handed back unsent", released.len()));
     }
     {
@@ -174,7 +181,7 @@ async fn recover_stale(shared: &Rc<Shared>, user: &str) -> Result<u32> {
     let cfg = &shared.config;
     let processing = shared.store.in_state(user, StateKey::Processing).await?;
     if processing.is_empty() {
-        shared.keep_seen(&[]);
+        shared.keep_seen(user, &[]);
         return Ok(0);
     }
     let held = crate::platform::locks::held_names().await;
@@ -189,7 +196,7 @@ async fn recover_stale(shared: &Rc<Shared>, user: &str) -> Result<u32> {
         }
     }
     let ids: Vec<String> = processing.iter().map(|e| e.id.clone()).collect();
-    shared.keep_seen(&ids);
+    shared.keep_seen(user, &ids);
     if stale.is_empty() {
         return Ok(0);
     }
@@ -204,7 +211,7 @@ async fn recover_stale(shared: &Rc<Shared>, user: &str) -> Result<u32> {
 
 /// Is this processing event (not in flight here) stale? See [`recover_stale`].
 pub fn is_stale(shared: &Shared, e: &OutboxEvent, held: Option<&[String]>, at: f64, wall: i64, stale_after_ms: f64) -> bool {
-    let seen_for = shared.seen_processing_for(&e.id, e.claims, at);
+    let seen_for = shared.seen_processing_for(&e.id, &e.user_id, e.claims, at);
     let claimer_alive = match (held, e.claimed_by.as_deref()) {
         (_, Some(me)) if me == shared.instance_id => Some(false), // ours, and not in flight: a leftover
         (Some(held), Some(owner)) => Some(held.iter().any(|n| *n == shared.alive_lock_name(owner))),
@@ -294,6 +301,8 @@ impl Pass<'_> {
         }
         for c in &claim.items {
             let e = &c.event;
+            // Ours from the claim on: never stale here, until uploaded and recorded or handed back.
+            shared.taking_off(&e.id);
             log.info(|| {
                 format!(
                     "event {} ({} of entry {}) claimed: request {}, {} failed answers so far",
@@ -329,6 +338,7 @@ impl Pass<'_> {
     }
 
     fn hand_back(&self, c: &Claimed) {
+        self.shared.landed(&c.event.id);
         self.released.borrow_mut().push((c.event.id.clone(), c.event.claims));
     }
 }
@@ -372,7 +382,6 @@ async fn single_worker(pass: &Pass<'_>, workers: usize) {
             continue;
         }
         shared.log.info(|| format!("uploading event {} ({} of entry {})", c.event.id, c.event.operation.as_str(), c.event.entity_id));
-        shared.taking_off(&c.event.id);
         let wanted = || pass.wanted();
         match shared.transport.send_one(&c, &wanted).await {
             Some(outcome) => {
@@ -380,10 +389,7 @@ async fn single_worker(pass: &Pass<'_>, workers: usize) {
                 let done = pass.decide(&c, &outcome);
                 pass.push(done);
             }
-            None => {
-                shared.landed(&c.event.id);
-                pass.hand_back(&c);
-            }
+            None => pass.hand_back(&c),
         }
     }
     pass.workers_left.set(pass.workers_left.get() - 1);
@@ -406,9 +412,6 @@ async fn batch_worker(pass: &Pass<'_>, url: &str) {
             break;
         }
         shared.log.info(|| format!("uploading a batch of {} events to {url}", items.len()));
-        for c in &items {
-            shared.taking_off(&c.event.id);
-        }
         let wanted = || pass.wanted();
         match shared.transport.send_batch(url, &items, pass.user, &wanted).await {
             Some((outcomes, signal)) => {
@@ -416,17 +419,14 @@ async fn batch_worker(pass: &Pass<'_>, url: &str) {
                 let mut size = shared.batch.get();
                 size.on(signal);
                 shared.batch.set(size);
-                for (c, outcome) in items.iter().zip(&outcomes) {
-                    let done = pass.decide(c, outcome);
+                for (i, (c, outcome)) in items.iter().zip(&outcomes).enumerate() {
+                    let mut done = pass.decide(c, outcome);
+                    // A failed batch is one failed answer for health, not one per item.
+                    done.answered &= i == 0 || !matches!(outcome, Outcome::Batch { .. });
                     pass.push(done);
                 }
             }
-            None => {
-                for c in &items {
-                    shared.landed(&c.event.id);
-                    pass.hand_back(c);
-                }
-            }
+            None => items.iter().for_each(|c| pass.hand_back(c)),
         }
     }
     pass.workers_left.set(pass.workers_left.get() - 1);
@@ -451,8 +451,8 @@ async fn recorder(pass: &Pass<'_>) {
             .iter()
             .map(|d| Result_ { event_id: &d.claimed.event.id, claim: d.claimed.event.claims, decision: &d.decision, answered: d.answered, at: d.at })
             .collect();
-        let lead = shared.current_lead(pass.generation);
-        let written = shared.store.record(&items, lead.as_ref().or(Some(&pass.lead))).await;
+        // The heartbeat is renewed while the record names this pass's lead (checked in the write).
+        let written = shared.store.record(&items, Some(&pass.lead)).await;
         let written = match written {
             Ok(w) => w,
             Err(e) => {
@@ -497,6 +497,7 @@ async fn recorder(pass: &Pass<'_>) {
                     log.info(|| format!("event {id} failed ({message}): {} failed answers of {}, next attempt at {next}", e.attempt_count, e.max_attempts));
                 }
                 (Decision::GiveUp { message, .. }, _) | (Decision::Retry { message, .. }, _) => {
+                    // (A retry recorded as gave up cannot happen: `apply` gives up only on GiveUp.)
                     r.gave_up += 1;
                     log.warn(|| format!("event {id} failed and gave up ({message}); entry {} is kept; resetForRetry([\"{id}\"]) sends it again", e.entity_id));
                 }
@@ -543,6 +544,10 @@ pub fn spawn(shared: Rc<Shared>, user: String, generation: u64) -> Running {
     let wake = Rc::new(Notify::default());
     shared.set_wake(Some(wake.clone()));
     let ticker = Ticker::new(shared.config.processing_interval_ms, &wake);
+    // Started while already offline: the first probe comes a last backoff step from now.
+    if !is_online() {
+        shared.net.borrow_mut().last_probe = mono();
+    }
     let leadership = Leadership::new(shared.clone(), &user, generation);
     let mut listeners = Vec::new();
     for event in ["online", "offline"] {

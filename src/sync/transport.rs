@@ -116,9 +116,11 @@ impl Transport {
         let e = &c.event;
         let at_id = |id: &str| [self.endpoint.trim_end_matches('/'), "/", &String::from(js_sys::encode_uri_component(id))].concat();
         let (method, url) = match (e.operation, c.backend_id.as_deref()) {
-            (Operation::Create, _) | (_, None) => ("POST", self.endpoint.clone()),
+            (Operation::Create, _) => ("POST", self.endpoint.clone()),
             (Operation::Update, Some(id)) => ("PUT", at_id(id)),
             (Operation::Delete, Some(id)) => ("DELETE", at_id(id)),
+            // Claims never hand these out (they back off until the create is acknowledged).
+            (_, None) => return Some(Outcome::Token("the entry has no backend id yet; nothing was sent".into())),
         };
         let json = if e.operation == Operation::Delete { None } else { to_js(&body(e, None)) };
         let r = Req { method, url: &url, key: Some(&e.id), body: json.as_ref(), batch: false };

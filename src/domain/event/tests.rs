@@ -145,24 +145,24 @@ fn update_plans() {
     assert_eq!(plan_update(&entry(), std::slice::from_ref(&fresh)), EditPlan::Fold { event_id: "ev1".into() });
     let mut in_flight = create();
     in_flight.claim("me", NOW).unwrap();
-    assert_eq!(plan_update(&entry(), std::slice::from_ref(&in_flight)), EditPlan::Queue { operation: Operation::Update, waiting: true });
+    assert_eq!(plan_update(&entry(), std::slice::from_ref(&in_flight)), EditPlan::Queue { operation: Operation::Update, waiting: true, drop: vec![] });
     // A token failure sent nothing: still foldable.
     let mut unsent = create();
     let c = unsent.claim("me", NOW).unwrap();
     unsent.apply(c, &retry(false, false), NOW).unwrap();
     assert_eq!(plan_update(&entry(), std::slice::from_ref(&unsent)), EditPlan::Fold { event_id: "ev1".into() });
-    assert_eq!(plan_update(&synced(), &[]), EditPlan::Queue { operation: Operation::Update, waiting: false });
-    assert_eq!(plan_update(&entry(), &[]), EditPlan::Queue { operation: Operation::Create, waiting: false });
+    assert_eq!(plan_update(&synced(), &[]), EditPlan::Queue { operation: Operation::Update, waiting: false, drop: vec![] });
+    assert_eq!(plan_update(&entry(), &[]), EditPlan::Queue { operation: Operation::Create, waiting: false, drop: vec![] });
 }
 
 #[test]
 fn delete_plans() {
     assert_eq!(plan_delete(&entry(), &[create()]), EditPlan::Remove { event_ids: vec!["ev1".into()] });
     assert_eq!(plan_delete(&entry(), &[]), EditPlan::Remove { event_ids: vec![] });
-    assert_eq!(plan_delete(&synced(), &[]), EditPlan::Queue { operation: Operation::Delete, waiting: false });
+    assert_eq!(plan_delete(&synced(), &[]), EditPlan::Queue { operation: Operation::Delete, waiting: false, drop: vec![] });
     let mut in_flight = create();
     in_flight.claim("me", NOW).unwrap();
-    assert_eq!(plan_delete(&entry(), std::slice::from_ref(&in_flight)), EditPlan::Queue { operation: Operation::Delete, waiting: true });
+    assert_eq!(plan_delete(&entry(), std::slice::from_ref(&in_flight)), EditPlan::Queue { operation: Operation::Delete, waiting: true, drop: vec![] });
     // Refused outright by the server (a 4xx): nothing stored there, nothing to delete.
     let mut refused = create();
     let c = refused.claim("me", NOW).unwrap();
@@ -173,5 +173,49 @@ fn delete_plans() {
     let mut exhausted = create();
     let c = exhausted.claim("me", NOW).unwrap();
     exhausted.apply(c, &Decision::GiveUp { message: "HTTP 503".into(), refused: false }, NOW).unwrap();
-    assert_eq!(plan_delete(&entry(), &[exhausted]), EditPlan::Queue { operation: Operation::Delete, waiting: true });
+    assert_eq!(plan_delete(&entry(), &[exhausted]), EditPlan::Queue { operation: Operation::Delete, waiting: true, drop: vec![] });
+}
+
+fn refused_update(synced_entry: &ProgressEntry) -> OutboxEvent {
+    let mut e = synced_entry.clone();
+    e.rev = 2;
+    let mut u = OutboxEvent::new("ev2".into(), Operation::Update, &e, 0, 5, NOW);
+    let c = u.claim("me", NOW).unwrap();
+    u.apply(c, &Decision::GiveUp { message: "HTTP 422".into(), refused: true }, NOW).unwrap();
+    u
+}
+
+#[test]
+fn refused_events_never_block_what_follows() {
+    let refused = refused_update(&synced());
+    assert!(!refused.blocking() && refused.is_unfinished());
+    // A correction of a refused update replaces it and goes at once.
+    assert_eq!(
+        plan_update(&synced(), std::slice::from_ref(&refused)),
+        EditPlan::Queue { operation: Operation::Update, waiting: false, drop: vec!["ev2".into()] }
+    );
+    assert_eq!(
+        plan_delete(&synced(), std::slice::from_ref(&refused)),
+        EditPlan::Queue { operation: Operation::Delete, waiting: false, drop: vec!["ev2".into()] }
+    );
+    // A refused create: nothing stored; the correction is a fresh create with a new key.
+    let mut create = create();
+    let c = create.claim("me", NOW).unwrap();
+    create.apply(c, &Decision::GiveUp { message: "HTTP 422".into(), refused: true }, NOW).unwrap();
+    assert_eq!(
+        plan_update(&entry(), std::slice::from_ref(&create)),
+        EditPlan::Queue { operation: Operation::Create, waiting: false, drop: vec!["ev1".into()] }
+    );
+    // Gave up after failed answers (it may be stored): still blocks.
+    let mut exhausted = create_event_gave_up_exhausted();
+    assert!(exhausted.blocking());
+    exhausted.reset_for_retry(false).unwrap();
+    assert!(exhausted.blocking());
+}
+
+fn create_event_gave_up_exhausted() -> OutboxEvent {
+    let mut e = create();
+    let c = e.claim("me", NOW).unwrap();
+    e.apply(c, &Decision::GiveUp { message: "HTTP 503".into(), refused: false }, NOW).unwrap();
+    e
 }

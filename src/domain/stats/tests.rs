@@ -26,7 +26,6 @@ fn median_latency_over_a_window() {
 fn counters() {
     let mut m = UserMeta::default();
     m.record_success(1, 1);
-    m.record_orphan();
     m.record_cleanup(5);
     assert_eq!(m.completed, 0, "saturates");
     m.record_failure(7, "HTTP 503", true);
