@@ -121,7 +121,9 @@ test("a redirecting endpoint: nothing stored elsewhere, events fail saying redir
   const failed = (await events(page)).filter((e) => ids.includes(e.entityId));
   assert.equal(failed.length, ids.length);
   for (const e of failed) {
-    assert.equal(e.status, "failed", JSON.stringify(e));
+    // With a 300 ms backoff an earlier event may already be on its next (again redirected) attempt.
+    assert.ok(e.status === "failed" || e.status === "processing", JSON.stringify(e));
+    assert.ok(e.attemptCount >= 1 && e.completedAt === null, JSON.stringify(e));
     assert.match(e.errorMessage || "", /redirect/i, JSON.stringify(e));
   }
   assert.equal(await elsewhere(server), 0, "a request reached the redirect target");
