@@ -268,7 +268,8 @@ struct Options {
 impl Options {
     fn read(what: &str, value: &JsValue, allowed: &[&'static str]) -> Result<Option<Options>, Error> {
         match to_arg(value) {
-            a if a.is_absent() => return Ok(None),
+            // As WebIDL reads a dictionary: `null` is an empty one.
+            Arg::Undefined | Arg::Null => return Ok(None),
             Arg::Other(kind) if kind == "an object" => {}
             other => return Err(Error::invalid_type(format!("{what}(options)"), "an options object", other.describe())),
         }
@@ -307,7 +308,16 @@ fn token_source(value: &JsValue) -> Result<TokenSource, Error> {
         Ok(TokenSource::Static(s))
     } else {
         // Never echo the value: it may be a secret.
-        Err(Error::invalid_type("Outbox.open: option token", "a non-empty string or a function returning one", "something else"))
+        // Its kind only, never the value.
+        let got = match to_arg(value) {
+            Arg::Str(_) => "an empty string".to_owned(),
+            Arg::Number(_) => "a number".to_owned(),
+            Arg::Bool(_) => "a boolean".to_owned(),
+            Arg::Date(_) => "a Date".to_owned(),
+            Arg::Array(_) => "an array".to_owned(),
+            a => a.describe(),
+        };
+        Err(Error::invalid_type("Outbox.open: option token", "a non-empty string or a function returning one", got))
     }
 }
 
@@ -317,25 +327,28 @@ fn url(what: &'static str, raw: &str) -> Result<String, Error> {
 
 const SAVE_OPTIONS: [&str; 3] = ["userId", "date", "priority"];
 
-impl Outbox {
-    fn call(&self, f: impl FnOnce(Rc<OutboxCore>) -> Call) -> Promise {
-        promise(f(self.core.clone()))
+/// A call checked when it was made (arguments read, current user resolved): bad input is a
+/// rejected promise at once; otherwise the promise of its future's result, turned by `view`.
+fn settle<T: 'static, F: Future<Output = Result<T, Error>> + 'static>(job: Result<F, Error>, view: impl FnOnce(T) -> JsValue + 'static) -> Promise {
+    match job {
+        Ok(f) => promise(Box::pin(async move { f.await.map(view) })),
+        Err(e) => Promise::reject(&js_error(e)),
     }
+}
 
+impl Outbox {
     fn save_with(&self, method: SaveMethod, metric: JsValue, quantity: JsValue, options: JsValue) -> Promise {
-        self.call(move |core| {
-            Box::pin(async move {
-                let o = Options::read(if method == SaveMethod::Save { "save" } else { "saveWeight" }, &options, &SAVE_OPTIONS)?;
-                let args = SaveArgs {
-                    metric: to_arg(&metric),
-                    quantity: to_arg(&quantity),
-                    user_id: option_arg(&o, "userId"),
-                    date: option_arg(&o, "date"),
-                    priority: option_arg(&o, "priority"),
-                };
-                Ok(entry_js(&core.save(method, &args).await?))
-            })
-        })
+        let job = Options::read(if method == SaveMethod::Save { "save" } else { "saveWeight" }, &options, &SAVE_OPTIONS).and_then(|o| {
+            let args = SaveArgs {
+                metric: to_arg(&metric),
+                quantity: to_arg(&quantity),
+                user_id: option_arg(&o, "userId"),
+                date: option_arg(&o, "date"),
+                priority: option_arg(&o, "priority"),
+            };
+            self.core.save(method, &args)
+        });
+        settle(job, |e| entry_js(&e))
     }
 }
 
@@ -387,81 +400,67 @@ impl Outbox {
     /// Changes an entry's quantity and/or date; the change syncs as an update (or folds into
     /// its unsent create). Resolves with the entry.
     pub fn update(&self, entry_id: JsValue, changes: JsValue) -> Promise {
-        self.call(move |core| {
-            Box::pin(async move {
-                let o = Options::read("update", &changes, &["quantity", "date"])?;
-                let Some(o) = o else {
-                    return Err(Error::invalid_type("update(entryId, changes)", "an object { quantity?, date? }", to_arg(&changes).describe()));
-                };
-                let args = UpdateArgs { quantity: o.arg("quantity"), date: o.arg("date") };
-                Ok(entry_js(&core.update(&to_arg(&entry_id), &args).await?))
-            })
-        })
+        let id = to_arg(&entry_id);
+        let job = Options::read("update", &changes, &["quantity", "date"]).and_then(|o| {
+            let Some(o) = o else {
+                return Err(Error::invalid_type("update(entryId, changes)", "an object { quantity?, date? }", to_arg(&changes).describe()));
+            };
+            self.core.update(&id, &UpdateArgs { quantity: o.arg("quantity"), date: o.arg("date") })
+        });
+        settle(job, |e| entry_js(&e))
     }
 
     /// Deletes an entry; the delete syncs (or, if nothing of it was sent yet, nothing is sent).
     pub fn delete(&self, entry_id: JsValue) -> Promise {
-        self.call(move |core| {
-            Box::pin(async move {
-                core.delete(&to_arg(&entry_id)).await?;
-                Ok(JsValue::UNDEFINED)
-            })
-        })
+        settle(self.core.delete(&to_arg(&entry_id)), |()| JsValue::UNDEFINED)
     }
 
     /// Counts, health, persistence and storage for `userId` (default: the current user).
     pub fn stats(&self, user_id: JsValue) -> Promise {
-        self.call(move |core| Box::pin(async move { Ok(stats_js(&core.stats(&to_arg(&user_id)).await?)) }))
+        settle(self.core.stats(&to_arg(&user_id)), |s| stats_js(&s))
     }
 
     /// Events, newest first: `events({ status, userId, limit })`; records set aside are listed
     /// (marked `quarantined: true`) with `failed` ones.
     pub fn events(&self, options: JsValue) -> Promise {
-        self.call(move |core| {
-            Box::pin(async move {
-                let o = Options::read("events", &options, &["status", "userId", "limit"])?;
-                let (events, odd) = core.events(&option_arg(&o, "status"), &option_arg(&o, "userId"), &option_arg(&o, "limit")).await?;
-                let list: js_sys::Array = events.iter().map(event_js).collect();
-                for q in &odd {
-                    list.push(&quarantined_js(q));
-                }
-                Ok(list.into())
-            })
+        let job = Options::read("events", &options, &["status", "userId", "limit"])
+            .and_then(|o| self.core.events(&option_arg(&o, "status"), &option_arg(&o, "userId"), &option_arg(&o, "limit")));
+        settle(job, |(events, odd)| {
+            let list: js_sys::Array = events.iter().map(event_js).collect();
+            for q in &odd {
+                list.push(&quarantined_js(q));
+            }
+            list.into()
         })
     }
 
     /// Events processing for longer than `staleAfterMs`, or whose context is gone.
     #[wasm_bindgen(js_name = staleEvents)]
     pub fn stale_events(&self, user_id: JsValue) -> Promise {
-        self.call(move |core| Box::pin(async move { Ok(core.stale_events(&to_arg(&user_id)).await?.iter().map(event_js).collect::<js_sys::Array>().into()) }))
+        settle(self.core.stale_events(&to_arg(&user_id)), |events| events.iter().map(event_js).collect::<js_sys::Array>().into())
     }
 
     /// Failed or stale events back to pending with 0 attempts; resolves with how many.
     #[wasm_bindgen(js_name = resetForRetry)]
     pub fn reset_for_retry(&self, ids: JsValue) -> Promise {
-        self.call(move |core| Box::pin(async move { Ok(JsValue::from(core.reset_for_retry(&to_arg(&ids)).await?)) }))
+        settle(self.core.reset_for_retry(&to_arg(&ids)), JsValue::from)
     }
 
     /// One processing pass now; resolves with what it did.
     #[wasm_bindgen(js_name = processNow)]
     pub fn process_now(&self) -> Promise {
-        self.call(move |core| Box::pin(async move { Ok(pass_js(&core.process_now().await?)) }))
+        settle(self.core.process_now(), |r| pass_js(&r))
     }
 
     /// Entries, newest measurement first: `entries()`, `entries("u2")`, or
     /// `entries({ userId, metric, from, to, limit })`.
     pub fn entries(&self, query: JsValue) -> Promise {
-        self.call(move |core| {
-            Box::pin(async move {
-                let (user, o) = match to_arg(&query) {
-                    Arg::Str(_) => (to_arg(&query), None),
-                    _ => (Arg::Undefined, Options::read("entries", &query, &["userId", "metric", "from", "to", "limit"])?),
-                };
-                let user = if o.is_some() { option_arg(&o, "userId") } else { user };
-                let found = core.entries(&user, &option_arg(&o, "metric"), &option_arg(&o, "from"), &option_arg(&o, "to"), &option_arg(&o, "limit")).await?;
-                Ok(found.iter().map(entry_js).collect::<js_sys::Array>().into())
-            })
-        })
+        let job = match to_arg(&query) {
+            user @ Arg::Str(_) => Ok((user, None)),
+            _ => Options::read("entries", &query, &["userId", "metric", "from", "to", "limit"]).map(|o| (option_arg(&o, "userId"), o)),
+        }
+        .and_then(|(user, o)| self.core.entries(&user, &option_arg(&o, "metric"), &option_arg(&o, "from"), &option_arg(&o, "to"), &option_arg(&o, "limit")));
+        settle(job, |found| found.iter().map(entry_js).collect::<js_sys::Array>().into())
     }
 
     /// Calls `callback(stats)` now and whenever the current user's stats change; returns the
@@ -470,6 +469,7 @@ impl Outbox {
         let Some(f) = as_function(&callback) else {
             return Err(js_error(Error::invalid_type("subscribe(callback)", "a function", to_arg(&callback).describe())));
         };
+        self.core.check_open().map_err(js_error)?;
         let id = self.core.subscribe(f);
         let weak = Rc::downgrade(&self.core);
         let unsubscribe = Closure::<dyn FnMut()>::new(move || {
@@ -494,8 +494,8 @@ impl Outbox {
 
     /// The user given to `start()`, or `null`.
     #[wasm_bindgen(getter, js_name = currentUser)]
-    pub fn current_user(&self) -> Option<String> {
-        self.core.current_user()
+    pub fn current_user(&self) -> JsValue {
+        self.core.current_user().map_or(JsValue::NULL, JsValue::from)
     }
 }
 

@@ -2,16 +2,20 @@
 //! runs them against the store, and owns the processor and the session (current user).
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::rc::Rc;
 
 use js_sys::Function;
 
 use crate::domain::arg::{fmt_num, Arg};
 use crate::domain::config::Config;
-use crate::domain::entry::{validate_id, validate_save, validate_update, validate_user_id, ProgressEntry, SaveArgs, SaveMethod, UpdateArgs};
+use crate::domain::entry::{
+    validate_id, validate_save, validate_update, validate_user_id, ProgressEntry, SaveArgs, SaveInput, SaveMethod, UpdateArgs, UpdateInput,
+};
 use crate::domain::event::{Operation, OutboxEvent, StateKey};
 use crate::domain::query::{resolve_user, validate_entries_query, validate_events_query, validate_ids};
 use crate::domain::stats::{PassReport, Stats};
+use crate::domain::time::TimeMs;
 use crate::domain::{Error, Result};
 use crate::platform::channel::Message;
 use crate::platform::timer::{sleep, within};
@@ -109,12 +113,21 @@ impl OutboxCore {
         self.running.borrow_mut().take();
     }
 
-    /// Validates and saves a measurement with its outbox event, in one transaction.
-    pub async fn save(&self, method: SaveMethod, args: &SaveArgs) -> Result<ProgressEntry> {
+    // Every call below is checked when it is made, not when its future first runs: the
+    // arguments and the current user are read now (a user switch or a mutated options object
+    // right after the call changes nothing), and only the storage work is left to the future.
+
+    /// Validates a measurement now; the future saves it with its outbox event, in one transaction.
+    pub fn save(self: &Rc<Self>, method: SaveMethod, args: &SaveArgs) -> Result<impl Future<Output = Result<ProgressEntry>> + 'static> {
         self.check_open()?;
-        let shared = &self.shared;
         let at = now();
-        let input = validate_save(method, args, shared.user().as_deref(), at)?;
+        let input = validate_save(method, args, self.shared.user().as_deref(), at)?;
+        let core = self.clone();
+        Ok(async move { core.save_now(input, at).await })
+    }
+
+    async fn save_now(&self, input: SaveInput, at: TimeMs) -> Result<ProgressEntry> {
+        let shared = &self.shared;
         let entry = ProgressEntry::new(new_id(), &input, at);
         let event = OutboxEvent::new(new_id(), Operation::Create, &entry, input.priority, shared.config.max_attempts, at);
         shared.store.save(&entry, &event).await?;
@@ -134,11 +147,16 @@ impl OutboxCore {
     }
 
     /// `update(entryId, { quantity, date })`.
-    pub async fn update(&self, id: &Arg, args: &UpdateArgs) -> Result<ProgressEntry> {
+    pub fn update(self: &Rc<Self>, id: &Arg, args: &UpdateArgs) -> Result<impl Future<Output = Result<ProgressEntry>> + 'static> {
         self.check_open()?;
         let id = validate_id("update(entryId)", id)?;
         let at = now();
         let input = validate_update(args, at)?;
+        let core = self.clone();
+        Ok(async move { core.update_now(id, input, at).await })
+    }
+
+    async fn update_now(&self, id: String, input: UpdateInput, at: TimeMs) -> Result<ProgressEntry> {
         let edit = self.shared.store.update(&id, input, self.shared.config.max_attempts, at).await?;
         let how = if edit.folded { "folded into its unsent create" } else { "queued as an update" };
         self.shared.log.info(|| format!("entry {id} updated ({how}, event {})", edit.event_id.as_deref().unwrap_or("-")));
@@ -147,9 +165,14 @@ impl OutboxCore {
     }
 
     /// `delete(entryId)`.
-    pub async fn delete(&self, id: &Arg) -> Result<()> {
+    pub fn delete(self: &Rc<Self>, id: &Arg) -> Result<impl Future<Output = Result<()>> + 'static> {
         self.check_open()?;
         let id = validate_id("delete(entryId)", id)?;
+        let core = self.clone();
+        Ok(async move { core.delete_now(id).await })
+    }
+
+    async fn delete_now(&self, id: String) -> Result<()> {
         let edit = self.shared.store.delete(&id, self.shared.config.max_attempts, now()).await?;
         match &edit.event_id {
             Some(e) => self.shared.log.info(|| format!("entry {id} deleted; delete event {e} queued (kept as a tombstone until acknowledged)")),
@@ -170,33 +193,45 @@ impl OutboxCore {
     }
 
     /// Stats of `user` (default: the current user).
-    pub async fn stats(&self, user: &Arg) -> Result<Stats> {
+    pub fn stats(&self, user: &Arg) -> Result<impl Future<Output = Result<Stats>> + 'static> {
         self.check_open()?;
         let user = resolve_user("stats", user, self.shared.user().as_deref())?;
-        subscribers::stats(&self.shared, &user).await
+        let shared = self.shared.clone();
+        Ok(async move { subscribers::stats(&shared, &user).await })
     }
 
     /// `events({ status, userId, limit })`, newest first, and the records set aside.
-    pub async fn events(&self, status: &Arg, user: &Arg, limit: &Arg) -> Result<(Vec<OutboxEvent>, Vec<Quarantined>)> {
+    pub fn events(&self, status: &Arg, user: &Arg, limit: &Arg) -> Result<impl Future<Output = Result<(Vec<OutboxEvent>, Vec<Quarantined>)>> + 'static> {
         self.check_open()?;
         let q = validate_events_query(status, user, limit, self.shared.user().as_deref())?;
-        self.shared.store.events(&q.user_id, q.status, q.limit).await
+        let shared = self.shared.clone();
+        Ok(async move { shared.store.events(&q.user_id, q.status, q.limit).await })
     }
 
     /// Events processing for longer than `staleAfterMs` (or whose context is gone).
-    pub async fn stale_events(&self, user: &Arg) -> Result<Vec<OutboxEvent>> {
+    pub fn stale_events(self: &Rc<Self>, user: &Arg) -> Result<impl Future<Output = Result<Vec<OutboxEvent>>> + 'static> {
         self.check_open()?;
         let user = resolve_user("staleEvents", user, self.shared.user().as_deref())?;
-        let processing = self.shared.store.in_state(&user, StateKey::Processing).await?;
+        let core = self.clone();
+        Ok(async move { core.stale_events_now(&user).await })
+    }
+
+    async fn stale_events_now(&self, user: &str) -> Result<Vec<OutboxEvent>> {
+        let processing = self.shared.store.in_state(user, StateKey::Processing).await?;
         let held = crate::platform::locks::held_names().await;
         let (t, wall, after) = (mono(), now(), self.shared.config.stale_after_ms as f64);
         Ok(processing.into_iter().filter(|e| !self.shared.is_in_flight(&e.id) && is_stale(&self.shared, e, held.as_deref(), t, wall, after)).collect())
     }
 
     /// Failed or stale events back to pending with 0 attempts; returns how many were reset.
-    pub async fn reset_for_retry(&self, ids: &Arg) -> Result<u32> {
+    pub fn reset_for_retry(self: &Rc<Self>, ids: &Arg) -> Result<impl Future<Output = Result<u32>> + 'static> {
         self.check_open()?;
         let ids = validate_ids(ids)?;
+        let core = self.clone();
+        Ok(async move { core.reset_now(ids).await })
+    }
+
+    async fn reset_now(&self, ids: Vec<String>) -> Result<u32> {
         let shared = &self.shared;
         let held = crate::platform::locks::held_names().await;
         let (t, wall, after) = (mono(), now(), shared.config.stale_after_ms as f64);
@@ -213,10 +248,20 @@ impl OutboxCore {
 
     /// Runs one pass for the current user now. Only the uploader runs passes: in another
     /// context this asks the uploader and returns its report.
-    pub async fn process_now(&self) -> Result<PassReport> {
+    pub fn process_now(self: &Rc<Self>) -> Result<impl Future<Output = Result<PassReport>> + 'static> {
         self.check_open()?;
+        let user = self.shared.user();
+        let core = self.clone();
+        Ok(async move {
+            match user {
+                Some(user) => core.process_now_for(user).await,
+                None => Ok(PassReport::default()),
+            }
+        })
+    }
+
+    async fn process_now_for(&self, user: String) -> Result<PassReport> {
         let shared = &self.shared;
-        let Some(user) = shared.user() else { return Ok(PassReport::default()) };
         // Right after start() the lock request may still be settling: give it a moment.
         for _ in 0..100 {
             if shared.user().as_deref() != Some(user.as_str()) {
@@ -268,10 +313,11 @@ impl OutboxCore {
     }
 
     /// `entries(userId)` or `entries({ userId, metric, from, to, limit })`, newest first.
-    pub async fn entries(&self, user: &Arg, metric: &Arg, from: &Arg, to: &Arg, limit: &Arg) -> Result<Vec<ProgressEntry>> {
+    pub fn entries(&self, user: &Arg, metric: &Arg, from: &Arg, to: &Arg, limit: &Arg) -> Result<impl Future<Output = Result<Vec<ProgressEntry>>> + 'static> {
         self.check_open()?;
         let q = validate_entries_query(user, metric, from, to, limit, self.shared.user().as_deref())?;
-        self.shared.store.entries(&q).await
+        let shared = self.shared.clone();
+        Ok(async move { shared.store.entries(&q).await })
     }
 
     /// Adds a stats subscriber.

@@ -240,7 +240,7 @@ export class Outbox {
   processNow(): Promise<PassReport>;
   /** Newest measurement first (deleted entries are not listed). */
   entries(query?: string | EntriesQuery): Promise<ProgressEntry[]>;
-  /** Calls back with the current stats, then whenever they (or the health) change. Returns the unsubscribe function. */
+  /** Calls back with the current stats, then whenever they (or the health) change. Returns the unsubscribe function. Throws `CLOSED` after `close()`. */
   subscribe(callback: (stats: OutboxStats) => void): () => void;
   /** Stops processing and closes the database; uploads in flight finish and are recorded, unsent
    *  claims are handed back. Later calls reject with code CLOSED. */

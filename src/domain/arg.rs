@@ -46,15 +46,18 @@ impl Arg {
         }
     }
 
-    /// True for `undefined` and `null` (an omitted optional argument).
+    /// True for `undefined` (an omitted optional argument). `null` is a value, and refused where
+    /// a string, number or Date is expected: `{ userId: null }` from an app bug must not quietly
+    /// save for whoever is logged in.
     pub fn is_absent(&self) -> bool {
-        matches!(self, Arg::Undefined | Arg::Null)
+        matches!(self, Arg::Undefined)
     }
 }
 
 /// Formats a number for a message without Rust's float formatting machinery (it would add
 /// kilobytes to the wasm): integers exactly (up to 2^53), others to at most 6 decimals while those
-/// are meaningful (below 1e9; larger ones are rounded to an integer), huge ones in e-notation.
+/// are meaningful, more when they are needed to differ from the rounding (below 1e9; larger ones
+/// are rounded to an integer), huge ones in e-notation.
 pub fn fmt_num(n: f64) -> String {
     if n.is_nan() {
         return "NaN".into();
@@ -71,18 +74,26 @@ pub fn fmt_num(n: f64) -> String {
             m /= 10.0;
             exp += 1;
         }
-        return format!("{sign}{}e+{exp}", fmt_num(m));
+        // The divisions leave float noise in the mantissa: six decimals of it are plenty.
+        return format!("{sign}{}e+{exp}", fmt_num((m * 1e6).round() / 1e6));
     }
     if n.fract() == 0.0 || a >= 1e9 {
         // Exact below 2^53; beyond, f64 holds only integers anyway.
         return format!("{sign}{}", a.round() as u64);
     }
-    let scaled = (a * 1e6).round() as u64;
-    let (int, frac) = (scaled / 1_000_000, scaled % 1_000_000);
+    // Six decimals, or more while they are needed to tell the number from its rounding (so
+    // "at most 635" never says "got 635" of 635.0000001), within f64's exact integers.
+    let (mut places, mut scale) = (6usize, 1e6);
+    while places < 15 && a * scale * 10.0 < 9e15 && (a * scale).round() / scale != a {
+        places += 1;
+        scale *= 10.0;
+    }
+    let scaled = (a * scale).round() as u64;
+    let (int, frac) = (scaled / scale as u64, scaled % scale as u64);
     if frac == 0 {
         return format!("{sign}{int}");
     }
-    let mut digits = format!("{frac:06}");
+    let mut digits = format!("{frac:0places$}");
     while digits.ends_with('0') {
         digits.pop();
     }

@@ -259,7 +259,7 @@ pub fn validate_update(args: &UpdateArgs, now: TimeMs) -> Result<UpdateInput> {
         return Err(Error::out_of_range("update(entryId, changes)", "must change something: pass { quantity } and/or { date }"));
     }
     let quantity = match args.quantity {
-        Arg::Undefined | Arg::Null => None,
+        Arg::Undefined => None,
         Arg::Number(n) => Some(n),
         ref other => return Err(Error::invalid_type("update(entryId, { quantity })", "a number", other.describe())),
     };

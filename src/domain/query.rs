@@ -63,7 +63,7 @@ pub fn validate_events_query(status: &Arg, user_id: &Arg, limit: &Arg, current: 
 
 fn limit_arg(what: &str, limit: &Arg) -> Result<Option<u32>> {
     match *limit {
-        Arg::Undefined | Arg::Null => Ok(None),
+        Arg::Undefined => Ok(None),
         Arg::Number(n) if n.is_finite() && n.fract() == 0.0 && (1.0..=1_000_000.0).contains(&n) => Ok(Some(n as u32)),
         Arg::Number(n) => Err(Error::out_of_range(what, format!("must be an integer from 1 to 1000000 (got {})", fmt_num(n)))),
         ref other => Err(Error::invalid_type(what, "an integer", other.describe())),
@@ -87,7 +87,7 @@ pub struct EntriesQuery {
 
 fn bound(what: &str, v: &Arg) -> Result<Option<TimeMs>> {
     match *v {
-        Arg::Undefined | Arg::Null => Ok(None),
+        Arg::Undefined => Ok(None),
         Arg::Number(n) | Arg::Date(n) if n.is_finite() && n.abs() <= 8.64e15 => Ok(Some(n.floor() as TimeMs)),
         Arg::Number(_) | Arg::Date(_) => Err(Error::out_of_range(what, format!("must be a valid time (got {})", v.describe()))),
         ref other => Err(Error::invalid_type(what, "a Date or milliseconds since the epoch", other.describe())),

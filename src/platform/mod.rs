@@ -134,7 +134,13 @@ pub fn to_arg(value: &JsValue) -> Arg {
     } else if let Some(n) = value.as_f64() {
         Arg::Number(n)
     } else if let Some(s) = value.as_string() {
-        Arg::Str(s)
+        // `as_string` would replace a lone surrogate with U+FFFD: two different JS strings would
+        // become one user id. Refused instead.
+        if value.unchecked_ref::<js_sys::JsString>().is_valid_utf16() {
+            Arg::Str(s)
+        } else {
+            Arg::Other("a string with an unpaired surrogate (not valid Unicode)".into())
+        }
     } else if let Some(b) = value.as_bool() {
         Arg::Bool(b)
     } else if let Some(t) = date_time(value) {
@@ -269,6 +275,9 @@ pub fn resolve_url(url: &str) -> Result<String, String> {
         None => web_sys::Url::new(url),
     };
     match parsed {
+        // fetch would refuse any other scheme at every upload, as an answerless (never counted)
+        // failure: refuse it now.
+        Ok(u) if u.protocol() != "http:" && u.protocol() != "https:" => Err(["only http: and https: URLs can be uploaded to, not ", &u.protocol()].concat()),
         Ok(u) => Ok(u.href()),
         Err(_) if base.is_none() => Ok(url.to_owned()),
         Err(e) => Err(describe_error(&e)),

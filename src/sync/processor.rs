@@ -40,6 +40,11 @@ struct Done {
     at: i64,
 }
 
+/// How long one pass goes on claiming. Saves arriving as fast as uploads drain would otherwise
+/// keep one pass (and a `processNow()` waiting for it) going for as long as they arrive; cut
+/// here, the pass ends with what it claimed and the processor starts the next one at once.
+const PASS_CLAIMS_FOR_MS: u32 = 30_000;
+
 /// Runs one pass now in this context, if it leads the current user's uploads (`processNow()`,
 /// or another context's request). `forced`: even while uploads wait out an unreachable server.
 pub async fn pass_now(shared: &Rc<Shared>, forced: bool) -> Option<PassReport> {
@@ -98,6 +103,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
         results_ready: Notify::default(),
         workers_left: Cell::new(workers as usize),
         more: Cell::new(true),
+        claim_until: mono() + f64::from(PASS_CLAIMS_FOR_MS),
         stop: Cell::new(false),
         unreachable: Cell::new(false),
         answered: Cell::new(false),
@@ -240,6 +246,8 @@ struct Pass<'a> {
     workers_left: Cell<usize>,
     /// The last claim was full: there may be more.
     more: Cell<bool>,
+    /// No claims after this (monotonic ms): see [`PASS_CLAIMS_FOR_MS`].
+    claim_until: f64,
     /// No more uploads in this pass (no answer from the server, lost lead, logout).
     stop: Cell<bool>,
     unreachable: Cell<bool>,
@@ -261,6 +269,13 @@ impl Pass<'_> {
         }
         let (shared, user) = (self.shared, self.user);
         let (cfg, log) = (&shared.config, shared.log);
+        if mono() >= self.claim_until {
+            // The pass ends with what it has; the next one starts at once.
+            log.debug(|| format!("pass for user {user} has claimed for {PASS_CLAIMS_FOR_MS} ms: it ends, the next one goes on"));
+            self.more.set(false);
+            shared.wake();
+            return None;
+        }
         let due = shared.take_due(mono());
         let claim = match shared.store.claim(user, &self.lead, n, &due, cfg.retry.longest_wait()).await {
             Ok(c) => c,

@@ -1,8 +1,13 @@
 //! Faults a review found, each reproduced: a numeric backend id used in later URLs, a refused
 //! edit that blocked its entry for good, claimed-but-unsent events taken for stale (and reset
 //! while still queued for upload), a polyfill `Response` whose `text()` is not a promise, and a
-//! token echoed across the end of the body excerpt.
+//! token echoed across the end of the body excerpt. Then what a hostile probe of the package
+//! found: arguments and the current user read after the call had returned (a save made for u1
+//! stored as u3's), lone surrogates and `null` options quietly normalised, an endpoint fetch can
+//! never use accepted at open, `subscribe` after `close`, and a `processNow()` that never resolved
+//! while saves kept coming.
 
+use progress_outbox::Outbox;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -21,6 +26,147 @@ export function polyfillFetch(state) {
 extern "C" {
     #[wasm_bindgen(js_name = polyfillFetch)]
     fn polyfill_fetch(state: &JsValue);
+}
+
+#[wasm_bindgen(inline_js = r#"
+// Calls made in one turn, each followed at once by a user switch or a mutation of its
+// arguments: what each call stored must be what was true when it was made.
+export function callsInOneTurn(ob) {
+  ob.start("u1");
+  const p1 = ob.saveWeight(70);
+  ob.start("u2");
+  const p2 = ob.saveWeight(71);
+  ob.stop();
+  const p3 = ob.saveWeight(72);
+  ob.start("u3");
+  const d = new Date(Date.UTC(2026, 0, 2));
+  const o = { userId: "u4", priority: 1, date: d };
+  const p4 = ob.saveWeight(73, o);
+  o.userId = "u5";
+  o.priority = 999;
+  d.setTime(Date.UTC(2000, 0, 1));
+  const q = ob.entries();
+  const ids = [];
+  const r = ob.resetForRetry(ids);
+  ids.push(42);
+  ob.start("u1");
+  return Promise.allSettled([p1, p2, p3, p4, q, r]);
+}
+
+// Saves every 20 ms (the server answers each after 60 ms, one request at a time) while a
+// processNow() runs; resolves with whether processNow settled, and the saves made meanwhile.
+export async function processNowUnderLoad(ob, ms) {
+  let saves = 0;
+  let stop = false;
+  const feed = (async () => {
+    while (!stop) {
+      await ob.saveWeight(70 + (saves % 10));
+      saves += 1;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  const settled = await Promise.race([ob.processNow().then(() => true), new Promise((r) => setTimeout(() => r(false), ms))]);
+  stop = true;
+  await feed;
+  return { settled, saves };
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = callsInOneTurn)]
+    fn calls_in_one_turn(ob: &JsValue) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = processNowUnderLoad)]
+    fn process_now_under_load(ob: &JsValue, ms: u32) -> js_sys::Promise;
+}
+
+#[wasm_bindgen_test]
+async fn arguments_and_the_user_are_read_when_the_call_is_made() {
+    let db = fresh_db("read-at-call");
+    let _srv = Server::new(r#"() => ({ hang: true })"#, "");
+    let o = Ob::open(&db, "{}").await;
+    o.save("weight", 60.0, r#"{"userId": "u3"}"#).await;
+    let results = array(&wasm_bindgen_futures::JsFuture::from(calls_in_one_turn(&o.js)).await.unwrap());
+    let value = |i: usize| {
+        assert_eq!(string(&results[i], "status"), "fulfilled", "call {i}: {}", show(&results[i]));
+        get(&results[i], "value")
+    };
+    assert_eq!(string(&value(0), "userId"), "u1", "saved while u1 was logged in");
+    assert_eq!(string(&value(1), "userId"), "u2", "saved while u2 was logged in");
+    assert_eq!(string(&results[2], "status"), "rejected", "saved while nobody was logged in");
+    assert_eq!(string(&get(&results[2], "reason"), "code"), "NO_USER");
+    let p4 = value(3);
+    assert_eq!(string(&p4, "userId"), "u4", "the options as they were at the call");
+    assert_eq!(num(&p4, "date"), 1_767_312_000_000.0, "the date as it was at the call");
+    let ev = o.events("u4").await.remove(0);
+    assert_eq!(num(&ev, "priority"), 1.0);
+    let listed = array(&value(4));
+    assert_eq!(listed.len(), 1, "entries() of u3, the user at the call");
+    assert_eq!(string(&listed[0], "userId"), "u3");
+    assert_eq!(value(5).as_f64(), Some(0.0), "the ids as they were at the call (a number added later would be refused)");
+    assert!(o.entries_of("u5").await.is_empty());
+    finish(&db, &[&o]).await;
+}
+
+#[wasm_bindgen_test]
+async fn lone_surrogates_and_null_options_are_refused_and_nothing_is_stored() {
+    let db = fresh_db("surrogates-null");
+    let _srv = Server::new(r#"() => ({ hang: true })"#, "");
+    let o = Ob::open(&db, "{}").await;
+    o.start("u1");
+    let lone = JsValue::from(js_sys::JsString::from_char_code1(0xD800));
+    let opts = json("{}");
+    set(&opts, "userId", &lone);
+    let m = expect_error(o.call("saveWeight", &[n(70.0), opts]).await, "TypeError", "INVALID_TYPE", "a lone surrogate userId");
+    assert!(m.contains("unpaired surrogate"), "{m}");
+    expect_error(o.call_sync("start", &[JsValue::from(js_sys::JsString::from_char_code1(0xDC00))]), "TypeError", "INVALID_TYPE", "start with a lone surrogate");
+    assert_eq!(get(&o.js, "currentUser").as_string().as_deref(), Some("u1"), "a refused start changes nothing");
+    for key in ["userId", "date", "priority"] {
+        let opts = json("{}");
+        set(&opts, key, &JsValue::NULL);
+        let m = expect_error(o.call("saveWeight", &[n(70.0), opts]).await, "TypeError", "INVALID_TYPE", key);
+        assert!(m.contains(key) && m.contains("null"), "{m}");
+    }
+    expect_error(o.call("stats", &[JsValue::NULL]).await, "TypeError", "INVALID_TYPE", "stats(null)");
+    expect_error(o.call("events", &[json(r#"{"userId": null}"#)]).await, "TypeError", "INVALID_TYPE", "events({ userId: null })");
+    // A null options argument is an empty one, as WebIDL reads a dictionary.
+    o.ok("saveWeight", &[n(70.0), JsValue::NULL]).await;
+    assert_eq!(o.entries_of("u1").await.len(), 1);
+    assert!(o.entries_of("\u{FFFD}").await.is_empty(), "nothing stored under the replacement character");
+    finish(&db, &[&o]).await;
+}
+
+#[wasm_bindgen_test]
+async fn an_endpoint_fetch_cannot_use_is_refused_at_open() {
+    for endpoint in ["javascript:void 0", "data:text/plain,x", "ftp://example.com/x"] {
+        let c = json("{}");
+        set(&c, "endpoint", &s(endpoint));
+        set(&c, "dbName", &s(&fresh_db("bad-scheme")));
+        let m = expect_error(Outbox::open(c).await.map(JsValue::from), "TypeError", "INVALID_TYPE", endpoint);
+        assert!(m.contains("http"), "{m}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn after_close_subscribe_throws_and_no_user_is_null() {
+    let db = fresh_db("after-close");
+    let o = Ob::open(&db, "{}").await;
+    assert!(get(&o.js, "currentUser").is_null(), "no current user is null, as the types say");
+    o.close();
+    let rec = recorder();
+    expect_error(o.call_sync("subscribe", &[get(&rec, "fn")]), "Error", "CLOSED", "subscribe after close");
+    assert!(get(&o.js, "currentUser").is_null());
+    finish(&db, &[]).await;
+}
+
+#[wasm_bindgen_test]
+async fn process_now_resolves_while_saves_keep_coming() {
+    let db = fresh_db("process-now-load");
+    let _srv = Server::new(r#"() => ({ delayMs: 60 })"#, "");
+    let o = Ob::open(&db, r#"{"maxConcurrent": 1, "batchSize": 2}"#).await;
+    o.start("u1");
+    // A pass claims for at most 30 s; the saves outpace the uploads for all of it.
+    let r = wasm_bindgen_futures::JsFuture::from(process_now_under_load(&o.js, 45_000)).await.unwrap();
+    assert_eq!(get(&r, "settled").as_bool(), Some(true), "processNow() never resolved ({} saves meanwhile)", num(&r, "saves"));
+    finish(&db, &[&o]).await;
 }
 
 #[wasm_bindgen_test]

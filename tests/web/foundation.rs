@@ -142,7 +142,7 @@ async fn save_uses_the_started_user_and_options() {
     // milliseconds work too
     let c = ok(outbox.save_weight(JsValue::from_f64(81.0), json(r#"{"date": 1700000000000}"#))).await;
     assert_eq!(num(&c, "date"), 1_700_000_000_000.0);
-    assert_eq!(outbox.current_user().as_deref(), Some("u1"));
+    assert_eq!(outbox.current_user().as_string().as_deref(), Some("u1"));
     finish(&db, &[&outbox]).await;
 }
 

@@ -475,7 +475,7 @@ async fn stop_halts_new_uploads_and_lets_in_flight_ones_finish() {
     outbox.start(JsValue::from_str("u1")).unwrap();
     eventually(3000, "uploads to start", || async { requests(&stub).len() == 2 }).await;
     outbox.stop();
-    assert_eq!(outbox.current_user(), None);
+    assert!(outbox.current_user().is_null(), "no current user is null");
     sleep(700).await;
     assert_eq!(requests(&stub).len(), 2, "no upload starts after stop()");
     let st = stats(&outbox, "u1").await;

@@ -10,6 +10,9 @@ fn describe_is_readable() {
     assert_eq!(truncate("héllo", 2), "hé...");
     assert_eq!(fmt_num(72.5), "72.5");
     assert_eq!(fmt_num(635.0001), "635.0001");
+    // Past six decimals when the rounding would hide the difference from a bound.
+    assert_eq!(fmt_num(635.0000001), "635.0000001");
+    assert_eq!(fmt_num(0.000000123), "0.000000123");
     assert_eq!(fmt_num(-3.0), "-3");
     assert_eq!(fmt_num(0.1 + 0.2), "0.3");
     assert_eq!(fmt_num(1e308), "1e+308");

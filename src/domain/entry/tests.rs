@@ -121,6 +121,24 @@ fn save_defaults_and_user_resolution() {
 }
 
 #[test]
+fn null_options_are_refused_not_defaulted() {
+    // `{ userId: null }` from an app bug must not save for whoever is logged in.
+    for field in ["userId", "date", "priority"] {
+        let mut a = weight(Arg::Number(80.0));
+        match field {
+            "userId" => a.user_id = Arg::Null,
+            "date" => a.date = Arg::Null,
+            _ => a.priority = Arg::Null,
+        }
+        let e = validate_save(SaveMethod::SaveWeight, &a, Some("u1"), NOW).unwrap_err();
+        assert_eq!(e.js_class(), JsClass::TypeError, "{field}: {e}");
+        assert!(e.to_string().contains(field) && e.to_string().contains("null"), "{e}");
+    }
+    let e = validate_update(&UpdateArgs { quantity: Arg::Null, date: Arg::Undefined }, NOW).unwrap_err();
+    assert_eq!(e.js_class(), JsClass::TypeError, "{e}");
+}
+
+#[test]
 fn new_entry() {
     let input = SaveInput { metric: Metric::HeartRate, quantity: 61.0, user_id: "u1".into(), date: NOW, priority: 0 };
     let e = ProgressEntry::new("e1".into(), &input, NOW + 5);

@@ -15,7 +15,9 @@ fn unknown_keys_are_refused() {
 fn user_resolution() {
     assert_eq!(resolve_user("stats", &Arg::Undefined, Some("u1")), Ok("u1".into()));
     assert_eq!(resolve_user("stats", &Arg::Str("u2".into()), Some("u1")), Ok("u2".into()));
-    assert_eq!(resolve_user("stats", &Arg::Null, None), Err(Error::NoCurrentUser { method: "stats" }));
+    assert_eq!(resolve_user("stats", &Arg::Undefined, None), Err(Error::NoCurrentUser { method: "stats" }));
+    // null is a value, not an omission: refused even with a current user.
+    assert_eq!(resolve_user("stats", &Arg::Null, Some("u1")).unwrap_err().js_class(), JsClass::TypeError);
     assert_eq!(resolve_user("stats", &Arg::Number(3.0), Some("u1")).unwrap_err().js_class(), JsClass::TypeError);
     assert_eq!(resolve_user("stats", &Arg::Str(String::new()), Some("u1")).unwrap_err().js_class(), JsClass::RangeError);
 }
