@@ -83,6 +83,10 @@ pub struct Shared {
     pub log: Log,
     /// One pass at a time per `Outbox`.
     pub gate: Mutex<()>,
+    /// Passes asked for (`processNow()`, another context's request) waiting for the gate: the
+    /// running pass ends early for them, and the processing loop lets them go first (the gate
+    /// is not fair: the loop would take it again before a woken waiter runs).
+    pub asked: Cell<u32>,
     /// This `Outbox` instance (uploader record owner; its liveness lock is named after it).
     pub instance_id: String,
     /// Held for this instance's lifetime: another context seeing it held knows this one is
@@ -127,6 +131,7 @@ impl Shared {
             transport,
             log,
             gate: Mutex::new(()),
+            asked: Cell::new(0),
             instance_id: crate::platform::new_id(),
             alive: RefCell::new(None),
             channel: RefCell::new(None),

@@ -28,7 +28,7 @@ use crate::domain::retry::{decide, remaining_wait, Attempt, Decision, Outcome};
 use crate::domain::stats::PassReport;
 use crate::domain::time::to_iso8601;
 use crate::domain::{Error, Result};
-use crate::platform::timer::{join_all, Alarm, Notify, Ticker};
+use crate::platform::timer::{join_all, sleep, Alarm, Notify, Ticker};
 use crate::platform::{get, global, is_online, mono, network, now};
 use crate::store::queue::{Claimed, Lead, Outcome as Result_, Recorded};
 
@@ -43,12 +43,23 @@ struct Done {
 /// How long one pass goes on claiming. Saves arriving as fast as uploads drain would otherwise
 /// keep one pass (and a `processNow()` waiting for it) going for as long as they arrive; cut
 /// here, the pass ends with what it claimed and the processor starts the next one at once.
-const PASS_CLAIMS_FOR_MS: u32 = 30_000;
+const PASS_CLAIMS_FOR_MS: u32 = 10_000;
 
 /// Runs one pass now in this context, if it leads the current user's uploads (`processNow()`,
 /// or another context's request). `forced`: even while uploads wait out an unreachable server.
 pub async fn pass_now(shared: &Rc<Shared>, forced: bool) -> Option<PassReport> {
-    let _turn = shared.gate.lock().await;
+    let _turn = {
+        // Counted while waiting, however the wait ends (a dropped future included).
+        struct Asking<'a>(&'a Cell<u32>);
+        impl Drop for Asking<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() - 1);
+            }
+        }
+        shared.asked.set(shared.asked.get() + 1);
+        let _asking = Asking(&shared.asked);
+        shared.gate.lock().await
+    };
     let session = shared.session();
     let user = session.user?;
     if !shared.leads(session.generation) {
@@ -269,9 +280,9 @@ impl Pass<'_> {
         }
         let (shared, user) = (self.shared, self.user);
         let (cfg, log) = (&shared.config, shared.log);
-        if mono() >= self.claim_until {
-            // The pass ends with what it has; the next one starts at once.
-            log.debug(|| format!("pass for user {user} has claimed for {PASS_CLAIMS_FOR_MS} ms: it ends, the next one goes on"));
+        if mono() >= self.claim_until || shared.asked.get() > 0 {
+            // The pass ends with what it has; the next one (an asked-for pass first) starts at once.
+            log.debug(|| format!("pass for user {user} ends (claiming for {PASS_CLAIMS_FOR_MS} ms at most, or a pass was asked for); the next one goes on"));
             self.more.set(false);
             shared.wake();
             return None;
@@ -635,6 +646,9 @@ async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell
     let mut alarm = Alarm::default();
     loop {
         {
+            while shared.asked.get() > 0 {
+                sleep(10).await;
+            }
             let _turn = shared.gate.lock().await;
             if cancelled.get() || !shared.is_current(generation) {
                 return;

@@ -163,7 +163,8 @@ async fn process_now_resolves_while_saves_keep_coming() {
     let _srv = Server::new(r#"() => ({ delayMs: 60 })"#, "");
     let o = Ob::open(&db, r#"{"maxConcurrent": 1, "batchSize": 2}"#).await;
     o.start("u1");
-    // A pass claims for at most 30 s; the saves outpace the uploads for all of it.
+    // The saves outpace the uploads: the running pass hands over to the asked-for one, which
+    // claims for at most 10 s.
     let r = wasm_bindgen_futures::JsFuture::from(process_now_under_load(&o.js, 45_000)).await.unwrap();
     assert_eq!(get(&r, "settled").as_bool(), Some(true), "processNow() never resolved ({} saves meanwhile)", num(&r, "saves"));
     finish(&db, &[&o]).await;
