@@ -250,5 +250,7 @@ export class Outbox {
   /** True while this context uploads for the current user: one per user among all tabs and
    *  workers of the origin using the same dbName (Web Locks, or a lease in IndexedDB). */
   readonly isLeader: boolean;
+  /** wasm-bindgen's: frees the Rust object. Call `close()` instead (it stops processing, hands
+   *  claims back and closes the database); after `free()` every call throws. */
   free(): void;
 }
