@@ -8,29 +8,9 @@
 //   the others complete.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cleanup, countByLocalId, killBrowser, launch, startServer, tempDir, waitFor } from "./helpers.mjs";
+import { cleanup, countByLocalId, killBrowser, launch, openOutbox, requestLog, startServer, tempDir, waitFor } from "./helpers.mjs";
 
 const BATCH = { batchEndpoint: "/api/v1/progress/batch", processingIntervalMs: 100, backoffMs: [300, 600], requestTimeoutMs: 10000, persist: false };
-
-/** Every /api/ request the dev API saw: [{method, path, key, keys, status, at}] (status null: no answer sent). */
-const requestLog = async (server) => (await server.api("/api/v1/debug/requests")).body;
-
-/** A page of the dev server with the package loaded and an outbox open as `window.outbox`. */
-async function openOutbox(context, url, options) {
-  const page = context.pages()[0] || (await context.newPage());
-  page.on("pageerror", (e) => console.log("[page error]", e.message));
-  page.on("console", (m) => { if (m.type() === "warning") console.log("[console warning]", m.text()); });
-  await page.goto(`${url}/manifest.webmanifest`);
-  await page.evaluate(async (options) => {
-    const { Outbox } = await import("/pkg/index.js");
-    const token = async (userId) => {
-      const res = await fetch("/api/v1/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ userId }) });
-      return (await res.json()).token;
-    };
-    window.outbox = await Outbox.open({ endpoint: "/api/v1/progress", token, log: "warn", ...options });
-  }, options);
-  return page;
-}
 
 /** Saves `n` step counts for `user` (before start(): they go out together). */
 function saveMany(page, user, n, base = 1000) {

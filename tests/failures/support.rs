@@ -7,10 +7,14 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::Poll;
 
-use js_sys::{Object, Promise, Reflect};
+use js_sys::{Object, Promise};
 use progress_outbox::Outbox;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
+
+#[path = "../common/js.rs"]
+mod js;
+pub use js::*;
 
 #[wasm_bindgen(module = "/tests/failures/harness.js")]
 extern "C" {
@@ -69,10 +73,6 @@ pub fn fresh_db(tag: &str) -> String {
     format!("fail-{tag}-{}", uuid::Uuid::new_v4())
 }
 
-pub async fn sleep(ms: u32) {
-    let _ = JsFuture::from(sleep_promise(ms)).await;
-}
-
 /// `f`'s output, or `None` if it takes longer than `ms` (then `f` is dropped).
 pub async fn within<F: Future>(ms: u32, f: F) -> Option<F::Output> {
     let mut f = pin!(f);
@@ -110,34 +110,6 @@ pub async fn ok(p: Promise) -> JsValue {
     resolves(10_000, "an outbox call", p).await
 }
 
-pub fn get(v: &JsValue, key: &str) -> JsValue {
-    Reflect::get(v, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-}
-
-pub fn num(v: &JsValue, key: &str) -> f64 {
-    get(v, key).as_f64().unwrap_or_else(|| panic!("{key} is not a number: {:?}", get(v, key)))
-}
-
-pub fn string(v: &JsValue, key: &str) -> String {
-    get(v, key).as_string().unwrap_or_else(|| panic!("{key} is not a string: {:?}", get(v, key)))
-}
-
-pub fn opt_string(v: &JsValue, key: &str) -> Option<String> {
-    get(v, key).as_string()
-}
-
-pub fn set(v: &JsValue, key: &str, value: &JsValue) {
-    Reflect::set(v, &JsValue::from_str(key), value).unwrap();
-}
-
-pub fn message(e: &JsValue) -> String {
-    get(e, "message").as_string().unwrap_or_else(|| format!("{e:?}"))
-}
-
-pub fn array(v: &JsValue) -> Vec<JsValue> {
-    js_sys::Array::from(v).to_vec()
-}
-
 /// Calls `obj.method(args...)` on a JS object (the harness's stub, token switch, lock holder).
 pub fn call(obj: &JsValue, method: &str, args: &[JsValue]) -> JsValue {
     let f: js_sys::Function = get(obj, method).dyn_into().unwrap_or_else(|_| panic!("no method {method}"));
@@ -173,22 +145,6 @@ pub async fn finish(db: &str, outboxes: &[&Outbox]) {
     set_clock_offset(0.0);
     restore_online();
     let _ = within(5_000, JsFuture::from(delete_db(db))).await;
-}
-
-/// Polls `check` every 20 ms until it returns true; panics after `timeout_ms` of waiting.
-pub async fn eventually<F, Fut>(timeout_ms: u32, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let mut waited = 0;
-    while !check().await {
-        if waited >= timeout_ms {
-            panic!("timed out after {timeout_ms} ms waiting for: {what}");
-        }
-        sleep(20).await;
-        waited += 20;
-    }
 }
 
 pub async fn save(outbox: &Outbox, kg: f64) -> JsValue {

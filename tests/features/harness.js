@@ -306,10 +306,6 @@ export function jsonValue(text) {
   return JSON.parse(text);
 }
 
-export function toJson(value) {
-  return JSON.stringify(value);
-}
-
 // Calls `obj[method](...args)` and hands back whatever it returns (a Promise, or a value); a sync
 // throw is turned into a rejected Promise so every call can be awaited alike.
 export function invoke(obj, method, args) {

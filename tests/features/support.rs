@@ -3,11 +3,15 @@
 //! and small assertions.
 #![allow(dead_code)]
 
-use js_sys::{Array, Function, Object, Promise, Reflect};
+use js_sys::{Array, Function, Object, Promise};
 use progress_outbox::Outbox;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
+
+#[path = "../common/js.rs"]
+mod js;
+pub use js::*;
 
 #[wasm_bindgen(module = "/tests/features/harness.js")]
 extern "C" {
@@ -27,14 +31,10 @@ extern "C" {
     pub fn raw_schema(name: &str) -> Promise;
     #[wasm_bindgen(js_name = deleteDb)]
     pub fn delete_db(name: &str) -> Promise;
-    #[wasm_bindgen(js_name = sleep)]
-    fn sleep_promise(ms: u32) -> Promise;
     #[wasm_bindgen(js_name = isInstance)]
     pub fn is_instance(value: &JsValue, ctor: &str) -> bool;
     #[wasm_bindgen(js_name = jsonValue)]
     pub fn json(text: &str) -> JsValue;
-    #[wasm_bindgen(js_name = toJson)]
-    pub fn to_json(value: &JsValue) -> String;
     fn invoke(obj: &JsValue, method: &str, args: &Array) -> Promise;
     #[wasm_bindgen(js_name = invokeSync)]
     fn invoke_sync(obj: &JsValue, method: &str, args: &Array) -> JsValue;
@@ -44,46 +44,6 @@ extern "C" {
 /// A database name no other test uses.
 pub fn fresh_db(tag: &str) -> String {
     format!("features-{tag}-{}", uuid::Uuid::new_v4())
-}
-
-pub async fn sleep(ms: u32) {
-    JsFuture::from(sleep_promise(ms)).await.unwrap();
-}
-
-pub fn get(v: &JsValue, key: &str) -> JsValue {
-    Reflect::get(v, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-}
-
-pub fn set(v: &JsValue, key: &str, value: &JsValue) {
-    Reflect::set(v, &JsValue::from_str(key), value).unwrap();
-}
-
-pub fn num(v: &JsValue, key: &str) -> f64 {
-    get(v, key).as_f64().unwrap_or_else(|| panic!("{key} is not a number in {}", show(v)))
-}
-
-pub fn string(v: &JsValue, key: &str) -> String {
-    get(v, key).as_string().unwrap_or_else(|| panic!("{key} is not a string in {}", show(v)))
-}
-
-pub fn opt_string(v: &JsValue, key: &str) -> Option<String> {
-    get(v, key).as_string()
-}
-
-pub fn array(v: &JsValue) -> Vec<JsValue> {
-    Array::from(v).to_vec()
-}
-
-/// JSON of a value, for messages.
-pub fn show(v: &JsValue) -> String {
-    if v.is_undefined() {
-        return "undefined".into();
-    }
-    to_json(v)
-}
-
-pub fn message(e: &JsValue) -> String {
-    get(e, "message").as_string().unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// `Object.assign(target, source)`.
@@ -102,22 +62,6 @@ pub fn s(v: &str) -> JsValue {
 
 pub fn n(v: f64) -> JsValue {
     JsValue::from_f64(v)
-}
-
-/// Polls `check` every 10 ms until it returns true or `timeout_ms` passes.
-pub async fn eventually<F, Fut>(timeout_ms: u32, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let mut waited = 0;
-    while !check().await {
-        if waited >= timeout_ms {
-            panic!("timed out after {timeout_ms} ms waiting for: {what}");
-        }
-        sleep(10).await;
-        waited += 10;
-    }
 }
 
 /// Asserts `r` is a rejection with a JS error of class `class` (also an `Error`) and code `code`;

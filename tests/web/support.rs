@@ -1,10 +1,14 @@
 //! Helpers shared by the browser tests.
 #![allow(dead_code)]
 
-use js_sys::{Object, Promise, Reflect};
+use js_sys::{Object, Promise};
 use progress_outbox::Outbox;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
+
+#[path = "../common/js.rs"]
+mod js;
+pub use js::*;
 
 #[wasm_bindgen(module = "/tests/web/harness.js")]
 extern "C" {
@@ -30,8 +34,6 @@ extern "C" {
     pub fn upgrade_elsewhere(name: &str, version: u32) -> Promise;
     #[wasm_bindgen(js_name = deleteDb)]
     pub fn delete_db(name: &str) -> Promise;
-    #[wasm_bindgen(js_name = sleep)]
-    fn sleep_promise(ms: u32) -> Promise;
     #[wasm_bindgen(js_name = heldLocks)]
     pub fn held_locks(prefix: &str) -> Promise;
     #[wasm_bindgen(js_name = isInstance)]
@@ -47,10 +49,6 @@ pub fn fresh_db(tag: &str) -> String {
     format!("test-{tag}-{}", uuid::Uuid::new_v4())
 }
 
-pub async fn sleep(ms: u32) {
-    JsFuture::from(sleep_promise(ms)).await.unwrap();
-}
-
 pub async fn settle(p: Promise) -> Result<JsValue, JsValue> {
     JsFuture::from(p).await
 }
@@ -60,30 +58,6 @@ pub async fn ok(p: Promise) -> JsValue {
         Ok(v) => v,
         Err(e) => panic!("promise rejected: {}", message(&e)),
     }
-}
-
-pub fn get(v: &JsValue, key: &str) -> JsValue {
-    Reflect::get(v, &JsValue::from_str(key)).unwrap()
-}
-
-pub fn num(v: &JsValue, key: &str) -> f64 {
-    get(v, key).as_f64().unwrap_or_else(|| panic!("{key} is not a number: {:?}", get(v, key)))
-}
-
-pub fn string(v: &JsValue, key: &str) -> String {
-    get(v, key).as_string().unwrap_or_else(|| panic!("{key} is not a string: {:?}", get(v, key)))
-}
-
-pub fn set(v: &JsValue, key: &str, value: &JsValue) {
-    Reflect::set(v, &JsValue::from_str(key), value).unwrap();
-}
-
-pub fn message(e: &JsValue) -> String {
-    get(e, "message").as_string().unwrap_or_else(|| format!("{e:?}"))
-}
-
-pub fn array(v: &JsValue) -> Vec<JsValue> {
-    js_sys::Array::from(v).to_vec()
 }
 
 /// `extra` (a JSON object) merged over `base`, as JSON text.
@@ -168,22 +142,6 @@ pub fn throws(r: Result<impl std::fmt::Debug, JsValue>, class: &str, code: &str)
             assert_eq!(get(&e, "code").as_string().as_deref(), Some(code), "code of: {}", message(&e));
             message(&e)
         }
-    }
-}
-
-/// Polls `check` every 10 ms until it returns true or `timeout_ms` passes.
-pub async fn eventually<F, Fut>(timeout_ms: u32, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let mut waited = 0;
-    while !check().await {
-        if waited >= timeout_ms {
-            panic!("timed out after {timeout_ms} ms waiting for: {what}");
-        }
-        sleep(10).await;
-        waited += 10;
     }
 }
 
