@@ -13,7 +13,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::domain::arg::Arg;
-use crate::domain::config::{Config, JS_OPTIONS, OPTION_NAMES};
+use crate::domain::config::{token_problem, Config, JS_OPTIONS, OPTION_NAMES};
 use crate::domain::entry::{ProgressEntry, SaveArgs, SaveMethod, UpdateArgs};
 use crate::domain::error::{Error, JsClass};
 use crate::domain::event::OutboxEvent;
@@ -275,11 +275,13 @@ impl Options {
         }
         let present = keys(value).map_err(|e| Error::invalid_type(format!("{what}(options)"), "an options object whose keys can be listed", e))?;
         check_keys(what, &present, allowed)?;
-        let mut values = Vec::with_capacity(present.len());
+        // Each known option read once with [[Get]], as WebIDL reads a dictionary: inherited,
+        // non-enumerable and getter-backed options count too (a class instance, `Object.create`).
+        let mut values = Vec::with_capacity(allowed.len());
         for key in allowed {
-            if present.iter().any(|k| k == key) {
-                let v = read(value, key)
-                    .map_err(|e| Error::invalid_type(format!("{what}: option {key}"), "a readable value", format!("a getter that threw ({e})")))?;
+            let v =
+                read(value, key).map_err(|e| Error::invalid_type(format!("{what}: option {key}"), "a readable value", format!("a getter that threw ({e})")))?;
+            if !v.is_undefined() {
                 values.push((*key, v));
             }
         }
@@ -305,7 +307,12 @@ fn token_source(value: &JsValue) -> Result<TokenSource, Error> {
     } else if let Some(f) = as_function(value) {
         Ok(TokenSource::Function(f))
     } else if let Some(s) = value.as_string().filter(|s| !s.is_empty()) {
-        Ok(TokenSource::Static(s))
+        // Never echo the value: it may be a secret. A lone surrogate (read as U+FFFD) is refused
+        // with the other characters a header cannot carry.
+        match token_problem(&s) {
+            Some(why) => Err(Error::invalid_type("Outbox.open: option token", "a string an Authorization header can carry", format!("a string with {why}"))),
+            None => Ok(TokenSource::Static(s)),
+        }
     } else {
         // Never echo the value: it may be a secret.
         // Its kind only, never the value.
@@ -322,7 +329,9 @@ fn token_source(value: &JsValue) -> Result<TokenSource, Error> {
 }
 
 fn url(what: &'static str, raw: &str) -> Result<String, Error> {
-    resolve_url(raw).map_err(|e| Error::invalid_type(what, "a URL fetch can use", format!("\"{raw}\" ({e})")))
+    // A URL with `user:password@` in it is not repeated: it holds a secret.
+    let shown = if raw.contains('@') { "the URL given".to_owned() } else { format!("\"{raw}\"") };
+    resolve_url(raw).map_err(|e| Error::invalid_type(what, "a URL fetch can use", format!("{shown} ({e})")))
 }
 
 const SAVE_OPTIONS: [&str; 3] = ["userId", "date", "priority"];

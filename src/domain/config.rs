@@ -126,6 +126,26 @@ impl Default for Config {
     }
 }
 
+/// Why `token` cannot travel in an `Authorization: Bearer` header (fetch would refuse every
+/// request), or `None` when it can: header values are Latin-1 and one line.
+pub fn token_problem(token: &str) -> Option<&'static str> {
+    if token.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {
+        Some("a line break or NUL character")
+    } else if token.chars().any(|c| c as u32 > 0xFF) {
+        Some("a character outside Latin-1 (HTTP header values cannot carry it)")
+    } else {
+        None
+    }
+}
+
+/// The URL of one stored record, `{endpoint}/{id}`: the id (already percent-encoded) goes into
+/// the path, before the endpoint's query; the fragment is dropped (fetch never sends one).
+pub fn item_url(endpoint: &str, encoded_id: &str) -> String {
+    let end = endpoint.find('#').unwrap_or(endpoint.len());
+    let (path, query) = endpoint[..end].split_at(endpoint[..end].find('?').unwrap_or(end));
+    [path.trim_end_matches('/'), "/", encoded_id, query].concat()
+}
+
 fn option(key: &str) -> String {
     format!("Outbox.open: option {key}")
 }
@@ -177,11 +197,11 @@ impl Config {
             "staleAfterMs" => self.stale_after_ms = integer(key, arg, 1, CENTURY_MS)?,
             "requestTimeoutMs" => self.request_timeout_ms = integer(key, arg, 1, MAX_TIMER_MS)?,
             "log" => {
-                self.log = match arg {
-                    Arg::Str(s) => LogLevel::parse(s),
-                    _ => None,
-                }
-                .ok_or_else(|| Error::out_of_range(option(key), format!("must be \"debug\", \"info\", \"warn\" or \"off\" (got {})", arg.describe())))?
+                const LEVELS: &str = "\"debug\", \"info\", \"warn\" or \"off\"";
+                let Arg::Str(s) = arg else {
+                    return Err(Error::invalid_type(option(key), LEVELS, arg.describe()));
+                };
+                self.log = LogLevel::parse(s).ok_or_else(|| Error::out_of_range(option(key), format!("must be {LEVELS} (got {})", arg.describe())))?
             }
             "persist" => {
                 self.persist = match arg {

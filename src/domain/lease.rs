@@ -8,6 +8,24 @@
 //! clock: a beat that has not changed for the takeover time, or a record that stays missing,
 //! means the uploader is gone (crashed, frozen, or lost its database).
 
+/// One part of a Web Lock name: `%` and `:` percent-encoded, so that the parts of two
+/// different names never run together (dbName `app` with user `b:c` and dbName `app:b` with
+/// user `c` would otherwise share one lock). Names without either character are unchanged.
+fn lock_part(s: &str) -> String {
+    s.replace('%', "%25").replace(':', "%3A")
+}
+
+/// The Web Lock of `user`'s uploads in database `db_name`: `progress-outbox:{dbName}:{userId}`.
+pub fn lock_name(db_name: &str, user: &str) -> String {
+    ["progress-outbox:", &lock_part(db_name), ":", &lock_part(user)].concat()
+}
+
+/// The Web Lock an `Outbox` instance holds for its life: `progress-outbox:{dbName}:alive:{id}`
+/// (no user name can read `alive:…` once encoded).
+pub fn alive_lock_name(db_name: &str, instance: &str) -> String {
+    ["progress-outbox:", &lock_part(db_name), ":alive:", instance].concat()
+}
+
 /// What a follower read of the uploader's record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Beat {

@@ -6,7 +6,6 @@ use super::entry::validate_user_id;
 use super::error::{Error, Result};
 use super::event::EventStatus;
 use super::metric::Metric;
-use super::time::TimeMs;
 
 /// Most ids one `resetForRetry` call takes.
 pub const MAX_RESET_IDS: usize = 10_000;
@@ -71,24 +70,25 @@ fn limit_arg(what: &str, limit: &Arg) -> Result<Option<u32>> {
 }
 
 /// A validated `entries()` query.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EntriesQuery {
     /// Whose entries.
     pub user_id: String,
     /// Only this metric.
     pub metric: Option<Metric>,
-    /// Measured at or after (ms).
-    pub from: Option<TimeMs>,
-    /// Measured at or before (ms).
-    pub to: Option<TimeMs>,
+    /// Measured at or after (ms; a fraction is kept, so `t + 0.5` excludes a measurement at `t`).
+    pub from: Option<f64>,
+    /// Measured at or before (ms; a fraction is kept).
+    pub to: Option<f64>,
     /// At most this many (newest first).
     pub limit: Option<u32>,
 }
 
-fn bound(what: &str, v: &Arg) -> Result<Option<TimeMs>> {
+fn bound(what: &str, v: &Arg) -> Result<Option<f64>> {
     match *v {
         Arg::Undefined => Ok(None),
-        Arg::Number(n) | Arg::Date(n) if n.is_finite() && n.abs() <= 8.64e15 => Ok(Some(n.floor() as TimeMs)),
+        // Not rounded: stored dates are whole milliseconds, and `from: t + 0.5` must exclude `t`.
+        Arg::Number(n) | Arg::Date(n) if n.is_finite() && n.abs() <= 8.64e15 => Ok(Some(n + 0.0)),
         Arg::Number(_) | Arg::Date(_) => Err(Error::out_of_range(what, format!("must be a valid time (got {})", v.describe()))),
         ref other => Err(Error::invalid_type(what, "a Date or milliseconds since the epoch", other.describe())),
     }

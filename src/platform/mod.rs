@@ -108,10 +108,9 @@ pub fn is_worker() -> bool {
 
 #[wasm_bindgen]
 extern "C" {
-    // `Object.prototype.toString.call(v)` and `Date.prototype.getTime.call(v)`: realm-neutral
-    // type checks. Both can throw (a revoked Proxy): caught.
-    #[wasm_bindgen(js_namespace = ["Object", "prototype", "toString"], js_name = call, catch)]
-    fn object_tag(v: &JsValue) -> Result<String, JsValue>;
+    // `Date.prototype.getTime.call(v)`: the realm-neutral brand check of a Date (it reads the
+    // internal time slot and throws for anything without one; `Symbol.toStringTag` and
+    // `instanceof` can both lie). Caught.
     #[wasm_bindgen(js_namespace = ["Date", "prototype", "getTime"], js_name = call, catch)]
     fn date_get_time(v: &JsValue) -> Result<f64, JsValue>;
 }
@@ -119,7 +118,7 @@ extern "C" {
 /// The time of a `Date` from any realm (its internal slot, not `instanceof`: an iframe's or a
 /// test driver's dates are dates too), or `None` for anything else.
 pub fn date_time(value: &JsValue) -> Option<f64> {
-    if !value.is_object() || object_tag(value).ok()? != "[object Date]" {
+    if !value.is_object() {
         return None;
     }
     date_get_time(value).ok()
@@ -173,22 +172,38 @@ pub fn describe_error(e: &JsValue) -> String {
     }
 }
 
-/// The own enumerable string keys of an object (`Object.keys`), or `Err` when listing them throws
-/// (a Proxy whose `ownKeys` trap throws).
+/// The enumerable string keys an options object offers, as `for...in` lists them: its own and
+/// those it inherits, short of the chain's root (`Object.prototype` of whatever realm, or the
+/// object itself when it has no prototype). `Err` when listing throws (a Proxy whose `ownKeys`
+/// or `getPrototypeOf` trap throws).
 pub fn keys(object: &JsValue) -> Result<Vec<String>, String> {
-    if !object.is_object() {
-        return Ok(Vec::new());
+    let mut out: Vec<String> = Vec::new();
+    let mut at = object.clone();
+    // A chain longer than this is not an options object anyone writes by hand.
+    for depth in 0..64 {
+        if !at.is_object() {
+            return Ok(out);
+        }
+        let next = prototype_of(&at).map_err(|e| describe_error(&e))?;
+        if depth > 0 && !next.is_object() {
+            return Ok(out);
+        }
+        for k in try_keys(&at).map_err(|e| describe_error(&e))?.iter().filter_map(|k| k.as_string()) {
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+        at = next;
     }
-    match try_keys(object) {
-        Ok(keys) => Ok(keys.iter().filter_map(|k| k.as_string()).collect()),
-        Err(e) => Err(describe_error(&e)),
-    }
+    Err("its prototype chain is longer than 64 objects".into())
 }
 
 #[wasm_bindgen]
 extern "C" {
     #[wasm_bindgen(js_namespace = Object, js_name = keys, catch)]
     fn try_keys(object: &JsValue) -> Result<Array, JsValue>;
+    #[wasm_bindgen(js_namespace = Object, js_name = getPrototypeOf, catch)]
+    fn prototype_of(object: &JsValue) -> Result<JsValue, JsValue>;
     // Both throw on a revoked Proxy, and `Array.from` runs the value's iterator: caught.
     #[wasm_bindgen(js_namespace = Array, js_name = isArray, catch)]
     fn is_array(value: &JsValue) -> Result<bool, JsValue>;
@@ -278,7 +293,16 @@ pub fn resolve_url(url: &str) -> Result<String, String> {
         // fetch would refuse any other scheme at every upload, as an answerless (never counted)
         // failure: refuse it now.
         Ok(u) if u.protocol() != "http:" && u.protocol() != "https:" => Err(["only http: and https: URLs can be uploaded to, not ", &u.protocol()].concat()),
-        Ok(u) => Ok(u.href()),
+        // fetch refuses a URL with credentials in it, at every upload: refuse it now. (Send
+        // credentials with the `token` option; the message never repeats them.)
+        Ok(u) if !u.username().is_empty() || !u.password().is_empty() => {
+            Err("it holds credentials (user:password@), which fetch refuses; pass them with the token option".into())
+        }
+        Ok(u) => {
+            // fetch never sends a fragment: dropped, so no URL built from this one carries it.
+            u.set_hash("");
+            Ok(u.href())
+        }
         Err(_) if base.is_none() => Ok(url.to_owned()),
         Err(e) => Err(describe_error(&e)),
     }

@@ -8,6 +8,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::timer::within;
 use super::{describe_error, set};
+use crate::domain::config::token_problem;
 
 /// Where the bearer token comes from.
 pub enum TokenSource {
@@ -56,7 +57,11 @@ impl TokenSource {
                     Some(Ok(v)) => v,
                 };
                 match value.as_string() {
-                    Some(t) if !t.is_empty() => Ok(Some(t)),
+                    // A lone surrogate would arrive here replaced by U+FFFD: refused with the rest.
+                    Some(t) if !t.is_empty() => match token_problem(&t) {
+                        None => Ok(Some(t)),
+                        Some(why) => Err(format!("the token function returned a string with {why}; it cannot be sent in an Authorization header")),
+                    },
                     _ => Err(format!("the token function returned {} instead of a token string", kind(&value))),
                 }
             }

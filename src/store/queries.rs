@@ -153,7 +153,7 @@ impl Store {
             let result = async {
                 let entries = tx.store(ENTRIES)?;
                 let u = s(&q.user_id);
-                let (from, to) = (q.from.map_or(f64::NEG_INFINITY, |t| t as f64), q.to.map_or(f64::INFINITY, |t| t as f64));
+                let (from, to) = (q.from.unwrap_or(f64::NEG_INFINITY), q.to.unwrap_or(f64::INFINITY));
                 let key = |t: f64| -> JsValue {
                     match q.metric {
                         Some(m) => js_sys::Array::of3(&u, &s(m.name()), &JsValue::from_f64(t)).into(),

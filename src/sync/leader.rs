@@ -31,10 +31,7 @@ use crate::store::queue::Lead;
 /// The upload lock, shared by the leadership and the page's `freeze` listener.
 pub type SharedLock = Rc<RefCell<Option<Lock>>>;
 
-/// The lock name of `user`'s uploads in database `db_name`.
-pub fn lock_name(db_name: &str, user: &str) -> String {
-    ["progress-outbox:", db_name, ":", user].concat()
-}
+pub use crate::domain::lease::lock_name;
 
 /// Should an uploader here hand over to a visible page that asks? Yes if this is a hidden page
 /// (throttled timers) or a worker (a service worker is stopped when idle).

@@ -155,7 +155,7 @@ impl Shared {
 
     /// The name of an instance's liveness lock.
     pub fn alive_lock_name(&self, instance: &str) -> String {
-        ["progress-outbox:", &self.config.db_name, ":alive:", instance].concat()
+        crate::domain::lease::alive_lock_name(&self.config.db_name, instance)
     }
 
     /// Takes this instance's liveness lock (where Web Locks exist).

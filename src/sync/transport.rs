@@ -7,6 +7,7 @@ use serde::Serialize;
 use wasm_bindgen::JsValue;
 
 use crate::domain::batch::{item_outcomes, whole_failure, SizeSignal, FAST_ANSWER_MS};
+use crate::domain::config::item_url;
 use crate::domain::event::{Operation, OutboxEvent};
 use crate::domain::retry::Outcome;
 use crate::platform::http::{send, Call, Reply};
@@ -114,7 +115,7 @@ impl Transport {
     /// `DELETE {endpoint}/{backendId}`, keyed by the event id.
     pub async fn send_one(&self, c: &Claimed, still_wanted: &dyn Fn() -> bool) -> Option<Outcome> {
         let e = &c.event;
-        let at_id = |id: &str| [self.endpoint.trim_end_matches('/'), "/", &String::from(js_sys::encode_uri_component(id))].concat();
+        let at_id = |id: &str| item_url(&self.endpoint, &String::from(js_sys::encode_uri_component(id)));
         let (method, url) = match (e.operation, c.backend_id.as_deref()) {
             (Operation::Create, _) => ("POST", self.endpoint.clone()),
             (Operation::Update, Some(id)) => ("PUT", at_id(id)),

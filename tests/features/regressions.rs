@@ -5,7 +5,11 @@
 //! found: arguments and the current user read after the call had returned (a save made for u1
 //! stored as u3's), lone surrogates and `null` options quietly normalised, an endpoint fetch can
 //! never use accepted at open, `subscribe` after `close`, and a `processNow()` that never resolved
-//! while saves kept coming.
+//! while saves kept coming. A second probe: an endpoint with a query (the id glued into it, a
+//! DELETE sent to the collection taken for done), options that are inherited or getters ignored
+//! (saved for the wrong user), URLs with credentials and tokens no header can carry accepted at
+//! open, two users' Web Locks that collided, a Date with a `Symbol.toStringTag` refused, and a
+//! fractional `from` rounded down.
 
 use progress_outbox::Outbox;
 use wasm_bindgen::prelude::*;
@@ -53,6 +57,26 @@ export function callsInOneTurn(ob) {
   return Promise.allSettled([p1, p2, p3, p4, q, r]);
 }
 
+// Options objects whose `userId` is not an own enumerable data property: each must save for its
+// own user ("u2"), as WebIDL reads a dictionary. The last one inherits a typo, to be refused.
+export function oddOptionObjects() {
+  class Getter { get userId() { return "u2"; } }
+  const hidden = {};
+  Object.defineProperty(hidden, "userId", { value: "u2", enumerable: false });
+  const proxy = new Proxy({ userId: "u2" }, {
+    getOwnPropertyDescriptor: (t, k) => ({ ...Reflect.getOwnPropertyDescriptor(t, k), enumerable: false }),
+    ownKeys: () => [],
+  });
+  return [Object.create({ userId: "u2" }), new Getter(), hidden, proxy, Object.create({ userID: "u2" })];
+}
+
+// A real Date that says it is something else.
+export function taggedDate(ms) {
+  const d = new Date(ms);
+  Object.defineProperty(d, Symbol.toStringTag, { value: "Moment" });
+  return d;
+}
+
 // Saves every 20 ms (the server answers each after 60 ms, one request at a time) while a
 // processNow() runs; resolves with whether processNow settled, and the saves made meanwhile.
 export async function processNowUnderLoad(ob, ms) {
@@ -72,6 +96,10 @@ export async function processNowUnderLoad(ob, ms) {
 }
 "#)]
 extern "C" {
+    #[wasm_bindgen(js_name = oddOptionObjects)]
+    fn odd_option_objects() -> js_sys::Array;
+    #[wasm_bindgen(js_name = taggedDate)]
+    fn tagged_date(ms: f64) -> JsValue;
     #[wasm_bindgen(js_name = callsInOneTurn)]
     fn calls_in_one_turn(ob: &JsValue) -> js_sys::Promise;
     #[wasm_bindgen(js_name = processNowUnderLoad)]
@@ -300,5 +328,142 @@ async fn a_token_echoed_across_the_end_of_the_excerpt_is_never_stored() {
     let stored = format!("{} {}", string(&ev, "errorMessage"), string(&o.stats("u1").await, "lastError"));
     assert!(!stored.contains("tok-ABC"), "a piece of the token was stored: {stored}");
     assert!(stored.contains("HTTP 503"), "{stored}");
+    finish(&db, &[&o]).await;
+}
+
+#[wasm_bindgen_test]
+async fn an_endpoint_with_a_query_gets_the_id_in_its_path() {
+    let db = fresh_db("endpoint-query");
+    let srv = Server::new("", "");
+    let o = Ob::open(&db, r#"{"endpoint": "/api/v1/progress?tenant=1#x"}"#).await;
+    let a = string(&o.save("weight", 70.0, r#"{"userId": "u1"}"#).await, "id");
+    let b = string(&o.save("weight", 72.0, r#"{"userId": "u1"}"#).await, "id");
+    o.start("u1");
+    o.drained("u1", Some(2), 3000).await;
+    o.update(&a, r#"{"quantity": 71}"#).await;
+    o.delete(&b).await;
+    o.drained("u1", Some(4), 3000).await;
+    for (method, req) in [("POST", srv.of("POST").remove(0)), ("PUT", srv.of("PUT").remove(0)), ("DELETE", srv.of("DELETE").remove(0))] {
+        let url = string(&req, "url");
+        assert!(url.ends_with("?tenant=1") && !url.contains('#'), "{method} went to {url}");
+        assert_eq!(string(&req, "path").matches("/progress").count(), 1, "{method} {url}");
+        if method != "POST" {
+            assert!(string(&req, "path").starts_with("/api/v1/progress/"), "{method} {url}: the id belongs in the path");
+        }
+    }
+    let live = srv.live();
+    assert_eq!(live.len(), 1, "the delete reached the record");
+    assert_eq!(num(&live[0], "quantity"), 71.0, "the update reached the record");
+    finish(&db, &[&o]).await;
+}
+
+#[wasm_bindgen_test]
+async fn options_count_when_inherited_non_enumerable_or_getters() {
+    let db = fresh_db("odd-options");
+    let _srv = Server::new(r#"() => ({ hang: true })"#, "");
+    let o = Ob::open(&db, "{}").await;
+    o.start("u1");
+    let objects = odd_option_objects();
+    for (i, opts) in objects.iter().take(4).enumerate() {
+        let e = o.ok("saveWeight", &[n(70.0 + i as f64), opts]).await;
+        assert_eq!(string(&e, "userId"), "u2", "options object {i}");
+    }
+    let m = expect_error(o.call("saveWeight", &[n(75.0), objects.get(4)]).await, "TypeError", "INVALID_TYPE", "an inherited typo");
+    assert!(m.contains("userID"), "{m}");
+    assert!(o.entries_of("u1").await.is_empty(), "nothing saved for the current user instead");
+    assert_eq!(o.entries_of("u2").await.len(), 4);
+    // Outbox.open reads its options the same way.
+    let c: js_sys::Object = js_sys::Object::create(json(&format!(r#"{{"dbName": "{db}", "log": "off", "persist": false}}"#)).unchecked_ref());
+    set(&c, "endpoint", &s("/api/v1/progress"));
+    let other = Outbox::open(c.into()).await.unwrap_or_else(|e| panic!("{}", message(&e)));
+    let other = JsValue::from(other);
+    let listed = wasm_bindgen_futures::JsFuture::from(
+        js_sys::Reflect::apply(&get(&other, "entries").into(), &other, &js_sys::Array::of1(&s("u2"))).unwrap().unchecked_into::<js_sys::Promise>(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(array(&listed).len(), 4, "the inherited dbName was used");
+    let _ = js_sys::Reflect::apply(&get(&other, "close").into(), &other, &js_sys::Array::new());
+    finish(&db, &[&o]).await;
+}
+
+#[wasm_bindgen_test]
+async fn credentials_in_urls_and_tokens_no_header_can_carry_are_refused_at_open() {
+    let open = |key: &str, value: JsValue| {
+        let c = json(r#"{"endpoint": "/api/v1/progress", "log": "off"}"#);
+        set(&c, "dbName", &s(&fresh_db("refused-at-open")));
+        set(&c, key, &value);
+        Outbox::open(c)
+    };
+    let secret = "http://user:hunter2@localhost/api/v1/progress";
+    for key in ["endpoint", "batchEndpoint"] {
+        let m = expect_error(open(key, s(secret)).await.map(JsValue::from), "TypeError", "INVALID_TYPE", key);
+        assert!(m.contains("credentials") && !m.contains("hunter2"), "{m}");
+    }
+    let lone = JsValue::from(js_sys::JsString::from_char_code3(0x61, 0x62, 0xD800));
+    for token in [s("sec\u{20ac}ret"), s("abc\ndef"), lone] {
+        let m = expect_error(open("token", token).await.map(JsValue::from), "TypeError", "INVALID_TYPE", "token");
+        assert!(m.contains("header") && !m.contains("sec") && !m.contains("abc"), "{m}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_token_function_returning_what_no_header_can_carry_fails_the_attempt_clearly() {
+    let db = fresh_db("token-latin1");
+    let srv = Server::new("", "");
+    let token = js_sys::Function::new_no_args(r"return 'sec\u20acret'");
+    let c = json(r#"{"endpoint": "/api/v1/progress"}"#);
+    assign(&c, &json(FAST));
+    set(&c, "dbName", &s(&db));
+    set(&c, "token", &token);
+    let o = Ob { js: Outbox::open(c).await.unwrap_or_else(|e| panic!("{}", message(&e))).into(), db: db.clone() };
+    o.save("weight", 70.0, r#"{"userId": "u1"}"#).await;
+    o.start("u1");
+    eventually(3000, "a failed attempt", || async { num(&o.stats("u1").await, "failed") == 1.0 }).await;
+    let ev = o.events("u1").await.remove(0);
+    let m = string(&ev, "errorMessage");
+    assert!(m.contains("Authorization header") && !m.contains("sec"), "{m}");
+    assert_eq!(srv.requests().len(), 0, "nothing sent");
+    finish(&db, &[&o]).await;
+}
+
+#[wasm_bindgen_test]
+async fn two_databases_and_users_whose_names_run_together_upload_independently() {
+    let (db1, db2) = (fresh_db("locks"), fresh_db("locks"));
+    let db2 = format!("{db1}:b{}", &db2[db2.len() - 4..]);
+    let user2 = "c";
+    let user1 = format!("b{}:c", &db2[db2.len() - 4..]);
+    let _srv = Server::new("", "");
+    let (a, b) = (Ob::open(&db1, "{}").await, Ob::open(&db2, "{}").await);
+    a.start(&user1);
+    b.start(user2);
+    a.save("weight", 70.0, &format!(r#"{{"userId": "{user1}"}}"#)).await;
+    b.save("weight", 71.0, &format!(r#"{{"userId": "{user2}"}}"#)).await;
+    a.drained(&user1, Some(1), 3000).await;
+    b.drained(user2, Some(1), 3000).await;
+    finish(&db2, &[&b]).await;
+    finish(&db1, &[&a]).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_date_with_a_to_string_tag_is_a_date_and_fractional_bounds_are_kept() {
+    let db = fresh_db("dates");
+    let _srv = Server::new(r#"() => ({ hang: true })"#, "");
+    let o = Ob::open(&db, "{}").await;
+    let t = 1_767_312_000_000.0;
+    let opts = json(r#"{"userId": "u1"}"#);
+    set(&opts, "date", &tagged_date(t));
+    let e = o.ok("saveWeight", &[n(70.0), opts]).await;
+    assert_eq!(num(&e, "date"), t);
+    let q = |from: f64, to: f64| {
+        let q = json(r#"{"userId": "u1"}"#);
+        set(&q, "from", &n(from));
+        set(&q, "to", &n(to));
+        q
+    };
+    assert_eq!(o.entries(q(t + 0.5, t + 10.0)).await.len(), 0, "from is after the measurement");
+    assert_eq!(o.entries(q(t - 10.0, t - 0.5)).await.len(), 0, "to is before the measurement");
+    assert_eq!(o.entries(q(t - 0.5, t + 0.5)).await.len(), 1);
+    assert_eq!(o.entries(q(t + 0.2, t + 0.7)).await.len(), 0, "a range between two milliseconds is empty, not an error");
     finish(&db, &[&o]).await;
 }

@@ -90,3 +90,29 @@ fn batch_health_and_storage_options() {
     assert_eq!(with("failingAfter", num(0.0)).unwrap_err().js_class(), JsClass::RangeError);
     assert_eq!(with("stalledAfterMs", num(60_000.0)).unwrap().stalled_after_ms, 60_000);
 }
+
+#[test]
+fn log_level_of_the_wrong_kind_is_a_type_error() {
+    assert_eq!(with("log", num(5.0)).unwrap_err().js_class(), JsClass::TypeError);
+    assert_eq!(with("log", Arg::Str("loud".into())).unwrap_err().js_class(), JsClass::RangeError);
+    assert_eq!(with("log", Arg::Str("off".into())).unwrap().log, LogLevel::Off);
+}
+
+#[test]
+fn tokens_a_header_cannot_carry_are_named() {
+    assert_eq!(token_problem("eyJhbGciOi.x-y_z"), None);
+    assert_eq!(token_problem("caf\u{e9}"), None);
+    assert!(token_problem("tok\u{20ac}n").unwrap().contains("Latin-1"));
+    assert!(token_problem("abc\ndef").unwrap().contains("line break"));
+    assert!(token_problem("abc\rdef").is_some());
+    assert!(token_problem("abc\u{fffd}").is_some());
+}
+
+#[test]
+fn an_item_url_puts_the_id_in_the_path_before_the_query() {
+    assert_eq!(item_url("http://h/api/v1/progress", "b-7"), "http://h/api/v1/progress/b-7");
+    assert_eq!(item_url("http://h/api/v1/progress/", "b-7"), "http://h/api/v1/progress/b-7");
+    assert_eq!(item_url("http://h/api/v1/progress?tenant=1", "b-7"), "http://h/api/v1/progress/b-7?tenant=1");
+    assert_eq!(item_url("http://h/api/v1/progress/?tenant=1#x", "b%2F7"), "http://h/api/v1/progress/b%2F7?tenant=1");
+    assert_eq!(item_url("http://h/api#frag?not-a-query", "b-7"), "http://h/api/b-7");
+}

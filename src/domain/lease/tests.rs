@@ -32,3 +32,14 @@ fn a_missing_record_means_gone_soon() {
     w.reset();
     assert_eq!(w.observe(None, 5_000.0), 0.0);
 }
+
+#[test]
+fn lock_names_of_different_databases_and_users_never_coincide() {
+    assert_eq!(lock_name("progress-outbox", "u1"), "progress-outbox:progress-outbox:u1");
+    assert_ne!(lock_name("app", "b:c"), lock_name("app:b", "c"));
+    assert_eq!(lock_name("app", "b:c"), "progress-outbox:app:b%3Ac");
+    assert_ne!(lock_name("a%3Ab", "c"), lock_name("a:b", "c"));
+    // A user named like a liveness lock stays a user.
+    assert_ne!(lock_name("db", "alive:x"), alive_lock_name("db", "x"));
+    assert_eq!(alive_lock_name("d:b", "x"), "progress-outbox:d%3Ab:alive:x");
+}

@@ -53,7 +53,7 @@ fn entries_queries() {
     assert_eq!(q, EntriesQuery { user_id: "u1".into(), metric: None, from: None, to: None, limit: None });
     let q = validate_entries_query(&Arg::Str("u2".into()), &Arg::Str("steps".into()), &Arg::Date(1_000.0), &Arg::Number(2_000.0), &Arg::Number(100.0), None)
         .unwrap();
-    assert_eq!(q, EntriesQuery { user_id: "u2".into(), metric: Some(Metric::Steps), from: Some(1_000), to: Some(2_000), limit: Some(100) });
+    assert_eq!(q, EntriesQuery { user_id: "u2".into(), metric: Some(Metric::Steps), from: Some(1_000.0), to: Some(2_000.0), limit: Some(100) });
     assert_eq!(validate_entries_query(&u, &u, &u, &u, &u, None), Err(Error::NoCurrentUser { method: "entries" }));
     assert_eq!(validate_entries_query(&u, &Arg::Str("kcal".into()), &u, &u, &u, Some("u")).unwrap_err().js_class(), JsClass::RangeError);
     assert_eq!(validate_entries_query(&u, &u, &Arg::Str("2026".into()), &u, &u, Some("u")).unwrap_err().js_class(), JsClass::TypeError);
