@@ -18,7 +18,7 @@ use crate::domain::stats::{PassReport, Stats};
 use crate::domain::time::TimeMs;
 use crate::domain::{Error, Result};
 use crate::platform::channel::Message;
-use crate::platform::timer::{sleep, within};
+use crate::platform::timer::{sleep, within, Notify};
 use crate::platform::{call0, mono, new_id, now, storage, Log};
 use crate::store::quarantine::Quarantined;
 use crate::store::Store;
@@ -268,7 +268,7 @@ impl OutboxCore {
                 break;
             }
             if shared.is_leader() {
-                if let Some(r) = processor::pass_now(shared, true).await {
+                if let Some(r) = self.detached_pass().await? {
                     return Ok(r);
                 }
             } else if self.uploader_elsewhere(&user).await {
@@ -277,6 +277,29 @@ impl OutboxCore {
             sleep(10).await;
         }
         Ok(PassReport { user_id: Some(user), ..PassReport::default() })
+    }
+
+    /// A pass run as its own task and waited for, within a bound like every call's: each storage
+    /// step of a pass gives up after 10 s and each request after requestTimeoutMs, but a pass
+    /// already running (stuck behind another tab's transaction) comes first. Giving up waiting
+    /// never cancels a pass half-way (its claims would be left in flight).
+    async fn detached_pass(&self) -> Result<Option<PassReport>> {
+        let shared = &self.shared;
+        let limit = u64::from(crate::platform::idb::DEADLINE_MS) + shared.config.request_timeout_ms;
+        let slot: Rc<RefCell<Option<Option<PassReport>>>> = Rc::default();
+        let done = Rc::new(Notify::default());
+        {
+            let (shared, slot, done) = (shared.clone(), slot.clone(), done.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let report = processor::pass_now(&shared, true).await;
+                *slot.borrow_mut() = Some(report);
+                done.notify();
+            });
+        }
+        match within(limit, done.notified()).await {
+            Some(()) => Ok(slot.borrow_mut().take().flatten()),
+            None => Err(Error::PassTimedOut(limit)),
+        }
     }
 
     /// Does another context upload for `user` right now?
@@ -297,7 +320,7 @@ impl OutboxCore {
         let id = new_id();
         let (slot, done) = shared.await_pass(&id);
         shared.post(&Message::PassRequest { id: id.clone(), user: user.to_owned() });
-        let limit = 2 * shared.config.request_timeout_ms + 5_000;
+        let limit = u64::from(crate::platform::idb::DEADLINE_MS) + shared.config.request_timeout_ms;
         let _ = within(limit, done.notified()).await;
         shared.forget_pass(&id);
         let answer = slot.borrow_mut().take();

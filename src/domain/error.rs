@@ -70,6 +70,10 @@ pub enum Error {
     /// A storage call did not settle in time (the browser's IndexedDB is stuck or overloaded).
     #[error("IndexedDB {0} did not finish within 10 s; nothing of it was stored. Try again; if it persists, reload the page")]
     TimedOut(&'static str),
+    /// `processNow()` gave up waiting for its pass (storage stuck in another tab, or a pass
+    /// already running that cannot finish); the pass goes on in the background.
+    #[error("processNow: the pass did not finish within {0} ms (IndexedDB is busy or stuck, for example a long transaction in another tab); it goes on in the background and stats() shows its progress")]
+    PassTimedOut(u64),
     /// Another tab upgraded the database; this connection was closed so the upgrade could proceed.
     #[error("the database was upgraded by a newer version of the app in another tab; reload this page")]
     VersionChanged,
@@ -111,7 +115,7 @@ impl Error {
             Error::UnknownEvent(_) => "UNKNOWN_EVENT",
             Error::UnknownEntry { .. } => "UNKNOWN_ENTRY",
             Error::Blocked(_) => "BLOCKED",
-            Error::TimedOut(_) => "TIMEOUT",
+            Error::TimedOut(_) | Error::PassTimedOut(_) => "TIMEOUT",
             Error::Unsupported(_) => "UNSUPPORTED",
             Error::QuotaExceeded(_) => "QUOTA_EXCEEDED",
             Error::Storage { .. } => "STORAGE",

@@ -313,10 +313,20 @@ pub fn begin(db: &IdbDatabase, stores: &[&str], mode: Mode, operation: &'static 
     raw.set_onerror(Some(handlers[2].as_ref().unchecked_ref()));
     let timed_out = Rc::new(Cell::new(false));
     let deadline = {
-        let (raw, timed_out) = (raw.clone(), timed_out.clone());
+        let (raw, timed_out, slot) = (raw.clone(), timed_out.clone(), slot.clone());
         gloo_timers::callback::Timeout::new(DEADLINE_MS, move || {
             timed_out.set(true);
             let _ = raw.abort();
+            // A transaction still queued behind another context's gets its abort event only once
+            // it would have started (Chromium: 30 s later, when the other one ended); one with no
+            // request pending has nothing else to fail. Its waiter learns now.
+            let mut s = slot.borrow_mut();
+            if s.ending.is_none() {
+                s.ending = Some(Err(None));
+            }
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
         })
     };
     Ok(Tx { tx: idb::Transaction::from(raw.clone()), raw, slot, committing: Cell::new(false), timed_out, operation, _handlers: handlers, _deadline: deadline })

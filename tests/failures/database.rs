@@ -2,6 +2,8 @@
 //! never settled, the leader kept leading while every pass failed, its wiped heartbeat meant no
 //! follower took over, and aborted transactions threw "closure invoked recursively or after being
 //! dropped" into the page. Now: reopened on the next call, every call settles, the uploads go on.
+//! And another tab's long transaction: `resetForRetry` settled only when it ended (30 s), and
+//! `processNow` after 41 s; now each gives up at its bound.
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -109,4 +111,32 @@ async fn f3_an_uploader_with_no_heartbeat_record_is_taken_over() {
     assert_eq!(keys(&stub).len(), 1);
     call(&frozen, "release", &[]);
     finish(&db, &[&outbox]).await;
+}
+
+#[wasm_bindgen_test]
+async fn f3_calls_queued_behind_another_tabs_long_transaction_settle_at_their_bound() {
+    let db = fresh_db("long-tx");
+    let _stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, r#"{"processingIntervalMs": 3600000, "requestTimeoutMs": 1000, "log": "off"}"#).await;
+    let idle = open(&db, r#"{"processingIntervalMs": 3600000, "log": "off"}"#).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    save(&outbox, 70.0).await;
+    eventually(3_000, "u1's uploader", || async { outbox.is_leader() }).await;
+    // Held for 25 s: each call below must settle well before that (10 s for storage; a pass
+    // 10 s + requestTimeoutMs).
+    let hold = resolves(5_000, "the other tab's transaction", hold_transaction(&db, 25_000)).await;
+    let t0 = js_sys::Date::now();
+    let ids = js_sys::Array::new();
+    let reset = settles(14_000, "resetForRetry([]) behind the transaction", idle.reset_for_retry(ids.into())).await;
+    assert_eq!(reset.err().map(|e| get(&e, "code")).and_then(|c| c.as_string()).as_deref(), Some("TIMEOUT"));
+    let pass = settles(14_000, "processNow() behind the transaction", outbox.process_now()).await;
+    if let Err(e) = &pass {
+        assert_eq!(get(e, "code").as_string().as_deref(), Some("TIMEOUT"), "{}", message(e));
+    }
+    assert!(js_sys::Date::now() - t0 < 24_000.0, "both settled before the transaction ended");
+    let _ = wasm_bindgen_futures::JsFuture::from(get(&hold, "ended").unchecked_into::<js_sys::Promise>()).await;
+    // Afterwards everything works, and the save is delivered.
+    let _ = process_now(&outbox, 10_000).await;
+    eventually(10_000, "the save uploads once the transaction is over", || async { all_completed(&outbox, 1).await }).await;
+    finish(&db, &[&outbox, &idle]).await;
 }

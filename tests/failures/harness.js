@@ -362,6 +362,22 @@ export async function stubbornConnection(name, version) {
   return { close: () => db.close() };
 }
 
+// Another tab's long readwrite transaction over every store of `name`, kept alive for `ms` by
+// a chain of reads (a tab busy in a long import, or a broken one). Resolves once it is running;
+// `ended` resolves when it is over.
+export async function holdTransaction(name, ms) {
+  const db = await idbOpen(name);
+  const tx = db.transaction([...db.objectStoreNames], "readwrite");
+  const store = tx.objectStore(db.objectStoreNames[0]);
+  const until = performance.now() + ms;
+  const ended = new Promise((resolve) => { tx.oncomplete = tx.onabort = tx.onerror = () => { db.close(); resolve(); }; });
+  await new Promise((running) => {
+    const spin = () => { const r = store.get("none"); r.onsuccess = () => { running(); if (performance.now() < until) spin(); }; };
+    spin();
+  });
+  return { ended };
+}
+
 // Deletes the database the way site-data clearing (or this app's other code) does; resolves once
 // the delete went through ("success") or reports "blocked" if it is still waiting after `ms`.
 export function wipeDb(name, ms) {

@@ -14,11 +14,6 @@ async fn open_as(db: &str, cfg: &str, token: &str) -> progress_outbox::Outbox {
     open_with(c).await
 }
 
-async fn all_completed(outbox: &progress_outbox::Outbox, n: usize) -> bool {
-    let all = events(outbox, r#"{"userId": "u1"}"#).await;
-    all.len() == n && all.iter().all(|e| opt_string(e, "status").as_deref() == Some("completed"))
-}
-
 /// `a` leads and is uploading the first of three events (held open by the server); `b` waits.
 async fn mid_pass(db: &str, cfg: &str) -> (progress_outbox::Outbox, progress_outbox::Outbox, JsValue) {
     let stub = stub_fetch(&json(r#"[{"hold": "first"}]"#), &json(r#"{"status": 201}"#));

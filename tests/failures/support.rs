@@ -58,6 +58,8 @@ extern "C" {
     pub fn raw_stores(db: &str) -> Promise;
     #[wasm_bindgen(js_name = createLegacyDb)]
     pub fn create_legacy_db(db: &str, entries: &JsValue) -> Promise;
+    #[wasm_bindgen(js_name = holdTransaction)]
+    pub fn hold_transaction(db: &str, ms: u32) -> Promise;
     #[wasm_bindgen(js_name = stubbornConnection)]
     pub fn stubborn_connection(db: &str, version: u32) -> Promise;
     #[wasm_bindgen(js_name = wipeDb)]
@@ -210,3 +212,9 @@ pub async fn lock_state(name: &str) -> (usize, usize) {
 pub const YEAR_MS: f64 = 365.0 * 24.0 * 3_600_000.0;
 pub const DAY_MS: f64 = 24.0 * 3_600_000.0;
 pub const HOUR_MS: f64 = 3_600_000.0;
+
+/// True once u1 has exactly `n` events, all completed.
+pub async fn all_completed(outbox: &Outbox, n: usize) -> bool {
+    let all = events(outbox, r#"{"userId": "u1"}"#).await;
+    all.len() == n && all.iter().all(|e| opt_string(e, "status").as_deref() == Some("completed"))
+}
