@@ -41,21 +41,31 @@ pub struct Beat {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BeatWatch {
     seen: Option<Option<Beat>>,
+    /// When the beat may last have changed: the last look before the current value was first
+    /// seen (the change happened after it), or the first look of all.
     since: f64,
+    /// The latest look.
+    last: f64,
 }
 
 impl BeatWatch {
-    /// Records what was read at monotonic time `now`; returns for how long (ms) it has not
-    /// changed.
+    /// Records what was read at monotonic time `now`; returns for how long (ms) it may have
+    /// stood still: measured from the look *before* the current value appeared, so a heartbeat
+    /// that stopped right after a look is not given an extra interval.
     pub fn observe(&mut self, beat: Option<Beat>, now: f64) -> f64 {
         match &self.seen {
-            Some(seen) if *seen == beat => (now - self.since).max(0.0),
-            _ => {
+            Some(seen) if *seen == beat => {}
+            Some(_) => {
+                self.seen = Some(beat);
+                self.since = self.last;
+            }
+            None => {
                 self.seen = Some(beat);
                 self.since = now;
-                0.0
             }
         }
+        self.last = now;
+        (now - self.since).max(0.0)
     }
 
     /// Forget what was seen (a new wait begins).
@@ -71,13 +81,22 @@ pub fn takeover_after_ms(processing_interval_ms: u64, request_timeout_ms: u64) -
     (2 * processing_interval_ms + request_timeout_ms + 1_000) as f64
 }
 
-/// Is the uploader gone? `still_ms` from [`BeatWatch::observe`]; a missing record (the database
-/// was wiped, or the uploader never wrote one) is given one interval and a second to appear.
-pub fn uploader_gone(beat: Option<&Beat>, still_ms: f64, takeover_ms: f64, processing_interval_ms: u64) -> bool {
-    match beat {
-        Some(_) => still_ms > takeover_ms,
-        None => still_ms > (processing_interval_ms as f64 + 1_000.0).min(takeover_ms),
-    }
+/// What taking over costs after the decision (stealing the lock, writing the uploader record):
+/// the decision comes this much before the bound, so the new uploader is in place within it. A
+/// live uploader's pauses stay shorter than the bound by a second, and a follower's stillness
+/// overstates its own by at most one interval: still no live uploader is taken for gone.
+pub const TAKEOVER_COST_MS: f64 = 250.0;
+
+/// In how many ms the uploader counts as gone if its record stays as it is (`<= 0`: gone now).
+/// `still_ms` from [`BeatWatch::observe`]; a missing record (the database was wiped, or the
+/// uploader never wrote one) is given one interval and a second to appear. A follower looks
+/// again at the latest when this runs out, not only on its interval.
+pub fn uploader_gone_in(beat: Option<&Beat>, still_ms: f64, takeover_ms: f64, processing_interval_ms: u64) -> f64 {
+    let limit = match beat {
+        Some(_) => takeover_ms,
+        None => (processing_interval_ms as f64 + 1_000.0).min(takeover_ms),
+    };
+    limit - TAKEOVER_COST_MS - still_ms
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use super::Shared;
-use crate::domain::lease::{takeover_after_ms, uploader_gone, BeatWatch};
+use crate::domain::lease::{takeover_after_ms, uploader_gone_in, BeatWatch};
 use crate::platform::channel::Message;
 use crate::platform::locks::{self, Lock};
 use crate::platform::timer::{first, sleep, Notify};
@@ -86,13 +86,17 @@ impl Leadership {
             }
             let granted = self.lock.borrow().as_ref().is_some_and(|l| l.held());
             let record = shared.store.leader(&self.user).await;
+            let mut next_look = cfg.processing_interval_ms.clamp(1, 60_000) as f64;
             if granted {
                 if let Ok(Some(lead)) = shared.store.take_lead(&self.user, &shared.instance_id, None).await {
                     return self.became(lead, "lock");
                 }
             } else if let Ok(record) = record {
                 let still = self.watch.observe(record.clone(), mono());
-                let gone = uploader_gone(record.as_ref(), still, self.takeover_ms(), cfg.processing_interval_ms);
+                let left = uploader_gone_in(record.as_ref(), still, self.takeover_ms(), cfg.processing_interval_ms);
+                let gone = left <= 0.0;
+                // Looked at again when the wait runs out, not up to an interval later.
+                next_look = next_look.min(left.max(0.0) + 1.0);
                 if !with_locks {
                     // The record is the lease: free when missing, or when its beat stopped.
                     if record.as_ref().is_none_or(|b| b.owner.is_empty()) || gone {
@@ -116,7 +120,7 @@ impl Leadership {
             if is_visible_page() {
                 shared.post(&Message::WantLead { user: self.user.clone() });
             }
-            first(sleep(cfg.processing_interval_ms.clamp(1, 60_000)), wake.notified()).await;
+            first(sleep(next_look as u64), wake.notified()).await;
             // A follower's subscribers see health age too ("stalled" comes without any write).
             shared.subscribers.changed(&shared);
         }
