@@ -305,7 +305,7 @@ fn token_source(value: &JsValue) -> Result<TokenSource, Error> {
     if value.is_undefined() || value.is_null() {
         Ok(TokenSource::None)
     } else if let Some(f) = as_function(value) {
-        Ok(TokenSource::Function(f))
+        Ok(TokenSource::Function(f, Default::default()))
     } else if let Some(s) = value.as_string().filter(|s| !s.is_empty()) {
         // Never echo the value: it may be a secret. A lone surrogate (read as U+FFFD) is refused
         // with the other characters a header cannot carry.

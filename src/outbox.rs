@@ -240,6 +240,8 @@ impl OutboxCore {
         if !reset.is_empty() {
             let list: Vec<&str> = reset.iter().map(|e| e.id.as_str()).collect();
             shared.log.info(|| format!("resetForRetry: {} events back to pending: {}", list.len(), list.join(", ")));
+            // Asked for by a person: no wait for the backoff a server without answers earned.
+            shared.net.borrow_mut().until = 0.0;
             shared.wake();
             shared.changed();
         }

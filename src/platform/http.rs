@@ -174,7 +174,15 @@ pub async fn send(call: Call<'_>) -> Reply {
                 controller.abort();
                 return Reply::Timeout;
             }
-            Some(t) => t.ok().and_then(|t| t.as_string()).unwrap_or_default(), // a body cut off: the status still says what happened
+            Some(Ok(t)) => t.as_string().unwrap_or_default(),
+            // A success whose body was cut off (the connection dropped): its id is lost, so this
+            // is no answer (retried, never counted); the key makes the server answer it again.
+            Some(Err(e)) if (200..300).contains(&status) => {
+                let what = if call.batch { "the batch answer" } else { "the answer" };
+                return Reply::Network(format!("the connection dropped while {what} (HTTP {status}) was read ({})", describe_error(&e)));
+            }
+            // Any other status says what happened, cut body or not.
+            Some(Err(_)) => String::new(),
         },
         Err(_) => String::new(),
     };

@@ -2,6 +2,8 @@
 //! (throws, rejects, returns garbage, never answers) becomes a clear reason, bounded by the
 //! request timeout. Neither the token nor anything the function returned is ever put in a message.
 
+use std::cell::RefCell;
+
 use js_sys::{Function, Object, Promise};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
@@ -17,8 +19,17 @@ pub enum TokenSource {
     /// A fixed token.
     Static(String),
     /// `token(userId, { refresh })`: asked before each upload (`refresh: false`) and once more
-    /// after a 401 (`refresh: true`: the cached token was refused).
-    Function(Function),
+    /// after a 401 (`refresh: true`: the cached token was refused). With the last tokens it
+    /// returned, blanked out of whatever it throws later ("could not refresh <token>").
+    Function(Function, RefCell<Vec<String>>),
+}
+
+/// How many of the function's latest tokens are remembered for blanking.
+const REMEMBERED: usize = 4;
+
+/// `why` with every remembered token replaced by `[token]`.
+fn blank(why: String, seen: &RefCell<Vec<String>>) -> String {
+    seen.borrow().iter().fold(why, |m, t| m.replace(t.as_str(), "[token]"))
 }
 
 fn kind(v: &JsValue) -> &'static str {
@@ -44,27 +55,38 @@ impl TokenSource {
         match self {
             TokenSource::None => Ok(None),
             TokenSource::Static(t) => Ok(Some(t.clone())),
-            TokenSource::Function(f) => {
-                let hint: JsValue = Object::new().into();
-                set(&hint, "refresh", &JsValue::from_bool(refresh));
-                let value =
-                    f.call2(&JsValue::UNDEFINED, &JsValue::from_str(user), &hint).map_err(|e| format!("the token function threw ({})", describe_error(&e)))?;
-                // `Promise.resolve` adopts any thenable (and turns a throwing `then` into a rejection).
-                let answered = within(timeout_ms, JsFuture::from(Promise::resolve(&value))).await;
-                let value = match answered {
-                    None => return Err(format!("the token function did not answer within {timeout_ms} ms (requestTimeoutMs)")),
-                    Some(Err(e)) => return Err(format!("the token function's promise rejected ({})", describe_error(&e))),
-                    Some(Ok(v)) => v,
-                };
-                match value.as_string() {
-                    // A lone surrogate would arrive here replaced by U+FFFD: refused with the rest.
-                    Some(t) if !t.is_empty() => match token_problem(&t) {
-                        None => Ok(Some(t)),
-                        Some(why) => Err(format!("the token function returned a string with {why}; it cannot be sent in an Authorization header")),
-                    },
-                    _ => Err(format!("the token function returned {} instead of a token string", kind(&value))),
+            TokenSource::Function(f, seen) => Self::ask(f, user, refresh, timeout_ms).await.map_err(|why| blank(why, seen)).map(|t| {
+                let mut seen = seen.borrow_mut();
+                if !seen.contains(&t) {
+                    if seen.len() == REMEMBERED {
+                        seen.remove(0);
+                    }
+                    seen.push(t.clone());
                 }
-            }
+                Some(t)
+            }),
+        }
+    }
+
+    /// Calls the token function and checks what it gave.
+    async fn ask(f: &Function, user: &str, refresh: bool, timeout_ms: u64) -> Result<String, String> {
+        let hint: JsValue = Object::new().into();
+        set(&hint, "refresh", &JsValue::from_bool(refresh));
+        let value = f.call2(&JsValue::UNDEFINED, &JsValue::from_str(user), &hint).map_err(|e| format!("the token function threw ({})", describe_error(&e)))?;
+        // `Promise.resolve` adopts any thenable (and turns a throwing `then` into a rejection).
+        let answered = within(timeout_ms, JsFuture::from(Promise::resolve(&value))).await;
+        let value = match answered {
+            None => return Err(format!("the token function did not answer within {timeout_ms} ms (requestTimeoutMs)")),
+            Some(Err(e)) => return Err(format!("the token function's promise rejected ({})", describe_error(&e))),
+            Some(Ok(v)) => v,
+        };
+        match value.as_string() {
+            // A lone surrogate would arrive here replaced by U+FFFD: refused with the rest.
+            Some(t) if !t.is_empty() => match token_problem(&t) {
+                None => Ok(t),
+                Some(why) => Err(format!("the token function returned a string with {why}; it cannot be sent in an Authorization header")),
+            },
+            _ => Err(format!("the token function returned {} instead of a token string", kind(&value))),
         }
     }
 }

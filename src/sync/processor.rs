@@ -83,8 +83,9 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     record_leftovers(shared, &lead).await;
     report.stale_reset = recover_stale(shared, user).await?;
 
-    if !is_online() {
-        let probe_due = mono() - shared.net.borrow().last_probe >= cfg.retry.last_step() as f64;
+    let probing = !is_online();
+    if probing {
+        let probe_due = mono() - shared.net.borrow().last_probe >= offline_probe_every(cfg);
         if !probe_due {
             report.offline = true;
             log.debug(|| format!("offline: no uploads for user {user} until the network returns"));
@@ -101,7 +102,8 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     }
 
     let net = network();
-    let workers = net.concurrency(cfg.max_concurrent);
+    // A probe is one request: one worker, one event.
+    let workers = if probing { 1 } else { net.concurrency(cfg.max_concurrent) };
     let pass = Pass {
         shared,
         user,
@@ -115,6 +117,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
         workers_left: Cell::new(workers as usize),
         more: Cell::new(true),
         claim_until: mono() + f64::from(PASS_CLAIMS_FOR_MS),
+        probing,
         stop: Cell::new(false),
         unreachable: Cell::new(false),
         answered: Cell::new(false),
@@ -242,6 +245,13 @@ pub fn is_stale(shared: &Shared, e: &OutboxEvent, held: Option<&[String]>, at: f
     }
 }
 
+/// How often a context whose platform reports offline sends one request anyway, in case the
+/// platform is wrong (ms): the last backoff step, and never more than once in 5 minutes (CONTRACT
+/// §2: while offline no upload starts).
+pub fn offline_probe_every(cfg: &crate::domain::config::Config) -> f64 {
+    (cfg.retry.last_step() as f64).max(300_000.0)
+}
+
 /// One pass's work, shared by its upload workers.
 struct Pass<'a> {
     shared: &'a Rc<Shared>,
@@ -259,6 +269,8 @@ struct Pass<'a> {
     more: Cell<bool>,
     /// No claims after this (monotonic ms): see [`PASS_CLAIMS_FOR_MS`].
     claim_until: f64,
+    /// The platform reports offline: this pass is the one probe (see [`offline_probe_every`]).
+    probing: bool,
     /// No more uploads in this pass (no answer from the server, lost lead, logout).
     stop: Cell<bool>,
     unreachable: Cell<bool>,
@@ -287,6 +299,7 @@ impl Pass<'_> {
             shared.wake();
             return None;
         }
+        let n = if self.probing { 1 } else { n };
         let due = shared.take_due(mono());
         let claim = match shared.store.claim(user, &self.lead, n, &due, cfg.retry.longest_wait()).await {
             Ok(c) => c,
@@ -309,7 +322,7 @@ impl Pass<'_> {
             log.warn(|| format!("{} unreadable event records were set aside (kept in quarantine, not deleted)", claim.quarantined));
         }
         let got = claim.items.len() as u32;
-        self.more.set(got >= n);
+        self.more.set(got >= n && !self.probing);
         let first = {
             let mut r = self.report.borrow_mut();
             r.promoted += claim.promoted;
@@ -570,7 +583,7 @@ pub fn spawn(shared: Rc<Shared>, user: String, generation: u64) -> Running {
     let wake = Rc::new(Notify::default());
     shared.set_wake(Some(wake.clone()));
     let ticker = Ticker::new(shared.config.processing_interval_ms, &wake);
-    // Started while already offline: the first probe comes a last backoff step from now.
+    // Started while already offline: the first probe comes one probe interval from now.
     if !is_online() {
         shared.net.borrow_mut().last_probe = mono();
     }
@@ -583,7 +596,7 @@ pub fn spawn(shared: Rc<Shared>, user: String, generation: u64) -> Running {
                 if event == "online" {
                     s.net.borrow_mut().until = 0.0;
                 } else {
-                    // No upload starts while offline: the first probe comes a last backoff step
+                    // No upload starts while offline: the first probe comes one probe interval
                     // after the platform went offline, not at the next tick.
                     s.net.borrow_mut().last_probe = mono();
                 }

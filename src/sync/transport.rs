@@ -73,6 +73,8 @@ struct Req<'a> {
     key: Option<&'a str>,
     body: Option<&'a JsValue>,
     batch: bool,
+    /// Ask the token function for a fresh token first (the items of a batch answered 401).
+    refresh: bool,
 }
 
 fn to_js<T: Serialize>(v: &T) -> Option<JsValue> {
@@ -92,7 +94,7 @@ impl Transport {
     /// A request of `method` to `url`, with the token of `user` (asked again once after a 401).
     /// `None` when `still_wanted` turned false before it went out (logout, lost lead, close).
     async fn request(&self, user: &str, r: Req<'_>, still_wanted: &dyn Fn() -> bool) -> Option<Result<Reply, String>> {
-        let mut refreshed = false;
+        let mut refreshed = r.refresh;
         loop {
             let token = match self.token.get(user, refreshed, self.timeout_ms).await {
                 Ok(t) => t,
@@ -105,7 +107,7 @@ impl Transport {
                 send(Call { method: r.method, url: r.url, token: token.as_deref(), key: r.key, body: r.body, timeout_ms: self.timeout_ms, batch: r.batch })
                     .await;
             match reply {
-                Reply::Answer(ref a) if a.status == 401 && !refreshed && matches!(self.token, TokenSource::Function(_)) => refreshed = true,
+                Reply::Answer(ref a) if a.status == 401 && !refreshed && matches!(self.token, TokenSource::Function(..)) => refreshed = true,
                 other => return Some(Ok(other)),
             }
         }
@@ -124,7 +126,7 @@ impl Transport {
             (_, None) => return Some(Outcome::Token("the entry has no backend id yet; nothing was sent".into())),
         };
         let json = if e.operation == Operation::Delete { None } else { to_js(&body(e, None)) };
-        let r = Req { method, url: &url, key: Some(&e.id), body: json.as_ref(), batch: false };
+        let r = Req { method, url: &url, key: Some(&e.id), body: json.as_ref(), batch: false, refresh: false };
         match self.request(&e.user_id, r, still_wanted).await? {
             Ok(reply) => Some(outcome(reply, self.timeout_ms)),
             Err(why) => Some(Outcome::Token(why)),
@@ -132,12 +134,35 @@ impl Transport {
     }
 
     /// Uploads claimed events (at most one per entry) in one batch request: one outcome per
-    /// item, and what the answer says about the batch size.
+    /// item, and what the answer says about the batch size. Items answered 401 are sent once
+    /// more at once, in one batch with a fresh token, as a single request's 401 would be.
     pub async fn send_batch(&self, url: &str, items: &[Claimed], user: &str, still_wanted: &dyn Fn() -> bool) -> Option<(Vec<Outcome>, SizeSignal)> {
+        let all: Vec<&Claimed> = items.iter().collect();
+        let (mut outcomes, signal) = self.batch_once(url, &all, user, still_wanted, false).await?;
+        let unauthorized: Vec<usize> = (0..outcomes.len()).filter(|&i| matches!(outcomes[i], Outcome::Response { status: 401, .. })).collect();
+        if !unauthorized.is_empty() && matches!(self.token, TokenSource::Function(..)) {
+            let again: Vec<&Claimed> = unauthorized.iter().map(|&i| &items[i]).collect();
+            if let Some((retried, _)) = self.batch_once(url, &again, user, still_wanted, true).await {
+                for (i, o) in unauthorized.into_iter().zip(retried) {
+                    outcomes[i] = o;
+                }
+            }
+        }
+        Some((outcomes, signal))
+    }
+
+    async fn batch_once(
+        &self,
+        url: &str,
+        items: &[&Claimed],
+        user: &str,
+        still_wanted: &dyn Fn() -> bool,
+        refresh: bool,
+    ) -> Option<(Vec<Outcome>, SizeSignal)> {
         let n = items.len();
         let json = to_js(&Batch { events: items.iter().map(|c| body(&c.event, Some(c))).collect() });
         let started = mono();
-        let r = Req { method: "POST", url, key: None, body: json.as_ref(), batch: true };
+        let r = Req { method: "POST", url, key: None, body: json.as_ref(), batch: true, refresh };
         let reply = match self.request(user, r, still_wanted).await? {
             Ok(r) => r,
             Err(why) => return Some((vec![Outcome::Token(why); n], SizeSignal::Neutral)),

@@ -9,7 +9,10 @@
 //! DELETE sent to the collection taken for done), options that are inherited or getters ignored
 //! (saved for the wrong user), URLs with credentials and tokens no header can carry accepted at
 //! open, two users' Web Locks that collided, a Date with a `Symbol.toStringTag` refused, and a
-//! fractional `from` rounded down.
+//! fractional `from` rounded down. A third: a batch item answered 401 never got a fresh token
+//! (counted, then given up), a success whose body was cut off counted as a failed answer, a token
+//! function's error quoting the token stored, and an offline context probing with 3 requests a
+//! second.
 
 use progress_outbox::Outbox;
 use wasm_bindgen::prelude::*;
@@ -465,5 +468,101 @@ async fn a_date_with_a_to_string_tag_is_a_date_and_fractional_bounds_are_kept() 
     assert_eq!(o.entries(q(t - 10.0, t - 0.5)).await.len(), 0, "to is before the measurement");
     assert_eq!(o.entries(q(t - 0.5, t + 0.5)).await.len(), 1);
     assert_eq!(o.entries(q(t + 0.2, t + 0.7)).await.len(), 0, "a range between two milliseconds is empty, not an error");
+    finish(&db, &[&o]).await;
+}
+
+/// `token(user, { refresh })` that answers "old" until asked to refresh, then "new"; it records
+/// each call's `refresh` in `state.calls`.
+fn refreshing_token(state: &JsValue) -> js_sys::Function {
+    let f = js_sys::Function::new_with_args(
+        "state",
+        "return (user, hint) => { (state.calls ||= []).push(!!hint.refresh); if (hint.refresh) state.fresh = true; return state.fresh ? 'new' : 'old'; }",
+    );
+    f.call1(&JsValue::NULL, state).unwrap().unchecked_into()
+}
+
+async fn open_with_token(db: &str, extra: &str, token: &JsValue) -> Ob {
+    let c = json(r#"{"endpoint": "/api/v1/progress"}"#);
+    assign(&c, &json(FAST));
+    set(&c, "dbName", &s(db));
+    assign(&c, &json(extra));
+    set(&c, "token", token);
+    Ob { js: Outbox::open(c).await.unwrap_or_else(|e| panic!("{}", message(&e))).into(), db: db.to_owned() }
+}
+
+#[wasm_bindgen_test]
+async fn a_batch_item_answered_401_is_sent_again_at_once_with_a_fresh_token() {
+    let db = fresh_db("batch-401");
+    // Item by item, the server refuses the old token (as a gateway per tenant might).
+    let srv = Server::new("", r#"(item, i, req) => req.auth === "Bearer old" && i === 1 ? { status: 401, error: "expired" } : undefined"#);
+    let state = json("{}");
+    let o = open_with_token(&db, r#"{"batchEndpoint": "/api/v1/progress/batch", "backoffMs": [60000]}"#, &refreshing_token(&state)).await;
+    for q in [1.0, 2.0, 3.0] {
+        o.save("mood", q, r#"{"userId": "u1"}"#).await;
+    }
+    o.start("u1");
+    o.drained("u1", Some(3), 3000).await;
+    for e in o.events("u1").await {
+        assert_eq!(num(&e, "attemptCount"), 0.0, "a refreshed 401 is not a counted failure: {}", show(&e));
+    }
+    let calls: Vec<bool> = array(&get(&state, "calls")).iter().map(|v| v.as_bool().unwrap()).collect();
+    assert!(calls.contains(&true), "the token function was asked to refresh: {calls:?}");
+    let sizes = srv.batch_sizes();
+    assert_eq!(sizes, [3, 1], "the 401 item alone, once more, at once");
+    assert_eq!(srv.live().len(), 3);
+    finish(&db, &[&o]).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_success_whose_body_was_cut_off_is_no_answer() {
+    let db = fresh_db("cut-success");
+    let srv = Server::new(r#"(req, st) => st.cut ? { cut: true } : undefined"#, "");
+    set(&srv.st, "cut", &JsValue::TRUE);
+    let o = Ob::open(&db, r#"{"backoffMs": [100], "maxAttempts": 2}"#).await;
+    o.save("weight", 70.0, r#"{"userId": "u1"}"#).await;
+    o.start("u1");
+    eventually(3000, "three cut answers", || async { srv.count("POST", "") >= 3 }).await;
+    let e = o.events("u1").await.remove(0);
+    assert_eq!(num(&e, "attemptCount"), 0.0, "{}", show(&e));
+    assert_eq!(get(&e, "gaveUp").as_bool(), Some(false), "{}", show(&e));
+    assert!(string(&e, "errorMessage").contains("connection dropped"), "{}", show(&e));
+    set(&srv.st, "cut", &JsValue::FALSE);
+    o.process_now().await;
+    o.drained("u1", Some(1), 3000).await;
+    assert_eq!(srv.live().len(), 1, "stored once: the key brought the first answer back");
+    finish(&db, &[&o]).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_token_quoted_in_the_token_functions_error_is_never_stored() {
+    let db = fresh_db("token-in-throw");
+    let _srv = Server::new(r#"(req) => req.auth === "Bearer SECRET-tok-42" ? { status: 401, body: { error: "expired" } } : undefined"#, "");
+    let f = js_sys::Function::new_with_args("user, hint", "if (hint.refresh) throw new Error('could not refresh SECRET-tok-42'); return 'SECRET-tok-42';");
+    let o = open_with_token(&db, r#"{"backoffMs": [60000]}"#, &f).await;
+    o.save("weight", 70.0, r#"{"userId": "u1"}"#).await;
+    o.start("u1");
+    eventually(3000, "the failed attempt", || async { !get(&o.events("u1").await[0], "errorMessage").is_null() }).await;
+    let e = o.events("u1").await.remove(0);
+    let stored = format!("{} {}", string(&e, "errorMessage"), string(&o.stats("u1").await, "lastError"));
+    assert!(!stored.contains("SECRET"), "the token was stored: {stored}");
+    assert!(stored.contains("could not refresh [token]"), "{stored}");
+    finish(&db, &[&o]).await;
+}
+
+#[wasm_bindgen_test]
+async fn offline_with_a_short_backoff_starts_no_upload() {
+    let db = fresh_db("offline-short-backoff");
+    let srv = Server::new("", "");
+    set_online(false);
+    let o = Ob::open(&db, r#"{"backoffMs": [100], "processingIntervalMs": 50}"#).await;
+    for q in [1.0, 2.0, 3.0, 4.0] {
+        o.save("mood", q, r#"{"userId": "u1"}"#).await;
+    }
+    o.start("u1");
+    o.process_now().await;
+    sleep(1_500).await;
+    assert_eq!(srv.requests().len(), 0, "requests started while navigator.onLine was false");
+    set_online(true);
+    o.drained("u1", Some(4), 3000).await;
     finish(&db, &[&o]).await;
 }
