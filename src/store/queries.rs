@@ -161,7 +161,15 @@ impl Store {
                     }
                 };
                 let idx = if q.metric.is_some() { index::BY_USER_METRIC_DATE } else { index::BY_USER_DATE };
-                let range = bound(&key(from), &key(to))?;
+                // Without `to`, the range runs past every number, to the records whose date is
+                // not one (a string written by an older app sorts after numbers, an array after
+                // everything): they come first, newest first, and are quarantined as unreadable.
+                let upper: JsValue = match (q.to, q.metric) {
+                    (Some(_), _) => key(to),
+                    (None, Some(m)) => js_sys::Array::of3(&u, &s(m.name()), &js_sys::Array::new()).into(),
+                    (None, None) => js_sys::Array::of2(&u, &js_sys::Array::new()).into(),
+                };
+                let range = bound(&key(from), &upper)?;
                 let index = entries.index(idx).map_err(error(OP))?;
                 let (mut found, mut odd) = (Vec::new(), Vec::new());
                 walk(index.open_cursor(Some(range), Some(CursorDirection::Prev)), OP, |raw| {
