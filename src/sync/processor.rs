@@ -240,7 +240,11 @@ pub fn is_stale(shared: &Shared, e: &OutboxEvent, held: Option<&[String]>, at: f
     };
     match claimer_alive {
         Some(false) => true,
-        Some(true) => seen_for > stale_after_ms,
+        // Its context lives (it holds its liveness lock), however hung: its request may still be
+        // in flight, with no bound (a busy or frozen page cannot abort it, a server may hold it).
+        // Sending the event again would put it in flight twice (CONTRACT §3b). It resolves the
+        // claim itself when it runs again, or its claims are free the moment it goes.
+        Some(true) => false,
         None => seen_for > stale_after_ms || e.last_attempt_at.is_none_or(|t| (wall - t) as f64 > stale_after_ms),
     }
 }
