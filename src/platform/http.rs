@@ -126,6 +126,14 @@ fn build(call: &Call<'_>, signal: &web_sys::AbortSignal) -> Result<web_sys::Requ
     web_sys::Request::new_with_str_and_init(call.url, &init)
 }
 
+/// How long a deadline that fired late waits for an answer already there.
+const LATE_LOOK_MS: u64 = 100;
+
+/// Did the deadline fire a second or more after it was due (the page ran no code meanwhile)?
+fn overdue(started: f64, timeout_ms: u64) -> bool {
+    mono() - started >= timeout_ms as f64 + 1_000.0
+}
+
 /// Sends one request and reads the answer.
 pub async fn send(call: Call<'_>) -> Reply {
     let started = mono();
@@ -143,7 +151,18 @@ pub async fn send(call: Call<'_>) -> Reply {
         Err(e) => return Reply::Network(format!("fetch threw ({})", describe_error(&e))),
     };
     // `Promise.resolve`: a polyfill may return a thenable, or something that is not a promise.
-    let response = match within(left(started), JsFuture::from(Promise::resolve(&returned))).await {
+    let mut answer = JsFuture::from(Promise::resolve(&returned));
+    let response = match within(left(started), &mut answer).await {
+        // A deadline that fired late (the page was hung or frozen past it) comes before the
+        // answer that arrived meanwhile, whose task is queued behind the timer's: look once more.
+        None if overdue(started, call.timeout_ms) => match within(LATE_LOOK_MS, answer).await {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => return Reply::Network(describe_error(&e)),
+            None => {
+                controller.abort();
+                return Reply::Timeout;
+            }
+        },
         None => {
             controller.abort();
             return Reply::Timeout;
@@ -169,7 +188,8 @@ pub async fn send(call: Call<'_>) -> Reply {
         super::as_function(&get(&headers, "get")).and_then(|f| f.call1(&headers, &JsValue::from_str("Retry-After")).ok()).and_then(|v| v.as_string());
     let text = match response.text() {
         // `Promise.resolve`: a polyfill's `text()` may not return a promise.
-        Ok(p) => match within(left(started), JsFuture::from(Promise::resolve(&p))).await {
+        // At least a late look: a body already there when a late deadline fired is read.
+        Ok(p) => match within(left(started).max(LATE_LOOK_MS), JsFuture::from(Promise::resolve(&p))).await {
             None => {
                 controller.abort();
                 return Reply::Timeout;

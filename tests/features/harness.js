@@ -11,7 +11,8 @@
 // A key already answered with a 2xx is answered the same again (replay), without a second write.
 //
 // `script` (JS source of `(req, st) => spec | undefined`, may be async) shapes each answer; a spec:
-//   delayMs, hold: "name" (wait for st.release("name")), hang (until aborted), networkError,
+//   delayMs, hop (one more task before answering), hold: "name" (wait for st.release("name")),
+//   hang (until aborted), networkError,
 //   status + body (a fixed answer, nothing processed), headers,
 //   after processing: cut (half the body, then the connection dies), notJson, dropLast (batch: the
 //   last result left out).
@@ -161,6 +162,9 @@ export function fakeServer(script, itemScript) {
       let spec = st.script ? await st.script(req, st) : undefined;
       spec = spec || {};
       if (spec.delayMs) await wait(new Promise((r) => setTimeout(r, spec.delayMs)));
+      // One more task before the answer (a network answer is a task of its own, queued behind
+      // timers that came due meanwhile).
+      if (spec.hop) await wait(new Promise((r) => setTimeout(r, 0)));
       if (spec.hold) {
         await wait(new Promise((r) => {
           const list = st.waiting.get(spec.hold) || [];

@@ -12,7 +12,8 @@
 //! fractional `from` rounded down. A third: a batch item answered 401 never got a fresh token
 //! (counted, then given up), a success whose body was cut off counted as a failed answer, a token
 //! function's error quoting the token stored, and an offline context probing with 3 requests a
-//! second.
+//! second. A fourth: an answer that arrived while the page was hung, thrown away for the deadline
+//! that fired late (the event sent again).
 
 use progress_outbox::Outbox;
 use wasm_bindgen::prelude::*;
@@ -73,6 +74,12 @@ export function oddOptionObjects() {
   return [Object.create({ userId: "u2" }), new Getter(), hidden, proxy, Object.create({ userID: "u2" })];
 }
 
+// The page runs no code for `ms` (a long task, a debugger pause, a hung script).
+export function busy(ms) {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {}
+}
+
 // A real Date that says it is something else.
 export function taggedDate(ms) {
   const d = new Date(ms);
@@ -101,6 +108,7 @@ export async function processNowUnderLoad(ob, ms) {
 extern "C" {
     #[wasm_bindgen(js_name = oddOptionObjects)]
     fn odd_option_objects() -> js_sys::Array;
+    fn busy(ms: f64);
     #[wasm_bindgen(js_name = taggedDate)]
     fn tagged_date(ms: f64) -> JsValue;
     #[wasm_bindgen(js_name = callsInOneTurn)]
@@ -564,5 +572,22 @@ async fn offline_with_a_short_backoff_starts_no_upload() {
     assert_eq!(srv.requests().len(), 0, "requests started while navigator.onLine was false");
     set_online(true);
     o.drained("u1", Some(4), 3000).await;
+    finish(&db, &[&o]).await;
+}
+
+#[wasm_bindgen_test]
+async fn an_answer_that_arrived_while_the_page_was_hung_is_used() {
+    let db = fresh_db("hung-answer");
+    let srv = Server::new(r#"() => ({ delayMs: 300, hop: true })"#, "");
+    let o = Ob::open(&db, r#"{"requestTimeoutMs": 500, "backoffMs": [60000]}"#).await;
+    o.save("weight", 70.0, r#"{"userId": "u1"}"#).await;
+    o.start("u1");
+    eventually(2000, "the request in flight", || async { srv.requests().len() == 1 }).await;
+    // Past the request's deadline the page runs nothing; the answer comes meanwhile.
+    busy(1_600.0);
+    o.drained("u1", Some(1), 3000).await;
+    let e = o.events("u1").await.remove(0);
+    assert_eq!(srv.requests().len(), 1, "sent once: {}", show(&e));
+    assert_eq!(num(&e, "requestCount"), 1.0);
     finish(&db, &[&o]).await;
 }
