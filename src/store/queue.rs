@@ -156,12 +156,13 @@ impl Store {
     /// for uploader `lead` (fenced: if the uploader record names another context, nothing is
     /// claimed). First, retries come due go back to the queue: those whose time has come on the
     /// wall clock, those further ahead than any wait allows (the clock was set back), and `due`
-    /// (ids whose backoff elapsed on this context's monotonic clock). Update and delete events
-    /// come with their entry's backend id.
-    pub async fn claim(&self, user: &str, lead: &Lead, limit: u32, due: &[String], longest_wait: u64) -> Result<Claim> {
+    /// (ids whose backoff elapsed on this context's monotonic clock). `waiting`: ids whose backoff
+    /// runs on this context's monotonic clock and has not elapsed: never due early because of a
+    /// clock set back. Update and delete events come with their entry's backend id.
+    pub async fn claim(&self, user: &str, lead: &Lead, limit: u32, due: &[String], waiting: &[String], longest_wait: u64) -> Result<Claim> {
         const OP: &str = "claiming events";
         let tx = self.db().begin(&[EVENTS, ENTRIES, TOMBSTONES, META, QUARANTINE], Mode::Relaxed, OP).await?;
-        let result = claim_in(&tx, user, lead, limit, due, longest_wait).await;
+        let result = claim_in(&tx, user, lead, limit, due, waiting, longest_wait).await;
         tx.finish(result).await
     }
 
@@ -349,7 +350,7 @@ async fn delete_in(tx: &Tx, id: &str, max_attempts: u32, at: TimeMs) -> Result<E
     Ok(Edit { entry, event_id, folded: false })
 }
 
-async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], longest_wait: u64) -> Result<Claim> {
+async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], waiting: &[String], longest_wait: u64) -> Result<Claim> {
     const OP: &str = "claiming events";
     let (events, entries, tombstones, meta, q) = (tx.store(EVENTS)?, tx.store(ENTRIES)?, tx.store(TOMBSTONES)?, tx.store(META)?, tx.store(QUARANTINE)?);
     let mut claim = Claim::default();
@@ -372,7 +373,10 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
         claim.fenced = true;
         return Ok(claim);
     }
-    let mut due_raws: Vec<JsValue> = ranges.iter().flat_map(Asked::values).collect();
+    let mut due_raws: Vec<JsValue> = ranges[0].values();
+    // Beyond any allowed wait: due, unless this context times that retry itself (then its clock
+    // was set back, and the backoff still runs here).
+    due_raws.extend(ranges[1].values().into_iter().filter(|raw| crate::platform::get(raw, "id").as_string().is_none_or(|id| !waiting.contains(&id))));
     due_raws.extend(by_id.iter().map(Asked::value).filter(|v| !v.is_undefined()));
     for raw in &due_raws {
         match decode_event(raw) {

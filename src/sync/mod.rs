@@ -301,6 +301,11 @@ impl Shared {
         self.schedule.borrow_mut().insert(event_id.to_owned(), at);
     }
 
+    /// The events whose retry this context times (not due yet).
+    pub fn scheduled(&self) -> Vec<String> {
+        self.schedule.borrow().keys().cloned().collect()
+    }
+
     /// Takes the scheduled events due at monotonic time `now`.
     pub fn take_due(&self, now: f64) -> Vec<String> {
         let mut due = Vec::new();

@@ -305,7 +305,8 @@ impl Pass<'_> {
         }
         let n = if self.probing { 1 } else { n };
         let due = shared.take_due(mono());
-        let claim = match shared.store.claim(user, &self.lead, n, &due, cfg.retry.longest_wait()).await {
+        let waiting = shared.scheduled();
+        let claim = match shared.store.claim(user, &self.lead, n, &due, &waiting, cfg.retry.longest_wait()).await {
             Ok(c) => c,
             Err(e) => {
                 for id in &due {

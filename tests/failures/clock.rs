@@ -2,7 +2,9 @@
 //! and then corrected left an event due in 2036, +1 day and back turned a backoff into a day, -1 h
 //! added an hour; across contexts a forward jump made a live uploader look dead, and a follower
 //! re-sent an event still in flight. Now retries wait by the monotonic clock (a deadline further
-//! ahead than its rule allows is due), and liveness is judged by heartbeats over elapsed time.
+//! ahead than its rule allows is due, unless this context times it: then the clock was set back
+//! and the backoff still runs; a year back had fired every waiting retry at once, Retry-After
+//! ignored), and liveness is judged by heartbeats over elapsed time.
 //!
 //! The wall clock is `Date.now` with an offset (tests/failures/harness.js); `performance.now` is
 //! left alone. Both outboxes of the two-context test live in this page, so both see the jump.
@@ -110,4 +112,30 @@ async fn f4_a_forward_jump_never_makes_a_follower_resend_an_event_in_flight() {
     assert_eq!(sent(&stub, &key), 1, "each Idempotency-Key is sent once: {:?}", keys(&stub));
     assert_eq!(requests(&stub).len(), 1);
     finish(&db, &[&a, &b]).await;
+}
+
+#[wasm_bindgen_test]
+async fn f4_a_clock_set_back_a_year_fires_no_retry_before_its_backoff() {
+    let db = fresh_db("clock-back-1y");
+    set_clock_offset(0.0);
+    // Five failures at once (the server rate-limits with Retry-After: 3), then it is healthy.
+    let stub = stub_fetch(
+        &json(
+            r#"[{"status": 429, "headers": {"Retry-After": "3"}}, {"status": 429, "headers": {"Retry-After": "3"}}, {"status": 429, "headers": {"Retry-After": "3"}}]"#,
+        ),
+        &json(r#"{"status": 201}"#),
+    );
+    let outbox = open(&db, r#"{"processingIntervalMs": 100, "requestTimeoutMs": 2000, "backoffMs": [500], "maxAttempts": 5}"#).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    for kg in [70.0, 71.0, 72.0] {
+        save(&outbox, kg).await;
+    }
+    eventually(5_000, "three rate-limited answers", || async { requests(&stub).len() == 3 }).await;
+    set_clock_offset(-YEAR_MS);
+    // The retries are 3 s away on the monotonic clock: none comes in the next 2 s.
+    sleep(2_000).await;
+    assert_eq!(requests(&stub).len(), 3, "a retry came before its Retry-After once the clock was set back");
+    eventually(6_000, "the retries once Retry-After has elapsed", || async { all_completed(&outbox, 3).await }).await;
+    set_clock_offset(0.0);
+    finish(&db, &[&outbox]).await;
 }
