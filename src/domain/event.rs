@@ -423,6 +423,20 @@ impl OutboxEvent {
         self.waiting = false;
     }
 
+    /// The create before this update was refused outright (the server never stored the entry):
+    /// this update, written while that create was in flight, goes as the entry's create instead
+    /// (its own key, the latest values), with nothing ahead of it. An update could never be
+    /// addressed: the entry has no backend id and never will from that create.
+    pub fn replace_refused_create(&mut self) -> Result<(), IllegalTransition> {
+        if self.operation != Operation::Update || !self.never_sent() {
+            return Err(self.refuse("replace a refused create"));
+        }
+        self.operation = Operation::Create;
+        self.is_new_record = true;
+        self.waiting = false;
+        Ok(())
+    }
+
     /// Folds an edit into this never-sent create: it will upload the latest values, once.
     pub fn fold(&mut self, entry: &ProgressEntry) -> Result<(), IllegalTransition> {
         if self.operation != Operation::Create || !self.never_sent() {

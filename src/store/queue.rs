@@ -485,9 +485,11 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
                 if *a == Applied::Completed && e.operation == Operation::Create {
                     one.entry = Some(round.ask(entries.get(key.clone()))?);
                 }
-                // Completed, or refused (never stored): the entry's next event may go.
+                // Completed, or refused (never stored): the entry's next event may go. Behind a
+                // refused create, all of them (a delete among them means nothing is to be sent).
                 if e.blocks {
-                    one.next = Some(round.ask(by_entity.get_all(Some(bound(&key2(&key, e.seq as f64 + 1.0), &key2(&key, f64::INFINITY))?), Some(1)))?);
+                    let limit = if refused && e.operation == Operation::Create { None } else { Some(1) };
+                    one.next = Some(round.ask(by_entity.get_all(Some(bound(&key2(&key, e.seq as f64 + 1.0), &key2(&key, f64::INFINITY))?), limit))?);
                 }
             }
         }
@@ -530,15 +532,31 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
             }
             Decision::Retry { message, .. } | Decision::GiveUp { message, .. } => stats.record_failure(r.at, message, r.answered),
         }
-        if let Some(raw) = one.next.as_ref().and_then(|n| n.values().into_iter().next()) {
-            if let Ok(mut n) = decode_event(&raw) {
-                if n.state_key() == StateKey::Waiting {
-                    n.unblock();
-                    put(&events, &encode_event(&n), OP)?;
-                }
+        // The entry's next event may go. Behind a create refused outright (the server never
+        // stored the entry), an update becomes the entry's create, and a delete has nothing to
+        // delete: both replace the refused create, as an edit made after the refusal would.
+        let refused_create = a == Applied::GaveUp && event.refused && event.operation == Operation::Create;
+        let later: Vec<OutboxEvent> = one.next.as_ref().map(|n| n.values().iter().filter_map(|raw| decode_event(raw).ok()).collect()).unwrap_or_default();
+        let mut superseded = false;
+        if refused_create && later.iter().any(|n| n.operation == Operation::Delete) {
+            // Deleted here, never stored there: the entry's events and tombstone go, unsent.
+            for n in &later {
+                events.delete(s(&n.id)).map_err(error(OP))?;
+            }
+            tombstones.delete(s(&event.entity_id)).map_err(error(OP))?;
+            superseded = true;
+        } else if let Some(mut n) = later.into_iter().next() {
+            if n.state_key() == StateKey::Waiting {
+                superseded = refused_create && n.replace_refused_create().is_ok();
+                n.unblock();
+                put(&events, &encode_event(&n), OP)?;
             }
         }
-        put(&events, &encode_event(&event), OP)?;
+        if superseded {
+            events.delete(s(&event.id)).map_err(error(OP))?;
+        } else {
+            put(&events, &encode_event(&event), OP)?;
+        }
         out.push(Recorded::Applied(event, a));
     }
     if !orphans.is_empty() {

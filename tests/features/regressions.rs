@@ -13,7 +13,9 @@
 //! (counted, then given up), a success whose body was cut off counted as a failed answer, a token
 //! function's error quoting the token stored, and an offline context probing with 3 requests a
 //! second. A fourth: an answer that arrived while the page was hung, thrown away for the deadline
-//! that fired late (the event sent again).
+//! that fired late (the event sent again). A fifth: edits made while a create was in flight, then
+//! the create refused: the update waited for a backend id that would never come (retried every
+//! 60 s, forever), the delete stayed pending; device and server differed for good.
 
 use progress_outbox::Outbox;
 use wasm_bindgen::prelude::*;
@@ -589,5 +591,34 @@ async fn an_answer_that_arrived_while_the_page_was_hung_is_used() {
     let e = o.events("u1").await.remove(0);
     assert_eq!(srv.requests().len(), 1, "sent once: {}", show(&e));
     assert_eq!(num(&e, "requestCount"), 1.0);
+    finish(&db, &[&o]).await;
+}
+
+#[wasm_bindgen_test]
+async fn edits_made_while_a_refused_create_was_in_flight_replace_it() {
+    let db = fresh_db("refused-in-flight");
+    let srv = Server::new(r#"(req, st) => req.method === "POST" && st.refuse ? { delayMs: 300, status: 422, body: { error: "no" } } : undefined"#, "");
+    set(&srv.st, "refuse", &JsValue::TRUE);
+    let o = Ob::open(&db, r#"{"backoffMs": [200]}"#).await;
+    o.start("u1");
+    let a = string(&o.save("weight", 70.0, r#"{"userId": "u1"}"#).await, "id");
+    let b = string(&o.save("weight", 80.0, r#"{"userId": "u1"}"#).await, "id");
+    eventually(2000, "both creates in flight", || async { srv.count("POST", "") == 2 }).await;
+    o.update(&a, r#"{"quantity": 71}"#).await;
+    o.update(&b, r#"{"quantity": 81}"#).await;
+    o.delete(&b).await;
+    set(&srv.st, "refuse", &JsValue::FALSE);
+    // A goes as a fresh create with its latest values; B never reaches the server.
+    eventually(5000, "A stored with its edit", || async { srv.live().iter().any(|r| num(r, "quantity") == 71.0) }).await;
+    o.drained("u1", None, 3000).await;
+    let live = srv.live();
+    assert_eq!(live.len(), 1, "only A is on the server");
+    assert_eq!((srv.count("POST", ""), srv.count("PUT", ""), srv.count("DELETE", "")), (3, 0, 0), "two refused creates, one fresh create");
+    let entries = o.entries_of("u1").await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(string(&entries[0], "backendId"), string(&live[0], "id"));
+    let evs = o.events("u1").await;
+    assert!(evs.iter().all(|e| string(e, "status") == "completed"), "nothing left waiting: {}", evs.iter().map(show).collect::<Vec<_>>().join(", "));
+    assert_eq!(num(&o.stats("u1").await, "gaveUp"), 0.0);
     finish(&db, &[&o]).await;
 }

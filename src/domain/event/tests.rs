@@ -219,3 +219,14 @@ fn create_event_gave_up_exhausted() -> OutboxEvent {
     e.apply(c, &Decision::GiveUp { message: "HTTP 503".into(), refused: false }, NOW).unwrap();
     e
 }
+
+#[test]
+fn an_update_queued_behind_a_refused_create_becomes_the_create() {
+    let mut up = queued(Operation::Update, true);
+    up.replace_refused_create().unwrap();
+    assert_eq!((up.operation, up.is_new_record, up.waiting), (Operation::Create, true, false));
+    assert_eq!(up.metadata, Metadata::of(&entry()), "the latest values");
+    // Only a never-sent update can.
+    assert!(create().replace_refused_create().is_err());
+    assert!(queued(Operation::Delete, true).replace_refused_create().is_err());
+}
