@@ -70,6 +70,10 @@ pub enum Error {
     /// A storage call did not settle in time (the browser's IndexedDB is stuck or overloaded).
     #[error("IndexedDB {0} did not finish within 10 s; nothing of it was stored. Try again; if it persists, reload the page")]
     TimedOut(&'static str),
+    /// Opening got no answer for 10 s: another tab's upgrade of the database (or one that blocks
+    /// it) is ahead of this open in the browser's queue, or storage is stuck.
+    #[error("opening database \"{0}\" did not finish within 10 s: another tab of this app may be upgrading it, or keeps an older version of it open (close or reload the app's other tabs, then try again); otherwise the browser's storage is stuck (reload the page)")]
+    OpenTimedOut(String),
     /// `processNow()` gave up waiting for its pass (storage stuck in another tab, or a pass
     /// already running that cannot finish); the pass goes on in the background.
     #[error("processNow: the pass did not finish within {0} ms (IndexedDB is busy or stuck, for example a long transaction in another tab); it goes on in the background and stats() shows its progress")]
@@ -115,7 +119,7 @@ impl Error {
             Error::UnknownEvent(_) => "UNKNOWN_EVENT",
             Error::UnknownEntry { .. } => "UNKNOWN_ENTRY",
             Error::Blocked(_) => "BLOCKED",
-            Error::TimedOut(_) | Error::PassTimedOut(_) => "TIMEOUT",
+            Error::TimedOut(_) | Error::PassTimedOut(_) | Error::OpenTimedOut(_) => "TIMEOUT",
             Error::Unsupported(_) => "UNSUPPORTED",
             Error::QuotaExceeded(_) => "QUOTA_EXCEEDED",
             Error::Storage { .. } => "STORAGE",

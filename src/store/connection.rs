@@ -251,7 +251,7 @@ async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDat
             }
         });
         raw.set_onsuccess(Some(late.unchecked_ref()));
-        return Err(if was_blocked.get() { Error::Blocked(name.into()) } else { Error::TimedOut(OP) });
+        return Err(if was_blocked.get() { Error::Blocked(name.into()) } else { Error::OpenTimedOut(name.into()) });
     };
     drop(request);
     match result {
