@@ -108,20 +108,28 @@ pub fn is_worker() -> bool {
 
 #[wasm_bindgen]
 extern "C" {
-    // `Date.prototype.getTime.call(v)`: the realm-neutral brand check of a Date (it reads the
-    // internal time slot and throws for anything without one; `Symbol.toStringTag` and
-    // `instanceof` can both lie). Caught.
+    // `Object.prototype.toString.call(v)` and `Date.prototype.getTime.call(v)`: realm-neutral
+    // checks. The second is the brand check of a Date (it reads the internal time slot and
+    // throws for anything without one; `Symbol.toStringTag` and `instanceof` can both lie). Both
+    // can throw (a revoked Proxy): caught.
+    #[wasm_bindgen(js_namespace = ["Object", "prototype", "toString"], js_name = call, catch)]
+    fn object_tag(v: &JsValue) -> Result<String, JsValue>;
     #[wasm_bindgen(js_namespace = ["Date", "prototype", "getTime"], js_name = call, catch)]
     fn date_get_time(v: &JsValue) -> Result<f64, JsValue>;
 }
 
 /// The time of a `Date` from any realm (its internal slot, not `instanceof`: an iframe's or a
-/// test driver's dates are dates too), or `None` for anything else.
+/// test driver's dates are dates too), or `None` for anything else. A plain object or an array
+/// (every options object) is told by its tag: the brand check throws for them, and a throw costs
+/// tens of microseconds on every call.
 pub fn date_time(value: &JsValue) -> Option<f64> {
     if !value.is_object() {
         return None;
     }
-    date_get_time(value).ok()
+    match object_tag(value).ok()?.as_str() {
+        "[object Object]" | "[object Array]" | "[object Function]" => None,
+        _ => date_get_time(value).ok(),
+    }
 }
 
 /// Describes a JS value for pure validation (see [`Arg`]). Reads each value once.
