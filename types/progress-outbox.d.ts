@@ -42,8 +42,9 @@ export interface OutboxConfig {
   cleanupIntervalMs?: number;
   /** Completed events older than this are deleted by cleanup. Default 604800000 (7 days). */
   retentionMs?: number;
-  /** An event processing for longer than this is stale (its context hangs); one whose context is
-   *  gone (closed, crashed) is stale at once. Default 300000. */
+  /** A claim whose context is gone (closed, crashed) is stale at once; one whose context lives
+   *  never is (its request may still be in flight). Where there are no Web Locks, a claim unchanged
+   *  for this long is stale. Default 300000. */
   staleAfterMs?: number;
   /** Per-request (and per token call) timeout in ms. Default 30000. */
   requestTimeoutMs?: number;
