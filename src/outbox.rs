@@ -157,7 +157,7 @@ impl OutboxCore {
     }
 
     async fn update_now(&self, id: String, input: UpdateInput, at: TimeMs) -> Result<ProgressEntry> {
-        let edit = self.shared.store.update(&id, input, self.shared.config.max_attempts, at).await?;
+        let edit = self.shared.store.update(&id, input, self.shared.config.max_attempts, at, &|e| self.withdraw(e)).await?;
         let how = if edit.folded { "folded into its unsent create" } else { "queued as an update" };
         self.shared.log.info(|| format!("entry {id} updated ({how}, event {})", edit.event_id.as_deref().unwrap_or("-")));
         self.after_write(&edit.entry.user_id);
@@ -173,13 +173,18 @@ impl OutboxCore {
     }
 
     async fn delete_now(&self, id: String) -> Result<()> {
-        let edit = self.shared.store.delete(&id, self.shared.config.max_attempts, now()).await?;
+        let edit = self.shared.store.delete(&id, self.shared.config.max_attempts, now(), &|e| self.withdraw(e)).await?;
         match &edit.event_id {
             Some(e) => self.shared.log.info(|| format!("entry {id} deleted; delete event {e} queued (kept as a tombstone until acknowledged)")),
             None => self.shared.log.info(|| format!("entry {id} deleted before anything of it was sent: removed, nothing to send")),
         }
         self.after_write(&edit.entry.user_id);
         Ok(())
+    }
+
+    /// An edit takes back an event this outbox claimed and has not started to send.
+    fn withdraw(&self, e: &OutboxEvent) -> bool {
+        e.claimed_by.as_deref() == Some(self.shared.instance_id.as_str()) && self.shared.withdraw(&e.id)
     }
 
     fn after_write(&self, user: &str) {

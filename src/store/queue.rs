@@ -136,19 +136,19 @@ impl Store {
     /// `update(entryId, changes)`: the entry's new values and their event, in one strict
     /// transaction (folded into a never-sent create, or a new event queued behind the entry's
     /// unfinished ones).
-    pub async fn update(&self, id: &str, input: UpdateInput, max_attempts: u32, at: TimeMs) -> Result<Edit> {
+    pub async fn update(&self, id: &str, input: UpdateInput, max_attempts: u32, at: TimeMs, withdraw: &dyn Fn(&OutboxEvent) -> bool) -> Result<Edit> {
         const OP: &str = "updating an entry";
         let tx = self.db().begin(&[ENTRIES, EVENTS], Mode::Strict, OP).await?;
-        let result = update_in(&tx, id, input, max_attempts, at).await;
+        let result = update_in(&tx, id, input, max_attempts, at, withdraw).await;
         tx.finish(result).await
     }
 
     /// `delete(entryId)`: removes the entry from `entries()` and queues its delete, in one strict
     /// transaction; or, when nothing of it ever reached the server, removes it and its events.
-    pub async fn delete(&self, id: &str, max_attempts: u32, at: TimeMs) -> Result<Edit> {
+    pub async fn delete(&self, id: &str, max_attempts: u32, at: TimeMs, withdraw: &dyn Fn(&OutboxEvent) -> bool) -> Result<Edit> {
         const OP: &str = "deleting an entry";
         let tx = self.db().begin(&[ENTRIES, EVENTS, TOMBSTONES], Mode::Strict, OP).await?;
-        let result = delete_in(&tx, id, max_attempts, at).await;
+        let result = delete_in(&tx, id, max_attempts, at, withdraw).await;
         tx.finish(result).await
     }
 
@@ -247,12 +247,16 @@ impl Store {
 }
 
 /// Reads entry `id` and its queue (one round); `method` names the call in an unknown-id error.
+/// Events claimed by this context but not sent yet, which `withdraw` takes back, are handed back
+/// here (pending again, nothing counted), so the edit folds into them or removes them as it would
+/// had they never been claimed (CONTRACT: "no request made for it yet").
 async fn entry_and_queue(
     entries: &idb::ObjectStore,
     events: &idb::ObjectStore,
     id: &str,
     method: &'static str,
     op: &'static str,
+    withdraw: &dyn Fn(&OutboxEvent) -> bool,
 ) -> Result<(ProgressEntry, Vec<OutboxEvent>)> {
     let mut round = Round::new(op);
     let raw = round.ask(entries.get(s(id)))?;
@@ -263,13 +267,20 @@ async fn entry_and_queue(
         return Err(Error::UnknownEntry { method, id: id.into() });
     }
     let entry = decode_entry(&raw).map_err(|why| Error::Storage { operation: op, detail: format!("the entry cannot be read ({why})") })?;
-    Ok((entry, unfinished(&queue, op)?))
+    let mut queue = unfinished(&queue, op)?;
+    for e in queue.iter_mut().filter(|e| e.status == EventStatus::Processing) {
+        let claim = e.claims;
+        if withdraw(e) && e.release(claim).is_ok() {
+            put(events, &encode_event(e), op)?;
+        }
+    }
+    Ok((entry, queue))
 }
 
-async fn update_in(tx: &Tx, id: &str, input: UpdateInput, max_attempts: u32, at: TimeMs) -> Result<Edit> {
+async fn update_in(tx: &Tx, id: &str, input: UpdateInput, max_attempts: u32, at: TimeMs, withdraw: &dyn Fn(&OutboxEvent) -> bool) -> Result<Edit> {
     const OP: &str = "updating an entry";
     let (entries, events) = (tx.store(ENTRIES)?, tx.store(EVENTS)?);
-    let (mut entry, mut unfinished) = entry_and_queue(&entries, &events, id, "update", OP).await?;
+    let (mut entry, mut unfinished) = entry_and_queue(&entries, &events, id, "update", OP, withdraw).await?;
     let change = input.change_for(&entry)?;
     let plan = plan_update(&entry, &unfinished);
     entry.edit(&change, at);
@@ -327,10 +338,10 @@ fn queue_event(
     Ok(event.id)
 }
 
-async fn delete_in(tx: &Tx, id: &str, max_attempts: u32, at: TimeMs) -> Result<Edit> {
+async fn delete_in(tx: &Tx, id: &str, max_attempts: u32, at: TimeMs, withdraw: &dyn Fn(&OutboxEvent) -> bool) -> Result<Edit> {
     const OP: &str = "deleting an entry";
     let (entries, events, tombstones) = (tx.store(ENTRIES)?, tx.store(EVENTS)?, tx.store(TOMBSTONES)?);
-    let (mut entry, mut unfinished) = entry_and_queue(&entries, &events, id, "delete", OP).await?;
+    let (mut entry, mut unfinished) = entry_and_queue(&entries, &events, id, "delete", OP, withdraw).await?;
     entries.delete(s(id)).map_err(error(OP))?;
     let event_id = match plan_delete(&entry, &unfinished) {
         EditPlan::Remove { event_ids } => {

@@ -104,6 +104,11 @@ pub struct Shared {
     wake: RefCell<Option<Rc<Notify>>>,
     /// Events this outbox is uploading right now: alive, never stale however slow.
     in_flight: RefCell<Vec<String>>,
+    /// Of those, the ones whose upload has started (the token asked for, the request sent).
+    sending: RefCell<Vec<String>>,
+    /// Claimed here, not sent yet, and taken back by an edit of their entry (which folds into
+    /// them, or removes them): never sent by the pass that claimed them.
+    withdrawn: RefCell<Vec<String>>,
     /// Processing events of other contexts this one has seen, and since when (monotonic): a claim
     /// that stays for `staleAfterMs` of this context's own time is stale.
     seen_processing: RefCell<Vec<(String, String, u32, f64)>>,
@@ -142,6 +147,8 @@ impl Shared {
             step_down: Cell::new(false),
             wake: RefCell::new(None),
             in_flight: RefCell::new(Vec::new()),
+            sending: RefCell::new(Vec::new()),
+            withdrawn: RefCell::new(Vec::new()),
             seen_processing: RefCell::new(Vec::new()),
             schedule: RefCell::new(HashMap::new()),
             batch: Cell::new(batch),
@@ -264,9 +271,38 @@ impl Shared {
         self.in_flight.borrow_mut().push(event_id.to_owned());
     }
 
-    /// The upload of an event is over (recorded or not).
+    /// The upload of an event is over (recorded or not), or its claim was handed back. One mark
+    /// per claim: an event an edit took back may be claimed again by the same pass.
     pub fn landed(&self, event_id: &str) {
-        self.in_flight.borrow_mut().retain(|id| id != event_id);
+        remove_one(&self.in_flight, event_id);
+        remove_one(&self.sending, event_id);
+    }
+
+    /// An edit of its entry takes back an event claimed here whose upload has not started:
+    /// `true` if it did (the pass will not send it; the edit's transaction rewrites it).
+    pub fn withdraw(&self, event_id: &str) -> bool {
+        let ok = self.is_in_flight(event_id) && !self.sending.borrow().iter().any(|id| id == event_id);
+        if ok {
+            self.withdrawn.borrow_mut().push(event_id.to_owned());
+        }
+        ok
+    }
+
+    /// A claim this context holds goes back unsent (the pass ends, or lost its lead).
+    pub fn handed_back(&self, event_id: &str) {
+        self.landed(event_id);
+        remove_one(&self.withdrawn, event_id);
+    }
+
+    /// A pass is about to upload a claimed event: `false` if an edit took it back meanwhile
+    /// (then it is no longer this pass's).
+    pub fn start_sending(&self, event_id: &str) -> bool {
+        if remove_one(&self.withdrawn, event_id) {
+            remove_one(&self.in_flight, event_id);
+            return false;
+        }
+        self.sending.borrow_mut().push(event_id.to_owned());
+        true
     }
 
     /// Is this event being uploaded by this outbox?
@@ -435,5 +471,17 @@ impl Shared {
     pub fn changed(self: &Rc<Self>) {
         self.subscribers.changed(self);
         self.subscribers.broadcast(self);
+    }
+}
+
+/// Removes one occurrence of `id`; `true` if there was one.
+fn remove_one(list: &RefCell<Vec<String>>, id: &str) -> bool {
+    let mut list = list.borrow_mut();
+    match list.iter().position(|x| x == id) {
+        Some(i) => {
+            list.remove(i);
+            true
+        }
+        None => false,
     }
 }

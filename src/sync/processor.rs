@@ -382,7 +382,7 @@ impl Pass<'_> {
     }
 
     fn hand_back(&self, c: &Claimed) {
-        self.shared.landed(&c.event.id);
+        self.shared.handed_back(&c.event.id);
         self.released.borrow_mut().push((c.event.id.clone(), c.event.claims));
     }
 }
@@ -425,6 +425,9 @@ async fn single_worker(pass: &Pass<'_>, workers: usize) {
             pass.hand_back(&c);
             continue;
         }
+        if !shared.start_sending(&c.event.id) {
+            continue; // an edit of its entry took it back
+        }
         shared.log.info(|| format!("uploading event {} ({} of entry {})", c.event.id, c.event.operation.as_str(), c.event.entity_id));
         let wanted = || pass.wanted();
         match shared.transport.send_one(&c, &wanted).await {
@@ -450,10 +453,14 @@ async fn batch_worker(pass: &Pass<'_>, url: &str) {
             let _turn = pass.claiming.lock().await;
             pass.claim(size).await
         };
-        let Some(items) = claimed else { break };
+        let Some(mut items) = claimed else { break };
         if !pass.wanted() {
             items.iter().for_each(|c| pass.hand_back(c));
             break;
+        }
+        items.retain(|c| shared.start_sending(&c.event.id));
+        if items.is_empty() {
+            continue;
         }
         shared.log.info(|| format!("uploading a batch of {} events to {url}", items.len()));
         let wanted = || pass.wanted();

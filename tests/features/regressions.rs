@@ -15,7 +15,9 @@
 //! second. A fourth: an answer that arrived while the page was hung, thrown away for the deadline
 //! that fired late (the event sent again). A fifth: edits made while a create was in flight, then
 //! the create refused: the update waited for a backend id that would never come (retried every
-//! 60 s, forever), the delete stayed pending; device and server differed for good.
+//! 60 s, forever), the delete stayed pending; device and server differed for good. And edits of
+//! creates claimed but not sent yet (waiting for a free upload slot): the create went anyway, then
+//! the edit as its own request (a deleted entry's values left the device).
 
 use progress_outbox::Outbox;
 use wasm_bindgen::prelude::*;
@@ -620,5 +622,30 @@ async fn edits_made_while_a_refused_create_was_in_flight_replace_it() {
     let evs = o.events("u1").await;
     assert!(evs.iter().all(|e| string(e, "status") == "completed"), "nothing left waiting: {}", evs.iter().map(show).collect::<Vec<_>>().join(", "));
     assert_eq!(num(&o.stats("u1").await, "gaveUp"), 0.0);
+    finish(&db, &[&o]).await;
+}
+
+#[wasm_bindgen_test]
+async fn edits_of_creates_claimed_but_not_sent_yet_fold_or_remove_them() {
+    let db = fresh_db("claimed-unsent");
+    let srv = Server::new(r#"() => ({ delayMs: 400 })"#, "");
+    let o = Ob::open(&db, r#"{"maxConcurrent": 1}"#).await;
+    let mut ids = Vec::new();
+    for q in [1.0, 2.0, 3.0, 4.0, 5.0] {
+        ids.push(string(&o.save("mood", q, r#"{"userId": "u1"}"#).await, "id"));
+    }
+    o.start("u1");
+    // One claim of all five; one request at a time: four wait for the slot.
+    eventually(2000, "the first request", || async { srv.requests().len() == 1 }).await;
+    assert_eq!(num(&o.stats("u1").await, "processing"), 5.0, "all five claimed");
+    o.update(&ids[2], r#"{"quantity": 9}"#).await;
+    o.delete(&ids[4]).await;
+    o.drained("u1", Some(4), 8000).await;
+    assert_eq!((srv.count("POST", ""), srv.count("PUT", ""), srv.count("DELETE", "")), (4, 0, 0), "the edit folded, the deleted entry never sent");
+    let quantities: Vec<f64> = srv.live().iter().map(|r| num(r, "quantity")).collect();
+    assert!(quantities.contains(&9.0) && !quantities.contains(&3.0) && !quantities.contains(&5.0), "{quantities:?}");
+    let folded = o.events_of("u1", &ids[2]).await;
+    assert_eq!(folded.len(), 1, "one event: the create with the latest values");
+    assert_eq!(num(&folded[0], "requestCount"), 1.0);
     finish(&db, &[&o]).await;
 }
