@@ -247,16 +247,12 @@ impl Store {
 }
 
 /// Reads entry `id` and its queue (one round); `method` names the call in an unknown-id error.
-/// Events claimed by this context but not sent yet, which `withdraw` takes back, are handed back
-/// here (pending again, nothing counted), so the edit folds into them or removes them as it would
-/// had they never been claimed (CONTRACT: "no request made for it yet").
 async fn entry_and_queue(
     entries: &idb::ObjectStore,
     events: &idb::ObjectStore,
     id: &str,
     method: &'static str,
     op: &'static str,
-    withdraw: &dyn Fn(&OutboxEvent) -> bool,
 ) -> Result<(ProgressEntry, Vec<OutboxEvent>)> {
     let mut round = Round::new(op);
     let raw = round.ask(entries.get(s(id)))?;
@@ -267,21 +263,30 @@ async fn entry_and_queue(
         return Err(Error::UnknownEntry { method, id: id.into() });
     }
     let entry = decode_entry(&raw).map_err(|why| Error::Storage { operation: op, detail: format!("the entry cannot be read ({why})") })?;
-    let mut queue = unfinished(&queue, op)?;
-    for e in queue.iter_mut().filter(|e| e.status == EventStatus::Processing) {
+    Ok((entry, unfinished(&queue, op)?))
+}
+
+/// An edit, once checked, takes back the events of its entry this context claimed but has not
+/// started to send (`withdraw` says which): pending again, nothing counted, so the edit folds
+/// into them or removes them as it would had they never been claimed (CONTRACT: "no request made
+/// for it yet"). Should the edit's transaction still fail, such an event stays claimed by this
+/// context and unsent: the next pass takes it for a leftover and queues it again.
+fn take_back(events: &idb::ObjectStore, unfinished: &mut [OutboxEvent], withdraw: &dyn Fn(&OutboxEvent) -> bool, op: &'static str) -> Result<()> {
+    for e in unfinished.iter_mut().filter(|e| e.status == EventStatus::Processing) {
         let claim = e.claims;
         if withdraw(e) && e.release(claim).is_ok() {
             put(events, &encode_event(e), op)?;
         }
     }
-    Ok((entry, queue))
+    Ok(())
 }
 
 async fn update_in(tx: &Tx, id: &str, input: UpdateInput, max_attempts: u32, at: TimeMs, withdraw: &dyn Fn(&OutboxEvent) -> bool) -> Result<Edit> {
     const OP: &str = "updating an entry";
     let (entries, events) = (tx.store(ENTRIES)?, tx.store(EVENTS)?);
-    let (mut entry, mut unfinished) = entry_and_queue(&entries, &events, id, "update", OP, withdraw).await?;
+    let (mut entry, mut unfinished) = entry_and_queue(&entries, &events, id, "update", OP).await?;
     let change = input.change_for(&entry)?;
+    take_back(&events, &mut unfinished, withdraw, OP)?;
     let plan = plan_update(&entry, &unfinished);
     entry.edit(&change, at);
     let (event_id, folded) = match plan {
@@ -341,7 +346,8 @@ fn queue_event(
 async fn delete_in(tx: &Tx, id: &str, max_attempts: u32, at: TimeMs, withdraw: &dyn Fn(&OutboxEvent) -> bool) -> Result<Edit> {
     const OP: &str = "deleting an entry";
     let (entries, events, tombstones) = (tx.store(ENTRIES)?, tx.store(EVENTS)?, tx.store(TOMBSTONES)?);
-    let (mut entry, mut unfinished) = entry_and_queue(&entries, &events, id, "delete", OP, withdraw).await?;
+    let (mut entry, mut unfinished) = entry_and_queue(&entries, &events, id, "delete", OP).await?;
+    take_back(&events, &mut unfinished, withdraw, OP)?;
     entries.delete(s(id)).map_err(error(OP))?;
     let event_id = match plan_delete(&entry, &unfinished) {
         EditPlan::Remove { event_ids } => {

@@ -427,11 +427,7 @@ async fn a_token_function_returning_what_no_header_can_carry_fails_the_attempt_c
     let db = fresh_db("token-latin1");
     let srv = Server::new("", "");
     let token = js_sys::Function::new_no_args(r"return 'sec\u20acret'");
-    let c = json(r#"{"endpoint": "/api/v1/progress"}"#);
-    assign(&c, &json(FAST));
-    set(&c, "dbName", &s(&db));
-    set(&c, "token", &token);
-    let o = Ob { js: Outbox::open(c).await.unwrap_or_else(|e| panic!("{}", message(&e))).into(), db: db.clone() };
+    let o = Ob::open_with_token(&db, "{}", &token).await;
     o.save("weight", 70.0, r#"{"userId": "u1"}"#).await;
     o.start("u1");
     eventually(3000, "a failed attempt", || async { num(&o.stats("u1").await, "failed") == 1.0 }).await;
@@ -452,6 +448,14 @@ async fn two_databases_and_users_whose_names_run_together_upload_independently()
     let (a, b) = (Ob::open(&db1, "{}").await, Ob::open(&db2, "{}").await);
     a.start(&user1);
     b.start(user2);
+    // Each leads its own uploads, both at once and for good (one shared lock would let only one
+    // lead at a time, the other stealing it when the first one's record looked missing).
+    let both = || get(&a.js, "isLeader").as_bool() == Some(true) && get(&b.js, "isLeader").as_bool() == Some(true);
+    eventually(3000, "both uploaders at once", || async { both() }).await;
+    for _ in 0..20 {
+        sleep(100).await;
+        assert!(both(), "one of the two lost its lead to the other");
+    }
     a.save("weight", 70.0, &format!(r#"{{"userId": "{user1}"}}"#)).await;
     b.save("weight", 71.0, &format!(r#"{{"userId": "{user2}"}}"#)).await;
     a.drained(&user1, Some(1), 3000).await;
@@ -493,22 +497,13 @@ fn refreshing_token(state: &JsValue) -> js_sys::Function {
     f.call1(&JsValue::NULL, state).unwrap().unchecked_into()
 }
 
-async fn open_with_token(db: &str, extra: &str, token: &JsValue) -> Ob {
-    let c = json(r#"{"endpoint": "/api/v1/progress"}"#);
-    assign(&c, &json(FAST));
-    set(&c, "dbName", &s(db));
-    assign(&c, &json(extra));
-    set(&c, "token", token);
-    Ob { js: Outbox::open(c).await.unwrap_or_else(|e| panic!("{}", message(&e))).into(), db: db.to_owned() }
-}
-
 #[wasm_bindgen_test]
 async fn a_batch_item_answered_401_is_sent_again_at_once_with_a_fresh_token() {
     let db = fresh_db("batch-401");
     // Item by item, the server refuses the old token (as a gateway per tenant might).
     let srv = Server::new("", r#"(item, i, req) => req.auth === "Bearer old" && i === 1 ? { status: 401, error: "expired" } : undefined"#);
     let state = json("{}");
-    let o = open_with_token(&db, r#"{"batchEndpoint": "/api/v1/progress/batch", "backoffMs": [60000]}"#, &refreshing_token(&state)).await;
+    let o = Ob::open_with_token(&db, r#"{"batchEndpoint": "/api/v1/progress/batch", "backoffMs": [60000]}"#, &refreshing_token(&state)).await;
     for q in [1.0, 2.0, 3.0] {
         o.save("mood", q, r#"{"userId": "u1"}"#).await;
     }
@@ -550,7 +545,7 @@ async fn a_token_quoted_in_the_token_functions_error_is_never_stored() {
     let db = fresh_db("token-in-throw");
     let _srv = Server::new(r#"(req) => req.auth === "Bearer SECRET-tok-42" ? { status: 401, body: { error: "expired" } } : undefined"#, "");
     let f = js_sys::Function::new_with_args("user, hint", "if (hint.refresh) throw new Error('could not refresh SECRET-tok-42'); return 'SECRET-tok-42';");
-    let o = open_with_token(&db, r#"{"backoffMs": [60000]}"#, &f).await;
+    let o = Ob::open_with_token(&db, r#"{"backoffMs": [60000]}"#, &f).await;
     o.save("weight", 70.0, r#"{"userId": "u1"}"#).await;
     o.start("u1");
     eventually(3000, "the failed attempt", || async { !get(&o.events("u1").await[0], "errorMessage").is_null() }).await;

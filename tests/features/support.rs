@@ -91,10 +91,18 @@ pub const FAST: &str = r#"{"processingIntervalMs": 50, "backoffMs": [60000], "re
 impl Ob {
     /// Opens an outbox on `db` with [`FAST`] and `extra` (a JSON object) over it.
     pub async fn open(db: &str, extra: &str) -> Ob {
+        Ob::open_with_token(db, extra, &JsValue::UNDEFINED).await
+    }
+
+    /// [`Ob::open`] with a `token` option (a JS value: a function, say).
+    pub async fn open_with_token(db: &str, extra: &str, token: &JsValue) -> Ob {
         let c = json(r#"{"endpoint": "/api/v1/progress"}"#);
         assign(&c, &json(FAST));
         set(&c, "dbName", &s(db));
         assign(&c, &json(extra));
+        if !token.is_undefined() {
+            set(&c, "token", token);
+        }
         match Outbox::open(c).await {
             Ok(o) => Ob { js: JsValue::from(o), db: db.to_owned() },
             Err(e) => panic!("Outbox.open failed: {}", message(&e)),
