@@ -508,9 +508,9 @@ impl Outbox {
     }
 }
 
-/// True for an error this library threw or rejected with (it carries one of the documented
-/// `code`s).
+/// True for an error this library threw or rejected with: an `Error` (of any realm) carrying one
+/// of the documented `code`s. A plain object shaped like one is not.
 #[wasm_bindgen(js_name = isOutboxError, skip_typescript)]
 pub fn is_outbox_error(e: JsValue) -> bool {
-    e.is_object() && get(&e, "code").as_string().is_some_and(|c| Error::CODES.contains(&c.as_str())) && get(&e, "message").is_string()
+    crate::platform::is_error(&e) && get(&e, "code").as_string().is_some_and(|c| Error::CODES.contains(&c.as_str())) && get(&e, "message").is_string()
 }

@@ -147,13 +147,21 @@ export interface PassReport {
   userId: string | null;
   /** The pass ran in the context that uploads for this user (another tab or worker), at this one's request. */
   delegated: boolean;
+  /** The platform reported offline: nothing was sent. */
   offline: boolean;
+  /** Stale claims (an upload interrupted by a crash or a closed tab) put back to pending. */
   staleReset: number;
+  /** Failed events whose retry time had come, made due again. */
   promoted: number;
+  /** Events this pass took to upload. */
   claimed: number;
+  /** Acknowledged by the server. */
   completed: number;
+  /** Failed, retried later on the backoff schedule. */
   retrying: number;
+  /** Failed for good (a refusing 4xx, or maxAttempts failed answers). */
   gaveUp: number;
+  /** Claimed but handed back unsent (no answer from the server, lost lead, stop or close). */
   released: number;
   /** Requests sent (one per event, or one per batch). */
   requests: number;
@@ -171,13 +179,12 @@ export interface SaveOptions {
 /** @deprecated use SaveOptions */
 export type SaveWeightOptions = SaveOptions;
 
-/** The new values of `update(entryId, changes)`; at least one. */
-export interface EntryChanges {
-  /** Within the entry's metric's rule. */
-  quantity?: number;
-  /** A Date or ms since the epoch; not before 1900, at most 24 h ahead. */
-  date?: Date | number;
-}
+/** The new values of `update(entryId, changes)`: `quantity` (within the entry's metric's rule),
+ *  `date` (a Date or ms since the epoch; not before 1900, at most 24 h ahead), or both; at least
+ *  one (`update(id, {})` is a RangeError). */
+export type EntryChanges =
+  | { quantity: number; date?: Date | number }
+  | { quantity?: number; date: Date | number };
 
 export interface EventsQuery {
   status?: EventStatus;

@@ -164,7 +164,7 @@ pub fn validate_user_id(what: &str, user: &Arg) -> Result<String> {
         Arg::Str(s) => {
             let len = s.encode_utf16().count();
             if s.trim().is_empty() {
-                Err(Error::out_of_range(what, "must be a non-empty string"))
+                Err(Error::out_of_range(what, "must not be empty or only spaces"))
             } else if len > MAX_USER_ID_LEN {
                 Err(Error::out_of_range(what, format!("must be at most {MAX_USER_ID_LEN} characters (got {len})")))
             } else {

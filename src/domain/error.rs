@@ -24,7 +24,7 @@ pub enum Error {
         problem: String,
     },
     /// A per-user call with no `userId` while no user is started.
-    #[error("{method}: no user: pass {{ userId }} or call outbox.start(userId) first")]
+    #[error("{method}: no user: {} or call outbox.start(userId) first", user_hint(method))]
     NoCurrentUser {
         /// The method that needed a user.
         method: &'static str,
@@ -154,6 +154,16 @@ impl Error {
     /// Shorthand for [`Error::OutOfRange`].
     pub fn out_of_range(what: impl Into<String>, problem: impl Into<String>) -> Self {
         Error::OutOfRange { what: what.into(), problem: problem.into() }
+    }
+}
+
+/// How `method` is told whose records it is about.
+fn user_hint(method: &str) -> &'static str {
+    match method {
+        "stats" => "pass the user, stats(\"u1\"),",
+        "staleEvents" => "pass the user, staleEvents(\"u1\"),",
+        "entries" => "pass the user, entries(\"u1\") or entries({ userId: \"u1\" }),",
+        _ => "pass { userId },",
     }
 }
 

@@ -136,6 +136,16 @@ impl Outcome {
     pub fn answered(&self) -> bool {
         matches!(self, Outcome::Response { .. } | Outcome::Redirect(_) | Outcome::Batch { .. })
     }
+
+    /// A failure only the app can fix, as opposed to one that passes by itself: no usable token,
+    /// or a token the server still refuses after a refresh. Logged at `"warn"`.
+    pub fn needs_attention(&self) -> bool {
+        match self {
+            Outcome::Token(_) => true,
+            Outcome::Response { status, .. } | Outcome::Batch { status, .. } => *status == 401,
+            _ => false,
+        }
+    }
 }
 
 /// What to do with the event after an attempt.

@@ -132,6 +132,12 @@ pub fn date_time(value: &JsValue) -> Option<f64> {
     }
 }
 
+/// An `Error` of any realm (its `Object.prototype.toString` tag): a plain object shaped like one
+/// is not.
+pub fn is_error(value: &JsValue) -> bool {
+    value.is_object() && object_tag(value).is_ok_and(|t| t == "[object Error]")
+}
+
 /// Describes a JS value for pure validation (see [`Arg`]). Reads each value once.
 pub fn to_arg(value: &JsValue) -> Arg {
     if value.is_undefined() {

@@ -37,6 +37,8 @@ struct Done {
     claimed: Claimed,
     decision: Decision,
     answered: bool,
+    /// A token problem: the app has to act (see `Outcome::needs_attention`).
+    attention: bool,
     at: i64,
 }
 
@@ -155,7 +157,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
             n.streak += 1;
             let wait = cfg.retry.backoff(n.streak);
             n.until = mono() + wait as f64;
-            log.info(|| format!("no answer from the server: uploads for user {user} wait {wait} ms (attempt {} of the backoff)", n.streak));
+            log.info(|| format!("no answer from the server (or no token): uploads for user {user} wait {wait} ms (attempt {} of the backoff)", n.streak));
         } else if answered.get() {
             *n = super::NetState { last_probe: n.last_probe, ..Default::default() };
         }
@@ -373,7 +375,7 @@ impl Pass<'_> {
             self.unreachable.set(true);
             self.stop.set(true);
         }
-        Done { claimed: c.clone(), decision: decide(outcome, attempt, &self.shared.config.retry, at), answered, at }
+        Done { claimed: c.clone(), decision: decide(outcome, attempt, &self.shared.config.retry, at), answered, attention: outcome.needs_attention(), at }
     }
 
     fn push(&self, done: Done) {
@@ -520,6 +522,16 @@ async fn recorder(pass: &Pass<'_>) {
             }
         };
         let t = mono();
+        if let Some(d) = batch.iter().find(|d| d.attention) {
+            let n = batch.iter().filter(|d| d.attention).count();
+            let why = match &d.decision {
+                Decision::Retry { message, .. } | Decision::GiveUp { message, .. } => message.as_str(),
+                Decision::Complete { .. } => "",
+            };
+            log.warn(|| {
+                format!("{n} uploads of user {user} failed for want of a valid token ({why}): check the token option of Outbox.open; they are retried")
+            });
+        }
         for (d, w) in batch.iter().zip(written) {
             let id = &d.claimed.event.id;
             shared.landed(id);

@@ -33,6 +33,8 @@ export async function wrong(outbox: Outbox): Promise<void> {
   await init("/a.wasm", "/b.wasm");
   // @ts-expect-error unknown metric
   await outbox.save("calories", 200);
+  // @ts-expect-error update needs at least one change
+  await outbox.update("e1", {});
   // @ts-expect-error update takes an entry id and a changes object
   await outbox.update({ quantity: 1 });
   // @ts-expect-error the changes are quantity and date only

@@ -267,9 +267,16 @@ async fn open_validates_its_options() {
             Err(e) => {
                 assert!(is_instance(&e, class), "{config:?}: {e:?}");
                 assert_eq!(get(&e, "code").as_string().as_deref(), Some(code));
+                assert!(progress_outbox::is_outbox_error(e.clone()), "isOutboxError: {e:?}");
             }
         }
     }
+    // isOutboxError is true only for a real Error carrying a code of ours.
+    assert!(!progress_outbox::is_outbox_error(json(r#"{"code": "CLOSED", "message": "x"}"#)), "a plain object shaped like one");
+    let other = js_sys::Error::new("x");
+    set(&other, "code", &JsValue::from_str("ENOENT"));
+    assert!(!progress_outbox::is_outbox_error(other.into()), "an Error with another code");
+    assert!(!progress_outbox::is_outbox_error(JsValue::from_str("CLOSED")));
     // A rejected token is never echoed in the error (it may be a real secret of the wrong type).
     for bad in [
         r#"{"endpoint": "/api", "token": ["secret-123"]}"#,

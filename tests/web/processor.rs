@@ -759,6 +759,30 @@ async fn the_log_shows_the_lifecycle_with_ids_and_never_the_token() {
     }
 }
 
+/// At the default "warn", a token setup that cannot work (a function that returns nothing, or a
+/// token the server refuses even after a refresh) is on the console, never the token itself.
+#[wasm_bindgen_test]
+async fn a_broken_token_setup_shows_at_warn() {
+    for (token_body, answers, why) in
+        [("return undefined", r#"[]"#, "token unavailable"), ("return 'STALE-TOKEN-9'", r#"[{"status": 401}, {"status": 401}]"#, "401")]
+    {
+        let db = fresh_db("p-log-token");
+        stub_fetch(&json(answers), &json(r#"{"status": 401}"#));
+        let console = capture_console();
+        let outbox = open_with(&db, r#"{"log": "warn", "backoffMs": [60000]}"#, Some(&token_fn(token_body))).await;
+        outbox.start(JsValue::from_str("u1")).unwrap();
+        save(&outbox, 70.0, "{}").await;
+        wait_status(&outbox, "u1", "failed", 3000).await;
+        outbox.close();
+        let lines: Vec<String> = console_lines(&console).into_iter().filter(|l| l.contains("[progress-outbox]")).collect();
+        restore_console(&console);
+        wait_closed(&db).await;
+        assert!(lines.iter().any(|l| l.starts_with("warn") && l.contains("token option") && l.contains(why)), "{token_body}: {lines:#?}");
+        assert!(lines.iter().all(|l| !l.contains("STALE-TOKEN-9")), "a token reached the console: {lines:#?}");
+        ok(delete_db(&db)).await;
+    }
+}
+
 fn only_event_id(lines: &[String]) -> String {
     let line = lines.iter().find(|l| l.contains("outbox event")).expect("a save line");
     let after = &line[line.find("outbox event ").unwrap() + "outbox event ".len()..];

@@ -12,6 +12,8 @@ fn classes_and_codes() {
     assert_eq!(e.js_class(), JsClass::RangeError);
     assert_eq!(Error::NoCurrentUser { method: "stats" }.js_class(), JsClass::TypeError);
     assert!(Error::NoCurrentUser { method: "stats" }.to_string().contains("outbox.start(userId)"));
+    assert!(Error::NoCurrentUser { method: "stats" }.to_string().contains("stats(\"u1\")"), "stats takes a string, not {{ userId }}");
+    assert!(Error::NoCurrentUser { method: "saveWeight" }.to_string().contains("pass { userId }"));
     assert_eq!(Error::Closed.js_class(), JsClass::Error);
     assert_eq!(Error::UnknownEvent("x".into()).js_class(), JsClass::RangeError);
 }
