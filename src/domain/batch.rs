@@ -11,12 +11,14 @@ pub const CONSTRAINED_BATCH: u32 = 10;
 /// What one batch answer says about the batch size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SizeSignal {
-    /// A complete result list, quickly: grow.
-    Fast,
+    /// A complete result list for this many events, quickly: grow.
+    Fast(u32),
     /// A complete result list, slowly: shrink.
     Slow,
-    /// 413 or a timeout: shrink.
+    /// A timeout: shrink.
     Overloaded,
+    /// 413 to a batch of this many events: shrink, and stay below the size the server refused.
+    TooLarge(u32),
     /// Any other failure (network, 5xx): says nothing about the size.
     Neutral,
 }
@@ -24,17 +26,31 @@ pub enum SizeSignal {
 /// The batch size, adapted by additive increase and multiplicative decrease within
 /// `1..=max`: +max/10 (at least 1) after each fast, complete answer; halved after a timeout,
 /// a 413 or a slow answer.
+///
+/// A 413 also sets a ceiling: a server that limits its batches would otherwise be overshot
+/// again each time the size grows back, a 413 per overshoot. The ceiling is the larger of the
+/// biggest batch answered whole so far and half the refused one, so repeated 413s close in on
+/// the server's limit from below (a refused size at or below one answered before means the
+/// limit moved: what was known is forgotten).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdaptiveSize {
     size: u32,
     max: u32,
+    ceiling: u32,
+    /// The most events a fast, complete answer covered.
+    answered: u32,
 }
 
 impl AdaptiveSize {
     /// Starts at `min(10, max)`: small until the server has shown it copes.
     pub fn new(max: u32) -> AdaptiveSize {
         let max = max.max(1);
-        AdaptiveSize { size: max.min(10), max }
+        AdaptiveSize { size: max.min(10), max, ceiling: max, answered: 0 }
+    }
+
+    /// The largest size it grows to: `max`, or less after a 413.
+    pub fn ceiling(&self) -> u32 {
+        self.ceiling
     }
 
     /// The current size.
@@ -45,8 +61,18 @@ impl AdaptiveSize {
     /// Adapts to an answer.
     pub fn on(&mut self, signal: SizeSignal) {
         match signal {
-            SizeSignal::Fast => self.size = (self.size + (self.max / 10).max(1)).min(self.max),
+            SizeSignal::Fast(n) => {
+                self.answered = self.answered.max(n);
+                self.size = (self.size + (self.max / 10).max(1)).min(self.ceiling);
+            }
             SizeSignal::Slow | SizeSignal::Overloaded => self.size = (self.size / 2).max(1),
+            SizeSignal::TooLarge(n) => {
+                if n <= self.answered {
+                    self.answered = 0;
+                }
+                self.ceiling = self.answered.max(n / 2).clamp(1, self.max);
+                self.size = (self.size / 2).clamp(1, self.ceiling);
+            }
             SizeSignal::Neutral => {}
         }
     }
@@ -130,9 +156,14 @@ pub fn item_outcomes(items: usize, results: Option<Vec<Option<ItemAnswer>>>) -> 
     Ok(out)
 }
 
-/// The outcome every item gets when the batch request as a whole failed with `status`
-/// (a non-2xx answer, or `200` for an answer that is not a complete result list).
-pub fn whole_failure(status: u16, retry_after: Option<String>, detail: String) -> Outcome {
+/// The outcome every item of a batch of `items` events gets when the request as a whole failed
+/// with `status` (a non-2xx answer, or `200` for an answer that is not a complete result list).
+/// A 413 to more than one event says the batch was too big, not that any event is: see
+/// [`Outcome::BatchTooLarge`].
+pub fn whole_failure(status: u16, retry_after: Option<String>, detail: String, items: usize) -> Outcome {
+    if status == 413 && items > 1 {
+        return Outcome::BatchTooLarge(items.min(u32::MAX as usize) as u32);
+    }
     Outcome::Batch { status, retry_after, detail }
 }
 

@@ -120,6 +120,10 @@ pub enum Outcome {
         /// What was wrong (a body excerpt, or why the answer is incomplete).
         detail: String,
     },
+    /// 413 to a batch of this many (more than one) events: too many at once for the server, no
+    /// verdict on any of them. They go again at once in smaller batches; not counted toward
+    /// `maxAttempts` (else a server's batch limit would make events give up that it accepts).
+    BatchTooLarge(u32),
     /// The endpoint redirected (never followed). 0 when the browser hides the status
     /// (an opaque redirect).
     Redirect(u16),
@@ -134,7 +138,7 @@ pub enum Outcome {
 impl Outcome {
     /// The server answered (this counts toward `maxAttempts` when it is a failure).
     pub fn answered(&self) -> bool {
-        matches!(self, Outcome::Response { .. } | Outcome::Redirect(_) | Outcome::Batch { .. })
+        matches!(self, Outcome::Response { .. } | Outcome::Redirect(_) | Outcome::Batch { .. } | Outcome::BatchTooLarge(_))
     }
 
     /// A failure only the app can fix, as opposed to one that passes by itself: no usable token,
@@ -242,6 +246,10 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
                 StatusClass::Transient => (what, retry_after.as_deref().and_then(|v| parse_retry_after(v, now))),
                 _ => (what, None),
             }
+        }
+        Outcome::BatchTooLarge(n) => {
+            let message = format!("batch request: HTTP 413: {n} events were too many for the server at once; sent again in smaller batches (not counted)");
+            return Decision::Retry { at: now, wait_ms: 0, message, counted: false, sent: true };
         }
         Outcome::Redirect(status) => (redirect_message(*status), None),
         Outcome::Network(detail) => (format!("network error: {detail}"), None),

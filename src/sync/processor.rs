@@ -474,8 +474,9 @@ async fn batch_worker(pass: &Pass<'_>, url: &str) {
                 shared.batch.set(size);
                 for (i, (c, outcome)) in items.iter().zip(&outcomes).enumerate() {
                     let mut done = pass.decide(c, outcome);
-                    // A failed batch is one failed answer for health, not one per item.
-                    done.answered &= i == 0 || !matches!(outcome, Outcome::Batch { .. });
+                    // A failed batch is one failed answer for health, not one per item; a batch
+                    // too big for the server is none (it goes again, smaller, at once).
+                    done.answered &= (i == 0 || !matches!(outcome, Outcome::Batch { .. })) && !matches!(outcome, Outcome::BatchTooLarge(_));
                     pass.push(done);
                 }
             }

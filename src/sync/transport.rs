@@ -170,12 +170,12 @@ impl Transport {
         let fast = mono() - started <= FAST_ANSWER_MS;
         Some(match reply {
             Reply::Answer(a) if (200..300).contains(&a.status) => match item_outcomes(n, a.results) {
-                Ok(outcomes) => (outcomes, if fast { SizeSignal::Fast } else { SizeSignal::Slow }),
-                Err(why) => (vec![whole_failure(a.status, None, why); n], SizeSignal::Neutral),
+                Ok(outcomes) => (outcomes, if fast { SizeSignal::Fast(n as u32) } else { SizeSignal::Slow }),
+                Err(why) => (vec![whole_failure(a.status, None, why, n); n], SizeSignal::Neutral),
             },
             Reply::Answer(a) => {
-                let signal = if a.status == 413 { SizeSignal::Overloaded } else { SizeSignal::Neutral };
-                (vec![whole_failure(a.status, a.retry_after, a.excerpt); n], signal)
+                let signal = if a.status == 413 { SizeSignal::TooLarge(n as u32) } else { SizeSignal::Neutral };
+                (vec![whole_failure(a.status, a.retry_after, a.excerpt, n); n], signal)
             }
             Reply::Timeout => (vec![Outcome::Timeout(self.timeout_ms); n], SizeSignal::Overloaded),
             other => (vec![outcome(other, self.timeout_ms); n], SizeSignal::Neutral),

@@ -261,6 +261,35 @@ async fn the_batch_size_shrinks_on_413_and_timeouts_and_grows_back_after_fast_an
     finish(&db, &[&o]).await;
 }
 
+/// A server that takes at most 12 events per batch (413 above): a 413 is no verdict on the events
+/// in it. Before, each 413 cost every item in the batch one of its `maxAttempts`, and the size
+/// kept growing back past the limit, so events the server accepts gave up (probe: 22 of 300).
+#[wasm_bindgen_test]
+async fn a_servers_batch_limit_costs_no_attempts_and_the_size_stays_under_it() {
+    let db = fresh_db("batch-limit");
+    let srv = Server::new(
+        "(req) => {
+            if (req.path.endsWith('/batch') && req.body.events.length > 12) return { status: 413, body: { error: 'at most 12 events' } };
+        }",
+        "",
+    );
+    let o = Ob::open(&db, &cfg(r#""maxBatchEvents": 100, "maxConcurrent": 3, "maxAttempts": 2, "backoffMs": [10000]"#)).await;
+    save_many(&o, "u1", 150, 1.0).await;
+    o.start("u1");
+    o.drained("u1", Some(150), 20000).await;
+    for e in o.events("u1").await {
+        assert_eq!(num(&e, "attemptCount"), 0.0, "a 413 to the batch is not the event's failure: {e:?}");
+    }
+    let sizes = srv.batch_sizes();
+    let refused = sizes.iter().filter(|&&n| n > 12).count();
+    assert!(refused <= 6, "the size settles under the server's limit, not overshooting it again and again: {sizes:?}");
+    assert!(sizes.iter().rev().take(3).all(|&n| n <= 12), "{sizes:?}");
+    assert!(num(&o.stats("u1").await, "batchEvents") <= 12.0);
+    assert_eq!(srv.live().len(), 150);
+    assert_eq!(string(&o.stats("u1").await, "health"), "ok", "too big a batch is no failed answer for health");
+    finish(&db, &[&o]).await;
+}
+
 #[wasm_bindgen_test]
 async fn save_data_or_a_2g_link_means_one_request_in_flight_and_small_batches() {
     let db = fresh_db("batch-network");

@@ -8,10 +8,10 @@ use crate::domain::retry::{decide, Attempt, Decision, RetryPolicy};
 fn additive_increase_multiplicative_decrease() {
     let mut s = AdaptiveSize::new(100);
     assert_eq!(s.get(), 10);
-    s.on(SizeSignal::Fast);
+    s.on(SizeSignal::Fast(10));
     assert_eq!(s.get(), 20);
     for _ in 0..20 {
-        s.on(SizeSignal::Fast);
+        s.on(SizeSignal::Fast(10));
     }
     assert_eq!(s.get(), 100, "never above max");
     s.on(SizeSignal::Overloaded);
@@ -24,14 +24,61 @@ fn additive_increase_multiplicative_decrease() {
         s.on(SizeSignal::Overloaded);
     }
     assert_eq!(s.get(), 1, "never below 1");
-    s.on(SizeSignal::Fast);
+    s.on(SizeSignal::Fast(10));
     assert_eq!(s.get(), 11, "and grows back");
     let mut tiny = AdaptiveSize::new(3);
     assert_eq!(tiny.get(), 3);
     tiny.on(SizeSignal::Overloaded);
-    tiny.on(SizeSignal::Fast);
+    tiny.on(SizeSignal::Fast(3));
     assert_eq!(tiny.get(), 2);
     assert_eq!(AdaptiveSize::new(0).get(), 1);
+}
+
+#[test]
+fn a_413_sets_a_ceiling_that_closes_in_on_the_servers_limit() {
+    // A server that takes at most 20 events per batch, behind maxBatchEvents 100.
+    let limit = 20;
+    let mut s = AdaptiveSize::new(100);
+    let (mut refused, mut sent_total) = (0, 0);
+    for _ in 0..200 {
+        let n = s.get();
+        sent_total += 1;
+        if n > limit {
+            refused += 1;
+            s.on(SizeSignal::TooLarge(n));
+        } else {
+            s.on(SizeSignal::Fast(n));
+        }
+        assert!(s.get() >= 1 && s.get() <= s.ceiling());
+    }
+    assert!(refused <= 3, "{refused} 413s of {sent_total} batches: the size kept overshooting the server's limit");
+    assert!(s.get() >= limit / 2 && s.get() <= limit, "settles at or below the limit, not far below: {}", s.get());
+    assert!(s.ceiling() <= limit);
+
+    // Three batches in flight all refused at once: the ceiling does not collapse below half.
+    let mut s = AdaptiveSize::new(100);
+    for _ in 0..3 {
+        let n = s.get();
+        s.on(SizeSignal::Fast(n));
+    }
+    let n = s.get();
+    assert_eq!(n, 40);
+    for _ in 0..3 {
+        s.on(SizeSignal::TooLarge(n));
+    }
+    assert_eq!(s.ceiling(), 30, "the biggest batch answered whole (30) beats half the refused one (20)");
+    assert!(s.get() >= 1);
+
+    // A 413 for a size answered before: the limit moved down; what was known is forgotten.
+    s.on(SizeSignal::TooLarge(10));
+    assert_eq!(s.ceiling(), 5);
+    assert!(s.get() <= 5);
+    s.on(SizeSignal::TooLarge(1));
+    assert_eq!((s.ceiling(), s.get()), (1, 1), "never below 1");
+    // Timeouts and slow answers halve without touching the ceiling.
+    let mut s = AdaptiveSize::new(100);
+    s.on(SizeSignal::Overloaded);
+    assert_eq!((s.get(), s.ceiling()), (5, 100));
 }
 
 #[test]
@@ -78,11 +125,18 @@ fn an_incomplete_answer_completes_nothing() {
     for op in [Operation::Create, Operation::Update, Operation::Delete] {
         let a = Attempt { operation: op, attempt_count: 0, tries: 0, max_attempts: 5 };
         for status in [200, 404, 500, 413] {
-            let d = decide(&whole_failure(status, None, "cut off".into()), a, &policy, 0);
+            let d = decide(&whole_failure(status, None, "cut off".into(), 5), a, &policy, 0);
             assert!(!matches!(d, Decision::Complete { .. }), "{op:?} {status}: a failed batch completes nothing");
         }
-        assert!(matches!(decide(&whole_failure(413, None, String::new()), a, &policy, 0), Decision::Retry { counted: true, .. }), "413: smaller batches next");
-        assert!(matches!(decide(&whole_failure(400, None, String::new()), a, &policy, 0), Decision::GiveUp { refused: true, .. }));
-        assert!(matches!(decide(&whole_failure(503, Some("60".into()), String::new()), a, &policy, 0), Decision::Retry { wait_ms: 60_000, .. }));
+        // 413 to several events: too many at once, no verdict on any; again at once, not counted.
+        assert_eq!(whole_failure(413, None, String::new(), 5), Outcome::BatchTooLarge(5));
+        assert!(
+            matches!(decide(&whole_failure(413, None, String::new(), 5), a, &policy, 7), Decision::Retry { counted: false, sent: true, wait_ms: 0, at: 7, .. }),
+            "413 to a batch: smaller batches next, nothing counted"
+        );
+        // 413 to one event: that event is too big; counted like any failed answer.
+        assert!(matches!(decide(&whole_failure(413, None, String::new(), 1), a, &policy, 0), Decision::Retry { counted: true, .. }));
+        assert!(matches!(decide(&whole_failure(400, None, String::new(), 5), a, &policy, 0), Decision::GiveUp { refused: true, .. }));
+        assert!(matches!(decide(&whole_failure(503, Some("60".into()), String::new(), 5), a, &policy, 0), Decision::Retry { wait_ms: 60_000, .. }));
     }
 }
