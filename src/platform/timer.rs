@@ -103,6 +103,45 @@ impl Notify {
     }
 }
 
+/// A counter of wake-ups that any number of waiters can watch: [`Signal::since`] resolves once
+/// the count differs from the one a waiter saw (so a wake-up between looking and waiting is not
+/// lost), waking every waiter at each [`Signal::notify_all`].
+#[derive(Default)]
+pub struct Signal {
+    count: Cell<u64>,
+    wakers: RefCell<Vec<Waker>>,
+}
+
+impl Signal {
+    /// How many wake-ups so far.
+    pub fn count(&self) -> u64 {
+        self.count.get()
+    }
+
+    /// Wakes every waiter.
+    pub fn notify_all(&self) {
+        self.count.set(self.count.get().wrapping_add(1));
+        for w in std::mem::take(&mut *self.wakers.borrow_mut()) {
+            w.wake();
+        }
+    }
+
+    /// Resolves once there was a wake-up after `seen` (a value of [`Signal::count`]).
+    pub async fn since(&self, seen: u64) {
+        std::future::poll_fn(|cx| {
+            if self.count.get() != seen {
+                return Poll::Ready(());
+            }
+            let mut wakers = self.wakers.borrow_mut();
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
 /// Kicks `notify` every `ms` milliseconds until dropped (`gloo_timers::callback::Interval`).
 #[must_use = "the ticker stops when dropped"]
 pub struct Ticker(#[allow(dead_code)] Interval);

@@ -18,7 +18,7 @@ use crate::domain::config::Config;
 use crate::domain::stats::PassReport;
 use crate::platform::channel::{Channel, Message};
 use crate::platform::locks::Lock;
-use crate::platform::timer::Notify;
+use crate::platform::timer::{Notify, Signal};
 use crate::platform::Log;
 use crate::store::queue::Lead;
 use crate::store::Store;
@@ -102,6 +102,8 @@ pub struct Shared {
     pub net: RefCell<NetState>,
     step_down: Cell<bool>,
     wake: RefCell<Option<Rc<Notify>>>,
+    /// Every [`Shared::wake`]: a running pass's idle upload slots watch it (new work).
+    pub work: Signal,
     /// Events this outbox is uploading right now: alive, never stale however slow.
     in_flight: RefCell<Vec<String>>,
     /// Of those, the ones whose upload has started (the token asked for, the request sent).
@@ -146,6 +148,7 @@ impl Shared {
             net: RefCell::new(NetState::default()),
             step_down: Cell::new(false),
             wake: RefCell::new(None),
+            work: Signal::default(),
             in_flight: RefCell::new(Vec::new()),
             sending: RefCell::new(Vec::new()),
             withdrawn: RefCell::new(Vec::new()),
@@ -264,6 +267,7 @@ impl Shared {
         if let Some(n) = self.wake.borrow().as_ref() {
             n.notify();
         }
+        self.work.notify_all();
     }
 
     /// Marks an event as being uploaded by this outbox (until [`Shared::landed`]).

@@ -6,7 +6,9 @@
 //! A pass: record results storage refused earlier -> recover stale claims -> claim a batch (one
 //! transaction, fenced by the uploader record) -> upload with at most `maxConcurrent` requests in
 //! flight (one event each, or a batch each with `batchEndpoint`), outside any transaction,
-//! claiming the next batch as soon as the queue runs dry -> record results as they arrive (group
+//! claiming the next batch as soon as the queue runs dry (and, while a slow upload is still out,
+//! claiming again when a save wakes the processor, so one hung request holds back nothing
+//! else) -> record results as they arrive (group
 //! commit: those that arrive during a write go into the next one). An answer-less failure
 //! (network, timeout, no token) ends the pass: the rest is handed back unsent, and uploads wait
 //! on the backoff schedule (its last step repeating) unless `online` or `processNow()` says otherwise.
@@ -117,6 +119,8 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
         results: RefCell::new(Vec::new()),
         results_ready: Notify::default(),
         workers_left: Cell::new(workers as usize),
+        busy: Cell::new(0),
+        claim_seen: Cell::new(shared.work.count()),
         more: Cell::new(true),
         claim_until: mono() + f64::from(PASS_CLAIMS_FOR_MS),
         probing,
@@ -271,6 +275,10 @@ struct Pass<'a> {
     results: RefCell<Vec<Done>>,
     results_ready: Notify,
     workers_left: Cell<usize>,
+    /// Upload slots holding events (sending them, or about to).
+    busy: Cell<usize>,
+    /// [`Shared::work`]'s count when the last claim began: a wake-up since may mean new work.
+    claim_seen: Cell<u64>,
     /// The last claim was full: there may be more.
     more: Cell<bool>,
     /// No claims after this (monotonic ms): see [`PASS_CLAIMS_FOR_MS`].
@@ -306,6 +314,7 @@ impl Pass<'_> {
             return None;
         }
         let n = if self.probing { 1 } else { n };
+        self.claim_seen.set(shared.work.count());
         let due = shared.take_due(mono());
         let waiting = shared.scheduled();
         let claim = match shared.store.claim(user, &self.lead, n, &due, &waiting, cfg.retry.longest_wait()).await {
@@ -364,6 +373,43 @@ impl Pass<'_> {
         Some(claim.items)
     }
 
+    /// Nothing to claim right now, yet another slot still has an upload out (a slow or hung
+    /// server, up to `requestTimeoutMs`). Rather than end and leave the pass, and with it every
+    /// new save, waiting for that upload, the idle slot waits for new work (a save or an edit
+    /// wakes the processor) and claims again. `true`: claim again; `false`: this slot is done.
+    async fn idle(&self) -> bool {
+        let shared = self.shared;
+        loop {
+            let may_claim = self.wanted() && !self.probing && self.failure.borrow().is_none() && mono() < self.claim_until && shared.asked.get() == 0;
+            if self.busy.get() == 0 || !may_claim {
+                return false;
+            }
+            let seen = self.claim_seen.get();
+            if shared.work.count() != seen {
+                self.more.set(true);
+                return true;
+            }
+            shared.work.since(seen).await;
+        }
+    }
+
+    /// Counts a slot as holding events until the guard is dropped; the last one to let go wakes
+    /// the idle slots (to end).
+    fn busy(&self) -> impl Drop + '_ {
+        struct Busy<'p, 'a>(&'p Pass<'a>);
+        impl Drop for Busy<'_, '_> {
+            fn drop(&mut self) {
+                let left = self.0.busy.get() - 1;
+                self.0.busy.set(left);
+                if left == 0 {
+                    self.0.shared.work.notify_all();
+                }
+            }
+        }
+        self.busy.set(self.busy.get() + 1);
+        Busy(self)
+    }
+
     fn decide(&self, c: &Claimed, outcome: &Outcome) -> Done {
         let e = &c.event;
         let at = now();
@@ -395,6 +441,7 @@ async fn single_worker(pass: &Pass<'_>, workers: usize) {
     let shared = pass.shared;
     loop {
         let next = pass.queue.borrow_mut().pop_front();
+        let _busy = next.is_some().then(|| pass.busy());
         // Keep the queue ahead of the uploads: when it runs short, one slot claims the next batch
         // while the others go on uploading what is left (instead of all waiting for the claim).
         if next.is_some() && pass.more.get() && pass.queue.borrow().len() < workers {
@@ -419,6 +466,7 @@ async fn single_worker(pass: &Pass<'_>, workers: usize) {
                         pass.queue.borrow_mut().extend(items);
                         continue;
                     }
+                    None if pass.idle().await => continue,
                     None => break,
                 }
             }
@@ -455,7 +503,13 @@ async fn batch_worker(pass: &Pass<'_>, url: &str) {
             let _turn = pass.claiming.lock().await;
             pass.claim(size).await
         };
-        let Some(mut items) = claimed else { break };
+        let Some(mut items) = claimed else {
+            if pass.idle().await {
+                continue;
+            }
+            break;
+        };
+        let _busy = pass.busy();
         if !pass.wanted() {
             items.iter().for_each(|c| pass.hand_back(c));
             break;

@@ -17,7 +17,8 @@
 //! the create refused: the update waited for a backend id that would never come (retried every
 //! 60 s, forever), the delete stayed pending; device and server differed for good. And edits of
 //! creates claimed but not sent yet (waiting for a free upload slot): the create went anyway, then
-//! the edit as its own request (a deleted entry's values left the device).
+//! the edit as its own request (a deleted entry's values left the device). A sixth: one hung
+//! request held back every later save until it timed out, with upload slots free.
 
 use progress_outbox::Outbox;
 use wasm_bindgen::prelude::*;
@@ -643,4 +644,36 @@ async fn edits_of_creates_claimed_but_not_sent_yet_fold_or_remove_them() {
     assert_eq!(folded.len(), 1, "one event: the create with the latest values");
     assert_eq!(num(&folded[0], "requestCount"), 1.0);
     finish(&db, &[&o]).await;
+}
+
+/// A sixth probe: one hung request held back every later save for up to `requestTimeoutMs`,
+/// though upload slots were free: the pass waited for it, and a save's wake-up could only start
+/// the next pass (15.6 s for a save made 0.3 s after the hang, with a 15 s timeout). Now an idle
+/// slot of the running pass takes new work at once.
+#[wasm_bindgen_test]
+async fn a_hung_request_does_not_hold_back_later_saves() {
+    for batch in [false, true] {
+        let db = fresh_db("hung-slot");
+        let srv = Server::new("(req, st) => { st.nr = (st.nr || 0) + 1; if (st.nr === 1) return { hold: 'first' }; }", "");
+        let extra = if batch {
+            r#"{"requestTimeoutMs": 30000, "processingIntervalMs": 60000, "maxConcurrent": 3, "batchEndpoint": "/api/v1/progress/batch"}"#
+        } else {
+            r#"{"requestTimeoutMs": 30000, "processingIntervalMs": 60000, "maxConcurrent": 3}"#
+        };
+        let o = Ob::open(&db, extra).await;
+        o.start("u1");
+        let first = string(&o.save("weight", 70.0, "{}").await, "id");
+        eventually(5000, "the first request to hang", || async { srv.held("first") == 1 }).await;
+        let second = string(&o.save("weight", 71.0, "{}").await, "id");
+        eventually(5000, "the second save uploaded while the first request hangs", || async {
+            o.entries_of("u1").await.iter().any(|e| string(e, "id") == second && !get(e, "backendId").is_null())
+        })
+        .await;
+        assert_eq!(srv.held("first"), 1, "the first request is still out (batch: {batch})");
+        assert!(o.entries_of("u1").await.iter().any(|e| string(e, "id") == first && get(e, "backendId").is_null()));
+        srv.release("first");
+        o.drained("u1", Some(2), 10000).await;
+        assert_eq!(srv.live().len(), 2);
+        finish(&db, &[&o]).await;
+    }
 }
