@@ -275,7 +275,7 @@ impl OutboxCore {
                 break;
             }
             if shared.is_leader() {
-                if let Some(r) = self.detached_pass().await? {
+                if let Some(r) = self.detached_pass(pass_limit(shared)).await? {
                     return Ok(r);
                 }
             } else if self.uploader_elsewhere(&user).await {
@@ -290,9 +290,8 @@ impl OutboxCore {
     /// step of a pass gives up after 10 s and each request after requestTimeoutMs, but a pass
     /// already running (stuck behind another tab's transaction) comes first. Giving up waiting
     /// never cancels a pass half-way (its claims would be left in flight).
-    async fn detached_pass(&self) -> Result<Option<PassReport>> {
+    async fn detached_pass(&self, limit: u64) -> Result<Option<PassReport>> {
         let shared = &self.shared;
-        let limit = u64::from(crate::platform::idb::DEADLINE_MS) + shared.config.request_timeout_ms;
         let slot: Rc<RefCell<Option<Option<PassReport>>>> = Rc::default();
         let done = Rc::new(Notify::default());
         {
@@ -321,14 +320,29 @@ impl OutboxCore {
         matches!(shared.store.leader(user).await, Ok(Some(b)) if !b.owner.is_empty() && b.owner != shared.instance_id)
     }
 
-    /// Asks the uploader of `user` (another context) for a pass and waits for its report.
+    /// Asks the uploader of `user` (another context) for a pass and waits for its report. If
+    /// that uploader goes away unanswering (crashed, frozen) and this context takes over
+    /// meanwhile, the pass runs here instead, within what is left of the bound.
     async fn delegate_pass(&self, user: &str) -> PassReport {
         let shared = &self.shared;
         let id = new_id();
         let (slot, done) = shared.await_pass(&id);
         shared.post(&Message::PassRequest { id: id.clone(), user: user.to_owned() });
-        let limit = u64::from(crate::platform::idb::DEADLINE_MS) + shared.config.request_timeout_ms;
-        let _ = within(limit, done.notified()).await;
+        let deadline = mono() + pass_limit(shared) as f64;
+        loop {
+            let left = deadline - mono();
+            if left <= 0.0 || within((left as u64).min(TAKEOVER_LOOK_MS), done.notified()).await.is_some() {
+                break;
+            }
+            if shared.is_leader() && slot.borrow().is_none() && shared.user().as_deref() == Some(user) {
+                shared.forget_pass(&id);
+                let left = (deadline - mono()).max(0.0) as u64;
+                return match self.detached_pass(left).await {
+                    Ok(Some(r)) => r,
+                    _ => PassReport { user_id: Some(user.to_owned()), ..PassReport::default() },
+                };
+            }
+        }
         shared.forget_pass(&id);
         let answer = slot.borrow_mut().take();
         let mut report = answer.unwrap_or_default();
@@ -395,4 +409,13 @@ impl Drop for OutboxCore {
     fn drop(&mut self) {
         self.running.borrow_mut().take();
     }
+}
+
+/// How often a `processNow()` waiting for another context's pass looks whether this one took
+/// the uploads over meanwhile.
+const TAKEOVER_LOOK_MS: u64 = 100;
+
+/// How long `processNow()` waits for a pass: a storage step's bound plus a request's.
+fn pass_limit(shared: &crate::sync::Shared) -> u64 {
+    u64::from(crate::platform::idb::DEADLINE_MS) + shared.config.request_timeout_ms
 }

@@ -221,6 +221,33 @@ async fn a_frozen_leader_holding_the_lock_is_taken_over() {
     finish(&db, &[&a]).await;
 }
 
+/// A follower's `processNow()` asks the uploader; an uploader that never answers (frozen with the
+/// lock) is taken over meanwhile, and the pass then runs here. Before, the call waited out its
+/// whole bound (10 s + requestTimeoutMs) and resolved with an empty report, though this context
+/// had uploaded everything in the meantime.
+#[wasm_bindgen_test]
+async fn process_now_runs_here_when_the_uploader_it_asked_is_taken_over() {
+    let db = fresh_db("m-now-takeover");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let hold =
+        Function::new_with_args("name", "return new Promise((granted) => navigator.locks.request(name, () => { granted(); return new Promise(() => {}); }));");
+    ok(hold.call1(&JsValue::NULL, &JsValue::from_str(&format!("progress-outbox:{db}:u1"))).unwrap().unchecked_into::<Promise>()).await;
+    // Takeover within 2 x 200 ms + 500 ms + 1 s, well inside processNow()'s 10.5 s bound.
+    let a = open(&db, r#"{"processingIntervalMs": 200, "requestTimeoutMs": 500, "backoffMs": [50]}"#).await;
+    write_beat(&db, "frozen-tab", Date::now()).await;
+    save_for(&a, "u1", 70.0).await;
+    a.start(JsValue::from_str("u1")).unwrap();
+    sleep(100).await;
+    assert!(!a.is_leader());
+    let report = ok(a.process_now()).await;
+    assert!(a.is_leader(), "a took over while waiting");
+    assert_eq!(get(&report, "delegated").as_bool(), Some(false), "the pass ran here: {report:?}");
+    // Done when it resolves (by its own pass, or by the one the takeover started just before).
+    assert_eq!(completed(&a, "u1").await, 1.0, "{report:?}");
+    assert_eq!(requests(&stub).len(), 1);
+    finish(&db, &[&a]).await;
+}
+
 #[wasm_bindgen_test]
 async fn without_web_locks_a_lease_keeps_one_uploader() {
     let restore = hide_web_locks();
