@@ -222,7 +222,11 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
                 if stored {
                     return Decision::Complete { backend_id: backend_id.clone() };
                 }
-                let missing = if attempt.operation == Operation::Create { "without an \"id\" in a JSON body" } else { "with a body that is not JSON" };
+                let missing = if attempt.operation == Operation::Create {
+                    "without an \"id\" in a JSON body (a usable one: a string other than \"\", \".\" and \"..\", or an integer JSON keeps exact, up to 2^53)"
+                } else {
+                    "with a body that is not JSON"
+                };
                 (format!("{}: the server answered {missing}; not counted as stored", http_message(*status, body_excerpt)), None)
             }
             StatusClass::Permanent if *status == 404 && attempt.operation == Operation::Delete => return Decision::Complete { backend_id: None },
@@ -232,7 +236,13 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
                     refused: true,
                 }
             }
-            StatusClass::Unauthorized => (format!("{} (still unauthorized after refreshing the token)", http_message(*status, body_excerpt)), None),
+            StatusClass::Unauthorized => (
+                format!(
+                    "{} (still unauthorized after asking for the token again: a token function gets {{ refresh: true }}, a fixed token string cannot change)",
+                    http_message(*status, body_excerpt)
+                ),
+                None,
+            ),
             StatusClass::Redirect => (redirect_message(*status), None),
             StatusClass::Transient => (http_message(*status, body_excerpt), retry_after.as_deref().and_then(|v| parse_retry_after(v, now))),
         },
@@ -265,6 +275,20 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
     let wait = policy.backoff(step).max(server_wait.unwrap_or(0));
     let sent = !matches!(outcome, Outcome::Token(_));
     Decision::Retry { at: now.saturating_add(wait.min(i64::MAX as u64) as i64), wait_ms: wait, message, counted, sent }
+}
+
+/// A server's id that can name the entry in later URLs (`{endpoint}/{id}`): not empty, and not
+/// `.` or `..`, which a URL parser takes for "this folder" and "the parent" (a PUT or DELETE for
+/// the entry would go to the collection or above it, and that answer would complete it).
+pub fn usable_backend_id(id: String) -> Option<String> {
+    (!id.is_empty() && id != "." && id != "..").then_some(id)
+}
+
+/// A numeric id JSON carries exactly in JS: an integer up to 2^53 (a bigger one arrives rounded,
+/// so later requests would name another record), or a finite fraction.
+pub fn exact_numeric_id(n: f64) -> bool {
+    const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+    n.is_finite() && (n.fract() != 0.0 || n.abs() <= MAX_SAFE)
 }
 
 /// Is a retry scheduled for `next_attempt_at` (after a wait of `wait_ms`) due at `now`?

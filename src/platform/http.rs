@@ -15,6 +15,7 @@ use web_sys::{AbortController, Headers, RequestCache, RequestInit, RequestRedire
 use super::timer::within;
 use super::{describe_error, get, mono};
 use crate::domain::batch::ItemAnswer;
+use crate::domain::retry::{exact_numeric_id, usable_backend_id};
 
 #[wasm_bindgen]
 extern "C" {
@@ -78,11 +79,12 @@ pub struct Answer {
 /// `1764000000123` stays `"1764000000123"` in the URLs of later updates and deletes.
 fn id_of(v: &JsValue) -> Option<String> {
     let id = get(v, "id");
-    match (id.as_string(), id.as_f64()) {
-        (Some(s), _) if !s.is_empty() => Some(s),
-        (_, Some(n)) if n.is_finite() => js_sys::Number::from(n).to_string_with_radix(10).ok().map(String::from),
+    let text = match (id.as_string(), id.as_f64()) {
+        (Some(s), _) => Some(s),
+        (_, Some(n)) if exact_numeric_id(n) => js_sys::Number::from(n).to_string_with_radix(10).ok().map(String::from),
         _ => None,
-    }
+    };
+    text.and_then(usable_backend_id)
 }
 
 fn item(v: &JsValue, token: Option<&str>) -> Option<ItemAnswer> {

@@ -138,6 +138,22 @@ pub fn is_error(value: &JsValue) -> bool {
     value.is_object() && object_tag(value).is_ok_and(|t| t == "[object Error]")
 }
 
+/// Most items of an array argument read: one more than any method accepts (resetForRetry's
+/// 10,000 ids), so a longer array is refused by its count without walking it all.
+const MAX_ARRAY_READ: u32 = crate::domain::query::MAX_RESET_IDS as u32 + 1;
+
+/// An array's items, its `length` read once and each index once (a Proxy whose length changes
+/// between reads cannot slip a long array past a size check, nor make us walk millions).
+fn read_array(value: &JsValue) -> Result<Arg, JsValue> {
+    let len = Reflect::get(value, &JsValue::from_str("length"))?.as_f64().unwrap_or(0.0);
+    let n = if len.is_finite() && len > 0.0 { len.min(f64::from(MAX_ARRAY_READ)) as u32 } else { 0 };
+    let mut items = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        items.push(to_arg(&Reflect::get_u32(value, i)?));
+    }
+    Ok(Arg::Array(items))
+}
+
 /// Describes a JS value for pure validation (see [`Arg`]). Reads each value once.
 pub fn to_arg(value: &JsValue) -> Arg {
     if value.is_undefined() {
@@ -159,10 +175,7 @@ pub fn to_arg(value: &JsValue) -> Arg {
     } else if let Some(t) = date_time(value) {
         Arg::Date(t)
     } else if is_array(value).unwrap_or(false) {
-        match array_from(value) {
-            Ok(items) => Arg::Array(items.iter().map(|v| to_arg(&v)).collect()),
-            Err(_) => Arg::Other("an array that cannot be read".into()),
-        }
+        read_array(value).unwrap_or_else(|_| Arg::Other("an array that cannot be read".into()))
     } else if value.is_function() {
         Arg::Other("a function".into())
     } else if value.is_bigint() {
@@ -218,11 +231,9 @@ extern "C" {
     fn try_keys(object: &JsValue) -> Result<Array, JsValue>;
     #[wasm_bindgen(js_namespace = Object, js_name = getPrototypeOf, catch)]
     fn prototype_of(object: &JsValue) -> Result<JsValue, JsValue>;
-    // Both throw on a revoked Proxy, and `Array.from` runs the value's iterator: caught.
+    // Throws on a revoked Proxy: caught.
     #[wasm_bindgen(js_namespace = Array, js_name = isArray, catch)]
     fn is_array(value: &JsValue) -> Result<bool, JsValue>;
-    #[wasm_bindgen(js_namespace = Array, js_name = from, catch)]
-    fn array_from(value: &JsValue) -> Result<Array, JsValue>;
     #[wasm_bindgen(js_namespace = Object, js_name = assign, catch)]
     fn object_assign(target: &JsValue, source: &JsValue) -> Result<JsValue, JsValue>;
 }

@@ -210,9 +210,12 @@ async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDat
     let mut request = idb::request::OpenDatabaseRequest::from(raw.clone());
     let upgrading = Rc::new(Cell::new(false));
     let started = upgrading.clone();
+    let refused: Rc<RefCell<Option<Error>>> = Rc::default();
+    let why = refused.clone();
     request.on_upgrade_needed(move |event| {
         started.set(true);
         if let Err(e) = upgrade(&event, max_attempts, log) {
+            *why.borrow_mut() = Some(e.clone());
             log.warn(|| format!("schema upgrade failed, the database keeps its old version and all its data: {e}"));
             if let Some(tx) = idb::Event::target(&event).ok().and_then(|r| idb::Request::transaction(&r)) {
                 let _ = tx.abort();
@@ -255,11 +258,32 @@ async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDat
     };
     drop(request);
     match result {
-        Ok(db) => Ok(db.unchecked_into()),
+        Ok(db) => {
+            let db: IdbDatabase = db.unchecked_into();
+            let names = db.object_store_names();
+            let missing: Vec<&str> = [ENTRIES, EVENTS, META, TOMBSTONES, QUARANTINE].into_iter().filter(|s| !names.contains(s)).collect();
+            if missing.is_empty() {
+                return Ok(db);
+            }
+            db.close();
+            Err(foreign(name, &missing))
+        }
+        Err(_) if refused.borrow().is_some() => Err(refused.borrow_mut().take().unwrap_or(Error::Closed)),
         Err(Error::Storage { detail, .. }) if detail.starts_with("VersionError") => {
             Err(Error::NewerSchema { name: name.into(), found: found_version(&factory, name).await.unwrap_or(0), supported: VERSION })
         }
         Err(e) => Err(e),
+    }
+}
+
+/// A database named `name` exists but lacks our stores: another library's or app's.
+fn foreign(name: &str, missing: &[&str]) -> Error {
+    Error::Storage {
+        operation: "opening the database",
+        detail: format!(
+            "database \"{name}\" was not created by progress-outbox (it has no {} store): it belongs to other code; give Outbox.open another dbName (nothing was changed)",
+            missing.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 
@@ -295,6 +319,17 @@ fn upgrade(event: &idb::event::VersionChangeEvent, max_attempts: u32, log: Log) 
     let tx = idb::Request::transaction(&target).ok_or(Error::Storage { operation: UPGRADE, detail: "no versionchange transaction".into() })?;
     let db = tx.database();
     log.info(|| format!("upgrading database \"{}\" from schema v{old} to v{VERSION}", db.name()));
+    // A database of this name that other code made: its stores are not ours to change.
+    let names = db.store_names();
+    let expected: &[&str] = match old {
+        0 => &[],
+        1 | 2 => &[ENTRIES],
+        _ => &[ENTRIES, EVENTS, META],
+    };
+    let missing: Vec<&str> = expected.iter().copied().filter(|s| !names.iter().any(|n| n == s)).collect();
+    if !missing.is_empty() {
+        return Err(foreign(&db.name(), &missing));
+    }
 
     if old < 1 {
         create_store(&db, ENTRIES, Some("id"))?;

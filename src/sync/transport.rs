@@ -107,7 +107,8 @@ impl Transport {
                 send(Call { method: r.method, url: r.url, token: token.as_deref(), key: r.key, body: r.body, timeout_ms: self.timeout_ms, batch: r.batch })
                     .await;
             match reply {
-                Reply::Answer(ref a) if a.status == 401 && !refreshed && matches!(self.token, TokenSource::Function(..)) => refreshed = true,
+                // Asked again with { refresh: true } (a fixed string gives itself again), sent at once.
+                Reply::Answer(ref a) if a.status == 401 && !refreshed => refreshed = true,
                 other => return Some(Ok(other)),
             }
         }
@@ -140,7 +141,7 @@ impl Transport {
         let all: Vec<&Claimed> = items.iter().collect();
         let (mut outcomes, signal) = self.batch_once(url, &all, user, still_wanted, false).await?;
         let unauthorized: Vec<usize> = (0..outcomes.len()).filter(|&i| matches!(outcomes[i], Outcome::Response { status: 401, .. })).collect();
-        if !unauthorized.is_empty() && matches!(self.token, TokenSource::Function(..)) {
+        if !unauthorized.is_empty() {
             let again: Vec<&Claimed> = unauthorized.iter().map(|&i| &items[i]).collect();
             if let Some((retried, _)) = self.batch_once(url, &again, user, still_wanted, true).await {
                 for (i, o) in unauthorized.into_iter().zip(retried) {

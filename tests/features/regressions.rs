@@ -22,6 +22,7 @@
 
 use progress_outbox::Outbox;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_test::wasm_bindgen_test;
 
 use crate::support::*;
@@ -675,5 +676,104 @@ async fn a_hung_request_does_not_hold_back_later_saves() {
         o.drained("u1", Some(2), 10000).await;
         assert_eq!(srv.live().len(), 2);
         finish(&db, &[&o]).await;
+    }
+}
+
+/// A seventh probe: a server id of ".." or "." made the later PUT/DELETE go to a parent URL
+/// (the URL parser removes dot segments), whose answer completed it; an integer id beyond 2^53
+/// arrived rounded, so the DELETE named another record and its 404 completed it. Such an id is
+/// no usable id: the create is not counted as stored, and nothing is sent to a wrong URL.
+#[wasm_bindgen_test]
+async fn server_ids_that_cannot_name_the_entry_are_not_taken() {
+    for id in [r#"".""#, r#""..""#, "9007199254740993"] {
+        let db = fresh_db("dot-ids");
+        let srv = Server::new(&format!("(req) => {{ if (req.method === 'POST') return {{ status: 201, body: {{ id: {id} }} }}; }}"), "");
+        let o = Ob::open(&db, r#"{"maxAttempts": 5}"#).await;
+        o.start("u1");
+        let e = o.save("weight", 70.0, "{}").await;
+        eventually(3000, "the create's answer", || async { !srv.requests().is_empty() && string(&o.events("u1").await[0], "status") == "failed" }).await;
+        let ev = &o.events("u1").await[0];
+        assert!(opt_string(ev, "errorMessage").unwrap_or_default().contains("usable"), "{id}: {ev:?}");
+        let entry = o.entries_of("u1").await.into_iter().find(|x| string(x, "id") == string(&e, "id")).unwrap();
+        assert!(get(&entry, "backendId").is_null(), "{id}: {entry:?}");
+        assert!(srv.requests().iter().all(|r| string(r, "method") == "POST"), "{id}: nothing but the create was sent");
+        finish(&db, &[&o]).await;
+    }
+}
+
+/// The seventh probe: an array argument's `length` was read once per item and once more, so a
+/// Proxy saying 5,000,000 first and 2 later passed the 100-delay limit of `backoffMs`, and one
+/// saying 2 first and 5,000,000 later was walked for seconds before being refused. Now `length`
+/// is read once and at most one item past the largest limit is read.
+#[wasm_bindgen_test]
+async fn an_array_argument_is_read_once_and_never_walked_past_its_limit() {
+    let make = js_sys::Function::new_with_args(
+        "first, later",
+        "const st = { lengthReads: 0, itemReads: 0 };
+         st.proxy = new Proxy([1000, 2000], { get(t, k, r) {
+           if (k === 'length') return st.lengthReads++ === 0 ? first : later;
+           if (typeof k === 'string' && /^[0-9]+$/.test(k)) st.itemReads++;
+           return Reflect.get(t, k, r);
+         } });
+         return st;",
+    );
+    for (first, later, code) in [(5_000_000.0, 2.0, "OUT_OF_RANGE"), (2.0, 5_000_000.0, "")] {
+        let st = make.call2(&JsValue::NULL, &n(first), &n(later)).unwrap();
+        let c = json(r#"{"endpoint": "/api/v1/progress", "persist": false}"#);
+        set(&c, "dbName", &s(&fresh_db("array-once")));
+        set(&c, "backoffMs", &get(&st, "proxy"));
+        let r = Outbox::open(c).await.map(JsValue::from);
+        assert_eq!(num(&st, "lengthReads"), 1.0, "length read once ({first} then {later})");
+        assert!(num(&st, "itemReads") <= 10_001.0, "{} items read", num(&st, "itemReads"));
+        if code.is_empty() {
+            let o = r.unwrap_or_else(|e| panic!("two delays, as read once: {}", message(&e)));
+            js_sys::Reflect::get(&o, &s("close")).unwrap().unchecked_into::<js_sys::Function>().call0(&o).unwrap();
+        } else {
+            let m = expect_error(r, "RangeError", code, "a backoffMs whose length said 5,000,000 first");
+            assert!(m.contains("backoffMs"), "{m}");
+        }
+    }
+}
+
+#[wasm_bindgen(inline_js = r#"
+export function makeForeignDb(name, version) {
+  return new Promise((resolve, reject) => {
+    const r = indexedDB.open(name, version);
+    r.onupgradeneeded = () => { r.result.createObjectStore("foo").put("bar", "k"); };
+    r.onsuccess = () => { r.result.close(); resolve(); };
+    r.onerror = () => reject(r.error);
+  });
+}
+export async function foreignDbIntact(name) {
+  const db = await new Promise((resolve, reject) => { const r = indexedDB.open(name); r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
+  const v = await new Promise((resolve) => { const g = db.transaction("foo").objectStore("foo").get("k"); g.onsuccess = () => resolve(g.result); });
+  const out = [db.version, [...db.objectStoreNames].join(","), v];
+  db.close();
+  return out;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = makeForeignDb)]
+    fn make_foreign_db(name: &str, version: u32) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = foreignDbIntact)]
+    fn foreign_db_intact(name: &str) -> js_sys::Promise;
+}
+
+/// The seventh probe: a database of the same name that other code made opened at v4 and then
+/// failed every call ("object store not found"), or at v1-v3 refused with "AbortError". Now
+/// `Outbox.open` says whose it is and what to do, and leaves it as it was.
+#[wasm_bindgen_test]
+async fn a_database_other_code_made_is_refused_at_open_and_left_alone() {
+    for version in [1, 3, 4] {
+        let db = fresh_db("foreign");
+        wasm_bindgen_futures::JsFuture::from(make_foreign_db(&db, version)).await.unwrap();
+        let c = json(r#"{"endpoint": "/api/v1/progress", "persist": false, "log": "off"}"#);
+        set(&c, "dbName", &s(&db));
+        let m = expect_error(Outbox::open(c).await.map(JsValue::from), "Error", "STORAGE", "a foreign database");
+        assert!(m.contains("not created by progress-outbox") && m.contains("dbName"), "v{version}: {m}");
+        let state = array(&wasm_bindgen_futures::JsFuture::from(foreign_db_intact(&db)).await.unwrap());
+        assert_eq!(state[0].as_f64(), Some(f64::from(version)), "v{version}: the version is unchanged");
+        assert_eq!(state[1].as_string().as_deref(), Some("foo"), "v{version}: its stores unchanged");
+        assert_eq!(state[2].as_string().as_deref(), Some("bar"), "v{version}: its data unchanged");
     }
 }

@@ -324,6 +324,21 @@ async fn unauthorized_asks_for_a_new_token_once_and_retries_at_once() {
     assert_eq!(num(&ev, "attemptCount"), 1.0, "a 401 after the refresh is a failed answer");
     assert_eq!(requests(&stub).len(), 2);
     finish(&db, &[&outbox]).await;
+
+    // A fixed token string (or none): asked again it is the same, and the retry still goes at
+    // once, as the contract's row says (a probe saw one request, then the whole backoff).
+    for token in [Some("fixed"), None] {
+        let db = fresh_db("p-401-string");
+        let stub = stub_fetch(&json(r#"[{"status": 401}, {"status": 201, "body": {"id": "b"}}]"#), &JsValue::NULL);
+        let extra = token.map_or("{}".to_string(), |t| format!(r#"{{"token": "{t}"}}"#));
+        let outbox = open_with(&db, &extra, None).await;
+        outbox.start(JsValue::from_str("u1")).unwrap();
+        save(&outbox, 70.0, "{}").await;
+        let ev = wait_status(&outbox, "u1", "completed", 3000).await;
+        assert_eq!(requests(&stub).len(), 2, "{token:?}");
+        assert_eq!(num(&ev, "attemptCount"), 0.0);
+        finish(&db, &[&outbox]).await;
+    }
 }
 
 #[wasm_bindgen_test]

@@ -186,3 +186,16 @@ fn persisted_deadlines_survive_clock_jumps() {
     assert_eq!(remaining_wait(NOW + 30_000, Some(60_000), NOW, longest), 30_000);
     assert_eq!(remaining_wait(NOW + 3_600_000, Some(60_000), NOW, longest), 0);
 }
+
+#[test]
+fn backend_ids_that_cannot_name_the_entry_in_a_url_are_refused() {
+    assert_eq!(usable_backend_id("b-7".into()), Some("b-7".into()));
+    assert_eq!(usable_backend_id("...".into()), Some("...".into()));
+    assert_eq!(usable_backend_id("a/..".into()), Some("a/..".into()), "encoded as one segment");
+    for bad in ["", ".", ".."] {
+        assert_eq!(usable_backend_id(bad.into()), None, "{bad:?}");
+    }
+    assert!(exact_numeric_id(42.0) && exact_numeric_id(9_007_199_254_740_991.0) && exact_numeric_id(-3.0) && exact_numeric_id(1.5));
+    assert!(!exact_numeric_id(9_007_199_254_740_992.0), "2^53 may be a rounded 2^53 + 1");
+    assert!(!exact_numeric_id(f64::NAN) && !exact_numeric_id(f64::INFINITY));
+}
