@@ -200,14 +200,19 @@ async fn a_claim_of_a_live_context_is_never_stale_elsewhere_however_long_it_wait
     finish(&db, &[&a, &b]).await;
 }
 
+/// A "tab" that took u1's upload lock of `db` and froze: it holds it forever.
+async fn freeze_a_tab_holding_the_lock(db: &str) {
+    let hold =
+        Function::new_with_args("name", "return new Promise((granted) => navigator.locks.request(name, () => { granted(); return new Promise(() => {}); }));");
+    ok(hold.call1(&JsValue::NULL, &JsValue::from_str(&format!("progress-outbox:{db}:u1"))).unwrap().unchecked_into::<Promise>()).await;
+}
+
 #[wasm_bindgen_test]
 async fn a_frozen_leader_holding_the_lock_is_taken_over() {
     let db = fresh_db("m-frozen");
     let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
     // A "tab" that took the lock and froze: it holds it forever and its heartbeat is old.
-    let hold =
-        Function::new_with_args("name", "return new Promise((granted) => navigator.locks.request(name, () => { granted(); return new Promise(() => {}); }));");
-    ok(hold.call1(&JsValue::NULL, &JsValue::from_str(&format!("progress-outbox:{db}:u1"))).unwrap().unchecked_into::<Promise>()).await;
+    freeze_a_tab_holding_the_lock(&db).await;
     let a = open(&db, r#"{"processingIntervalMs": 50, "requestTimeoutMs": 500, "backoffMs": [50]}"#).await;
     write_beat(&db, "frozen-tab", Date::now() - 3_600_000.0).await;
     save_for(&a, "u1", 70.0).await;
@@ -229,9 +234,7 @@ async fn a_frozen_leader_holding_the_lock_is_taken_over() {
 async fn process_now_runs_here_when_the_uploader_it_asked_is_taken_over() {
     let db = fresh_db("m-now-takeover");
     let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
-    let hold =
-        Function::new_with_args("name", "return new Promise((granted) => navigator.locks.request(name, () => { granted(); return new Promise(() => {}); }));");
-    ok(hold.call1(&JsValue::NULL, &JsValue::from_str(&format!("progress-outbox:{db}:u1"))).unwrap().unchecked_into::<Promise>()).await;
+    freeze_a_tab_holding_the_lock(&db).await;
     // Takeover within 2 x 200 ms + 500 ms + 1 s, well inside processNow()'s 10.5 s bound.
     let a = open(&db, r#"{"processingIntervalMs": 200, "requestTimeoutMs": 500, "backoffMs": [50]}"#).await;
     write_beat(&db, "frozen-tab", Date::now()).await;

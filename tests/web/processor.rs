@@ -754,15 +754,7 @@ async fn the_log_shows_the_lifecycle_with_ids_and_never_the_token() {
     for (level, expect_lines) in [("warn", true), ("off", false)] {
         let db = fresh_db("p-log-level");
         stub_fetch(&json(r#"[{"status": 422}]"#), &JsValue::NULL);
-        let console = capture_console();
-        let outbox = open_with(&db, &format!(r#"{{"log": "{level}"}}"#), None).await;
-        outbox.start(JsValue::from_str("u1")).unwrap();
-        save(&outbox, 70.0, "{}").await;
-        wait_status(&outbox, "u1", "failed", 3000).await;
-        outbox.close();
-        let lines: Vec<String> = console_lines(&console).into_iter().filter(|l| l.contains("[progress-outbox]")).collect();
-        restore_console(&console);
-        wait_closed(&db).await;
+        let lines = lines_until_it_fails(&db, &format!(r#"{{"log": "{level}"}}"#), None).await;
         if expect_lines {
             assert!(!lines.is_empty() && lines.iter().all(|l| l.starts_with("warn")), "{lines:#?}");
             assert!(lines.iter().any(|l| l.contains("gave up")), "{lines:#?}");
@@ -774,6 +766,21 @@ async fn the_log_shows_the_lifecycle_with_ids_and_never_the_token() {
     }
 }
 
+/// The library's console lines from opening `db` with `extra` (and `token`) through one save of
+/// u1 until its event has failed, and the outbox closed.
+async fn lines_until_it_fails(db: &str, extra: &str, token: Option<&Function>) -> Vec<String> {
+    let console = capture_console();
+    let outbox = open_with(db, extra, token).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    save(&outbox, 70.0, "{}").await;
+    wait_status(&outbox, "u1", "failed", 3000).await;
+    outbox.close();
+    let lines: Vec<String> = console_lines(&console).into_iter().filter(|l| l.contains("[progress-outbox]")).collect();
+    restore_console(&console);
+    wait_closed(db).await;
+    lines
+}
+
 /// At the default "warn", a token setup that cannot work (a function that returns nothing, or a
 /// token the server refuses even after a refresh) is on the console, never the token itself.
 #[wasm_bindgen_test]
@@ -783,15 +790,7 @@ async fn a_broken_token_setup_shows_at_warn() {
     {
         let db = fresh_db("p-log-token");
         stub_fetch(&json(answers), &json(r#"{"status": 401}"#));
-        let console = capture_console();
-        let outbox = open_with(&db, r#"{"log": "warn", "backoffMs": [60000]}"#, Some(&token_fn(token_body))).await;
-        outbox.start(JsValue::from_str("u1")).unwrap();
-        save(&outbox, 70.0, "{}").await;
-        wait_status(&outbox, "u1", "failed", 3000).await;
-        outbox.close();
-        let lines: Vec<String> = console_lines(&console).into_iter().filter(|l| l.contains("[progress-outbox]")).collect();
-        restore_console(&console);
-        wait_closed(&db).await;
+        let lines = lines_until_it_fails(&db, r#"{"log": "warn", "backoffMs": [60000]}"#, Some(&token_fn(token_body))).await;
         assert!(lines.iter().any(|l| l.starts_with("warn") && l.contains("token option") && l.contains(why)), "{token_body}: {lines:#?}");
         assert!(lines.iter().all(|l| !l.contains("STALE-TOKEN-9")), "a token reached the console: {lines:#?}");
         ok(delete_db(&db)).await;
