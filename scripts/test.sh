@@ -31,11 +31,30 @@ tsc -p tests/types
 # of the suite in that state: the registration hangs inside Firefox, before the suite starts.
 # That failure, and only that one (no test started), is retried, up to 6 runs in all; each test
 # binary runs on its own with a timeout sized to it, so a stuck start costs about half a minute.
+#
+# The runner's own timeout is not always enough: a page can stay at "Loading scripts..." (the
+# suite never started) with the runner waiting on it for good (seen once in Chrome, features
+# suite). A watchdog kills the whole run (its own process group: wasm-pack, cargo, the runner,
+# the driver and the browser) two minutes past the suite's timeout and says so in the words
+# of a suite that never started, so the retry below applies.
+suite_run() { # browser, test binary, timeout (s)
+  local limit=$(($3 + 120)) pid watchdog rc
+  WASM_BINDGEN_TEST_TIMEOUT=$3 setsid wasm-pack test --headless "--$1" --test "$2" &
+  pid=$!
+  (sleep "$limit" </dev/null >/dev/null 2>&1; kill -- "-$pid" 2>/dev/null && echo "Failed to detect test as having been run (watchdog: the $1 $2 run was stuck for ${limit} s and was killed)") &
+  watchdog=$!
+  wait "$pid"
+  rc=$?
+  kill "$watchdog" 2>/dev/null
+  wait "$watchdog" 2>/dev/null
+  return "$rc"
+}
+
 browser_suite() { # browser, test binary, timeout (s)
   local log attempt
   log=$(mktemp)
   for attempt in 1 2 3 4 5 6; do
-    if WASM_BINDGEN_TEST_TIMEOUT=$3 wasm-pack test --headless "--$1" --test "$2" 2>&1 | tee "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then rm -f "$log"; return 0; fi
+    if suite_run "$1" "$2" "$3" 2>&1 | tee "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then rm -f "$log"; return 0; fi
     if ! grep -q "Failed to detect test as having been run" "$log" || grep -qE "^running [0-9]+ test|^test .* \.\.\. |panicked at" "$log"; then break; fi
     echo "[test] the runner never started the $1 $2 suite (attempt $attempt); running it again"
   done
