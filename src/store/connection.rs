@@ -257,6 +257,9 @@ async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDat
         return Err(if was_blocked.get() { Error::Blocked(name.into()) } else { Error::OpenTimedOut(name.into()) });
     };
     drop(request);
+    if let (Err(_), Some(why)) = (&result, refused.take()) {
+        return Err(why);
+    }
     match result {
         Ok(db) => {
             let db: IdbDatabase = db.unchecked_into();
@@ -268,7 +271,6 @@ async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDat
             db.close();
             Err(foreign(name, &missing))
         }
-        Err(_) if refused.borrow().is_some() => Err(refused.borrow_mut().take().unwrap_or(Error::Closed)),
         Err(Error::Storage { detail, .. }) if detail.starts_with("VersionError") => {
             Err(Error::NewerSchema { name: name.into(), found: found_version(&factory, name).await.unwrap_or(0), supported: VERSION })
         }

@@ -30,7 +30,7 @@ use crate::domain::retry::{decide, remaining_wait, Attempt, Decision, Outcome};
 use crate::domain::stats::PassReport;
 use crate::domain::time::to_iso8601;
 use crate::domain::{Error, Result};
-use crate::platform::timer::{join_all, sleep, Alarm, Notify, Ticker};
+use crate::platform::timer::{first, join_all, sleep, Alarm, Notify, Signal, Ticker};
 use crate::platform::{get, global, is_online, mono, network, now};
 use crate::store::queue::{Claimed, Lead, Outcome as Result_, Recorded};
 
@@ -120,6 +120,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
         results_ready: Notify::default(),
         workers_left: Cell::new(workers as usize),
         busy: Cell::new(0),
+        all_idle: Signal::default(),
         claim_seen: Cell::new(shared.work.count()),
         more: Cell::new(true),
         claim_until: mono() + f64::from(PASS_CLAIMS_FOR_MS),
@@ -277,6 +278,8 @@ struct Pass<'a> {
     workers_left: Cell<usize>,
     /// Upload slots holding events (sending them, or about to).
     busy: Cell<usize>,
+    /// Bumped each time `busy` drops to 0: idle slots then end.
+    all_idle: Signal,
     /// [`Shared::work`]'s count when the last claim began: a wake-up since may mean new work.
     claim_seen: Cell<u64>,
     /// The last claim was full: there may be more.
@@ -384,17 +387,17 @@ impl Pass<'_> {
             if self.busy.get() == 0 || !may_claim {
                 return false;
             }
-            let seen = self.claim_seen.get();
+            let (seen, idle_seen) = (self.claim_seen.get(), self.all_idle.count());
             if shared.work.count() != seen {
                 self.more.set(true);
                 return true;
             }
-            shared.work.since(seen).await;
+            first(shared.work.since(seen), self.all_idle.since(idle_seen)).await;
         }
     }
 
-    /// Counts a slot as holding events until the guard is dropped; the last one to let go wakes
-    /// the idle slots (to end).
+    /// Counts a slot as holding events until the guard is dropped; the last one to let go tells
+    /// the idle slots to end.
     fn busy(&self) -> impl Drop + '_ {
         struct Busy<'p, 'a>(&'p Pass<'a>);
         impl Drop for Busy<'_, '_> {
@@ -402,7 +405,7 @@ impl Pass<'_> {
                 let left = self.0.busy.get() - 1;
                 self.0.busy.set(left);
                 if left == 0 {
-                    self.0.shared.work.notify_all();
+                    self.0.all_idle.notify_all();
                 }
             }
         }
