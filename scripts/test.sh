@@ -33,20 +33,45 @@ tsc -p tests/types
 # binary runs on its own with a timeout sized to it, so a stuck start costs about half a minute.
 #
 # The runner's own timeout is not always enough: a page can stay at "Loading scripts..." (the
-# suite never started) with the runner waiting on it for good (seen once in Chrome, features
-# suite). A watchdog kills the whole run (its own process group: wasm-pack, cargo, the runner,
-# the driver and the browser) two minutes past the suite's timeout and says so in the words
-# of a suite that never started, so the retry below applies.
+# suite never started) with the runner waiting on it for good (seen in Chrome, features suite, in
+# 2 of 4 clean-clone runs; cause unknown). A watchdog kills the whole run (its own process group:
+# wasm-pack, cargo, the runner, the driver and the browser) when the runner has opened the
+# browser (`Running headless tests`) yet no suite has started (`running N tests`) 90 s later
+# (a start takes 1-2 s), or two minutes past the suite's timeout, and says so in the words of a
+# suite that never started, so the retry below applies.
 suite_run() { # browser, test binary, timeout (s)
-  local limit=$(($3 + 120)) pid watchdog rc
-  WASM_BINDGEN_TEST_TIMEOUT=$3 setsid wasm-pack test --headless "--$1" --test "$2" &
+  local limit=$(($3 + 120)) pid tailer watchdog rc out
+  out=$(mktemp)
+  WASM_BINDGEN_TEST_TIMEOUT=$3 setsid wasm-pack test --headless "--$1" --test "$2" >"$out" 2>&1 </dev/null &
   pid=$!
-  (sleep "$limit" </dev/null >/dev/null 2>&1; kill -- "-$pid" 2>/dev/null && echo "Failed to detect test as having been run (watchdog: the $1 $2 run was stuck for ${limit} s and was killed)") &
+  tail -n +1 -f --pid="$pid" "$out" &
+  tailer=$!
+  (
+    waited=0 opened=""
+    while sleep 5; do
+      waited=$((waited + 5))
+      [ -z "$opened" ] && grep -q "^Running headless tests" "$out" && opened=$waited
+      why=""
+      if [ -n "$opened" ] && [ $((waited - opened)) -ge "${WATCHDOG_START_S:-90}" ] && ! grep -qE "^running [0-9]+ test" "$out"; then
+        why="the $1 $2 suite had not started ${WATCHDOG_START_S:-90} s after the browser opened"
+      elif [ "$waited" -ge "$limit" ]; then
+        why="the $1 $2 run was stuck for ${limit} s"
+      fi
+      if [ -n "$why" ]; then
+        kill -0 "$pid" 2>/dev/null && echo "Failed to detect test as having been run (watchdog: $why; killed)" >>"$out"
+        sleep 2 # for the output's reader
+        kill -- "-$pid" 2>/dev/null
+        exit 0
+      fi
+    done
+  ) </dev/null >/dev/null 2>&1 &
   watchdog=$!
   wait "$pid"
   rc=$?
   kill "$watchdog" 2>/dev/null
   wait "$watchdog" 2>/dev/null
+  wait "$tailer" 2>/dev/null
+  rm -f "$out"
   return "$rc"
 }
 
