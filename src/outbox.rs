@@ -18,6 +18,7 @@ use crate::domain::stats::{PassReport, Stats};
 use crate::domain::time::TimeMs;
 use crate::domain::{Error, Result};
 use crate::platform::channel::Message;
+use crate::platform::locks::Held;
 use crate::platform::timer::{sleep, within, Notify};
 use crate::platform::{call0, mono, new_id, now, storage, Log};
 use crate::store::quarantine::Quarantined;
@@ -225,7 +226,7 @@ impl OutboxCore {
         let processing = self.shared.store.in_state(user, StateKey::Processing).await?;
         let held = crate::platform::locks::held_names().await;
         let (t, wall, after) = (mono(), now(), self.shared.config.stale_after_ms as f64);
-        Ok(processing.into_iter().filter(|e| !self.shared.is_in_flight(&e.id) && is_stale(&self.shared, e, held.as_deref(), t, wall, after)).collect())
+        Ok(processing.into_iter().filter(|e| !self.shared.is_in_flight(&e.id) && is_stale(&self.shared, e, &held, t, wall, after)).collect())
     }
 
     /// Failed or stale events back to pending with 0 attempts; returns how many were reset.
@@ -240,7 +241,7 @@ impl OutboxCore {
         let shared = &self.shared;
         let held = crate::platform::locks::held_names().await;
         let (t, wall, after) = (mono(), now(), shared.config.stale_after_ms as f64);
-        let stale = |e: &OutboxEvent| !shared.is_in_flight(&e.id) && is_stale(shared, e, held.as_deref(), t, wall, after);
+        let stale = |e: &OutboxEvent| !shared.is_in_flight(&e.id) && is_stale(shared, e, &held, t, wall, after);
         let reset = shared.store.reset_for_retry(&ids, &stale).await?;
         if !reset.is_empty() {
             let list: Vec<&str> = reset.iter().map(|e| e.id.as_str()).collect();
@@ -311,7 +312,7 @@ impl OutboxCore {
     /// Does another context upload for `user` right now?
     async fn uploader_elsewhere(&self, user: &str) -> bool {
         let shared = &self.shared;
-        if crate::platform::locks::held_names().await.is_some_and(|held| !held.iter().any(|n| *n == lock_name(&shared.config.db_name, user))) {
+        if matches!(crate::platform::locks::held_names().await, Held::Names(held) if !held.iter().any(|n| *n == lock_name(&shared.config.db_name, user))) {
             return false;
         }
         // The lock is held (or there are no Web Locks): by another context only if the uploader
@@ -397,6 +398,9 @@ impl OutboxCore {
             let _ = within(bound, async {
                 // The running pass (if any) ends: it claims nothing more and hands back the rest.
                 drop(shared.gate.lock().await);
+                // Results storage refused earlier get a last try while the connection is open
+                // (otherwise their events wait for another context to find them stale).
+                processor::record_leftovers(&shared, None).await;
             })
             .await;
             shared.store.close();

@@ -315,8 +315,13 @@ pub fn begin(db: &IdbDatabase, stores: &[&str], mode: Mode, operation: &'static 
     let deadline = {
         let (raw, timed_out, slot) = (raw.clone(), timed_out.clone(), slot.clone());
         gloo_timers::callback::Timeout::new(DEADLINE_MS, move || {
+            if raw.abort().is_err() {
+                // Already committing (or finished): it is not cut off, and its own end
+                // (complete or abort, imminent) is the answer. Reporting a timeout here would
+                // tell the app a save failed while it is stored.
+                return;
+            }
             timed_out.set(true);
-            let _ = raw.abort();
             // A transaction still queued behind another context's gets its abort event only once
             // it would have started (Chromium: 30 s later, when the other one ended); one with no
             // request pending has nothing else to fail. Its waiter learns now.

@@ -105,13 +105,30 @@ pub fn request(name: &str, steal: bool, on_change: &Rc<Notify>) -> Option<Lock> 
     Some(Lock { granted, settled, release, controller })
 }
 
-/// Names of the locks held right now in this origin, or `None` where that cannot be known
-/// (no Web Locks, or `query()` failed or did not answer within a second).
-pub async fn held_names() -> Option<Vec<String>> {
-    let locks = manager()?;
-    let query = get(&locks, "query").dyn_into::<Function>().ok()?;
-    let p = query.call0(&locks).ok()?;
-    let snapshot = within(1_000, JsFuture::from(Promise::resolve(&p))).await?.ok()?;
-    let held = get(&snapshot, "held").dyn_into::<Array>().ok()?;
-    Some(held.iter().filter_map(|l| get(&l, "name").as_string()).collect())
+/// What `navigator.locks.query()` says about the locks held in this origin.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Held {
+    /// The names of the locks held right now.
+    Names(Vec<String>),
+    /// No Web Locks here, or they refuse to work (`query()` is missing, throws or rejects, as in
+    /// an opaque-origin frame): whether a context lives cannot be known from locks, ever.
+    Unavailable,
+    /// Web Locks are there but `query()` gave no answer within a second (a stalled main thread, a
+    /// thawing page): whether a context lives is unknown right now.
+    Unknown,
+}
+
+/// The locks held right now in this origin, as far as that can be known.
+pub async fn held_names() -> Held {
+    let Some(locks) = manager() else { return Held::Unavailable };
+    let Ok(query) = get(&locks, "query").dyn_into::<Function>() else { return Held::Unavailable };
+    let Ok(p) = query.call0(&locks) else { return Held::Unavailable };
+    match within(1_000, JsFuture::from(Promise::resolve(&p))).await {
+        None => Held::Unknown,
+        Some(Err(_)) => Held::Unavailable,
+        Some(Ok(snapshot)) => match get(&snapshot, "held").dyn_into::<Array>() {
+            Ok(held) => Held::Names(held.iter().filter_map(|l| get(&l, "name").as_string()).collect()),
+            Err(_) => Held::Unavailable,
+        },
+    }
 }

@@ -27,12 +27,14 @@ use crate::domain::time::TimeMs;
 
 #[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(js_namespace = console, js_name = info)]
-    fn console_info(s: &str);
-    #[wasm_bindgen(js_namespace = console, js_name = warn)]
-    fn console_warn(s: &str);
-    #[wasm_bindgen(js_namespace = console, js_name = debug)]
-    fn console_debug(s: &str);
+    // `catch`: a console an app or a monitoring tool wrapped may throw; a log line is never worth
+    // an exception unwinding through the outbox (it would skip Rust's cleanup mid-call).
+    #[wasm_bindgen(catch, js_namespace = console, js_name = info)]
+    fn console_info(s: &str) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch, js_namespace = console, js_name = warn)]
+    fn console_warn(s: &str) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch, js_namespace = console, js_name = debug)]
+    fn console_debug(s: &str) -> Result<(), JsValue>;
     // Looked up at each call, like `Date.now`: tests may replace either clock.
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
     fn performance_now() -> f64;
@@ -299,11 +301,11 @@ impl Log {
 #[inline(never)]
 fn emit(level: LogLevel, message: String) {
     let line = ["[progress-outbox] ", &message].concat();
-    match level {
+    let _ = match level {
         LogLevel::Warn => console_warn(&line),
         LogLevel::Info => console_info(&line),
         _ => console_debug(&line),
-    }
+    };
 }
 
 /// Resolves a possibly relative URL against this context's location (a page's, a worker's), as

@@ -162,7 +162,12 @@ impl Db {
 
     async fn connect(&self) -> Result<Rc<Conn>> {
         let db = open_database(&self.name, self.max_attempts, self.log).await?;
-        self.check_open()?; // closed while opening: do not keep it
+        if let Err(e) = self.check_open() {
+            // Closed while opening: not kept, and closed now (an open connection with no
+            // versionchange handler would block other tabs' upgrades until it is collected).
+            db.close();
+            return Err(e);
+        }
         let lost = Rc::new(Cell::new(false));
         let on_close = {
             let (lost, log, name) = (lost.clone(), self.log, self.name.clone());
@@ -236,6 +241,10 @@ async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDat
     let give_up = async {
         blocked.notified().await;
         sleep(BLOCKED_MS).await;
+        // Unblocked meanwhile: a running upgrade is never cut off (however long it takes).
+        while upgrading.get() {
+            sleep(1_000).await;
+        }
         was_blocked.set(true);
     };
     let no_answer = async {
@@ -248,12 +257,7 @@ async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDat
     let Some(result) = result else {
         // Keep the upgrade handler alive for a late upgrade, and close whatever opens late.
         request.forget_callbacks();
-        let late = Closure::once_into_js(move |e: web_sys::Event| {
-            if let Some(db) = e.target().and_then(|t| t.dyn_into::<IdbRequest>().ok()).and_then(|r| r.result().ok()) {
-                db.unchecked_into::<IdbDatabase>().close();
-            }
-        });
-        raw.set_onsuccess(Some(late.unchecked_ref()));
+        raw.set_onsuccess(Some(close_late_connection().unchecked_ref()));
         return Err(if was_blocked.get() { Error::Blocked(name.into()) } else { Error::OpenTimedOut(name.into()) });
     };
     drop(request);
@@ -278,6 +282,15 @@ async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDat
     }
 }
 
+/// An open request's `onsuccess` for a connection no one waits for any more: closes it.
+fn close_late_connection() -> JsValue {
+    Closure::once_into_js(move |e: web_sys::Event| {
+        if let Some(db) = e.target().and_then(|t| t.dyn_into::<IdbRequest>().ok()).and_then(|r| r.result().ok()) {
+            db.unchecked_into::<IdbDatabase>().close();
+        }
+    })
+}
+
 /// A database named `name` exists but lacks our stores: another library's or app's.
 fn foreign(name: &str, missing: &[&str]) -> Error {
     Error::Storage {
@@ -292,7 +305,13 @@ fn foreign(name: &str, missing: &[&str]) -> Error {
 async fn found_version(factory: &idb::Factory, name: &str) -> Option<u32> {
     let raw: IdbOpenDbRequest = factory.open(name, None).ok()?.into();
     let raw: IdbRequest = raw.into();
-    let db: IdbDatabase = Request::new(raw, "reading the database version").await.ok()?.unchecked_into();
+    // Bounded: it may queue behind another tab's upgrade. A late connection is closed.
+    let late = raw.clone();
+    let Some(opened) = crate::platform::timer::within(DEADLINE_MS as u64, Request::new(raw, "reading the database version")).await else {
+        late.set_onsuccess(Some(close_late_connection().unchecked_ref()));
+        return None;
+    };
+    let db: IdbDatabase = opened.ok()?.unchecked_into();
     let version = db.version() as u32;
     db.close();
     Some(version)

@@ -30,6 +30,7 @@ use crate::domain::retry::{decide, remaining_wait, Attempt, Decision, Outcome};
 use crate::domain::stats::PassReport;
 use crate::domain::time::to_iso8601;
 use crate::domain::{Error, Result};
+use crate::platform::locks::Held;
 use crate::platform::timer::{first, join_all, sleep, Alarm, Notify, Signal, Ticker};
 use crate::platform::{get, global, is_online, mono, network, now};
 use crate::store::queue::{Claimed, Lead, Outcome as Result_, Recorded};
@@ -84,7 +85,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     let mut report = PassReport { user_id: Some(user.to_owned()), ..PassReport::default() };
     let Some(lead) = shared.current_lead(generation) else { return Ok(report) };
 
-    record_leftovers(shared, &lead).await;
+    record_leftovers(shared, Some(&lead)).await;
     report.stale_reset = recover_stale(shared, user).await?;
 
     let probing = !is_online();
@@ -119,6 +120,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
         results: RefCell::new(Vec::new()),
         results_ready: Notify::default(),
         workers_left: Cell::new(workers as usize),
+        finished: Notify::default(),
         busy: Cell::new(0),
         all_idle: Signal::default(),
         claim_seen: Cell::new(shared.work.count()),
@@ -139,6 +141,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
         });
     }
     tasks.push(Box::pin(recorder(&pass)));
+    tasks.push(Box::pin(heartbeat(&pass)));
     join_all(tasks).await;
 
     let Pass { report, released, failure, queue, unreachable, answered, .. } = pass;
@@ -177,16 +180,44 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     Ok(report)
 }
 
-/// Records results storage refused earlier (storage full, a lost connection), now that it may
-/// accept them: a live context never leaves an event `processing`.
-async fn record_leftovers(shared: &Rc<Shared>, lead: &Lead) {
+/// Keeps upload results storage refused (storage full, a lost connection) for later. Their
+/// events stay in flight here (never stale for other contexts) until recorded, so they are
+/// retried whether or not this context still uploads (a logout, a lost lead): besides every pass,
+/// a retry task runs while any are left, 1 s, 2 s, 4 s ... 30 s apart (CONTRACT §3: a live
+/// context never leaves an event `processing`).
+fn keep_unrecorded(shared: &Rc<Shared>, items: impl IntoIterator<Item = Unrecorded>) {
+    shared.unrecorded.borrow_mut().extend(items);
+    if shared.retrying_unrecorded.replace(true) {
+        return;
+    }
+    let weak = Rc::downgrade(shared);
+    wasm_bindgen_futures::spawn_local(async move {
+        let mut wait = 1_000;
+        loop {
+            sleep(wait).await;
+            let Some(shared) = weak.upgrade() else { return };
+            if !shared.unrecorded.borrow().is_empty() && shared.store.db().check_open().is_ok() {
+                record_leftovers(&shared, None).await;
+            }
+            if shared.unrecorded.borrow().is_empty() || shared.store.db().check_open().is_err() {
+                shared.retrying_unrecorded.set(false);
+                return;
+            }
+            wait = (wait * 2).min(30_000);
+        }
+    });
+}
+
+/// Records results storage refused earlier, now that it may accept them (renewing `lead`'s
+/// heartbeat when given).
+pub async fn record_leftovers(shared: &Rc<Shared>, lead: Option<&Lead>) {
     let left = std::mem::take(&mut *shared.unrecorded.borrow_mut());
     if left.is_empty() {
         return;
     }
     let items: Vec<Result_<'_>> =
         left.iter().map(|u| Result_ { event_id: &u.event_id, claim: u.claim, decision: &u.decision, answered: u.answered, at: u.at }).collect();
-    match shared.store.record(&items, Some(lead)).await {
+    match shared.store.record(&items, lead).await {
         Ok(_) => {
             for u in &left {
                 shared.landed(&u.event_id);
@@ -195,7 +226,7 @@ async fn record_leftovers(shared: &Rc<Shared>, lead: &Lead) {
         }
         Err(e) => {
             shared.log.warn(|| format!("{} upload results still cannot be recorded: {e}", left.len()));
-            shared.unrecorded.borrow_mut().extend(left);
+            keep_unrecorded(shared, left);
         }
     }
 }
@@ -218,7 +249,7 @@ async fn recover_stale(shared: &Rc<Shared>, user: &str) -> Result<u32> {
         if shared.is_in_flight(&e.id) {
             continue;
         }
-        if is_stale(shared, e, held.as_deref(), at, wall, cfg.stale_after_ms as f64) {
+        if is_stale(shared, e, &held, at, wall, cfg.stale_after_ms as f64) {
             stale.push((e.id.clone(), e.claims));
         }
     }
@@ -237,13 +268,16 @@ async fn recover_stale(shared: &Rc<Shared>, user: &str) -> Result<u32> {
 }
 
 /// Is this processing event (not in flight here) stale? See [`recover_stale`].
-pub fn is_stale(shared: &Shared, e: &OutboxEvent, held: Option<&[String]>, at: f64, wall: i64, stale_after_ms: f64) -> bool {
+pub fn is_stale(shared: &Shared, e: &OutboxEvent, held: &Held, at: f64, wall: i64, stale_after_ms: f64) -> bool {
     let seen_for = shared.seen_processing_for(&e.id, &e.user_id, e.claims, at);
     let claimer_alive = match (held, e.claimed_by.as_deref()) {
         (_, Some(me)) if me == shared.instance_id => Some(false), // ours, and not in flight: a leftover
-        (Some(held), Some(owner)) => Some(held.iter().any(|n| *n == shared.alive_lock_name(owner))),
-        (Some(_), None) => Some(false), // claimed by a version that named no claimer
-        (None, _) => None,
+        (Held::Names(held), Some(owner)) => Some(held.iter().any(|n| *n == shared.alive_lock_name(owner))),
+        (Held::Names(_), None) => Some(false), // claimed by a version that named no claimer
+        // Web Locks did not answer in time: whether its claimer lives is unknown, so it is not
+        // judged by the clocks either (a hung claimer's request may still be in flight).
+        (Held::Unknown, _) => Some(true),
+        (Held::Unavailable, _) => None,
     };
     match claimer_alive {
         Some(false) => true,
@@ -276,6 +310,8 @@ struct Pass<'a> {
     results: RefCell<Vec<Done>>,
     results_ready: Notify,
     workers_left: Cell<usize>,
+    /// The last upload slot ended.
+    finished: Notify,
     /// Upload slots holding events (sending them, or about to).
     busy: Cell<usize>,
     /// Bumped each time `busy` drops to 0: idle slots then end.
@@ -427,6 +463,16 @@ impl Pass<'_> {
         Done { claimed: c.clone(), decision: decide(outcome, attempt, &self.shared.config.retry, at), answered, attention: outcome.needs_attention(), at }
     }
 
+    /// An upload slot is done; the last one tells the recorder and the heartbeat.
+    fn slot_ended(&self) {
+        let left = self.workers_left.get() - 1;
+        self.workers_left.set(left);
+        self.results_ready.notify();
+        if left == 0 {
+            self.finished.notify();
+        }
+    }
+
     fn push(&self, done: Done) {
         self.results.borrow_mut().push(done);
         self.results_ready.notify();
@@ -492,8 +538,7 @@ async fn single_worker(pass: &Pass<'_>, workers: usize) {
             None => pass.hand_back(&c),
         }
     }
-    pass.workers_left.set(pass.workers_left.get() - 1);
-    pass.results_ready.notify();
+    pass.slot_ended();
 }
 
 /// One upload slot with `batchEndpoint`: claims a batch (at most one event per entry: only the
@@ -540,8 +585,28 @@ async fn batch_worker(pass: &Pass<'_>, url: &str) {
             None => items.iter().for_each(|c| pass.hand_back(c)),
         }
     }
-    pass.workers_left.set(pass.workers_left.get() - 1);
-    pass.results_ready.notify();
+    pass.slot_ended();
+}
+
+/// Renews the uploader heartbeat every processing interval while the pass's upload slots run:
+/// one upload may take a token call and a request of up to `requestTimeoutMs` each, longer than
+/// followers wait for a heartbeat (`2 × processingIntervalMs + requestTimeoutMs + 1 s`), and a
+/// live uploader must not look gone. A record naming another uploader stops the pass.
+async fn heartbeat(pass: &Pass<'_>) {
+    let shared = pass.shared;
+    let every = shared.config.processing_interval_ms.clamp(100, 60_000);
+    loop {
+        first(sleep(every), pass.finished.notified()).await;
+        if pass.workers_left.get() == 0 {
+            return;
+        }
+        if let Ok(false) = shared.store.beat(pass.user, &pass.lead).await {
+            shared.log.warn(|| format!("another context took over the uploads of user {}: this pass sends nothing more", pass.user));
+            shared.clear_lead(pass.generation);
+            pass.stop.set(true);
+            return;
+        }
+    }
 }
 
 /// Group commit of upload results: one writer per pass takes every result that has arrived and
@@ -569,13 +634,16 @@ async fn recorder(pass: &Pass<'_>) {
             Err(e) => {
                 // Kept in flight here (never stale) until storage takes them: every pass retries.
                 log.warn(|| format!("{} upload results of user {user} could not be recorded yet ({e}); they are retried", batch.len()));
-                shared.unrecorded.borrow_mut().extend(batch.into_iter().map(|d| Unrecorded {
-                    event_id: d.claimed.event.id,
-                    claim: d.claimed.event.claims,
-                    decision: d.decision,
-                    answered: d.answered,
-                    at: d.at,
-                }));
+                keep_unrecorded(
+                    shared,
+                    batch.into_iter().map(|d| Unrecorded {
+                        event_id: d.claimed.event.id,
+                        claim: d.claimed.event.claims,
+                        decision: d.decision,
+                        answered: d.answered,
+                        at: d.at,
+                    }),
+                );
                 continue;
             }
         };

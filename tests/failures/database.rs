@@ -140,3 +140,27 @@ async fn f3_calls_queued_behind_another_tabs_long_transaction_settle_at_their_bo
     eventually(10_000, "the save uploads once the transaction is over", || async { all_completed(&outbox, 1).await }).await;
     finish(&db, &[&outbox, &idle]).await;
 }
+
+/// A review found: an upload result storage refused (here: queued behind another tab's long
+/// transaction past its 10 s bound) was retried only by this context's next pass. After a logout
+/// (`stop()`) no pass came, and the event stayed `processing`, held in flight by a live context,
+/// for as long as the page lived (CONTRACT §3: a live context never leaves an event processing).
+/// Now such results are retried until recorded, whether or not this context still uploads.
+#[wasm_bindgen_test]
+async fn a_result_storage_refused_is_recorded_after_a_logout() {
+    let db = fresh_db("unrecorded-after-stop");
+    let stub = stub_fetch(&json(r#"[{"hold": "answer"}]"#), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, r#"{"processingIntervalMs": 100, "requestTimeoutMs": 20000, "backoffMs": [100], "log": "off"}"#).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let entry = save(&outbox, 70.0).await;
+    let id = string(&entry, "id");
+    eventually(5_000, "the upload is in flight", || async { call(&stub, "isHeld", &[JsValue::from_str("answer")]).is_truthy() }).await;
+    // Another tab holds every store for 14 s; the server's answer arrives now.
+    let hold = resolves(5_000, "the other tab's transaction", hold_transaction(&db, 14_000)).await;
+    call(&stub, "release", &[JsValue::from_str("answer")]);
+    outbox.stop();
+    let _ = wasm_bindgen_futures::JsFuture::from(get(&hold, "ended").unchecked_into::<js_sys::Promise>()).await;
+    eventually(10_000, "the answer is recorded once storage takes writes again", || async { completed(&outbox, "u1", &id).await }).await;
+    assert_eq!(requests(&stub).len(), 1, "sent once");
+    finish(&db, &[&outbox]).await;
+}

@@ -269,9 +269,18 @@ export function holdLock(name, steal) {
   return h;
 }
 
+const realLocksQuery = globalThis.LockManager && LockManager.prototype.query;
+
 export async function heldLocks() {
-  const s = await navigator.locks.query();
+  const s = await realLocksQuery.call(navigator.locks);
   return { held: s.held.map((l) => l.name), pending: s.pending.map((l) => l.name) };
+}
+
+// `navigator.locks.query()` that never answers (`on`), as on a main thread stalled past the
+// library's one-second wait for it, or the real one again.
+export function hangLocksQuery(on) {
+  if (on) navigator.locks.query = () => new Promise(() => {});
+  else delete navigator.locks.query;
 }
 
 // ---------------------------------------------------------------------------------------------

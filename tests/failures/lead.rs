@@ -80,3 +80,63 @@ async fn f6_a_newer_uploader_generation_fences_the_old_one() {
     }
     finish(&db, &[&a, &b]).await;
 }
+
+/// A review found: when `navigator.locks.query()` gave no answer within a second (a stalled main
+/// thread, a thawing page), stale claims were judged by the clocks alone, as where there are no
+/// Web Locks: the new uploader took a claim of a live context whose request was still in flight,
+/// and sent it again. Now an unanswered query judges no other context's claim.
+#[wasm_bindgen_test]
+async fn a_locks_query_that_does_not_answer_never_makes_a_live_claim_stale() {
+    let db = fresh_db("lead-query-hangs");
+    let cfg = r#"{"processingIntervalMs": 100, "requestTimeoutMs": 8000, "staleAfterMs": 500, "batchSize": 1, "maxConcurrent": 1, "backoffMs": [100]}"#;
+    let (a, b, stub) = mid_pass(&db, cfg).await;
+    let first = keys_sent_with(&stub, "Bearer A");
+    assert_eq!(first.len(), 1);
+    hang_locks_query(true);
+    // b takes the uploads over while a's first request is still in flight (a lives).
+    let thief = hold_lock(&lock_name(&db, "u1"), true);
+    eventually(2_000, "the steal", || async { get(&thief, "granted").is_truthy() }).await;
+    call(&thief, "release", &[]);
+    eventually(5_000, "b uploads", || async { b.is_leader() }).await;
+    // Well past staleAfterMs, with b running a pass every 100 ms.
+    sleep(2_500).await;
+    let resent = sent(&stub, &first[0]);
+    hang_locks_query(false);
+    assert_eq!(resent, 1, "the event in flight in a live context was sent again: A {:?}, B {:?}", first, keys_sent_with(&stub, "Bearer B"));
+    call(&stub, "release", &[JsValue::from_str("first")]);
+    eventually(10_000, "every event delivered", || async { all_completed(&b, 3).await }).await;
+    for k in keys(&stub) {
+        assert_eq!(sent(&stub, &k), 1, "{k} was sent twice: {:?}", keys(&stub));
+    }
+    finish(&db, &[&a, &b]).await;
+}
+
+/// A review found: the uploader wrote its heartbeat only when a pass started and when results were
+/// recorded. One upload whose token function and request each took most of `requestTimeoutMs`
+/// outlasted what followers wait for (`2 × processingIntervalMs + requestTimeoutMs + 1 s`), and a
+/// follower stole the lock of a live uploader mid-upload. Now the heartbeat goes on during a pass.
+#[wasm_bindgen_test]
+async fn a_slow_token_and_a_slow_server_in_one_upload_do_not_make_a_live_uploader_look_gone() {
+    let db = fresh_db("lead-slow-upload");
+    let stub = stub_fetch(&json(r#"[{"hold": "slow"}]"#), &json(r#"{"status": 201}"#));
+    // Followers take over after 2 × 100 + 3000 + 1000 = 4.2 s without a heartbeat change; this one
+    // upload takes about 2.5 s (token) + 2.5 s (server).
+    let cfg = r#"{"processingIntervalMs": 100, "requestTimeoutMs": 3000, "backoffMs": [100]}"#;
+    let slow_token = js_sys::Function::new_with_args("userId", "return new Promise((r) => setTimeout(() => r('A'), 2500))");
+    let c = config(&db, cfg);
+    set(&c, "token", &slow_token);
+    let a = open_with(c).await;
+    let b = open_as(&db, cfg, "B").await;
+    a.start(JsValue::from_str("u1")).unwrap();
+    eventually(5_000, "a leads", || async { a.is_leader() }).await;
+    b.start(JsValue::from_str("u1")).unwrap();
+    resolves(10_000, "saveWeight", a.save_weight(JsValue::from_f64(70.0), json(r#"{"userId": "u1"}"#))).await;
+    eventually(5_000, "the upload is in flight", || async { call(&stub, "isHeld", &[JsValue::from_str("slow")]).is_truthy() }).await;
+    sleep(2_500).await;
+    let (a_leads, b_leads) = (a.is_leader(), b.is_leader());
+    call(&stub, "release", &[JsValue::from_str("slow")]);
+    assert!(a_leads && !b_leads, "a live uploader lost its lead mid-upload (a leads: {a_leads}, b leads: {b_leads})");
+    eventually(5_000, "the upload completes", || async { all_completed(&a, 1).await }).await;
+    assert_eq!(requests(&stub).len(), 1);
+    finish(&db, &[&a, &b]).await;
+}

@@ -42,6 +42,8 @@ extern "C" {
     pub fn capture_console() -> JsValue;
     #[wasm_bindgen(js_name = holdLock)]
     pub fn hold_lock(name: &str, steal: bool) -> JsValue;
+    #[wasm_bindgen(js_name = hangLocksQuery)]
+    pub fn hang_locks_query(on: bool);
     #[wasm_bindgen(js_name = heldLocks)]
     pub fn held_locks() -> Promise;
     #[wasm_bindgen(js_name = rawGetAll)]
