@@ -223,7 +223,7 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
                     return Decision::Complete { backend_id: backend_id.clone() };
                 }
                 let missing = if attempt.operation == Operation::Create {
-                    "without an \"id\" in a JSON body (a usable one: a string other than \"\", \".\" and \"..\", or an integer JSON keeps exact, up to 2^53)"
+                    "without an \"id\" in a JSON body (a usable one: a string other than \"\", \".\" and \"..\" of at most 1024 bytes, or an integer JSON keeps exact, up to 2^53)"
                 } else {
                     "with a body that is not JSON"
                 };
@@ -277,11 +277,17 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
     Decision::Retry { at: now.saturating_add(wait.min(i64::MAX as u64) as i64), wait_ms: wait, message, counted, sent }
 }
 
-/// A server's id that can name the entry in later URLs (`{endpoint}/{id}`): not empty, and not
+/// The longest server id kept (UTF-8 bytes): a longer one would make every later URL of the
+/// entry longer than browsers send (Chromium refused a 1 MB id's PUT as "Failed to fetch", an
+/// update that could never succeed yet never gave up).
+pub const MAX_BACKEND_ID_BYTES: usize = 1024;
+
+/// A server's id that can name the entry in later URLs (`{endpoint}/{id}`): not empty, not
 /// `.` or `..`, which a URL parser takes for "this folder" and "the parent" (a PUT or DELETE for
-/// the entry would go to the collection or above it, and that answer would complete it).
+/// the entry would go to the collection or above it, and that answer would complete it), and at
+/// most [`MAX_BACKEND_ID_BYTES`] long.
 pub fn usable_backend_id(id: String) -> Option<String> {
-    (!id.is_empty() && id != "." && id != "..").then_some(id)
+    (!id.is_empty() && id != "." && id != ".." && id.len() <= MAX_BACKEND_ID_BYTES).then_some(id)
 }
 
 /// A numeric id JSON carries exactly in JS: an integer up to 2^53 (a bigger one arrives rounded,

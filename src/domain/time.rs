@@ -67,8 +67,13 @@ pub fn to_iso8601(ms: TimeMs) -> String {
     s
 }
 
-/// Milliseconds for a UTC calendar time; `None` when a field is out of range.
+/// Milliseconds for a UTC calendar time; `None` when a field is out of range. Years are those of
+/// HTTP dates (four digits, 1..=9999): a larger one made the day count overflow and wrap, and a
+/// far-future `Retry-After` date then read as one in the past.
 pub fn from_civil(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<TimeMs> {
+    if !(1..=9999).contains(&y) {
+        return None;
+    }
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let days_in_month = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
     if !(1..=12).contains(&mo) || d == 0 || d > days_in_month[mo as usize - 1] || h > 23 || mi > 59 || s > 60 {

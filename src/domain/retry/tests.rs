@@ -168,6 +168,20 @@ fn retry_after_forms() {
     assert_eq!(parse_retry_after("Thu Nov 26 07:31:00 2026", NOW), Some(60_000));
     assert_eq!(parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", NOW), Some(0));
     assert_eq!(parse_retry_after("Fri, 27 Nov 2099 07:31:00 GMT", NOW), Some(MAX_RETRY_AFTER_MS));
+    assert_eq!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", NOW), Some(MAX_RETRY_AFTER_MS));
+    // Years no HTTP date has (a probe found some of these wrapped into the past: no wait at all).
+    for bad in [
+        "Sat, 01 Jan 292277026596 00:00:00 GMT",
+        "Sat, 01 Jan 106751991167 00:00:00 GMT",
+        "Sat, 01 Jan 584556019 00:00:00 GMT",
+        "Sat, 01 Jan 9223372036854775807 00:00:00 GMT",
+        "Sat Jan 1 00:00:00 99999999999999",
+        "Sat, 01 Jan 10000 00:00:00 GMT",
+        "Sat, 01 Jan 0 00:00:00 GMT",
+        "Sat, 01 Jan -5 00:00:00 GMT",
+    ] {
+        assert_eq!(parse_retry_after(bad, NOW), None, "{bad}");
+    }
 }
 
 #[test]
@@ -195,6 +209,9 @@ fn backend_ids_that_cannot_name_the_entry_in_a_url_are_refused() {
     for bad in ["", ".", ".."] {
         assert_eq!(usable_backend_id(bad.into()), None, "{bad:?}");
     }
+    assert!(usable_backend_id("x".repeat(MAX_BACKEND_ID_BYTES)).is_some());
+    assert_eq!(usable_backend_id("x".repeat(MAX_BACKEND_ID_BYTES + 1)), None, "too long for later URLs");
+    assert_eq!(usable_backend_id("/".repeat(1_000_000)), None);
     assert!(exact_numeric_id(42.0) && exact_numeric_id(9_007_199_254_740_991.0) && exact_numeric_id(-3.0) && exact_numeric_id(1.5));
     assert!(!exact_numeric_id(9_007_199_254_740_992.0), "2^53 may be a rounded 2^53 + 1");
     assert!(!exact_numeric_id(f64::NAN) && !exact_numeric_id(f64::INFINITY));
