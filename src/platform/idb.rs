@@ -261,6 +261,10 @@ struct EndingSlot {
 /// within 10 s). Its pending requests then fail, so whatever awaits them settles.
 pub const DEADLINE_MS: u32 = 10_000;
 
+/// A transaction still running this long before its deadline is aborted; one found committing
+/// then is given until the deadline to end by itself.
+const COMMIT_GRACE_MS: u32 = 1_000;
+
 /// A transaction, its idb handle, and the listener of its end. Dropping it before it finished
 /// aborts it (nothing of it is stored) and unhooks its handlers; so does its deadline.
 pub struct Tx {
@@ -272,6 +276,7 @@ pub struct Tx {
     operation: &'static str,
     _handlers: [Closure<dyn FnMut(web_sys::Event)>; 3],
     _deadline: gloo_timers::callback::Timeout,
+    _grace: Rc<RefCell<Option<gloo_timers::callback::Timeout>>>,
 }
 
 /// Opens a transaction over `stores`.
@@ -312,29 +317,48 @@ pub fn begin(db: &IdbDatabase, stores: &[&str], mode: Mode, operation: &'static 
     raw.set_onabort(Some(handlers[1].as_ref().unchecked_ref()));
     raw.set_onerror(Some(handlers[2].as_ref().unchecked_ref()));
     let timed_out = Rc::new(Cell::new(false));
+    let grace: Rc<RefCell<Option<gloo_timers::callback::Timeout>>> = Rc::default();
     let deadline = {
-        let (raw, timed_out, slot) = (raw.clone(), timed_out.clone(), slot.clone());
-        gloo_timers::callback::Timeout::new(DEADLINE_MS, move || {
-            if raw.abort().is_err() {
-                // Already committing (or finished): it is not cut off, and its own end
-                // (complete or abort, imminent) is the answer. Reporting a timeout here would
-                // tell the app a save failed while it is stored.
+        let (raw, timed_out, slot, grace) = (raw.clone(), timed_out.clone(), slot.clone(), Rc::downgrade(&grace));
+        gloo_timers::callback::Timeout::new(DEADLINE_MS - COMMIT_GRACE_MS, move || {
+            let give_up = move || {
+                timed_out.set(true);
+                // A transaction still queued behind another context's gets its abort event only
+                // once it would have started (Chromium: 30 s later, when the other one ended); one
+                // with no request pending has nothing else to fail. Its waiter learns now.
+                let mut s = slot.borrow_mut();
+                if s.ending.is_none() {
+                    s.ending = Some(Err(None));
+                }
+                if let Some(w) = s.waker.take() {
+                    w.wake();
+                }
+            };
+            if raw.abort().is_ok() {
+                give_up();
                 return;
             }
-            timed_out.set(true);
-            // A transaction still queued behind another context's gets its abort event only once
-            // it would have started (Chromium: 30 s later, when the other one ended); one with no
-            // request pending has nothing else to fail. Its waiter learns now.
-            let mut s = slot.borrow_mut();
-            if s.ending.is_none() {
-                s.ending = Some(Err(None));
-            }
-            if let Some(w) = s.waker.take() {
-                w.wake();
+            // Already committing: its requests are done, and a commit that has begun is not cut
+            // off, so its own end (complete or abort) is the answer, due at once (a timeout
+            // reported here would tell the app that a stored save failed). The same state also
+            // means a transaction with no requests that waits for its turn behind another
+            // context's: nothing of it can be stored, and that one gives up after a grace.
+            if let Some(grace) = grace.upgrade() {
+                *grace.borrow_mut() = Some(gloo_timers::callback::Timeout::new(COMMIT_GRACE_MS, give_up));
             }
         })
     };
-    Ok(Tx { tx: idb::Transaction::from(raw.clone()), raw, slot, committing: Cell::new(false), timed_out, operation, _handlers: handlers, _deadline: deadline })
+    Ok(Tx {
+        tx: idb::Transaction::from(raw.clone()),
+        raw,
+        slot,
+        committing: Cell::new(false),
+        timed_out,
+        operation,
+        _handlers: handlers,
+        _deadline: deadline,
+        _grace: grace,
+    })
 }
 
 impl Tx {
