@@ -1,6 +1,7 @@
 //! Batches (CONTRACT §2b): how many events go in one request, and what each item's answer means.
 //! Pure: the transport parses the answer, these rules decide.
 
+use super::arg::truncate;
 use super::retry::Outcome;
 
 /// How long a batch answer may take and still count as fast (the size grows only on fast answers).
@@ -140,11 +141,25 @@ pub fn item_outcomes(items: usize, results: Option<Vec<Option<ItemAnswer>>>) -> 
     if results.len() != items {
         return Err(format!("the batch answer has {} results for {items} events", results.len()));
     }
+    if let Some(i) = results.iter().position(Option::is_none) {
+        return Err(format!("result {i} of the batch answer is not an object with a numeric \"status\""));
+    }
+    // One server record named for two events (each entry is in a batch at most once): the list
+    // is misaligned or the server mixed records up; binding either entry to it could make a
+    // later edit or delete change the other one's record.
+    let mut ids: Vec<(&str, usize)> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().filter(|a| (200..300).contains(&a.status)).and_then(|a| a.id.as_deref()).map(|id| (id, i)))
+        .collect();
+    ids.sort_unstable();
+    if let Some(w) = ids.windows(2).find(|w| w[0].0 == w[1].0) {
+        let (a, b) = if w[0].1 < w[1].1 { (w[0].1, w[1].1) } else { (w[1].1, w[0].1) };
+        return Err(format!("results {a} and {b} of the batch answer name the same record (id {:?}) for two events", truncate(w[0].0, 64)));
+    }
     let mut out = Vec::with_capacity(items);
-    for (i, r) in results.into_iter().enumerate() {
-        let Some(a) = r else {
-            return Err(format!("result {i} of the batch answer is not an object with a numeric \"status\""));
-        };
+    for r in results.into_iter() {
+        let Some(a) = r else { continue };
         out.push(Outcome::Response {
             status: a.status,
             retry_after: a.retry_after_s.filter(|s| s.is_finite() && *s >= 0.0).map(|s| (s.ceil() as u64).to_string()),
