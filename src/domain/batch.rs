@@ -147,15 +147,14 @@ pub fn item_outcomes(items: usize, results: Option<Vec<Option<ItemAnswer>>>) -> 
     // One server record named for two events (each entry is in a batch at most once): the list
     // is misaligned or the server mixed records up; binding either entry to it could make a
     // later edit or delete change the other one's record.
-    let mut ids: Vec<(&str, usize)> = results
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| r.as_ref().filter(|a| (200..300).contains(&a.status)).and_then(|a| a.id.as_deref()).map(|id| (id, i)))
-        .collect();
-    ids.sort_unstable();
-    if let Some(w) = ids.windows(2).find(|w| w[0].0 == w[1].0) {
-        let (a, b) = if w[0].1 < w[1].1 { (w[0].1, w[1].1) } else { (w[1].1, w[0].1) };
-        return Err(format!("results {a} and {b} of the batch answer name the same record (id {:?}) for two events", truncate(w[0].0, 64)));
+    // (A pairwise scan: at most `maxBatchEvents` ids, and no sort code in the wasm.)
+    let id_of = |r: &Option<ItemAnswer>| r.as_ref().filter(|a| (200..300).contains(&a.status)).and_then(|a| a.id.clone());
+    let ids: Vec<Option<String>> = results.iter().map(id_of).collect();
+    for (a, id) in ids.iter().enumerate() {
+        let Some(id) = id else { continue };
+        if let Some(b) = ids[a + 1..].iter().position(|other| other.as_ref() == Some(id)) {
+            return Err(format!("results {a} and {} of the batch answer name the same record (id \"{}\") for two events", a + 1 + b, truncate(id, 64)));
+        }
     }
     let mut out = Vec::with_capacity(items);
     for r in results.into_iter() {
