@@ -248,7 +248,7 @@ export class Outbox {
   processNow(): Promise<PassReport>;
   /** Newest measurement first (deleted entries are not listed). */
   entries(query?: string | EntriesQuery): Promise<ProgressEntry[]>;
-  /** Calls back with the current stats, then whenever they (or the health) change. Returns the unsubscribe function. Throws `CLOSED` after `close()`. */
+  /** Calls back with the current stats, then whenever they (or the health) change. Returns the unsubscribe function: once it has returned, the callback is never called again (not even later in a round of calls in progress). Throws `CLOSED` after `close()`. */
   subscribe(callback: (stats: OutboxStats) => void): () => void;
   /** Stops processing and closes the database; uploads in flight finish and are recorded, unsent
    *  claims are handed back. Later calls reject with code CLOSED. */

@@ -142,10 +142,13 @@ impl Subscribers {
             return;
         }
         *self.last.borrow_mut() = Some(s.clone());
-        // Clone the list: a callback may subscribe or unsubscribe.
-        let list: Vec<Function> = self.list.borrow().iter().map(|(_, f)| f.clone()).collect();
-        for f in list {
-            Self::call(shared, &f, &s);
+        // Clone the list: a callback may subscribe or unsubscribe. One unsubscribed by an earlier
+        // callback of this round is not called (as with DOM listeners: after `off()`, never again).
+        let list: Vec<_> = self.list.borrow().clone();
+        for (id, f) in list {
+            if self.list.borrow().iter().any(|(i, _)| *i == id) {
+                Self::call(shared, &f, &s);
+            }
         }
     }
 

@@ -698,6 +698,30 @@ async fn subscribe_sees_every_change_until_unsubscribed() {
     finish(&db, &[&outbox]).await;
 }
 
+/// A probe found: a subscriber that an earlier subscriber unsubscribed during a notification was
+/// still called in that round, after its unsubscribe had returned.
+#[wasm_bindgen_test]
+async fn a_subscriber_unsubscribed_by_another_during_a_notification_is_not_called() {
+    let db = fresh_db("p-subscribe-off");
+    stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let outbox = open_with(&db, "{}", None).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let state = json(r#"{"a": 0, "afterOff": 0, "off": false}"#);
+    let a = Function::new_with_args("g", "return (s) => { g.a++; if (g.offB && s.pending + s.processing >= 1) { g.offB(); g.offB = null; g.off = true; } }")
+        .call1(&JsValue::NULL, &state)
+        .unwrap();
+    let b = Function::new_with_args("g", "return (s) => { if (g.off) g.afterOff++; }").call1(&JsValue::NULL, &state).unwrap();
+    outbox.subscribe(a).unwrap();
+    let off_b = outbox.subscribe(b).unwrap();
+    js_sys::Reflect::set(&state, &JsValue::from_str("offB"), &off_b).unwrap();
+    save(&outbox, 70.0, "{}").await;
+    eventually(3000, "the upload", || async { num(&stats(&outbox, "u1").await, "completed") == 1.0 }).await;
+    sleep(200).await;
+    assert!(get(&state, "off").is_truthy(), "a unsubscribed b");
+    assert_eq!(num(&state, "afterOff"), 0.0, "b was called after its unsubscribe returned");
+    finish(&db, &[&outbox]).await;
+}
+
 #[wasm_bindgen_test]
 async fn start_is_idempotent_and_never_runs_two_loops() {
     let db = fresh_db("p-idempotent");
