@@ -141,3 +141,35 @@ async fn f8_after_a_user_switch_freeze_releases_the_new_users_lock() {
     call(&other, "release", &[]);
     finish(&db, &[&a]).await;
 }
+
+/// A review found: the console calls had no `catch`. A console an app or a monitoring tool wrapped
+/// that throws unwound through the outbox in the middle of a call, skipping Rust's cleanup (the
+/// call never settled, and a `RefCell` left borrowed would trap the next one). Now a log line that
+/// throws is dropped, and everything else goes on.
+#[wasm_bindgen_test]
+async fn a_console_that_throws_changes_nothing() {
+    let db = fresh_db("console-throws");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let restore = js_sys::Function::new_no_args(
+        "const orig = { debug: console.debug, info: console.info, warn: console.warn };
+         for (const l of Object.keys(orig)) console[l] = () => { throw new Error('console broken'); };
+         return () => Object.assign(console, orig);",
+    )
+    .call0(&JsValue::NULL)
+    .unwrap()
+    .unchecked_into::<js_sys::Function>();
+    let run = async {
+        let outbox = open(&db, r#"{"processingIntervalMs": 100, "log": "debug"}"#).await;
+        outbox.start(JsValue::from_str("u1")).unwrap();
+        let entry = save(&outbox, 70.0).await;
+        eventually(5_000, "the upload", || async { all_completed(&outbox, 1).await }).await;
+        let s = stats(&outbox, "u1").await;
+        (outbox, entry, s)
+    };
+    let done = within(10_000, run).await;
+    let _ = restore.call0(&JsValue::NULL);
+    let Some((outbox, _entry, s)) = done else { panic!("with a console that throws, a call never settled") };
+    assert_eq!(get(&s, "completed").as_f64(), Some(1.0));
+    assert_eq!(requests(&stub).len(), 1);
+    finish(&db, &[&outbox]).await;
+}
