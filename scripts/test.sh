@@ -42,7 +42,7 @@ tsc -p tests/types
 suite_run() { # browser, test binary, timeout (s)
   local limit=$(($3 + 120)) pid tailer watchdog rc out
   out=$(mktemp)
-  WASM_BINDGEN_TEST_TIMEOUT=$3 setsid wasm-pack test --headless "--$1" --test "$2" >"$out" 2>&1 </dev/null &
+  WASM_BINDGEN_TEST_TIMEOUT=$3 setsid wasm-pack test --headless "--$1" --test "$2" >>"$out" 2>&1 </dev/null &
   pid=$!
   tail -n +1 -f --pid="$pid" "$out" &
   tailer=$!

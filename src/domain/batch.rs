@@ -1,7 +1,6 @@
 //! Batches (CONTRACT §2b): how many events go in one request, and what each item's answer means.
 //! Pure: the transport parses the answer, these rules decide.
 
-use super::arg::truncate;
 use super::retry::Outcome;
 
 /// How long a batch answer may take and still count as fast (the size grows only on fast answers).
@@ -141,24 +140,11 @@ pub fn item_outcomes(items: usize, results: Option<Vec<Option<ItemAnswer>>>) -> 
     if results.len() != items {
         return Err(format!("the batch answer has {} results for {items} events", results.len()));
     }
-    if let Some(i) = results.iter().position(Option::is_none) {
-        return Err(format!("result {i} of the batch answer is not an object with a numeric \"status\""));
-    }
-    // One server record named for two events (each entry is in a batch at most once): the list
-    // is misaligned or the server mixed records up; binding either entry to it could make a
-    // later edit or delete change the other one's record.
-    // (A pairwise scan: at most `maxBatchEvents` ids, and no sort code in the wasm.)
-    let id_of = |r: &Option<ItemAnswer>| r.as_ref().filter(|a| (200..300).contains(&a.status)).and_then(|a| a.id.clone());
-    let ids: Vec<Option<String>> = results.iter().map(id_of).collect();
-    for (a, id) in ids.iter().enumerate() {
-        let Some(id) = id else { continue };
-        if let Some(b) = ids[a + 1..].iter().position(|other| other.as_ref() == Some(id)) {
-            return Err(format!("results {a} and {} of the batch answer name the same record (id \"{}\") for two events", a + 1 + b, truncate(id, 64)));
-        }
-    }
     let mut out = Vec::with_capacity(items);
-    for r in results.into_iter() {
-        let Some(a) = r else { continue };
+    for (i, r) in results.into_iter().enumerate() {
+        let Some(a) = r else {
+            return Err(format!("result {i} of the batch answer is not an object with a numeric \"status\""));
+        };
         out.push(Outcome::Response {
             status: a.status,
             retry_after: a.retry_after_s.filter(|s| s.is_finite() && *s >= 0.0).map(|s| (s.ceil() as u64).to_string()),

@@ -98,7 +98,9 @@ pub struct Shared {
     lead: RefCell<Option<Leading>>,
     /// Upload results not recorded yet (storage refused the write): retried at every pass.
     pub unrecorded: RefCell<Vec<Unrecorded>>,
-    /// A task retries `unrecorded` (see `processor::keep_unrecorded`).
+    /// Unsent claims storage refused to hand back yet: (event, claim), retried like `unrecorded`.
+    pub unreleased: RefCell<Vec<(String, u32)>>,
+    /// A task retries `unrecorded` and `unreleased` (see `processor::keep_unrecorded`).
     pub retrying_unrecorded: Cell<bool>,
     /// The unreachable-server backoff of the processor.
     pub net: RefCell<NetState>,
@@ -147,6 +149,7 @@ impl Shared {
             session: RefCell::new(Session::default()),
             lead: RefCell::new(None),
             unrecorded: RefCell::new(Vec::new()),
+            unreleased: RefCell::new(Vec::new()),
             retrying_unrecorded: Cell::new(false),
             net: RefCell::new(NetState::default()),
             step_down: Cell::new(false),

@@ -150,14 +150,20 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     released.extend(queue.into_inner().into_iter().map(|c| (c.event.id.clone(), c.event.claims)));
     if !released.is_empty() {
         match store.release(&released).await {
-            Ok(n) => report.released = n,
-            // Left `processing`: the next pass recovers them as this context's leftovers.
-            Err(e) => log.warn(|| format!("claimed events of user {user} could not be handed back yet: {e}")),
+            Ok(n) => {
+                report.released = n;
+                for (id, _) in &released {
+                    shared.landed(id);
+                }
+                log.info(|| format!("{} claimed events of user {user} handed back unsent", released.len()));
+            }
+            Err(e) => {
+                // Still `processing`, claimed by this live context: kept in flight here and
+                // handed back by the retry task (this context may lead no pass again).
+                log.warn(|| format!("{} claimed events of user {user} could not be handed back yet ({e}); they are retried", released.len()));
+                keep_leftovers(shared, Vec::new(), released);
+            }
         }
-        for (id, _) in &released {
-            shared.landed(id);
-        }
-        log.info(|| format!("{} claimed events of user {user} handed back unsent", released.len()));
     }
     {
         let mut n = shared.net.borrow_mut();
@@ -186,7 +192,14 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
 /// a retry task runs while any are left, 1 s, 2 s, 4 s ... 30 s apart (CONTRACT §3: a live
 /// context never leaves an event `processing`).
 fn keep_unrecorded(shared: &Rc<Shared>, items: impl IntoIterator<Item = Unrecorded>) {
-    shared.unrecorded.borrow_mut().extend(items);
+    keep_leftovers(shared, items.into_iter().collect(), Vec::new());
+}
+
+/// Keeps results to record and unsent claims to hand back that storage refused, and makes sure
+/// the retry task runs (see [`keep_unrecorded`]).
+fn keep_leftovers(shared: &Rc<Shared>, results: Vec<Unrecorded>, claims: Vec<(String, u32)>) {
+    shared.unrecorded.borrow_mut().extend(results);
+    shared.unreleased.borrow_mut().extend(claims);
     if shared.retrying_unrecorded.replace(true) {
         return;
     }
@@ -196,10 +209,11 @@ fn keep_unrecorded(shared: &Rc<Shared>, items: impl IntoIterator<Item = Unrecord
         loop {
             sleep(wait).await;
             let Some(shared) = weak.upgrade() else { return };
-            if !shared.unrecorded.borrow().is_empty() && shared.store.db().check_open().is_ok() {
+            if shared.store.db().check_open().is_ok() {
                 record_leftovers(&shared, None).await;
             }
-            if shared.unrecorded.borrow().is_empty() || shared.store.db().check_open().is_err() {
+            let left = !shared.unrecorded.borrow().is_empty() || !shared.unreleased.borrow().is_empty();
+            if !left || shared.store.db().check_open().is_err() {
                 shared.retrying_unrecorded.set(false);
                 return;
             }
@@ -208,9 +222,32 @@ fn keep_unrecorded(shared: &Rc<Shared>, items: impl IntoIterator<Item = Unrecord
     });
 }
 
+/// Hands back unsent claims storage refused to release earlier.
+async fn release_leftovers(shared: &Rc<Shared>) {
+    let claims = std::mem::take(&mut *shared.unreleased.borrow_mut());
+    if claims.is_empty() {
+        return;
+    }
+    match shared.store.release(&claims).await {
+        Ok(_) => {
+            for (id, _) in &claims {
+                shared.landed(id);
+            }
+            shared.log.info(|| format!("{} claimed events that storage refused to hand back earlier are now handed back", claims.len()));
+            shared.wake();
+            shared.changed();
+        }
+        Err(e) => {
+            shared.log.warn(|| format!("{} claimed events still cannot be handed back: {e}", claims.len()));
+            keep_leftovers(shared, Vec::new(), claims);
+        }
+    }
+}
+
 /// Records results storage refused earlier, now that it may accept them (renewing `lead`'s
 /// heartbeat when given).
 pub async fn record_leftovers(shared: &Rc<Shared>, lead: Option<&Lead>) {
+    release_leftovers(shared).await;
     let left = std::mem::take(&mut *shared.unrecorded.borrow_mut());
     if left.is_empty() {
         return;
@@ -218,11 +255,16 @@ pub async fn record_leftovers(shared: &Rc<Shared>, lead: Option<&Lead>) {
     let items: Vec<Result_<'_>> =
         left.iter().map(|u| Result_ { event_id: &u.event_id, claim: u.claim, decision: &u.decision, answered: u.answered, at: u.at }).collect();
     match shared.store.record(&items, lead).await {
-        Ok(_) => {
-            for u in &left {
+        Ok(written) => {
+            let t = mono();
+            for (u, w) in left.iter().zip(written) {
                 shared.landed(&u.event_id);
+                if let (Decision::Retry { wait_ms, .. }, Recorded::Applied(_, Applied::Retrying)) = (&u.decision, w) {
+                    shared.schedule(&u.event_id, t + *wait_ms as f64);
+                }
             }
             shared.log.info(|| format!("{} upload results that storage refused earlier are now recorded", left.len()));
+            shared.changed();
         }
         Err(e) => {
             shared.log.warn(|| format!("{} upload results still cannot be recorded: {e}", left.len()));

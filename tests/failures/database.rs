@@ -164,3 +164,30 @@ async fn a_result_storage_refused_is_recorded_after_a_logout() {
     assert_eq!(requests(&stub).len(), 1, "sent once");
     finish(&db, &[&outbox]).await;
 }
+
+/// A review found the same gap for claims not sent yet: handing them back at the end of a pass
+/// failed under the same conditions, and they stayed `processing` while the page lived.
+#[wasm_bindgen_test]
+async fn unsent_claims_storage_refused_to_hand_back_go_back_after_a_logout() {
+    let db = fresh_db("unreleased-after-stop");
+    let stub = stub_fetch(&json(r#"[{"hold": "answer"}]"#), &json(r#"{"status": 201}"#));
+    let outbox =
+        open(&db, r#"{"processingIntervalMs": 100, "requestTimeoutMs": 20000, "batchSize": 3, "maxConcurrent": 1, "backoffMs": [100], "log": "off"}"#).await;
+    outbox.stop();
+    for kg in [70.0, 71.0, 72.0] {
+        resolves(10_000, "saveWeight", outbox.save_weight(JsValue::from_f64(kg), json(r#"{"userId": "u1"}"#))).await;
+    }
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    eventually(5_000, "the first upload is in flight", || async { call(&stub, "isHeld", &[JsValue::from_str("answer")]).is_truthy() }).await;
+    let hold = resolves(5_000, "the other tab's transaction", hold_transaction(&db, 22_000)).await;
+    outbox.stop();
+    call(&stub, "release", &[JsValue::from_str("answer")]);
+    let _ = wasm_bindgen_futures::JsFuture::from(get(&hold, "ended").unchecked_into::<js_sys::Promise>()).await;
+    eventually(10_000, "nothing left processing once storage takes writes again", || async {
+        let all = events(&outbox, r#"{"userId": "u1"}"#).await;
+        all.len() == 3 && all.iter().all(|e| opt_string(e, "status").as_deref() != Some("processing"))
+    })
+    .await;
+    assert_eq!(requests(&stub).len(), 1, "the two unsent events were not sent after the logout");
+    finish(&db, &[&outbox]).await;
+}

@@ -119,10 +119,10 @@ async fn a_locks_query_that_does_not_answer_never_makes_a_live_claim_stale() {
 async fn a_slow_token_and_a_slow_server_in_one_upload_do_not_make_a_live_uploader_look_gone() {
     let db = fresh_db("lead-slow-upload");
     let stub = stub_fetch(&json(r#"[{"hold": "slow"}]"#), &json(r#"{"status": 201}"#));
-    // Followers take over after 2 × 100 + 3000 + 1000 = 4.2 s without a heartbeat change; this one
-    // upload takes about 2.5 s (token) + 2.5 s (server).
-    let cfg = r#"{"processingIntervalMs": 100, "requestTimeoutMs": 3000, "backoffMs": [100]}"#;
-    let slow_token = js_sys::Function::new_with_args("userId", "return new Promise((r) => setTimeout(() => r('A'), 2500))");
+    // Followers take over after 2 × 100 + 4000 + 1000 = 5.2 s without a heartbeat change; this one
+    // upload takes about 3 s (token) + 2.8 s (server), each well under requestTimeoutMs.
+    let cfg = r#"{"processingIntervalMs": 100, "requestTimeoutMs": 4000, "backoffMs": [100]}"#;
+    let slow_token = js_sys::Function::new_with_args("userId", "return new Promise((r) => setTimeout(() => r('A'), 3000))");
     let c = config(&db, cfg);
     set(&c, "token", &slow_token);
     let a = open_with(c).await;
@@ -131,8 +131,8 @@ async fn a_slow_token_and_a_slow_server_in_one_upload_do_not_make_a_live_uploade
     eventually(5_000, "a leads", || async { a.is_leader() }).await;
     b.start(JsValue::from_str("u1")).unwrap();
     resolves(10_000, "saveWeight", a.save_weight(JsValue::from_f64(70.0), json(r#"{"userId": "u1"}"#))).await;
-    eventually(5_000, "the upload is in flight", || async { call(&stub, "isHeld", &[JsValue::from_str("slow")]).is_truthy() }).await;
-    sleep(2_500).await;
+    eventually(6_000, "the upload is in flight", || async { call(&stub, "isHeld", &[JsValue::from_str("slow")]).is_truthy() }).await;
+    sleep(2_800).await;
     let (a_leads, b_leads) = (a.is_leader(), b.is_leader());
     call(&stub, "release", &[JsValue::from_str("slow")]);
     assert!(a_leads && !b_leads, "a live uploader lost its lead mid-upload (a leads: {a_leads}, b leads: {b_leads})");
