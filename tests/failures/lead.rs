@@ -29,6 +29,19 @@ async fn mid_pass(db: &str, cfg: &str) -> (progress_outbox::Outbox, progress_out
     (a, b, stub)
 }
 
+/// Another context steals u1's upload lock and hands it on at once (to the next in line).
+async fn steal_and_hand_on(db: &str) {
+    let thief = hold_lock(&lock_name(db, "u1"), true);
+    eventually(2_000, "the steal", || async { get(&thief, "granted").is_truthy() }).await;
+    call(&thief, "release", &[]);
+}
+
+fn each_key_sent_once(stub: &JsValue) {
+    for k in keys(stub) {
+        assert_eq!(sent(stub, &k), 1, "{k} was sent twice: {:?}", keys(stub));
+    }
+}
+
 #[wasm_bindgen_test]
 async fn f6_a_stolen_lock_stops_the_old_uploader_mid_pass() {
     let db = fresh_db("lead-steal");
@@ -38,9 +51,7 @@ async fn f6_a_stolen_lock_stops_the_old_uploader_mid_pass() {
     assert_eq!(keys_sent_with(&stub, "Bearer A").len(), 1);
 
     // Another context steals the upload lock (and hands it on at once: b is next in line).
-    let thief = hold_lock(&lock_name(&db, "u1"), true);
-    eventually(2_000, "the steal", || async { get(&thief, "granted").is_truthy() }).await;
-    call(&thief, "release", &[]);
+    steal_and_hand_on(&db).await;
     eventually(5_000, "a notices it lost the lead", || async { !a.is_leader() }).await;
     call(&stub, "release", &[JsValue::from_str("first")]);
 
@@ -49,9 +60,7 @@ async fn f6_a_stolen_lock_stops_the_old_uploader_mid_pass() {
     let by_b = keys_sent_with(&stub, "Bearer B");
     assert_eq!(by_a.len(), 1, "the old uploader sent more after losing the lead: A {by_a:?}, B {by_b:?}");
     assert_eq!(by_b.len(), 2, "the new uploader sends the rest: A {by_a:?}, B {by_b:?}");
-    for k in keys(&stub) {
-        assert_eq!(sent(&stub, &k), 1, "{k} was sent twice: {:?}", keys(&stub));
-    }
+    each_key_sent_once(&stub);
     finish(&db, &[&a, &b]).await;
 }
 
@@ -75,9 +84,7 @@ async fn f6_a_newer_uploader_generation_fences_the_old_one() {
     let by_a = keys_sent_with(&stub, "Bearer A");
     let by_b = keys_sent_with(&stub, "Bearer B");
     assert_eq!(by_a.len(), 1, "the fenced uploader claimed and sent more: A {by_a:?}, B {by_b:?}");
-    for k in keys(&stub) {
-        assert_eq!(sent(&stub, &k), 1, "{k} was sent twice: {:?}", keys(&stub));
-    }
+    each_key_sent_once(&stub);
     finish(&db, &[&a, &b]).await;
 }
 
@@ -94,9 +101,7 @@ async fn a_locks_query_that_does_not_answer_never_makes_a_live_claim_stale() {
     assert_eq!(first.len(), 1);
     hang_locks_query(true);
     // b takes the uploads over while a's first request is still in flight (a lives).
-    let thief = hold_lock(&lock_name(&db, "u1"), true);
-    eventually(2_000, "the steal", || async { get(&thief, "granted").is_truthy() }).await;
-    call(&thief, "release", &[]);
+    steal_and_hand_on(&db).await;
     eventually(5_000, "b uploads", || async { b.is_leader() }).await;
     // Well past staleAfterMs, with b running a pass every 100 ms.
     sleep(2_500).await;
@@ -105,9 +110,7 @@ async fn a_locks_query_that_does_not_answer_never_makes_a_live_claim_stale() {
     assert_eq!(resent, 1, "the event in flight in a live context was sent again: A {:?}, B {:?}", first, keys_sent_with(&stub, "Bearer B"));
     call(&stub, "release", &[JsValue::from_str("first")]);
     eventually(10_000, "every event delivered", || async { all_completed(&b, 3).await }).await;
-    for k in keys(&stub) {
-        assert_eq!(sent(&stub, &k), 1, "{k} was sent twice: {:?}", keys(&stub));
-    }
+    each_key_sent_once(&stub);
     finish(&db, &[&a, &b]).await;
 }
 
