@@ -277,10 +277,15 @@ export async function heldLocks() {
 }
 
 // `navigator.locks.query()` that never answers (`on`), as on a main thread stalled past the
-// library's one-second wait for it, or the real one again.
+// library's one-second wait for it, or the real one again. A panic in wasm aborts without running
+// drops, so the hang also ends by itself after 20 s: a failed test never leaves it to the next.
+let locksQueryRestore = null;
 export function hangLocksQuery(on) {
-  if (on) navigator.locks.query = () => new Promise(() => {});
-  else delete navigator.locks.query;
+  clearTimeout(locksQueryRestore);
+  if (on) {
+    navigator.locks.query = () => new Promise(() => {});
+    locksQueryRestore = setTimeout(() => hangLocksQuery(false), 20000);
+  } else delete navigator.locks.query;
 }
 
 // ---------------------------------------------------------------------------------------------
