@@ -33,6 +33,10 @@ use crate::sync::Shared;
 pub struct OutboxCore {
     shared: Rc<Shared>,
     running: RefCell<Option<Running>>,
+    /// This instance, while started: a started outbox uploads until `stop()` or `close()`, even
+    /// when the app keeps no reference to it (wasm-bindgen frees a collected JS object, and
+    /// dropping the core would end the processor silently).
+    started: RefCell<Option<Rc<OutboxCore>>>,
 }
 
 impl OutboxCore {
@@ -49,7 +53,7 @@ impl OutboxCore {
         shared.subscribers.set_view(view);
         shared.hold_alive_lock();
         shared.join_channel();
-        let core = Rc::new(OutboxCore { shared, running: RefCell::new(None) });
+        let core = Rc::new(OutboxCore { shared, running: RefCell::new(None), started: RefCell::new(None) });
         // Another tab's upgrade closed our connection: stop uploading (every call now says the
         // page must reload), and tell the app.
         let weak = Rc::downgrade(&core);
@@ -84,7 +88,7 @@ impl OutboxCore {
 
     /// Login: makes `user` current and processes its events. Idempotent for the same user;
     /// another user switches (nothing more is uploaded for the previous one).
-    pub fn start(&self, user: &Arg) -> Result<()> {
+    pub fn start(self: &Rc<Self>, user: &Arg) -> Result<()> {
         let user = validate_user_id("start(userId)", user)?;
         self.check_open()?;
         if self.shared.user().as_deref() == Some(user.as_str()) && self.running.borrow().is_some() {
@@ -93,6 +97,7 @@ impl OutboxCore {
         self.halt();
         let generation = self.shared.set_user(Some(user.clone()));
         *self.running.borrow_mut() = Some(processor::spawn(self.shared.clone(), user, generation));
+        *self.started.borrow_mut() = Some(self.clone());
         self.shared.changed();
         Ok(())
     }
@@ -112,6 +117,8 @@ impl OutboxCore {
         }
         // Dropping the handle cancels the loop's timers and listeners.
         self.running.borrow_mut().take();
+        // Callers hold the core (a JS handle, or a callback's upgraded reference): never the last.
+        let _kept = self.started.borrow_mut().take();
     }
 
     // Every call below is checked when it is made, not when its future first runs: the
@@ -401,6 +408,11 @@ impl OutboxCore {
                 // Results storage refused earlier get a last try while the connection is open
                 // (otherwise their events wait for another context to find them stale).
                 processor::record_leftovers(&shared, None).await;
+                // The processor loop hands its lead over (clears the uploader record, so other
+                // contexts need not wait for its heartbeat to stop) while the connection is open.
+                while shared.campaigns.get() > 0 {
+                    shared.campaign_ended.notified().await;
+                }
             })
             .await;
             shared.store.close();

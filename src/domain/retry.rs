@@ -182,6 +182,24 @@ pub enum Decision {
     },
 }
 
+/// How long an update or delete that cannot be addressed yet waits before it is looked at again.
+pub const NO_BACKEND_ID_WAIT_MS: u64 = 60_000;
+
+/// An update or delete at the head of its entry's queue, while the entry has no backend id:
+/// nothing is sent. While the entry (or its tombstone) is stored, an id may still come (from its
+/// create's answer): it waits and is looked at again, uncounted. When neither is stored, nothing
+/// can ever address it: it gives up, saying so, as refused (nothing of it reached the server, so
+/// it holds nothing back).
+pub fn unaddressable(entry_stored: bool, now: TimeMs) -> Decision {
+    if entry_stored {
+        let message = "waiting for the entry's backend id (its create has not been acknowledged); nothing was sent".to_owned();
+        Decision::Retry { at: now + NO_BACKEND_ID_WAIT_MS as TimeMs, wait_ms: NO_BACKEND_ID_WAIT_MS, message, counted: false, sent: false }
+    } else {
+        let message = "its entry is no longer stored on this device, so it has no backend id to address; nothing was sent".to_owned();
+        Decision::GiveUp { message, refused: true }
+    }
+}
+
 /// An event's counts before the attempt being decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {

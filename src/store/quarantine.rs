@@ -53,6 +53,11 @@ pub fn move_in(from: &idb::ObjectStore, q: &idb::ObjectStore, store: &str, raw: 
     Ok(())
 }
 
+/// Asks (in `round`) for the kept record of event `id` (undefined when there is none).
+pub fn ask_event(round: &mut Round, q: &idb::ObjectStore, id: &str) -> Result<Asked> {
+    round.ask(q.get(quarantine_key(EVENTS, &JsValue::from_str(id))))
+}
+
 /// Reads a kept record.
 fn read(v: &JsValue) -> Quarantined {
     Quarantined {

@@ -16,7 +16,7 @@ use super::Store;
 use crate::domain::entry::{ProgressEntry, UpdateInput};
 use crate::domain::event::{plan_delete, plan_update, Applied, EditPlan, EventStatus, Operation, OutboxEvent, StateKey};
 use crate::domain::lease::Beat;
-use crate::domain::retry::{Decision, CLOCK_SLACK_MS};
+use crate::domain::retry::{unaddressable, Decision, CLOCK_SLACK_MS};
 use crate::domain::stats::UserMeta;
 use crate::domain::time::TimeMs;
 use crate::domain::{Error, Result};
@@ -55,6 +55,8 @@ pub struct Claim {
     pub quarantined: u32,
     /// The uploader record names another context: this one no longer leads; nothing was claimed.
     pub fenced: bool,
+    /// Events that could not be addressed yet (no backend id) and wait (ms) before another look.
+    pub waits: Vec<(String, u64)>,
 }
 
 /// One upload result to record.
@@ -213,26 +215,45 @@ impl Store {
     }
 
     /// `resetForRetry`: failed events named in `ids`, and processing ones `is_stale` says are
-    /// stale, go back to pending with 0 attempts; others are left alone. An unknown id fails the
-    /// whole call and changes nothing. Returns the events reset.
+    /// stale, go back to pending with 0 attempts; others are left alone. Records set aside as
+    /// unreadable (listed by `events()` as gave up) cannot be reset and are skipped; a refused event
+    /// a later event of its entry follows is superseded by it (see `record_in`) and removed, never
+    /// sent after newer values. An id found nowhere fails the whole call and changes nothing.
+    /// Returns the events reset.
     pub async fn reset_for_retry(&self, ids: &[String], is_stale: &dyn Fn(&OutboxEvent) -> bool) -> Result<Vec<OutboxEvent>> {
         const OP: &str = "resetting events";
-        let tx = self.db().begin(&[EVENTS], Mode::Relaxed, OP).await?;
+        let tx = self.db().begin(&[EVENTS, QUARANTINE], Mode::Relaxed, OP).await?;
         let result = async {
-            let events = tx.store(EVENTS)?;
+            let (events, q) = (tx.store(EVENTS)?, tx.store(QUARANTINE)?);
             let mut round = Round::new(OP);
-            let reads = ids.iter().map(|id| round.ask(events.get(s(id)))).collect::<Result<Vec<_>>>()?;
+            let reads = ids.iter().map(|id| Ok((round.ask(events.get(s(id)))?, quarantine::ask_event(&mut round, &q, id)?))).collect::<Result<Vec<_>>>()?;
             round.done().await?;
             let mut found = Vec::with_capacity(ids.len());
-            for (id, read) in ids.iter().zip(reads) {
+            for (id, (read, kept)) in ids.iter().zip(reads) {
                 let raw = read.value();
                 if raw.is_undefined() {
-                    return Err(Error::UnknownEvent(id.clone()));
+                    if kept.value().is_undefined() {
+                        return Err(Error::UnknownEvent(id.clone()));
+                    }
+                    continue;
                 }
                 found.push(decode_event(&raw).map_err(|why| Error::Storage { operation: OP, detail: format!("event \"{id}\" cannot be read ({why})") })?);
             }
+            // Refused events: does a later event of the same entry follow?
+            let by_entity = events.index(index::BY_ENTITY).map_err(error(OP))?;
+            let mut later = Vec::with_capacity(found.len());
+            for e in &found {
+                let refused = e.status == EventStatus::Failed && e.refused;
+                let key = s(&e.entity_id);
+                later.push(refused.then(|| round.ask(by_entity.count(Some(bound(&key2(&key, e.seq as f64 + 1.0), &key2(&key, f64::INFINITY))?)))).transpose()?);
+            }
+            round.done().await?;
             let mut reset = Vec::new();
-            for mut e in found {
+            for (mut e, later) in found.into_iter().zip(later) {
+                if later.is_some_and(|n| n.count() > 0) {
+                    events.delete(s(&e.id)).map_err(error(OP))?;
+                    continue;
+                }
                 let stale = is_stale(&e);
                 if e.reset_for_retry(stale).is_ok() {
                     put(&events, &encode_event(&e), OP)?;
@@ -436,8 +457,11 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
         }
     }
     round.done().await?;
+    // The entry's backend id, and whether the entry (or its tombstone) is stored at all.
     let id_of = |a: &Asked| decode_entry(&a.value()).ok().and_then(|entry| entry.backend_id);
+    let found = |a: &Option<Asked>| a.as_ref().is_some_and(|a| !a.value().is_undefined());
     let mut ids: Vec<Option<String>> = picked.iter().map(|(_, l)| l.as_ref().and_then(id_of)).collect();
+    let mut stored: Vec<bool> = picked.iter().map(|(_, l)| found(l)).collect();
     let mut again = Vec::new();
     for (i, (e, _)) in picked.iter().enumerate() {
         if e.operation == Operation::Update && ids[i].is_none() {
@@ -448,15 +472,18 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
         round.done().await?;
         for (i, t) in again {
             ids[i] = id_of(&t);
+            stored[i] |= found(&Some(t));
         }
     }
-    for ((mut e, _), backend_id) in picked.into_iter().zip(ids) {
+    for (((mut e, _), backend_id), stored) in picked.into_iter().zip(ids).zip(stored) {
         let Ok(claim_no) = e.claim(&lead.owner, at) else { continue };
         if e.operation != Operation::Create && backend_id.is_none() {
-            // Cannot be addressed yet (its entry has no server id): back off without sending.
-            let wait = 60_000;
-            let message = "waiting for the entry's backend id (its create has not been acknowledged)".to_owned();
-            let _ = e.apply(claim_no, &Decision::Retry { at: at + wait, wait_ms: wait as u64, message, counted: false, sent: false }, at);
+            // Cannot be addressed (its entry has no server id): nothing is sent.
+            let decision = unaddressable(stored, at);
+            if let Decision::Retry { wait_ms, .. } = decision {
+                claim.waits.push((e.id.clone(), wait_ms));
+            }
+            let _ = e.apply(claim_no, &decision, at);
             put(&events, &encode_event(&e), OP)?;
             continue;
         }
@@ -552,7 +579,8 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
         // The entry's next event may go. Behind a create refused outright (the server never
         // stored the entry), an update becomes the entry's create, and a delete has nothing to
         // delete: both replace the refused create, as an edit made after the refusal would.
-        let refused_create = a == Applied::GaveUp && event.refused && event.operation == Operation::Create;
+        let refused = a == Applied::GaveUp && event.refused;
+        let refused_create = refused && event.operation == Operation::Create;
         let later: Vec<OutboxEvent> = one.next.as_ref().map(|n| n.values().iter().filter_map(|raw| decode_event(raw).ok()).collect()).unwrap_or_default();
         let mut superseded = false;
         if refused_create && later.iter().any(|n| n.operation == Operation::Delete) {
@@ -568,6 +596,11 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
                 n.unblock();
                 put(&events, &encode_event(&n), OP)?;
             }
+            // A refused update or delete the entry's next event follows: that event carries the
+            // entry's latest state (a full body, or its deletion), so it supersedes the refused
+            // one, as an edit written after the refusal would. Kept, a `resetForRetry` would send
+            // the older values after the newer ones.
+            superseded |= refused && event.operation != Operation::Create;
         }
         if superseded {
             events.delete(s(&event.id)).map_err(error(OP))?;

@@ -141,8 +141,12 @@ impl Leadership {
     pub fn on_freeze(&self) -> impl Fn() + 'static {
         let (lock, shared, generation) = (Rc::downgrade(&self.lock), Rc::downgrade(&self.shared), self.generation);
         move || {
+            let shared = shared.upgrade();
+            let leading = shared.as_ref().is_some_and(|s| s.leads(generation));
             let released = lock.upgrade().and_then(|l| l.borrow_mut().take()).is_some();
-            if let Some(s) = shared.upgrade() {
+            // Only a lead steps down (a follower's queued request is simply withdrawn): a
+            // step-down asked of a follower would end its next lead after one pass, for nothing.
+            if let (Some(s), true) = (shared, leading) {
                 if released {
                     s.clear_lead(generation);
                     s.log.info(|| "page freezing: the upload lock was released for another context".into());

@@ -128,6 +128,11 @@ pub struct Shared {
     saved_cooldown: Cell<bool>,
     /// Closing: the API refuses calls; the processor finishes what it has.
     closing: Cell<bool>,
+    /// Processor loops still running (a stopped one ends after handing its lead over):
+    /// `close()` waits for them before it closes the connection.
+    pub campaigns: Cell<u32>,
+    /// A processor loop ended.
+    pub campaign_ended: Notify,
     /// Subscribers to stats.
     pub subscribers: Subscribers,
 }
@@ -165,6 +170,8 @@ impl Shared {
             saved_due: RefCell::new(Vec::new()),
             saved_cooldown: Cell::new(false),
             closing: Cell::new(false),
+            campaigns: Cell::new(0),
+            campaign_ended: Notify::default(),
             subscribers: Subscribers::default(),
         }
     }
@@ -221,6 +228,8 @@ impl Shared {
     /// Records the lead of the processor of session `generation` (and the lock it holds it by).
     pub fn set_lead(&self, generation: u64, lead: Lead, lock: Option<leader::SharedLock>) {
         *self.lead.borrow_mut() = Some(Leading { generation, lead, lock });
+        // A step-down asked of an earlier lead is not this one's.
+        self.step_down.set(false);
     }
 
     /// The processor of session `generation` no longer leads.
@@ -298,7 +307,7 @@ impl Shared {
         ok
     }
 
-    /// A claim this context holds goes back unsent (the pass ends, or lost its lead).
+    /// A claim this context held went back unsent (the pass ended, or lost its lead): stored.
     pub fn handed_back(&self, event_id: &str) {
         self.landed(event_id);
         remove_one(&self.withdrawn, event_id);

@@ -153,7 +153,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
             Ok(n) => {
                 report.released = n;
                 for (id, _) in &released {
-                    shared.landed(id);
+                    shared.handed_back(id);
                 }
                 log.info(|| format!("{} claimed events of user {user} handed back unsent", released.len()));
             }
@@ -231,7 +231,7 @@ async fn release_leftovers(shared: &Rc<Shared>) {
     match shared.store.release(&claims).await {
         Ok(_) => {
             for (id, _) in &claims {
-                shared.landed(id);
+                shared.handed_back(id);
             }
             shared.log.info(|| format!("{} claimed events that storage refused to hand back earlier are now handed back", claims.len()));
             shared.wake();
@@ -415,6 +415,10 @@ impl Pass<'_> {
             self.stop.set(true);
             return None;
         }
+        let t = mono();
+        for (id, wait) in &claim.waits {
+            shared.schedule(id, t + *wait as f64);
+        }
         if claim.quarantined > 0 {
             log.warn(|| format!("{} unreadable event records were set aside (kept in quarantine, not deleted)", claim.quarantined));
         }
@@ -520,8 +524,9 @@ impl Pass<'_> {
         self.results_ready.notify();
     }
 
+    /// A claim goes back unsent when the pass ends; in flight here until then (an edit of its
+    /// entry may still take it back and fold into it).
     fn hand_back(&self, c: &Claimed) {
-        self.shared.handed_back(&c.event.id);
         self.released.borrow_mut().push((c.event.id.clone(), c.event.claims));
     }
 }
@@ -612,11 +617,16 @@ async fn batch_worker(pass: &Pass<'_>, url: &str) {
         let wanted = || pass.wanted();
         match shared.transport.send_batch(url, &items, pass.user, &wanted).await {
             Some((outcomes, signal)) => {
-                pass.report.borrow_mut().requests += u32::from(!matches!(outcomes.first(), Some(Outcome::Token(_))));
+                pass.report.borrow_mut().requests += u32::from(!matches!(outcomes.first(), Some(Some(Outcome::Token(_)))));
                 let mut size = shared.batch.get();
                 size.on(signal);
                 shared.batch.set(size);
                 for (i, (c, outcome)) in items.iter().zip(&outcomes).enumerate() {
+                    // A 401 whose second request was no longer wanted: never decided on the first.
+                    let Some(outcome) = outcome else {
+                        pass.hand_back(c);
+                        continue;
+                    };
                     let mut done = pass.decide(c, outcome);
                     // A failed batch is one failed answer for health, not one per item; a batch
                     // too big for the server is none (it goes again, smaller, at once).
@@ -812,6 +822,7 @@ pub fn spawn(shared: Rc<Shared>, user: String, generation: u64) -> Running {
 async fn campaign(shared: Rc<Shared>, user: String, generation: u64, cancelled: Rc<Cell<bool>>, wake: Rc<Notify>, mut leadership: Leadership) {
     let cfg = &shared.config;
     let log = shared.log;
+    shared.campaigns.set(shared.campaigns.get() + 1);
     log.info(|| {
         format!("processor started for user {user} (every {} ms, batch {}, {} concurrent)", cfg.processing_interval_ms, cfg.batch_size, cfg.max_concurrent)
     });
@@ -826,6 +837,8 @@ async fn campaign(shared: Rc<Shared>, user: String, generation: u64, cancelled: 
         }
     }
     log.info(|| format!("processor stopped for user {user}"));
+    shared.campaigns.set(shared.campaigns.get() - 1);
+    shared.campaign_ended.notify();
 }
 
 /// Loads the retrying events of `user` into this context's schedule (monotonic deadlines, never

@@ -136,17 +136,18 @@ impl Transport {
 
     /// Uploads claimed events (at most one per entry) in one batch request: one outcome per
     /// item, and what the answer says about the batch size. Items answered 401 are sent once
-    /// more at once, in one batch with a fresh token, as a single request's 401 would be.
-    pub async fn send_batch(&self, url: &str, items: &[Claimed], user: &str, still_wanted: &dyn Fn() -> bool) -> Option<(Vec<Outcome>, SizeSignal)> {
+    /// more at once, in one batch with a fresh token, as a single request's 401 would be; `None`
+    /// for those when that second request was no longer wanted (they go back unsent).
+    pub async fn send_batch(&self, url: &str, items: &[Claimed], user: &str, still_wanted: &dyn Fn() -> bool) -> Option<(Vec<Option<Outcome>>, SizeSignal)> {
         let all: Vec<&Claimed> = items.iter().collect();
-        let (mut outcomes, signal) = self.batch_once(url, &all, user, still_wanted, false).await?;
-        let unauthorized: Vec<usize> = (0..outcomes.len()).filter(|&i| matches!(outcomes[i], Outcome::Response { status: 401, .. })).collect();
+        let (first, signal) = self.batch_once(url, &all, user, still_wanted, false).await?;
+        let mut outcomes: Vec<Option<Outcome>> = first.into_iter().map(Some).collect();
+        let unauthorized: Vec<usize> = (0..outcomes.len()).filter(|&i| matches!(outcomes[i], Some(Outcome::Response { status: 401, .. }))).collect();
         if !unauthorized.is_empty() {
             let again: Vec<&Claimed> = unauthorized.iter().map(|&i| &items[i]).collect();
-            if let Some((retried, _)) = self.batch_once(url, &again, user, still_wanted, true).await {
-                for (i, o) in unauthorized.into_iter().zip(retried) {
-                    outcomes[i] = o;
-                }
+            let retried = self.batch_once(url, &again, user, still_wanted, true).await;
+            for (k, i) in unauthorized.into_iter().enumerate() {
+                outcomes[i] = retried.as_ref().and_then(|(r, _)| r.get(k).cloned());
             }
         }
         Some((outcomes, signal))

@@ -182,3 +182,29 @@ test("storage fills up while uploads are in flight, two tabs (DevTools quota): o
     await cdp.send("Storage.overrideQuotaForOrigin", { origin: server.url }).catch(() => {});
   }
 }));
+
+// A review found: an outbox the app keeps no reference to once started (as in
+// `Outbox.open(cfg).then((o) => o.start(user))`) stopped uploading at the next garbage
+// collection: wasm-bindgen's FinalizationRegistry freed the handle, and with it the processor,
+// silently. A started outbox now uploads until stop() or close().
+test("an outbox started with no reference kept goes on uploading through garbage collection (DevTools)", async () => withDemo("fail-gc", async ({ server, context }) => {
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.log("[page error]", e.message));
+  await page.goto(`${server.url}/manifest.webmanifest`);
+  await page.evaluate(async (fast) => {
+    const { Outbox } = await import("/pkg/index.js");
+    const login = await (await fetch("/api/v1/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ userId: "u1" }) })).json();
+    const options = { endpoint: "/api/v1/progress", dbName: "gc", token: () => login.token, ...fast };
+    // The uploader: started, no reference kept.
+    await Outbox.open(options).then((o) => o.start("u1"));
+    // A second handle (kept) that only saves: never started, it uploads nothing itself.
+    window.saver = await Outbox.open(options);
+  }, FAST);
+  const cdp = await context.newCDPSession(page);
+  for (let i = 0; i < 5; i++) {
+    await cdp.send("HeapProfiler.collectGarbage");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const id = await page.evaluate(() => window.saver.saveWeight(70, { userId: "u1" }).then((e) => e.id));
+  await waitFor("the entry saved after the collection on the server", async () => (await server.records()).some((r) => r.localId === id), { timeout: 15000 });
+}));

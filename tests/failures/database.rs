@@ -191,3 +191,31 @@ async fn unsent_claims_storage_refused_to_hand_back_go_back_after_a_logout() {
     assert_eq!(requests(&stub).len(), 1, "the two unsent events were not sent after the logout");
     finish(&db, &[&outbox]).await;
 }
+
+/// A review found: an update whose entry was gone from storage, with no tombstone either (removed
+/// by other code, or its delete acknowledged before the update was reset), waited for a backend
+/// id that could never come: retried every 60 s, forever, with a message blaming its create, while
+/// health said "ok". Now it gives up at once, saying why, and nothing is sent for it.
+#[wasm_bindgen_test]
+async fn an_update_whose_entry_is_gone_from_storage_gives_up_saying_why() {
+    let db = fresh_db("orphan-update");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, CFG).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let entry = save(&outbox, 70.0).await;
+    let id = string(&entry, "id");
+    eventually(5_000, "the create", || async { completed(&outbox, "u1", &id).await }).await;
+    outbox.stop();
+    resolves(5_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 71}"#))).await;
+    ok(raw_delete(&db, "entries", &id)).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let gave_up = || async { events(&outbox, r#"{"userId": "u1", "status": "failed"}"#).await.into_iter().find(|e| get(e, "gaveUp").as_bool() == Some(true)) };
+    eventually(5_000, "the update gives up", || async { gave_up().await.is_some() }).await;
+    let failed = gave_up().await.unwrap();
+    assert_eq!(string(&failed, "operation"), "update");
+    let message = string(&failed, "errorMessage");
+    assert!(message.contains("no longer stored"), "{message}");
+    assert_eq!(requests(&stub).len(), 1, "only the create was sent");
+    assert_eq!(string(&stats(&outbox, "u1").await, "health"), "failing");
+    finish(&db, &[&outbox]).await;
+}

@@ -76,6 +76,12 @@ async fn f7_unreadable_events_are_quarantined_and_never_block_the_rest() {
     }
     let failed = events(&outbox, r#"{"userId": "u1", "status": "failed"}"#).await;
     assert!(failed.iter().filter(|e| get(e, "quarantined").as_bool() == Some(true)).count() >= 2, "{failed:?}");
+    // The README's "send every gave-up event again" recipe: records set aside cannot be reset and
+    // are skipped (a review found the whole call rejected with UNKNOWN_EVENT for them).
+    let ids: js_sys::Array = failed.iter().filter(|e| get(e, "gaveUp").as_bool() == Some(true)).map(|e| get(e, "id")).collect();
+    assert!(ids.length() >= 2, "{failed:?}");
+    let reset = resolves(5_000, "resetForRetry of records set aside", outbox.reset_for_retry(ids.into())).await;
+    assert_eq!(reset.as_f64(), Some(0.0));
     let s = stats(&outbox, "u1").await;
     assert!(num(&s, "quarantined") >= 2.0, "{s:?}");
     assert_eq!(num(&s, "completed"), 2.0, "{s:?}");

@@ -261,6 +261,40 @@ async fn a_correction_of_a_refused_update_goes_at_once_and_replaces_it() {
     finish(&db, &[&o]).await;
 }
 
+/// A review found: a refused update the entry's next update had overtaken (both written before the
+/// refusal) stayed gave-up, and `resetForRetry` of it (the README's recipe, the demo's Retry)
+/// sent its older values after the newer ones: the server ended with 80, the device with 81. Now
+/// the later event supersedes it: removed, never sent again, nothing gave up.
+#[wasm_bindgen_test]
+async fn a_refused_update_a_later_update_overtook_is_superseded_and_never_sent_after_it() {
+    let db = fresh_db("refused-overtaken");
+    let srv = Server::new("", "");
+    let o = Ob::open(&db, "{}").await;
+    let e = o.save("weight", 70.0, r#"{"userId": "u1"}"#).await;
+    let id = string(&e, "id");
+    o.start("u1");
+    o.drained("u1", Some(1), 3000).await;
+    o.stop();
+    o.update(&id, r#"{"quantity": 80}"#).await;
+    o.update(&id, r#"{"quantity": 81}"#).await;
+    let refused = string(&o.events_of("u1", &id).await[1], "id");
+    srv.set_script(r#"(req) => req.method === "PUT" && req.body.quantity === 80 ? { status: 422, body: { error: "not now" } } : undefined"#);
+    o.start("u1");
+    eventually(3000, "both updates answered", || async { srv.count("PUT", "") == 2 }).await;
+    o.drained("u1", Some(2), 3000).await;
+    let evs = o.events_of("u1", &id).await;
+    assert!(evs.iter().all(|ev| string(ev, "id") != refused), "the refused update is superseded: {}", evs.iter().map(show).collect::<Vec<_>>().join(", "));
+    assert_eq!(num(&o.stats("u1").await, "gaveUp"), 0.0);
+    // Asked for by its id anyway (an app holding an old listing): it is gone, nothing is sent.
+    let r = o.call("resetForRetry", &[js_sys::Array::of1(&s(&refused)).into()]).await;
+    expect_error(r, "RangeError", "UNKNOWN_EVENT", "resetForRetry of a superseded event");
+    o.process_now().await;
+    assert_eq!(srv.count("PUT", ""), 2);
+    assert_eq!(num(&srv.live().remove(0), "quantity"), 81.0, "the server keeps the newer values");
+    assert_eq!(num(&o.entries_of("u1").await[0], "quantity"), 81.0);
+    finish(&db, &[&o]).await;
+}
+
 #[wasm_bindgen_test]
 async fn a_delete_after_a_refused_update_still_reaches_the_server() {
     let db = fresh_db("refused-then-delete");

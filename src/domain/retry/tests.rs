@@ -216,3 +216,18 @@ fn backend_ids_that_cannot_name_the_entry_in_a_url_are_refused() {
     assert!(!exact_numeric_id(9_007_199_254_740_992.0), "2^53 may be a rounded 2^53 + 1");
     assert!(!exact_numeric_id(f64::NAN) && !exact_numeric_id(f64::INFINITY));
 }
+
+#[test]
+fn an_update_without_a_backend_id_waits_while_its_entry_is_stored_and_gives_up_when_it_is_gone() {
+    match unaddressable(true, 1_000) {
+        Decision::Retry { at, wait_ms, counted, sent, .. } => assert_eq!((at, wait_ms, counted, sent), (61_000, NO_BACKEND_ID_WAIT_MS, false, false)),
+        other => panic!("{other:?}"),
+    }
+    match unaddressable(false, 1_000) {
+        Decision::GiveUp { message, refused } => {
+            assert!(refused, "nothing reached the server: it holds nothing back");
+            assert!(message.contains("no longer stored"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
