@@ -223,7 +223,8 @@ export class Outbox {
   /** Opens (creating or upgrading) the outbox database. From the package entry it also loads
    *  the wasm on first use. */
   static open(config: OutboxConfig): Promise<Outbox>;
-  /** Login: process this user's events. Returns at once; idempotent; another id switches user. */
+  /** Login: process this user's events. Returns at once; idempotent; another id switches user.
+   *  A started outbox uploads until stop() or close(), even with no reference kept to it. */
   start(userId: string): void;
   /** Logout: no further uploads start; no current user. */
   stop(): void;
@@ -242,7 +243,9 @@ export class Outbox {
   /** Newest first; records that cannot be read are listed with the failed ones (quarantined: true). */
   events(query?: EventsQuery): Promise<OutboxEvent[]>;
   staleEvents(userId?: string): Promise<OutboxEvent[]>;
-  /** Failed/stale events back to pending with 0 attempts; resolves with how many were reset. */
+  /** Failed/stale events back to pending with 0 attempts; resolves with how many were reset.
+   *  Records set aside as unreadable (quarantined) are skipped; an unknown id rejects with
+   *  UNKNOWN_EVENT and resets nothing. */
   resetForRetry(eventIds: string[]): Promise<number>;
   /** One processing pass now; resolves when it is done. */
   processNow(): Promise<PassReport>;
@@ -258,7 +261,8 @@ export class Outbox {
   /** True while this context uploads for the current user: one per user among all tabs and
    *  workers of the origin using the same dbName (Web Locks, or a lease in IndexedDB). */
   readonly isLeader: boolean;
-  /** wasm-bindgen's: frees the Rust object. Call `close()` instead (it stops processing, hands
-   *  claims back and closes the database); after `free()` every call throws. */
+  /** wasm-bindgen's: frees the handle. Call `close()` instead (it stops processing, hands
+   *  claims back and closes the database): a started outbox goes on uploading after `free()`,
+   *  and every call through the handle throws. */
   free(): void;
 }
