@@ -129,7 +129,10 @@ impl Default for Config {
 /// Why `token` cannot travel in an `Authorization: Bearer` header (fetch would refuse every
 /// request), or `None` when it can: header values are Latin-1 and one line.
 pub fn token_problem(token: &str) -> Option<&'static str> {
-    if token.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {
+    if token.trim_matches([' ', '\t']).is_empty() {
+        // A header value is sent trimmed: "Bearer " with no token at all.
+        Some("nothing but spaces")
+    } else if token.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {
         Some("a line break or NUL character")
     } else if token.chars().any(|c| c as u32 > 0xFF) {
         Some("a character outside Latin-1 (HTTP header values cannot carry it)")

@@ -163,7 +163,8 @@ pub fn validate_user_id(what: &str, user: &Arg) -> Result<String> {
     match user {
         Arg::Str(s) => {
             let len = s.encode_utf16().count();
-            if s.trim().is_empty() {
+            // Blank as JS `trim()` sees it (which also strips U+FEFF, not white space to Rust).
+            if s.trim_matches(|c: char| c.is_whitespace() || c == '\u{FEFF}').is_empty() {
                 Err(Error::out_of_range(what, "must not be empty or only spaces"))
             } else if len > MAX_USER_ID_LEN {
                 Err(Error::out_of_range(what, format!("must be at most {MAX_USER_ID_LEN} characters (got {len})")))

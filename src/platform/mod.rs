@@ -144,14 +144,22 @@ pub fn is_error(value: &JsValue) -> bool {
 /// 10,000 ids), so a longer array is refused by its count without walking it all.
 const MAX_ARRAY_READ: u32 = crate::domain::query::MAX_RESET_IDS as u32 + 1;
 
+/// The longest string argument copied into the wasm (UTF-16 code units): far above any value
+/// an option or argument takes (a token of a few kilobytes is the longest), so a string of
+/// hundreds of megabytes is refused by its length without being copied.
+const MAX_STRING_READ: u32 = 1 << 20;
+
 /// An array's items, its `length` read once and each index once (a Proxy whose length changes
-/// between reads cannot slip a long array past a size check, nor make us walk millions).
+/// between reads cannot slip a long array past a size check, nor make us walk millions). Items
+/// that are arrays themselves are not walked: no argument takes one (an array that holds itself,
+/// or one nested thousands deep, would otherwise exhaust the stack).
 fn read_array(value: &JsValue) -> Result<Arg, JsValue> {
     let len = Reflect::get(value, &JsValue::from_str("length"))?.as_f64().unwrap_or(0.0);
     let n = if len.is_finite() && len > 0.0 { len.min(f64::from(MAX_ARRAY_READ)) as u32 } else { 0 };
     let mut items = Vec::with_capacity(n as usize);
     for i in 0..n {
-        items.push(to_arg(&Reflect::get_u32(value, i)?));
+        let item = Reflect::get_u32(value, i)?;
+        items.push(if is_array(&item).unwrap_or(false) { Arg::Other("an array".into()) } else { to_arg(&item) });
     }
     Ok(Arg::Array(items))
 }
@@ -164,12 +172,16 @@ pub fn to_arg(value: &JsValue) -> Arg {
         Arg::Null
     } else if let Some(n) = value.as_f64() {
         Arg::Number(n)
-    } else if let Some(s) = value.as_string() {
-        // `as_string` would replace a lone surrogate with U+FFFD: two different JS strings would
-        // become one user id. Refused instead.
-        if value.unchecked_ref::<js_sys::JsString>().is_valid_utf16() {
-            Arg::Str(s)
+    } else if value.is_string() {
+        let js = value.unchecked_ref::<js_sys::JsString>();
+        let len = js.length();
+        if len > MAX_STRING_READ {
+            Arg::Other(format!("a string of {len} characters (far longer than any value taken)"))
+        } else if js.is_valid_utf16() {
+            Arg::Str(js.into())
         } else {
+            // Converted, a lone surrogate would become U+FFFD: two different JS strings would
+            // become one user id. Refused instead.
             Arg::Other("a string with an unpaired surrogate (not valid Unicode)".into())
         }
     } else if let Some(b) = value.as_bool() {
@@ -201,10 +213,15 @@ pub fn describe_error(e: &JsValue) -> String {
     }
 }
 
-/// The enumerable string keys an options object offers, as `for...in` lists them: its own and
-/// those it inherits, short of the chain's root (`Object.prototype` of whatever realm, or the
-/// object itself when it has no prototype). `Err` when listing throws (a Proxy whose `ownKeys`
-/// or `getPrototypeOf` trap throws).
+/// Most distinct keys listed: far more than there are options, so an object with more holds an
+/// unknown one among them, and is refused without listing (and comparing) them all.
+const MAX_KEYS: usize = 256;
+
+/// The string keys an options object offers, enumerable or not (a class getter, a property
+/// defined non-enumerable: each is read as an option, so each is checked): its own and those it
+/// inherits, short of the chain's root (`Object.prototype` of whatever realm), without the
+/// `constructor` of the prototypes it inherits from. `Err` when listing throws (a Proxy whose
+/// `ownKeys` or `getPrototypeOf` trap throws).
 pub fn keys(object: &JsValue) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::new();
     let mut at = object.clone();
@@ -214,12 +231,18 @@ pub fn keys(object: &JsValue) -> Result<Vec<String>, String> {
             return Ok(out);
         }
         let next = prototype_of(&at).map_err(|e| describe_error(&e))?;
-        if depth > 0 && !next.is_object() {
+        // The root of an ordinary chain: a realm's `Object.prototype` (an object of our own
+        // with no prototype, `Object.create(null)`, is checked like any other).
+        if depth > 0 && !next.is_object() && has_own(&at, "isPrototypeOf").unwrap_or(false) {
             return Ok(out);
         }
-        for k in try_keys(&at).map_err(|e| describe_error(&e))?.iter().filter_map(|k| k.as_string()) {
-            if !out.contains(&k) {
-                out.push(k);
+        for k in own_names(&at).map_err(|e| describe_error(&e))?.iter().filter_map(|k| k.as_string()) {
+            if (depth > 0 && k == "constructor") || out.contains(&k) {
+                continue;
+            }
+            out.push(k);
+            if out.len() >= MAX_KEYS {
+                return Ok(out);
             }
         }
         at = next;
@@ -229,8 +252,10 @@ pub fn keys(object: &JsValue) -> Result<Vec<String>, String> {
 
 #[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(js_namespace = Object, js_name = keys, catch)]
-    fn try_keys(object: &JsValue) -> Result<Array, JsValue>;
+    #[wasm_bindgen(js_namespace = Object, js_name = getOwnPropertyNames, catch)]
+    fn own_names(object: &JsValue) -> Result<Array, JsValue>;
+    #[wasm_bindgen(js_namespace = Object, js_name = hasOwn, catch)]
+    fn has_own(object: &JsValue, key: &str) -> Result<bool, JsValue>;
     #[wasm_bindgen(js_namespace = Object, js_name = getPrototypeOf, catch)]
     fn prototype_of(object: &JsValue) -> Result<JsValue, JsValue>;
     // Throws on a revoked Proxy: caught.

@@ -5,12 +5,24 @@
 use std::cell::RefCell;
 
 use js_sys::{Function, Object, Promise};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use super::timer::within;
 use super::{describe_error, set};
+use crate::domain::arg::truncate;
 use crate::domain::config::token_problem;
+
+/// The longest reason kept from what the token function threw (stored in the event's
+/// `errorMessage` and in `stats().lastError`), cut after any token in it is blanked.
+const MAX_REASON_CHARS: usize = 500;
+
+#[wasm_bindgen]
+extern "C" {
+    // `Promise.resolve(v)` throws when `v` is a promise whose `constructor` getter throws: caught.
+    #[wasm_bindgen(js_namespace = Promise, js_name = resolve, catch)]
+    fn try_resolve(value: &JsValue) -> Result<Promise, JsValue>;
+}
 
 /// Where the bearer token comes from.
 pub enum TokenSource {
@@ -55,16 +67,18 @@ impl TokenSource {
         match self {
             TokenSource::None => Ok(None),
             TokenSource::Static(t) => Ok(Some(t.clone())),
-            TokenSource::Function(f, seen) => Self::ask(f, user, refresh, timeout_ms).await.map_err(|why| blank(why, seen)).map(|t| {
-                let mut seen = seen.borrow_mut();
-                if !seen.contains(&t) {
-                    if seen.len() == REMEMBERED {
-                        seen.remove(0);
+            TokenSource::Function(f, seen) => {
+                Self::ask(f, user, refresh, timeout_ms).await.map_err(|why| truncate(&blank(why, seen), MAX_REASON_CHARS)).map(|t| {
+                    let mut seen = seen.borrow_mut();
+                    if !seen.contains(&t) {
+                        if seen.len() == REMEMBERED {
+                            seen.remove(0);
+                        }
+                        seen.push(t.clone());
                     }
-                    seen.push(t.clone());
-                }
-                Some(t)
-            }),
+                    Some(t)
+                })
+            }
         }
     }
 
@@ -74,7 +88,8 @@ impl TokenSource {
         set(&hint, "refresh", &JsValue::from_bool(refresh));
         let value = f.call2(&JsValue::UNDEFINED, &JsValue::from_str(user), &hint).map_err(|e| format!("the token function threw ({})", describe_error(&e)))?;
         // `Promise.resolve` adopts any thenable (and turns a throwing `then` into a rejection).
-        let answered = within(timeout_ms, JsFuture::from(Promise::resolve(&value))).await;
+        let promise = try_resolve(&value).map_err(|e| format!("the token function returned a promise that cannot be awaited ({})", describe_error(&e)))?;
+        let answered = within(timeout_ms, JsFuture::from(promise)).await;
         let value = match answered {
             None => return Err(format!("the token function did not answer within {timeout_ms} ms (requestTimeoutMs)")),
             Some(Err(e)) => return Err(format!("the token function's promise rejected ({})", describe_error(&e))),

@@ -209,6 +209,14 @@ export function tokenSwitch(token) {
     t.users.push(userId);
     if (t.mode === "hang") return new Promise(() => {});
     if (t.mode === "reject") return Promise.reject(new Error("no session"));
+    // A promise `Promise.resolve` cannot adopt: its `constructor` getter throws.
+    if (t.mode === "badConstructor") {
+      const p = Promise.resolve(t.token);
+      Object.defineProperty(p, "constructor", { get() { throw new Error("no constructor here"); } });
+      return p;
+    }
+    // An error message of 5 MB, with the token in it at the end.
+    if (t.mode === "hugeError") throw new Error("x".repeat(5000000) + " " + t.token);
     return Promise.resolve(t.token);
   };
   return t;

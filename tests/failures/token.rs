@@ -84,3 +84,48 @@ async fn f2_close_during_a_hung_token_call_lets_another_outbox_upload() {
     assert_eq!(keys_sent_with(&stub, "Bearer tok-a").len(), 0);
     finish(&db, &[&a, &b]).await;
 }
+
+/// A probe found: a token function returning a promise whose `constructor` getter throws made
+/// `Promise.resolve` throw inside the wasm: the instance trapped ("unreachable"), the event stayed
+/// `processing` for good and `processNow()` rejected with TIMEOUT. And an error of 5 MB from the
+/// token function was stored whole in `errorMessage` and `stats().lastError`.
+#[wasm_bindgen_test]
+async fn a_token_promise_that_cannot_be_awaited_or_a_huge_token_error_is_a_bounded_failure() {
+    let db = fresh_db("token-odd");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let token = token_switch("tok-1");
+    set(&token, "mode", &JsValue::from_str("badConstructor"));
+    let outbox = open_with(with_token(&db, &token)).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let errors = page_error_count();
+    let entry = save(&outbox, 70.0).await;
+    let id = string(&entry, "id");
+    process_now(&outbox, 5_000).await;
+    let event = event_of(&outbox, "u1", &id).await;
+    assert_eq!(string(&event, "status"), "failed", "{event:?}");
+    let why = string(&event, "errorMessage");
+    assert!(why.contains("cannot be awaited"), "{why}");
+
+    set(&token, "mode", &JsValue::from_str("hugeError"));
+    outbox.stop();
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    eventually(5_000, "the huge error recorded", || async {
+        process_now(&outbox, 5_000).await;
+        string(&event_of(&outbox, "u1", &id).await, "errorMessage").contains("threw")
+    })
+    .await;
+    let why = string(&event_of(&outbox, "u1", &id).await, "errorMessage");
+    assert!(why.len() < 1_000 && why.contains("the token function threw"), "{} characters: {}", why.len(), &why[..why.len().min(80)]);
+    let last = string(&stats(&outbox, "u1").await, "lastError");
+    assert!(last.len() < 1_000, "lastError holds {} characters", last.len());
+    assert!(!why.contains("tok-1") && !last.contains("tok-1"), "the token is never stored");
+
+    set(&token, "mode", &JsValue::from_str("ok"));
+    outbox.stop();
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    process_now(&outbox, 5_000).await;
+    eventually(5_000, "the upload once the token works", || async { string(&event_of(&outbox, "u1", &id).await, "status") == "completed" }).await;
+    assert_eq!(requests(&stub).len(), 1);
+    assert_eq!(page_errors_since(errors).length(), 0, "nothing reached the page: {:?}", page_errors_since(errors));
+    finish(&db, &[&outbox]).await;
+}

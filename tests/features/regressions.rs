@@ -28,6 +28,39 @@ use wasm_bindgen_test::wasm_bindgen_test;
 use crate::support::*;
 
 #[wasm_bindgen(inline_js = r#"
+// Arrays no argument takes: one that holds itself, one nested 20,000 deep, and a wide one of
+// wide rows (10,001 x 10,001 items, cheap to build: every row is the same array).
+export function hostileArrays() {
+  const cyclic = [];
+  cyclic.push(cyclic);
+  let deep = [];
+  for (let i = 0; i < 20000; i++) deep = [deep];
+  const row = new Array(10001).fill(1);
+  const wide = new Array(10001).fill(row);
+  return [cyclic, deep, wide];
+}
+// Options objects whose typo is not enumerable: a class getter, a defined property, and a typo
+// on a prototype-less object the options inherit from.
+export function hiddenTypos() {
+  class Getter { get userID() { return "u2"; } }
+  const defined = Object.defineProperty({}, "userID", { value: "u2" });
+  const bare = Object.create(Object.create(null, { userID: { value: "u2", enumerable: true } }));
+  return [new Getter(), defined, bare];
+}
+export function wasmMemoryBytes(memory) {
+  return memory.buffer.byteLength;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = hostileArrays)]
+    fn hostile_arrays() -> js_sys::Array;
+    #[wasm_bindgen(js_name = hiddenTypos)]
+    fn hidden_typos() -> js_sys::Array;
+    #[wasm_bindgen(js_name = wasmMemoryBytes)]
+    fn wasm_memory_bytes(memory: &JsValue) -> f64;
+}
+
+#[wasm_bindgen(inline_js = r#"
 export function polyfillFetch(state) {
   globalThis.fetch = () => {
     state.n = (state.n || 0) + 1;
@@ -810,4 +843,71 @@ async fn a_database_other_code_made_is_refused_at_open_and_left_alone() {
         assert_eq!(state[1].as_string().as_deref(), Some("foo"), "v{version}: its stores unchanged");
         assert_eq!(state[2].as_string().as_deref(), Some("bar"), "v{version}: its data unchanged");
     }
+}
+
+/// A probe found: an array holding itself (or nested 20,000 deep) passed anywhere threw "Maximum
+/// call stack size exceeded" with no code, and the second such call left the wasm instance dead
+/// for the whole page ("memory access out of bounds"); an array of 10,001 rows of 10,001 items
+/// was walked whole (55 s, 1.5 GB) before it was refused. Arrays inside arrays are not walked now.
+#[wasm_bindgen_test]
+async fn arrays_that_hold_themselves_nest_deep_or_wide_are_refused_and_the_library_goes_on() {
+    let db = fresh_db("hostile-arrays");
+    let o = Ob::open(&db, "{}").await;
+    o.start("u1");
+    for (i, a) in hostile_arrays().iter().enumerate() {
+        let what = ["an array holding itself", "an array nested 20,000 deep", "an array of wide rows"][i];
+        for _ in 0..2 {
+            expect_error(o.call("saveWeight", std::slice::from_ref(&a)).await, "TypeError", "INVALID_TYPE", what);
+            expect_error(o.call("save", &[a.clone(), n(70.0)]).await, "TypeError", "INVALID_TYPE", what);
+            expect_error(o.call("resetForRetry", &[js_sys::Array::of1(&a).into()]).await, "TypeError", "INVALID_TYPE", what);
+            expect_error(o.call("start", std::slice::from_ref(&a)).await, "TypeError", "INVALID_TYPE", what);
+        }
+        let c = json(r#"{"endpoint": "/api/v1/progress"}"#);
+        set(&c, "dbName", &s(&fresh_db("hostile-arrays-open")));
+        set(&c, "backoffMs", &a);
+        let opened = Outbox::open(c).await.map(JsValue::from);
+        // The wide one is refused for its length first: more delays than allowed.
+        let (class, code) = if i == 2 { ("RangeError", "OUT_OF_RANGE") } else { ("TypeError", "INVALID_TYPE") };
+        expect_error(opened, class, code, what);
+    }
+    // Nothing stored, and the instance works.
+    assert!(o.events("u1").await.is_empty());
+    let e = o.save("weight", 70.0, "{}").await;
+    assert_eq!(num(&e, "quantity"), 70.0);
+    finish(&db, &[&o]).await;
+}
+
+/// A probe found: a typo that is not enumerable (a class getter, a property defined with
+/// `Object.defineProperty`, or on a prototype-less object the options inherit from) was ignored,
+/// and the save went to the started user instead of being refused.
+#[wasm_bindgen_test]
+async fn typos_that_are_not_enumerable_are_refused_too() {
+    let db = fresh_db("hidden-typos");
+    let o = Ob::open(&db, "{}").await;
+    o.start("u1");
+    for options in hidden_typos().iter() {
+        let m = expect_error(o.call("saveWeight", &[n(70.0), options]).await, "TypeError", "INVALID_TYPE", "a hidden userID typo");
+        assert!(m.contains("userID"), "{m}");
+    }
+    assert!(o.events("u1").await.is_empty(), "nothing stored");
+    finish(&db, &[&o]).await;
+}
+
+/// A probe found: a string of hundreds of megabytes was copied whole into the wasm before its
+/// length was checked (a 256M-character user id: 21 s and 257 MB of wasm memory kept for good).
+/// Now a string far longer than any value taken is refused by its length, uncopied.
+#[wasm_bindgen_test]
+async fn a_huge_string_is_refused_without_being_copied_into_the_wasm() {
+    let db = fresh_db("huge-string");
+    let o = Ob::open(&db, "{}").await;
+    let huge: JsValue = js_sys::JsString::from("u").repeat(32 << 20).into();
+    let before = wasm_memory_bytes(&wasm_bindgen::memory());
+    let options: JsValue = js_sys::Object::new().into();
+    set(&options, "userId", &huge);
+    let m = expect_error(o.call("saveWeight", &[n(70.0), options]).await, "TypeError", "INVALID_TYPE", "a 32M-character userId");
+    assert!(m.contains("characters"), "{m}");
+    expect_error(o.call("delete", &[huge]).await, "TypeError", "INVALID_TYPE", "a 32M-character entry id");
+    let grown = wasm_memory_bytes(&wasm_bindgen::memory()) - before;
+    assert!(grown < f64::from(8u32 << 20), "the wasm memory grew by {grown} bytes");
+    finish(&db, &[&o]).await;
 }

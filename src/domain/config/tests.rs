@@ -106,6 +106,10 @@ fn tokens_a_header_cannot_carry_are_named() {
     assert!(token_problem("abc\ndef").unwrap().contains("line break"));
     assert!(token_problem("abc\rdef").is_some());
     assert!(token_problem("abc\u{fffd}").is_some());
+    // Sent trimmed, these would be "Bearer" with no token (a probe saw "   " accepted).
+    assert!(token_problem("   ").unwrap().contains("spaces"));
+    assert!(token_problem(" \t ").is_some());
+    assert_eq!(token_problem(" a "), None);
 }
 
 #[test]

@@ -58,6 +58,9 @@ fn user_id_rules() {
     assert!(validate_user_id("u", &Arg::Str("😀".repeat(129))).is_err());
     assert_eq!(validate_user_id("u", &Arg::Str("x".repeat(257))).unwrap_err().js_class(), JsClass::RangeError);
     assert_eq!(validate_user_id("u", &Arg::Str("".into())).unwrap_err().js_class(), JsClass::RangeError);
+    // Blank as JS `trim()` sees it: a byte-order mark is no user id (a probe saw it accepted).
+    assert_eq!(validate_user_id("u", &Arg::Str("\u{feff}".into())).unwrap_err().js_class(), JsClass::RangeError);
+    assert_eq!(validate_user_id("u", &Arg::Str(" \u{feff}\u{a0} ".into())).unwrap_err().js_class(), JsClass::RangeError);
     assert_eq!(validate_user_id("u", &Arg::Str("  ".into())).unwrap_err().js_class(), JsClass::RangeError);
     assert_eq!(validate_user_id("u", &Arg::Number(1.0)).unwrap_err().js_class(), JsClass::TypeError);
     assert_eq!(validate_user_id("u", &Arg::Null).unwrap_err().js_class(), JsClass::TypeError);
