@@ -61,7 +61,7 @@ function eventRecord(id, entry, createdAt, completedAt = null) {
     metadata: { type: "weight", quantity: entry.quantity, unit: "kg", date: entry.date },
     isNewRecord: true, attemptCount: 0, requestCount: completed ? 1 : 0, maxAttempts: 5, priority: 0, createdAt,
     lastAttemptAt: completed ? completedAt - 20 : null, nextAttemptAt: null, completedAt, errorMessage: null,
-    seq: 1, waiting: false, blocks: false, claims: completed ? 1 : 0, claimedBy: null, tries: completed ? 1 : 0, waitMs: null, refused: false,
+    seq: 1, waiting: false, blocks: false, claims: completed ? 1 : 0, claimedBy: null, tries: completed ? 1 : 0, waitMs: null, refused: false, maybeStored: false,
     sk: completed ? 2 : 0, rdy: completed ? null : -0, due: null, done: completed ? completedAt : null,
   };
 }

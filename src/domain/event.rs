@@ -193,6 +193,9 @@ pub struct OutboxEvent {
     pub wait_ms: Option<u64>,
     /// Gave up because the server refused it (a 4xx): the server never stored it.
     pub refused: bool,
+    /// A request for it may have been stored (see `Decision::Retry::maybe_stored`; also after an
+    /// interrupted upload): a later 4xx cannot mean the server never stored it.
+    pub maybe_stored: bool,
 }
 
 /// A transition the status machine refused.
@@ -244,6 +247,7 @@ impl OutboxEvent {
             tries: 0,
             wait_ms: None,
             refused: false,
+            maybe_stored: false,
         }
     }
 
@@ -356,7 +360,7 @@ impl OutboxEvent {
                 self.tries = 0;
                 Ok(Applied::Completed)
             }
-            Decision::Retry { at, wait_ms, message, counted, sent } => {
+            Decision::Retry { at, wait_ms, message, counted, sent, maybe_stored } => {
                 if !self.in_claim(claims) {
                     return Err(self.refuse("fail"));
                 }
@@ -366,6 +370,7 @@ impl OutboxEvent {
                 self.error_message = Some(message.clone());
                 self.tries += 1;
                 self.attempt_count += u32::from(*counted);
+                self.maybe_stored |= *maybe_stored;
                 if !sent {
                     self.request_count = self.request_count.saturating_sub(1);
                 }
@@ -396,6 +401,7 @@ impl OutboxEvent {
             return Err(self.refuse("recover"));
         }
         self.status = EventStatus::Pending;
+        self.maybe_stored = true;
         self.claimed_by = None;
         self.error_message = Some("upload interrupted (its page closed, crashed or hung mid-upload); retrying with the same key".into());
         Ok(())

@@ -136,6 +136,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The server may have stored what was sent: it went out and got no answer, or a 5xx, a
+    /// 409, or a 2xx (one it could not use, or a batch answer that was not a result list).
+    pub fn maybe_stored(&self) -> bool {
+        match self {
+            Outcome::Response { status, .. } | Outcome::Batch { status, .. } => !matches!(status, 300..=499) || *status == 409,
+            Outcome::Network(_) | Outcome::Timeout(_) => true,
+            Outcome::BatchTooLarge(_) | Outcome::Redirect(_) | Outcome::Token(_) => false,
+        }
+    }
+
     /// The server answered (this counts toward `maxAttempts` when it is a failure).
     pub fn answered(&self) -> bool {
         matches!(self, Outcome::Response { .. } | Outcome::Redirect(_) | Outcome::Batch { .. } | Outcome::BatchTooLarge(_))
@@ -172,6 +182,9 @@ pub enum Decision {
         counted: bool,
         /// A request went out (it may have reached the server).
         sent: bool,
+        /// The server may have stored it (no answer, a 5xx, a 409, or a 2xx it could not use):
+        /// a later refusal of the same key can no longer mean it never did.
+        maybe_stored: bool,
     },
     /// Failed for good: only `resetForRetry` brings it back.
     GiveUp {
@@ -193,7 +206,7 @@ pub const NO_BACKEND_ID_WAIT_MS: u64 = 60_000;
 pub fn unaddressable(entry_stored: bool, now: TimeMs) -> Decision {
     if entry_stored {
         let message = "waiting for the entry's backend id (its create has not been acknowledged); nothing was sent".to_owned();
-        Decision::Retry { at: now + NO_BACKEND_ID_WAIT_MS as TimeMs, wait_ms: NO_BACKEND_ID_WAIT_MS, message, counted: false, sent: false }
+        Decision::Retry { at: now + NO_BACKEND_ID_WAIT_MS as TimeMs, wait_ms: NO_BACKEND_ID_WAIT_MS, message, counted: false, sent: false, maybe_stored: false }
     } else {
         let message = "its entry is no longer stored on this device, so it has no backend id to address; nothing was sent".to_owned();
         Decision::GiveUp { message, refused: true }
@@ -211,6 +224,8 @@ pub struct Attempt {
     pub tries: u32,
     /// Failed answers allowed.
     pub max_attempts: u32,
+    /// An earlier request may have been stored (see `Decision::Retry::maybe_stored`).
+    pub maybe_stored: bool,
 }
 
 fn http_message(status: u16, body_excerpt: &str) -> String {
@@ -248,12 +263,7 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
                 (format!("{}: the server answered {missing}; not counted as stored", http_message(*status, body_excerpt)), None)
             }
             StatusClass::Permanent if *status == 404 && attempt.operation == Operation::Delete => return Decision::Complete { backend_id: None },
-            StatusClass::Permanent => {
-                return Decision::GiveUp {
-                    message: format!("{} (the server refused this event; fix the cause, then resetForRetry)", http_message(*status, body_excerpt)),
-                    refused: true,
-                }
-            }
+            StatusClass::Permanent => return refusal(http_message(*status, body_excerpt), "this event", attempt),
             StatusClass::Unauthorized => (
                 format!(
                     "{} (still unauthorized after asking for the token again: a token function gets {{ refresh: true }}, a fixed token string cannot change)",
@@ -268,16 +278,14 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
             let what = format!("batch request: {}", http_message(*status, detail));
             match classify_status(*status) {
                 StatusClass::Redirect => (redirect_message(*status), None),
-                StatusClass::Permanent if *status != 413 => {
-                    return Decision::GiveUp { message: format!("{what} (the server refused the batch; fix the cause, then resetForRetry)"), refused: true }
-                }
+                StatusClass::Permanent if *status != 413 => return refusal(what, "the batch", attempt),
                 StatusClass::Transient => (what, retry_after.as_deref().and_then(|v| parse_retry_after(v, now))),
                 _ => (what, None),
             }
         }
         Outcome::BatchTooLarge(n) => {
             let message = format!("batch request: HTTP 413: {n} events were too many for the server at once; sent again in smaller batches (not counted)");
-            return Decision::Retry { at: now, wait_ms: 0, message, counted: false, sent: true };
+            return Decision::Retry { at: now, wait_ms: 0, message, counted: false, sent: true, maybe_stored: false };
         }
         Outcome::Redirect(status) => (redirect_message(*status), None),
         Outcome::Network(detail) => (format!("network error: {detail}"), None),
@@ -292,7 +300,21 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
     }
     let wait = policy.backoff(step).max(server_wait.unwrap_or(0));
     let sent = !matches!(outcome, Outcome::Token(_));
-    Decision::Retry { at: now.saturating_add(wait.min(i64::MAX as u64) as i64), wait_ms: wait, message, counted, sent }
+    let maybe_stored = outcome.maybe_stored();
+    Decision::Retry { at: now.saturating_add(wait.min(i64::MAX as u64) as i64), wait_ms: wait, message, counted, sent, maybe_stored }
+}
+
+/// A 4xx the server will never accept: refused (nothing of the event is on the server, so what
+/// follows it may go, and an edit replaces it), unless an earlier request with its key may have
+/// been stored (a 4xx from something in front of the server, a gateway's body limit, say, says
+/// nothing about that one): then it gave up as after its last attempt, and later edits wait.
+fn refusal(what: String, whose: &str, attempt: Attempt) -> Decision {
+    if attempt.maybe_stored {
+        let message = format!("{what} (the server refused {whose}; an earlier request with its key may have been stored, so later edits of the entry wait for it: fix the cause, then resetForRetry)");
+        Decision::GiveUp { message, refused: false }
+    } else {
+        Decision::GiveUp { message: format!("{what} (the server refused {whose}; fix the cause, then resetForRetry)"), refused: true }
+    }
 }
 
 /// The longest server id kept (UTF-8 bytes): a longer one would make every later URL of the

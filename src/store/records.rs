@@ -140,6 +140,7 @@ struct EventRecord<'a> {
     tries: u32,
     wait_ms: Option<f64>,
     refused: bool,
+    maybe_stored: bool,
     // Index fields (module docs).
     sk: u8,
     rdy: Option<f64>,
@@ -182,6 +183,7 @@ pub fn encode_event(e: &OutboxEvent) -> JsValue {
         tries: e.tries,
         wait_ms: e.wait_ms.map(|w| w as f64),
         refused: e.refused,
+        maybe_stored: e.maybe_stored,
         sk: key as u8,
         rdy: (key == StateKey::Pending).then(|| -(e.priority as f64)),
         due: if key == StateKey::Retrying { ms(e.next_attempt_at) } else { None },
@@ -366,6 +368,8 @@ pub fn decode_event(v: &JsValue) -> Result<OutboxEvent, String> {
         });
     }
     let attempt_count = r.count_or("attemptCount", 0);
+    // Schema v3 counted claims as attempts: they were requests.
+    let request_count = r.count_or("requestCount", attempt_count);
     let event = OutboxEvent {
         id: r.str("id"),
         operation,
@@ -375,8 +379,7 @@ pub fn decode_event(v: &JsValue) -> Result<OutboxEvent, String> {
         metadata,
         is_new_record: r.bool_or("isNewRecord", true),
         attempt_count,
-        // Schema v3 counted claims as attempts: they were requests.
-        request_count: r.count_or("requestCount", attempt_count),
+        request_count,
         max_attempts: r.count_or("maxAttempts", DEFAULT_MAX_ATTEMPTS).max(1),
         priority: r.num_or("priority", 0.0) as i32,
         created_at: r.time("createdAt"),
@@ -392,6 +395,8 @@ pub fn decode_event(v: &JsValue) -> Result<OutboxEvent, String> {
         tries: r.count_or("tries", attempt_count),
         wait_ms: r.opt_time("waitMs").map(|w| w.max(0) as u64),
         refused: r.bool_or("refused", false),
+        // Written before the field existed: a second request may have been stored.
+        maybe_stored: r.bool_or("maybeStored", request_count > 1),
     };
     r.finish(event)
 }

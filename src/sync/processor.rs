@@ -498,7 +498,8 @@ impl Pass<'_> {
     fn decide(&self, c: &Claimed, outcome: &Outcome) -> Done {
         let e = &c.event;
         let at = now();
-        let attempt = Attempt { operation: e.operation, attempt_count: e.attempt_count, tries: e.tries, max_attempts: e.max_attempts };
+        let attempt =
+            Attempt { operation: e.operation, attempt_count: e.attempt_count, tries: e.tries, max_attempts: e.max_attempts, maybe_stored: e.maybe_stored };
         let answered = outcome.answered();
         if answered {
             self.answered.set(true);

@@ -911,3 +911,41 @@ async fn a_huge_string_is_refused_without_being_copied_into_the_wasm() {
     assert!(grown < f64::from(8u32 << 20), "the wasm memory grew by {grown} bytes");
     finish(&db, &[&o]).await;
 }
+
+/// A chaos soak found: a create whose earlier request may have been stored (no answer, a 5xx)
+/// and whose retry was then refused with a 4xx (a gateway's body limit, say) counted as never
+/// stored: the next edit went out as a fresh create under a new key (two records on the server
+/// for one entry), and a delete removed the entry without a request (its record stayed live).
+/// Now such a create gives up as after its last attempt: the edits wait for it, and
+/// `resetForRetry` sends it again under its own key.
+#[wasm_bindgen_test]
+async fn a_create_refused_after_a_request_that_may_have_been_stored_keeps_its_edits_behind_it() {
+    let db = fresh_db("refused-maybe-stored");
+    let srv = Server::new(
+        r#"(req, st) => { if (req.method !== "POST" || st.open) return undefined; st.n = (st.n || 0) + 1; return st.n === 1 ? { status: 503, body: { error: "busy" } } : { status: 413, body: { error: "too large for the gateway" } }; }"#,
+        "",
+    );
+    let o = Ob::open(&db, r#"{"backoffMs": [100]}"#).await;
+    o.start("u1");
+    let e = o.save("weight", 70.0, "{}").await;
+    let id = string(&e, "id");
+    let create = string(&o.events_of("u1", &id).await[0], "id");
+    eventually(3000, "the create gave up", || async { get(&o.event("u1", &create).await, "gaveUp").as_bool() == Some(true) }).await;
+    let gave_up = o.event("u1", &create).await;
+    assert!(string(&gave_up, "errorMessage").contains("may have been stored"), "{}", show(&gave_up));
+    // An edit and a delete: both wait behind the create (nothing is sent for them).
+    o.update(&id, r#"{"quantity": 71}"#).await;
+    sleep(300).await;
+    assert_eq!(srv.count("POST", ""), 2, "no fresh create under a new key");
+    o.delete(&id).await;
+    sleep(300).await;
+    assert_eq!(srv.requests().len(), 2, "nothing sent for the edit or the delete");
+    // The server takes it again: the create goes under its own key, then the rest in order.
+    srv.set_script(r#"() => undefined"#);
+    o.ok("resetForRetry", &[js_sys::Array::of1(&s(&create)).into()]).await;
+    eventually(5000, "the delete", || async { srv.count("DELETE", "") == 1 }).await;
+    let keys: Vec<String> = srv.of("POST").iter().map(|r| string(r, "key")).collect();
+    assert!(keys.iter().all(|k| *k == create), "every POST under the create's key: {keys:?}");
+    assert!(srv.live().is_empty(), "the entry is deleted on the server too");
+    finish(&db, &[&o]).await;
+}

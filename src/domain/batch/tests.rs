@@ -107,7 +107,7 @@ fn mixed_results_each_end_in_their_own_state() {
     }
     let outcomes = item_outcomes(3, Some(vec![answer(201), refused, retry_later])).unwrap();
     let policy = RetryPolicy::default();
-    let first = Attempt { operation: Operation::Create, attempt_count: 0, tries: 0, max_attempts: 5 };
+    let first = Attempt { operation: Operation::Create, attempt_count: 0, tries: 0, max_attempts: 5, maybe_stored: false };
     let decisions: Vec<Decision> = outcomes.iter().map(|o| decide(o, first, &policy, 0)).collect();
     assert_eq!(decisions[0], Decision::Complete { backend_id: Some("b-201".into()) });
     assert!(matches!(&decisions[1], Decision::GiveUp { refused: true, message } if message.contains("HTTP 422: quantity out of range")));
@@ -123,7 +123,7 @@ fn an_incomplete_answer_completes_nothing() {
     assert!(item_outcomes(3, Some(vec![answer(201), None, answer(201)])).unwrap_err().contains("result 1"));
     let policy = RetryPolicy::default();
     for op in [Operation::Create, Operation::Update, Operation::Delete] {
-        let a = Attempt { operation: op, attempt_count: 0, tries: 0, max_attempts: 5 };
+        let a = Attempt { operation: op, attempt_count: 0, tries: 0, max_attempts: 5, maybe_stored: false };
         for status in [200, 404, 500, 413] {
             let d = decide(&whole_failure(status, None, "cut off".into(), 5), a, &policy, 0);
             assert!(!matches!(d, Decision::Complete { .. }), "{op:?} {status}: a failed batch completes nothing");

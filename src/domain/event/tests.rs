@@ -24,7 +24,7 @@ fn queued(op: Operation, waiting: bool) -> OutboxEvent {
 }
 
 fn retry(counted: bool, sent: bool) -> Decision {
-    Decision::Retry { at: NOW + 1000, wait_ms: 1000, message: "HTTP 503".into(), counted, sent }
+    Decision::Retry { at: NOW + 1000, wait_ms: 1000, message: "HTTP 503".into(), counted, sent, maybe_stored: sent }
 }
 
 fn done(id: &str) -> Decision {
@@ -229,4 +229,23 @@ fn an_update_queued_behind_a_refused_create_becomes_the_create() {
     // Only a never-sent update can.
     assert!(create().replace_refused_create().is_err());
     assert!(queued(Operation::Delete, true).replace_refused_create().is_err());
+}
+
+#[test]
+fn a_failure_that_may_have_stored_it_or_an_interrupted_upload_is_remembered() {
+    let mut e = create();
+    let c = e.claim("me", NOW).unwrap();
+    e.apply(c, &retry(false, false), NOW + 1).unwrap();
+    assert!(!e.maybe_stored, "nothing went out");
+    e.promote().unwrap();
+    let c = e.claim("me", NOW + 2).unwrap();
+    e.apply(c, &retry(true, true), NOW + 3).unwrap();
+    assert!(e.maybe_stored, "a 503: the server may have it");
+    e.reset_for_retry(false).unwrap();
+    assert!(e.maybe_stored, "a reset does not change what the server may hold");
+
+    let mut e = create();
+    e.claim("a", NOW).unwrap();
+    e.recover_stale().unwrap();
+    assert!(e.maybe_stored, "an interrupted upload may have reached the server");
 }

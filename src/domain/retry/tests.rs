@@ -9,7 +9,7 @@ fn resp(status: u16) -> Outcome {
 }
 
 fn first(operation: Operation) -> Attempt {
-    Attempt { operation, attempt_count: 0, tries: 0, max_attempts: 5 }
+    Attempt { operation, attempt_count: 0, tries: 0, max_attempts: 5, maybe_stored: false }
 }
 
 fn create() -> Attempt {
@@ -229,5 +229,39 @@ fn an_update_without_a_backend_id_waits_while_its_entry_is_stored_and_gives_up_w
             assert!(message.contains("no longer stored"), "{message}");
         }
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_refusal_after_a_request_that_may_have_been_stored_is_no_proof_it_never_was() {
+    // First request: a 4xx is a refusal (nothing of it on the server).
+    assert!(matches!(decide_now(&resp(413), create()), Decision::GiveUp { refused: true, .. }));
+    // After one that may have been stored: it gives up without claiming that.
+    let after = Attempt { maybe_stored: true, attempt_count: 1, tries: 1, ..create() };
+    match decide_now(&resp(413), after) {
+        Decision::GiveUp { refused, message } => {
+            assert!(!refused);
+            assert!(message.contains("may have been stored"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Which failures may have stored what was sent.
+    for (o, maybe) in [
+        (resp(503), true),
+        (resp(500), true),
+        (resp(409), true),
+        (resp(429), false),
+        (resp(408), false),
+        (resp(425), false),
+        (resp(302), false),
+        (Outcome::Timeout(30_000), true),
+        (Outcome::Network("reset".into()), true),
+        (Outcome::Token("none".into()), false),
+        (Outcome::BatchTooLarge(5), false),
+    ] {
+        assert_eq!(o.maybe_stored(), maybe, "{o:?}");
+        if let Decision::Retry { maybe_stored, .. } = decide_now(&o, create()) {
+            assert_eq!(maybe_stored, maybe, "{o:?}");
+        }
     }
 }
