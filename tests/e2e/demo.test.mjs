@@ -326,8 +326,13 @@ test("(h) edit and delete through the UI, offline and back: badges go uploading/
 
 test("(i) the health banner: ok, offline (platform), stalled (API unreachable), failing (refused), and back to ok", async () => withDemo("profile-i", async ({ server, context }) => {
   const page = await openDemo(context, server.url, "fast=1&stalledMs=1500");
+  // Logged out: no banner on screen. (The attribute alone is not enough: a CSS display rule once
+  // drew an empty box with the attribute set.)
+  assert.equal(await page.isVisible("#health"), false, "no health banner before login");
+  assert.equal(await page.isVisible("#banner"), false, "no notice before anything happened");
   await login(page, "iris");
   await waitFor("health ok", async () => (await healthBanner(page)).health === "ok");
+  assert.equal(await page.isVisible("#health"), true);
   assert.match((await healthBanner(page)).text, /Syncing normally.*Nothing to do/);
 
   await context.setOffline(true);
