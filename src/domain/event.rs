@@ -283,6 +283,16 @@ impl OutboxEvent {
         self.never_sent() || (self.status == EventStatus::Failed && self.refused)
     }
 
+    /// A refused update or delete is superseded by any later event of its entry: that event
+    /// carries the entry's latest state (a full body, or its deletion), as an edit written after
+    /// the refusal would. It is removed, never sent: a `resetForRetry` would send its older values
+    /// after the newer ones. A refused create is not: what follows it needs the id only the create
+    /// brings (the store turns a waiting update into the create instead, see
+    /// [`Self::replace_refused_create`]).
+    pub fn superseded_by_later(&self) -> bool {
+        self.status == EventStatus::Failed && self.refused && self.operation != Operation::Create
+    }
+
     /// What the server receives.
     pub fn body(&self) -> Body<'_> {
         Body {

@@ -216,10 +216,10 @@ impl Store {
 
     /// `resetForRetry`: failed events named in `ids`, and processing ones `is_stale` says are
     /// stale, go back to pending with 0 attempts; others are left alone. Records set aside as
-    /// unreadable (listed by `events()` as gave up) cannot be reset and are skipped; a refused event
-    /// a later event of its entry follows is superseded by it (see `record_in`) and removed, never
-    /// sent after newer values. An id found nowhere fails the whole call and changes nothing.
-    /// Returns the events reset.
+    /// unreadable (listed by `events()` as gave up) cannot be reset and are skipped; a refused
+    /// update or delete a later event of its entry follows is superseded by it and removed
+    /// (`OutboxEvent::superseded_by_later`, as in `record_in`), never sent after newer values.
+    /// An id found nowhere fails the whole call and changes nothing. Returns the events reset.
     pub async fn reset_for_retry(&self, ids: &[String], is_stale: &dyn Fn(&OutboxEvent) -> bool) -> Result<Vec<OutboxEvent>> {
         const OP: &str = "resetting events";
         let tx = self.db().begin(&[EVENTS, QUARANTINE], Mode::Relaxed, OP).await?;
@@ -239,13 +239,16 @@ impl Store {
                 }
                 found.push(decode_event(&raw).map_err(|why| Error::Storage { operation: OP, detail: format!("event \"{id}\" cannot be read ({why})") })?);
             }
-            // Refused events: does a later event of the same entry follow?
+            // Refused updates and deletes: does a later event of the same entry follow?
             let by_entity = events.index(index::BY_ENTITY).map_err(error(OP))?;
             let mut later = Vec::with_capacity(found.len());
             for e in &found {
-                let refused = e.status == EventStatus::Failed && e.refused;
                 let key = s(&e.entity_id);
-                later.push(refused.then(|| round.ask(by_entity.count(Some(bound(&key2(&key, e.seq as f64 + 1.0), &key2(&key, f64::INFINITY))?)))).transpose()?);
+                later.push(
+                    e.superseded_by_later()
+                        .then(|| round.ask(by_entity.count(Some(bound(&key2(&key, e.seq as f64 + 1.0), &key2(&key, f64::INFINITY))?))))
+                        .transpose()?,
+                );
             }
             round.done().await?;
             let mut reset = Vec::new();
@@ -596,11 +599,7 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
                 n.unblock();
                 put(&events, &encode_event(&n), OP)?;
             }
-            // A refused update or delete the entry's next event follows: that event carries the
-            // entry's latest state (a full body, or its deletion), so it supersedes the refused
-            // one, as an edit written after the refusal would. Kept, a `resetForRetry` would send
-            // the older values after the newer ones.
-            superseded |= refused && event.operation != Operation::Create;
+            superseded |= refused && event.superseded_by_later();
         }
         if superseded {
             events.delete(s(&event.id)).map_err(error(OP))?;

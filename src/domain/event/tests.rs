@@ -213,6 +213,27 @@ fn refused_events_never_block_what_follows() {
     assert!(exhausted.blocking());
 }
 
+#[test]
+fn only_a_refused_update_or_delete_is_superseded_by_a_later_event() {
+    assert!(refused_update(&synced()).superseded_by_later());
+    let mut delete = OutboxEvent::new("ev3".into(), Operation::Delete, &synced(), 0, 5, NOW);
+    let c = delete.claim("me", NOW).unwrap();
+    delete.apply(c, &Decision::GiveUp { message: "HTTP 403".into(), refused: true }, NOW).unwrap();
+    assert!(delete.superseded_by_later());
+    // A refused create brings the id what follows needs: never superseded.
+    let mut create = create();
+    let c = create.claim("me", NOW).unwrap();
+    create.apply(c, &Decision::GiveUp { message: "HTTP 422".into(), refused: true }, NOW).unwrap();
+    assert!(!create.superseded_by_later());
+    // Out of attempts (it may be stored), retrying, or pending: its values may still matter.
+    assert!(!create_event_gave_up_exhausted().superseded_by_later());
+    let mut update = OutboxEvent::new("ev4".into(), Operation::Update, &synced(), 0, 5, NOW);
+    assert!(!update.superseded_by_later());
+    let c = update.claim("me", NOW).unwrap();
+    update.apply(c, &retry(true, true), NOW).unwrap();
+    assert!(!update.superseded_by_later());
+}
+
 fn create_event_gave_up_exhausted() -> OutboxEvent {
     let mut e = create();
     let c = e.claim("me", NOW).unwrap();
