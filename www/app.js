@@ -530,7 +530,7 @@ function explain(ev) {
     if (code >= 400) return `Refused by the server, which will keep refusing it: fix the cause, then Retry. ${m.replace(/ \(the server refused.*\)$/, "")}`;
     if (code >= 200 && code < 300) return `The server's answer could not be read as a result, so the outbox cannot know it was stored; it retries (the server replays by key). ${m}`;
   }
-  if (m.includes("redirect")) return `The endpoint redirected the upload. Redirects are never followed (the health data could end up elsewhere), so nothing was stored; retried with backoff. ${m}`;
+  if (m.includes("redirect")) return `The endpoint redirected the upload. Redirects are never followed (the health data could end up elsewhere), so the upload is not complete; retried with backoff under the same Idempotency-Key. ${m}`;
   if (m.startsWith("network error")) return `The server could not be reached; retried automatically, never given up. ${m}`;
   if (m.startsWith("no response")) return `The server did not answer in time; retried automatically, never given up. ${m}`;
   if (m.startsWith("token")) return `Could not get a login token; retried automatically. ${m}`;

@@ -16,7 +16,7 @@
 
 use super::entry::{Body, ProgressEntry};
 use super::metric::Metric;
-use super::retry::Decision;
+use super::retry::{Attempt, Decision};
 use super::time::{to_iso8601, TimeMs};
 
 /// Where an event stands.
@@ -293,6 +293,17 @@ impl OutboxEvent {
         self.status == EventStatus::Failed && self.refused && self.operation != Operation::Create
     }
 
+    /// Its counts before the attempt being decided (`retry::decide`).
+    pub fn attempt(&self) -> Attempt {
+        Attempt {
+            operation: self.operation,
+            attempt_count: self.attempt_count,
+            tries: self.tries,
+            max_attempts: self.max_attempts,
+            maybe_stored: self.maybe_stored,
+        }
+    }
+
     /// What the server receives.
     pub fn body(&self) -> Body<'_> {
         Body {
@@ -387,7 +398,7 @@ impl OutboxEvent {
                 self.claimed_by = None;
                 Ok(Applied::Retrying)
             }
-            Decision::GiveUp { message, refused } => {
+            Decision::GiveUp { message, refused, maybe_stored } => {
                 if !self.in_claim(claims) {
                     return Err(self.refuse("give up"));
                 }
@@ -398,6 +409,7 @@ impl OutboxEvent {
                 self.tries += 1;
                 self.attempt_count += 1;
                 self.refused = *refused;
+                self.maybe_stored |= *maybe_stored;
                 self.claimed_by = None;
                 Ok(Applied::GaveUp)
             }

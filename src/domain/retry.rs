@@ -137,12 +137,14 @@ pub enum Outcome {
 
 impl Outcome {
     /// The server may have stored what was sent: it went out and got no answer, or a 5xx, a
-    /// 409, or a 2xx (one it could not use, or a batch answer that was not a result list).
+    /// 409, a 2xx (one it could not use, or a batch answer that was not a result list), or a
+    /// redirect (a `303 See Other` is how many servers answer a POST they stored; an opaque
+    /// redirect says nothing at all).
     pub fn maybe_stored(&self) -> bool {
         match self {
-            Outcome::Response { status, .. } | Outcome::Batch { status, .. } => !matches!(status, 300..=499) || *status == 409,
-            Outcome::Network(_) | Outcome::Timeout(_) => true,
-            Outcome::BatchTooLarge(_) | Outcome::Redirect(_) | Outcome::Token(_) => false,
+            Outcome::Response { status, .. } | Outcome::Batch { status, .. } => !matches!(status, 400..=499) || *status == 409,
+            Outcome::Network(_) | Outcome::Timeout(_) | Outcome::Redirect(_) => true,
+            Outcome::BatchTooLarge(_) | Outcome::Token(_) => false,
         }
     }
 
@@ -192,6 +194,10 @@ pub enum Decision {
         message: String,
         /// The server refused it (a 4xx): it never stored it.
         refused: bool,
+        /// This request or an earlier one with its key may have been stored (as in
+        /// `Retry::maybe_stored`): remembered through `resetForRetry`, so a later refusal of the
+        /// same key cannot pass for "never stored".
+        maybe_stored: bool,
     },
 }
 
@@ -209,7 +215,7 @@ pub fn unaddressable(entry_stored: bool, now: TimeMs) -> Decision {
         Decision::Retry { at: now + NO_BACKEND_ID_WAIT_MS as TimeMs, wait_ms: NO_BACKEND_ID_WAIT_MS, message, counted: false, sent: false, maybe_stored: false }
     } else {
         let message = "its entry is no longer stored on this device, so it has no backend id to address; nothing was sent".to_owned();
-        Decision::GiveUp { message, refused: true }
+        Decision::GiveUp { message, refused: true, maybe_stored: false }
     }
 }
 
@@ -239,7 +245,7 @@ fn http_message(status: u16, body_excerpt: &str) -> String {
 
 fn redirect_message(status: u16) -> String {
     let shown = if status == 0 { "a redirect".to_owned() } else { format!("a redirect (HTTP {status})") };
-    format!("the endpoint answered with {shown}; redirects are never followed, so nothing was stored: point the endpoint at its final URL")
+    format!("the endpoint answered with {shown}; redirects are never followed, so it is not completed (the server may or may not have stored it): point the endpoint at its final URL")
 }
 
 /// Decides the fate of an attempt.
@@ -296,7 +302,7 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
     let step = attempt.tries + 1;
     if counted && attempt.attempt_count + 1 >= attempt.max_attempts {
         let n = attempt.attempt_count + 1;
-        return Decision::GiveUp { message: format!("{message} (gave up after {n} failed answers)"), refused: false };
+        return Decision::GiveUp { message: format!("{message} (gave up after {n} failed answers)"), refused: false, maybe_stored: outcome.maybe_stored() };
     }
     let wait = policy.backoff(step).max(server_wait.unwrap_or(0));
     let sent = !matches!(outcome, Outcome::Token(_));
@@ -311,9 +317,9 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
 fn refusal(what: String, whose: &str, attempt: Attempt) -> Decision {
     if attempt.maybe_stored {
         let message = format!("{what} (the server refused {whose}; an earlier request with its key may have been stored, so later edits of the entry wait for it: fix the cause, then resetForRetry)");
-        Decision::GiveUp { message, refused: false }
+        Decision::GiveUp { message, refused: false, maybe_stored: true }
     } else {
-        Decision::GiveUp { message: format!("{what} (the server refused {whose}; fix the cause, then resetForRetry)"), refused: true }
+        Decision::GiveUp { message: format!("{what} (the server refused {whose}; fix the cause, then resetForRetry)"), refused: true, maybe_stored: false }
     }
 }
 

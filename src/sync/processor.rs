@@ -26,7 +26,7 @@ use wasm_bindgen::JsCast;
 use super::leader::Leadership;
 use super::{Shared, Unrecorded};
 use crate::domain::event::{Applied, OutboxEvent, StateKey};
-use crate::domain::retry::{decide, remaining_wait, Attempt, Decision, Outcome};
+use crate::domain::retry::{decide, remaining_wait, Decision, Outcome};
 use crate::domain::stats::PassReport;
 use crate::domain::time::to_iso8601;
 use crate::domain::{Error, Result};
@@ -498,8 +498,7 @@ impl Pass<'_> {
     fn decide(&self, c: &Claimed, outcome: &Outcome) -> Done {
         let e = &c.event;
         let at = now();
-        let attempt =
-            Attempt { operation: e.operation, attempt_count: e.attempt_count, tries: e.tries, max_attempts: e.max_attempts, maybe_stored: e.maybe_stored };
+        let attempt = e.attempt();
         let answered = outcome.answered();
         if answered {
             self.answered.set(true);

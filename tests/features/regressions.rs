@@ -949,3 +949,43 @@ async fn a_create_refused_after_a_request_that_may_have_been_stored_keeps_its_ed
     assert!(srv.live().is_empty(), "the entry is deleted on the server too");
     finish(&db, &[&o]).await;
 }
+
+/// A second chaos soak found the same hole one step later: a create whose last allowed attempt
+/// was stored by the server with an answer it could not use (a 2xx without an id, a gateway's
+/// 502, a 303) gave up without remembering that it may have been stored; after `resetForRetry`,
+/// a 4xx to the retry counted as "never stored", and the next edit went out as a fresh create
+/// under a new key (two records for one entry). Giving up now remembers it, as retrying does.
+#[wasm_bindgen_test]
+async fn a_create_that_gave_up_after_its_last_attempt_was_stored_keeps_its_edits_behind_it_after_a_reset() {
+    let db = fresh_db("gave-up-maybe-stored");
+    let srv = Server::new(
+        r#"(req, st) => { if (req.method !== "POST" || st.open) return undefined; st.n = (st.n || 0) + 1; return st.n === 1 ? { notJson: true } : { status: 400, body: { error: "rejected by the gateway" } }; }"#,
+        "",
+    );
+    let o = Ob::open(&db, r#"{"backoffMs": [100], "maxAttempts": 1}"#).await;
+    o.start("u1");
+    let e = o.save("weight", 70.0, "{}").await;
+    let id = string(&e, "id");
+    let create = string(&o.events_of("u1", &id).await[0], "id");
+    eventually(3000, "the create gave up", || async { get(&o.event("u1", &create).await, "gaveUp").as_bool() == Some(true) }).await;
+    assert_eq!(srv.all().len(), 1, "the server stored it, its answer was unusable");
+    // The README's recipe: reset what gave up. The retry meets a 4xx.
+    o.ok("resetForRetry", &[js_sys::Array::of1(&s(&create)).into()]).await;
+    eventually(3000, "the retry gave up", || async { srv.count("POST", "") == 2 && get(&o.event("u1", &create).await, "gaveUp").as_bool() == Some(true) })
+        .await;
+    let gave_up = o.event("u1", &create).await;
+    assert!(string(&gave_up, "errorMessage").contains("may have been stored"), "{}", show(&gave_up));
+    // An edit waits behind the create: no fresh create under a new key.
+    o.update(&id, r#"{"quantity": 71}"#).await;
+    sleep(300).await;
+    assert_eq!(srv.count("POST", ""), 2, "no fresh create under a new key: {:?}", srv.of("POST").iter().map(|r| string(r, "key")).collect::<Vec<_>>());
+    // The server takes it again: the create goes under its own key (replayed), then the update.
+    srv.set_script(r#"() => undefined"#);
+    o.ok("resetForRetry", &[js_sys::Array::of1(&s(&create)).into()]).await;
+    eventually(5000, "the update", || async { srv.count("PUT", "") == 1 }).await;
+    let keys: Vec<String> = srv.of("POST").iter().map(|r| string(r, "key")).collect();
+    assert!(keys.iter().all(|k| *k == create), "every POST under the create's key: {keys:?}");
+    assert_eq!(srv.all().len(), 1, "one record for the entry");
+    assert_eq!(num(&srv.live()[0], "quantity"), 71.0);
+    finish(&db, &[&o]).await;
+}

@@ -52,7 +52,7 @@ fn retry(at: i64, wait_ms: u64, message: &str, counted: bool) -> Decision {
 }
 
 fn give_up(message: &str) -> Decision {
-    Decision::GiveUp { message: message.into(), refused: true }
+    Decision::GiveUp { message: message.into(), refused: true, maybe_stored: false }
 }
 
 /// Records the result of the first claim of event `id`, decided at `at`.

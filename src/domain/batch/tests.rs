@@ -110,7 +110,7 @@ fn mixed_results_each_end_in_their_own_state() {
     let first = Attempt { operation: Operation::Create, attempt_count: 0, tries: 0, max_attempts: 5, maybe_stored: false };
     let decisions: Vec<Decision> = outcomes.iter().map(|o| decide(o, first, &policy, 0)).collect();
     assert_eq!(decisions[0], Decision::Complete { backend_id: Some("b-201".into()) });
-    assert!(matches!(&decisions[1], Decision::GiveUp { refused: true, message } if message.contains("HTTP 422: quantity out of range")));
+    assert!(matches!(&decisions[1], Decision::GiveUp { refused: true, message, .. } if message.contains("HTTP 422: quantity out of range")));
     assert!(matches!(decisions[2], Decision::Retry { wait_ms: 5_000, counted: true, .. }), "retryAfter 4.2 s -> 5 s");
 }
 

@@ -76,7 +76,7 @@ fn failed_answers_count_no_answer_does_not() {
 fn give_up_and_reset() {
     let mut e = create();
     let c = e.claim("me", NOW).unwrap();
-    e.apply(c, &Decision::GiveUp { message: "HTTP 422".into(), refused: true }, NOW + 1).unwrap();
+    e.apply(c, &Decision::GiveUp { message: "HTTP 422".into(), refused: true, maybe_stored: false }, NOW + 1).unwrap();
     assert!(e.gave_up() && e.refused && e.never_stored());
     assert_eq!(e.state_key(), StateKey::GaveUp);
     assert!(e.promote().is_err(), "a gave-up event is never promoted");
@@ -166,13 +166,13 @@ fn delete_plans() {
     // Refused outright by the server (a 4xx): nothing stored there, nothing to delete.
     let mut refused = create();
     let c = refused.claim("me", NOW).unwrap();
-    refused.apply(c, &Decision::GiveUp { message: "HTTP 422".into(), refused: true }, NOW).unwrap();
+    refused.apply(c, &Decision::GiveUp { message: "HTTP 422".into(), refused: true, maybe_stored: false }, NOW).unwrap();
     let queued_edit = queued(Operation::Update, true);
     assert_eq!(plan_delete(&entry(), &[refused, queued_edit]), EditPlan::Remove { event_ids: vec!["ev1".into(), "ev2".into()] });
     // Gave up after failed answers: the server may have stored it: the delete queues behind it.
     let mut exhausted = create();
     let c = exhausted.claim("me", NOW).unwrap();
-    exhausted.apply(c, &Decision::GiveUp { message: "HTTP 503".into(), refused: false }, NOW).unwrap();
+    exhausted.apply(c, &Decision::GiveUp { message: "HTTP 503".into(), refused: false, maybe_stored: true }, NOW).unwrap();
     assert_eq!(plan_delete(&entry(), &[exhausted]), EditPlan::Queue { operation: Operation::Delete, waiting: true, drop: vec![] });
 }
 
@@ -181,7 +181,7 @@ fn refused_update(synced_entry: &ProgressEntry) -> OutboxEvent {
     e.rev = 2;
     let mut u = OutboxEvent::new("ev2".into(), Operation::Update, &e, 0, 5, NOW);
     let c = u.claim("me", NOW).unwrap();
-    u.apply(c, &Decision::GiveUp { message: "HTTP 422".into(), refused: true }, NOW).unwrap();
+    u.apply(c, &Decision::GiveUp { message: "HTTP 422".into(), refused: true, maybe_stored: false }, NOW).unwrap();
     u
 }
 
@@ -201,7 +201,7 @@ fn refused_events_never_block_what_follows() {
     // A refused create: nothing stored; the correction is a fresh create with a new key.
     let mut create = create();
     let c = create.claim("me", NOW).unwrap();
-    create.apply(c, &Decision::GiveUp { message: "HTTP 422".into(), refused: true }, NOW).unwrap();
+    create.apply(c, &Decision::GiveUp { message: "HTTP 422".into(), refused: true, maybe_stored: false }, NOW).unwrap();
     assert_eq!(
         plan_update(&entry(), std::slice::from_ref(&create)),
         EditPlan::Queue { operation: Operation::Create, waiting: false, drop: vec!["ev1".into()] }
@@ -218,12 +218,12 @@ fn only_a_refused_update_or_delete_is_superseded_by_a_later_event() {
     assert!(refused_update(&synced()).superseded_by_later());
     let mut delete = OutboxEvent::new("ev3".into(), Operation::Delete, &synced(), 0, 5, NOW);
     let c = delete.claim("me", NOW).unwrap();
-    delete.apply(c, &Decision::GiveUp { message: "HTTP 403".into(), refused: true }, NOW).unwrap();
+    delete.apply(c, &Decision::GiveUp { message: "HTTP 403".into(), refused: true, maybe_stored: false }, NOW).unwrap();
     assert!(delete.superseded_by_later());
     // A refused create brings the id what follows needs: never superseded.
     let mut create = create();
     let c = create.claim("me", NOW).unwrap();
-    create.apply(c, &Decision::GiveUp { message: "HTTP 422".into(), refused: true }, NOW).unwrap();
+    create.apply(c, &Decision::GiveUp { message: "HTTP 422".into(), refused: true, maybe_stored: false }, NOW).unwrap();
     assert!(!create.superseded_by_later());
     // Out of attempts (it may be stored), retrying, or pending: its values may still matter.
     assert!(!create_event_gave_up_exhausted().superseded_by_later());
@@ -237,7 +237,7 @@ fn only_a_refused_update_or_delete_is_superseded_by_a_later_event() {
 fn create_event_gave_up_exhausted() -> OutboxEvent {
     let mut e = create();
     let c = e.claim("me", NOW).unwrap();
-    e.apply(c, &Decision::GiveUp { message: "HTTP 503".into(), refused: false }, NOW).unwrap();
+    e.apply(c, &Decision::GiveUp { message: "HTTP 503".into(), refused: false, maybe_stored: true }, NOW).unwrap();
     e
 }
 
@@ -269,4 +269,27 @@ fn a_failure_that_may_have_stored_it_or_an_interrupted_upload_is_remembered() {
     e.claim("a", NOW).unwrap();
     e.recover_stale().unwrap();
     assert!(e.maybe_stored, "an interrupted upload may have reached the server");
+}
+
+#[test]
+fn a_create_that_gave_up_after_a_request_that_may_have_been_stored_is_never_taken_for_refused_after_a_reset() {
+    use crate::domain::retry::{decide, Outcome, RetryPolicy};
+    let answer = |status| Outcome::Response { status, retry_after: None, backend_id: None, plain: true, body_excerpt: String::new() };
+    for stored_but_unusable in [502, 201, 303] {
+        // One attempt allowed; the server stored it, the answer was lost to a gateway's 502 (or
+        // had no id, or was a 303 See Other): it gives up.
+        let mut e = OutboxEvent::new("ev1".into(), Operation::Create, &entry(), 0, 1, NOW);
+        let c = e.claim("me", NOW).unwrap();
+        let d = decide(&answer(stored_but_unusable), e.attempt(), &RetryPolicy::default(), NOW);
+        assert!(matches!(d, Decision::GiveUp { refused: false, maybe_stored: true, .. }), "{d:?}");
+        e.apply(c, &d, NOW).unwrap();
+        // resetForRetry; the retry meets a 4xx from something in front of the server: no proof
+        // that the first request was never stored.
+        e.reset_for_retry(false).unwrap();
+        let c = e.claim("me", NOW).unwrap();
+        let d = decide(&answer(400), e.attempt(), &RetryPolicy::default(), NOW);
+        e.apply(c, &d, NOW).unwrap();
+        assert!(e.gave_up() && !e.refused && !e.never_stored(), "{stored_but_unusable}: an edit must wait behind it, not replace it under a new key");
+        assert_eq!(plan_update(&entry(), std::slice::from_ref(&e)), EditPlan::Queue { operation: Operation::Update, waiting: true, drop: vec![] });
+    }
 }

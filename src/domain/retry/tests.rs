@@ -85,7 +85,7 @@ fn permanent_gives_up_at_once_with_status_and_body() {
     let o =
         Outcome::Response { status: 422, retry_after: None, backend_id: None, plain: true, body_excerpt: "{\"error\": \"quantity\n out of range\"}".into() };
     match decide_now(&o, create()) {
-        Decision::GiveUp { message, refused } => {
+        Decision::GiveUp { message, refused, .. } => {
             assert!(refused);
             assert!(message.starts_with("HTTP 422: {\"error\": \"quantity out of range\"}"), "{message}");
         }
@@ -99,7 +99,7 @@ fn transient_answers_count_and_give_up_after_max_attempts() {
         assert!(matches!(decide_now(&resp(status), create()), Decision::Retry { counted: true, sent: true, .. }), "{status}");
         let last = Attempt { attempt_count: 4, tries: 4, ..create() };
         match decide_now(&resp(status), last) {
-            Decision::GiveUp { message, refused } => {
+            Decision::GiveUp { message, refused, .. } => {
                 assert!(!refused);
                 assert!(message.ends_with("(gave up after 5 failed answers)"), "{message}");
             }
@@ -224,7 +224,7 @@ fn an_update_without_a_backend_id_waits_while_its_entry_is_stored_and_gives_up_w
         other => panic!("{other:?}"),
     }
     match unaddressable(false, 1_000) {
-        Decision::GiveUp { message, refused } => {
+        Decision::GiveUp { message, refused, .. } => {
             assert!(refused, "nothing reached the server: it holds nothing back");
             assert!(message.contains("no longer stored"), "{message}");
         }
@@ -239,7 +239,7 @@ fn a_refusal_after_a_request_that_may_have_been_stored_is_no_proof_it_never_was(
     // After one that may have been stored: it gives up without claiming that.
     let after = Attempt { maybe_stored: true, attempt_count: 1, tries: 1, ..create() };
     match decide_now(&resp(413), after) {
-        Decision::GiveUp { refused, message } => {
+        Decision::GiveUp { refused, message, .. } => {
             assert!(!refused);
             assert!(message.contains("may have been stored"), "{message}");
         }
@@ -253,7 +253,10 @@ fn a_refusal_after_a_request_that_may_have_been_stored_is_no_proof_it_never_was(
         (resp(429), false),
         (resp(408), false),
         (resp(425), false),
-        (resp(302), false),
+        (resp(302), true),
+        (resp(303), true),
+        (Outcome::Redirect(0), true),
+        (resp(401), false),
         (Outcome::Timeout(30_000), true),
         (Outcome::Network("reset".into()), true),
         (Outcome::Token("none".into()), false),
@@ -262,6 +265,14 @@ fn a_refusal_after_a_request_that_may_have_been_stored_is_no_proof_it_never_was(
         assert_eq!(o.maybe_stored(), maybe, "{o:?}");
         if let Decision::Retry { maybe_stored, .. } = decide_now(&o, create()) {
             assert_eq!(maybe_stored, maybe, "{o:?}");
+        }
+        // The same answer to the last attempt: giving up remembers it too.
+        if o.answered() && !matches!(o, Outcome::BatchTooLarge(_)) {
+            let last = Attempt { attempt_count: 4, tries: 4, ..create() };
+            match decide_now(&o, last) {
+                Decision::GiveUp { maybe_stored, refused: false, .. } => assert_eq!(maybe_stored, maybe, "{o:?}"),
+                other => panic!("{o:?}: {other:?}"),
+            }
         }
     }
 }
