@@ -21,6 +21,28 @@ enum Act<'a> {
     Release(&'a Lead),
 }
 
+/// What a heartbeat found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// The record still named this uploader: renewed.
+    Renewed,
+    /// It names another context: this one was fenced off (its lock was stolen, or its record
+    /// wiped and taken).
+    TakenOver,
+    /// There is no record at all: the database was wiped under this context (site data cleared).
+    Gone,
+}
+
+impl Renewal {
+    /// Why the uploads of `user` stop here, for the log.
+    pub fn lost(self, user: &str) -> String {
+        match self {
+            Renewal::Gone => format!("the uploader record of user {user} is gone (site data cleared?): this context stops uploading and campaigns again"),
+            _ => format!("another context took over the uploads of user {user}"),
+        }
+    }
+}
+
 impl Store {
     /// Runs `act` on `user`'s record; returns the record as it now stands, and whether `act` wrote it.
     async fn leader_record(&self, user: &str, act: Act<'_>) -> Result<(Option<Beat>, bool)> {
@@ -74,11 +96,13 @@ impl Store {
         Ok(record.filter(|_| written).map(|b| Lead { owner: b.owner, gen: b.gen }))
     }
 
-    /// The uploader's heartbeat: renews the record while it still names `lead`. `false`: it
-    /// names another context (this one was fenced off: its lock was stolen, or its record
-    /// wiped and taken), or it is gone.
-    pub async fn beat(&self, user: &str, lead: &Lead) -> Result<bool> {
-        Ok(self.leader_record(user, Act::Beat(lead)).await?.1)
+    /// The uploader's heartbeat: renews the record while it still names `lead`.
+    pub async fn beat(&self, user: &str, lead: &Lead) -> Result<Renewal> {
+        Ok(match self.leader_record(user, Act::Beat(lead)).await? {
+            (_, true) => Renewal::Renewed,
+            (Some(_), false) => Renewal::TakenOver,
+            (None, false) => Renewal::Gone,
+        })
     }
 
     /// Gives the uploads of `user` up (only if the record names `lead`), so a follower need not

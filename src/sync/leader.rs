@@ -26,6 +26,7 @@ use crate::platform::channel::Message;
 use crate::platform::locks::{self, Lock};
 use crate::platform::timer::{first, sleep, Notify};
 use crate::platform::{is_hidden_page, is_visible_page, is_worker, mono};
+use crate::store::lease::Renewal;
 use crate::store::queue::Lead;
 
 /// The upload lock, shared by the leadership and the page's `freeze` listener.
@@ -170,9 +171,9 @@ impl Leadership {
             return false;
         }
         match self.shared.store.beat(&self.user, lead).await {
-            Ok(true) => self.still_leads(),
-            Ok(false) => {
-                self.shared.log.warn(|| format!("another context took over the uploads of user {}", self.user));
+            Ok(Renewal::Renewed) => self.still_leads(),
+            Ok(lost) => {
+                self.shared.log.warn(|| lost.lost(&self.user));
                 false
             }
             Err(e) => {

@@ -33,6 +33,7 @@ use crate::domain::{Error, Result};
 use crate::platform::locks::Held;
 use crate::platform::timer::{first, join_all, sleep, Alarm, Notify, Signal, Ticker};
 use crate::platform::{get, global, is_online, mono, network, now};
+use crate::store::lease::Renewal;
 use crate::store::queue::{Claimed, Lead, Outcome as Result_, Recorded};
 
 /// One upload result waiting for the recorder.
@@ -445,12 +446,13 @@ impl Pass<'_> {
             shared.taking_off(&e.id);
             log.info(|| {
                 format!(
-                    "event {} ({} of entry {}) claimed: request {}, {} failed answers so far",
+                    "event {} ({} of entry {}) claimed (attempt {} of {}; request {})",
                     e.id,
                     e.operation.as_str(),
                     e.entity_id,
-                    e.request_count,
-                    e.attempt_count
+                    e.attempt_count + 1,
+                    e.max_attempts,
+                    e.request_count
                 )
             });
         }
@@ -652,8 +654,8 @@ async fn heartbeat(pass: &Pass<'_>) {
         if pass.workers_left.get() == 0 {
             return;
         }
-        if let Ok(false) = shared.store.beat(pass.user, &pass.lead).await {
-            shared.log.warn(|| format!("another context took over the uploads of user {}: this pass sends nothing more", pass.user));
+        if let Ok(lost @ (Renewal::TakenOver | Renewal::Gone)) = shared.store.beat(pass.user, &pass.lead).await {
+            shared.log.warn(|| format!("{}: this pass sends nothing more", lost.lost(pass.user)));
             shared.clear_lead(pass.generation);
             pass.stop.set(true);
             return;

@@ -34,6 +34,7 @@ async fn f3_a_database_deleted_under_a_started_outbox_is_recreated() {
     eventually(5_000, "the first upload", || async { completed(&outbox, "u1", &first_id).await }).await;
 
     // Site data cleared (or this app's other code deleting it): the outbox must let it go.
+    let console = capture_console();
     let wiped = resolves(10_000, "deleteDatabase", wipe_db(&db, 5_000)).await;
     assert_eq!(wiped.as_string().as_deref(), Some("success"), "the open outbox blocked the delete");
 
@@ -54,6 +55,19 @@ async fn f3_a_database_deleted_under_a_started_outbox_is_recreated() {
         eventually(8_000, "the save during the wipe uploads", || async { completed(&outbox, "u1", &id).await }).await;
     }
     assert!(keys(&stub).len() >= 2, "the upload after the wipe reached the server");
+    // The log says what happened, not that another context (there is none) took over.
+    let lines = |c: &JsValue| -> Vec<String> {
+        let f: js_sys::Function = get(c, "lines").unchecked_into();
+        array(&f.call0(c).unwrap()).iter().filter_map(|l| l.as_string()).collect()
+    };
+    eventually(3_000, "the log line for the wiped uploader record", || {
+        let found = lines(&console).iter().any(|l| l.contains("uploader record of user u1 is gone"));
+        async move { found }
+    })
+    .await;
+    let seen = lines(&console);
+    get(&console, "restore").unchecked_into::<js_sys::Function>().call0(&console).unwrap();
+    assert!(!seen.iter().any(|l| l.contains("another context took over")), "{seen:#?}");
     let stores = array(&ok(raw_stores(&db)).await);
     assert!(stores.iter().any(|s| s.as_string().as_deref() == Some("events")), "the database was recreated with its schema: {stores:?}");
 

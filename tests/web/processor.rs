@@ -765,7 +765,8 @@ async fn the_log_shows_the_lifecycle_with_ids_and_never_the_token() {
     let has = |needle: &str, id: &str| lines.iter().any(|l| l.contains(needle) && l.contains(id));
     assert!(has("saved", &entry_id) && has("saved", &ev_id), "save line: {lines:#?}");
     assert!(lines.iter().any(|l| l.contains("pass started") && l.contains("batch size 10")), "{lines:#?}");
-    assert!(has("claimed: request 1,", &ev_id) && has("claimed: request 2,", &ev_id), "{lines:#?}");
+    // The seed's "marked as processing (attempt n)": the 503 counted, so the second is attempt 2.
+    assert!(has("claimed (attempt 1 of 5; request 1)", &ev_id) && has("claimed (attempt 2 of 5; request 2)", &ev_id), "{lines:#?}");
     assert!(has("uploading", &ev_id), "{lines:#?}");
     assert!(lines.iter().any(|l| l.contains(&ev_id) && l.contains("failed (HTTP 503") && l.contains("next attempt")), "{lines:#?}");
     assert!(lines.iter().any(|l| l.contains(&ev_id) && l.contains("completed") && l.contains("srv-77")), "{lines:#?}");
