@@ -232,6 +232,7 @@ struct PassView<'a> {
     gave_up: u32,
     released: u32,
     requests: u32,
+    finished: bool,
 }
 
 fn pass_js(r: &PassReport) -> JsValue {
@@ -247,6 +248,7 @@ fn pass_js(r: &PassReport) -> JsValue {
         gave_up: r.gave_up,
         released: r.released,
         requests: r.requests,
+        finished: !r.unfinished,
     })
 }
 

@@ -277,28 +277,30 @@ impl OutboxCore {
 
     async fn process_now_for(&self, user: String) -> Result<PassReport> {
         let shared = &self.shared;
+        let deadline = mono() + f64::from(PROCESS_NOW_LIMIT_MS);
         // Right after start() the lock request may still be settling: give it a moment.
         for _ in 0..100 {
             if shared.user().as_deref() != Some(user.as_str()) {
                 break;
             }
             if shared.is_leader() {
-                if let Some(r) = self.detached_pass(pass_limit(shared)).await? {
+                if let Some(r) = self.detached_pass(&user, deadline).await {
                     return Ok(r);
                 }
             } else if self.uploader_elsewhere(&user).await {
-                return Ok(self.delegate_pass(&user).await);
+                return Ok(self.delegate_pass(&user, deadline).await);
             }
             sleep(10).await;
         }
         Ok(PassReport { user_id: Some(user), ..PassReport::default() })
     }
 
-    /// A pass run as its own task and waited for, within a bound like every call's: each storage
-    /// step of a pass gives up after 10 s and each request after requestTimeoutMs, but a pass
-    /// already running (stuck behind another tab's transaction) comes first. Giving up waiting
-    /// never cancels a pass half-way (its claims would be left in flight).
-    async fn detached_pass(&self, limit: u64) -> Result<Option<PassReport>> {
+    /// A pass run as its own task and waited for until `deadline` (monotonic ms), like every
+    /// call: a pass already running comes first, and a request may take `requestTimeoutMs`.
+    /// Past the deadline the pass goes on in the background and this answers with what it has
+    /// done so far (`unfinished`); giving up waiting never cancels a pass half-way (its claims
+    /// would be left in flight). `None`: this context does not lead `user`'s uploads.
+    async fn detached_pass(&self, user: &str, deadline: f64) -> Option<PassReport> {
         let shared = &self.shared;
         let slot: Rc<RefCell<Option<Option<PassReport>>>> = Rc::default();
         let done = Rc::new(Notify::default());
@@ -310,9 +312,15 @@ impl OutboxCore {
                 done.notify();
             });
         }
-        match within(limit, done.notified()).await {
-            Some(()) => Ok(slot.borrow_mut().take().flatten()),
-            None => Err(Error::PassTimedOut(limit)),
+        match within((deadline - mono()).max(0.0) as u64, done.notified()).await {
+            Some(()) => slot.borrow_mut().take().flatten(),
+            None => {
+                let mut so_far = shared.pass_progress.borrow().clone();
+                so_far.user_id = Some(user.to_owned());
+                so_far.unfinished = true;
+                shared.log.info(|| format!("processNow: the pass for user {user} goes on in the background; answering with what it did so far"));
+                Some(so_far)
+            }
         }
     }
 
@@ -331,12 +339,11 @@ impl OutboxCore {
     /// Asks the uploader of `user` (another context) for a pass and waits for its report. If
     /// that uploader goes away unanswering (crashed, frozen) and this context takes over
     /// meanwhile, the pass runs here instead, within what is left of the bound.
-    async fn delegate_pass(&self, user: &str) -> PassReport {
+    async fn delegate_pass(&self, user: &str, deadline: f64) -> PassReport {
         let shared = &self.shared;
         let id = new_id();
         let (slot, done) = shared.await_pass(&id);
         shared.post(&Message::PassRequest { id: id.clone(), user: user.to_owned() });
-        let deadline = mono() + pass_limit(shared) as f64;
         loop {
             let left = deadline - mono();
             if left <= 0.0 || within((left as u64).min(TAKEOVER_LOOK_MS), done.notified()).await.is_some() {
@@ -344,18 +351,17 @@ impl OutboxCore {
             }
             if shared.is_leader() && slot.borrow().is_none() && shared.user().as_deref() == Some(user) {
                 shared.forget_pass(&id);
-                let left = (deadline - mono()).max(0.0) as u64;
-                return match self.detached_pass(left).await {
-                    Ok(Some(r)) => r,
-                    _ => PassReport { user_id: Some(user.to_owned()), ..PassReport::default() },
-                };
+                return self.detached_pass(user, deadline).await.unwrap_or_else(|| PassReport { user_id: Some(user.to_owned()), ..PassReport::default() });
             }
         }
         shared.forget_pass(&id);
         let answer = slot.borrow_mut().take();
+        // No answer by the deadline: the uploader's pass goes on; nothing of it is known here.
+        let unfinished = answer.is_none();
         let mut report = answer.unwrap_or_default();
         report.user_id = Some(user.to_owned());
         report.delegated = true;
+        report.unfinished |= unfinished;
         report
     }
 
@@ -431,7 +437,6 @@ impl Drop for OutboxCore {
 /// the uploads over meanwhile.
 const TAKEOVER_LOOK_MS: u64 = 100;
 
-/// How long `processNow()` waits for a pass: a storage step's bound plus a request's.
-fn pass_limit(shared: &crate::sync::Shared) -> u64 {
-    u64::from(crate::platform::idb::DEADLINE_MS) + shared.config.request_timeout_ms
-}
+/// How long `processNow()` waits for its pass: the bound of every call (CONTRACT §3: every
+/// call settles within 10 s), however long the server or the token function takes.
+const PROCESS_NOW_LIMIT_MS: u32 = crate::platform::idb::DEADLINE_MS;

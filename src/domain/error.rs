@@ -74,10 +74,6 @@ pub enum Error {
     /// it) is ahead of this open in the browser's queue, or storage is stuck.
     #[error("opening database \"{0}\" did not finish within 10 s: another tab of this app may be upgrading it, or keeps an older version of it open (close or reload the app's other tabs, then try again); otherwise the browser's storage is stuck (reload the page)")]
     OpenTimedOut(String),
-    /// `processNow()` gave up waiting for its pass (storage stuck in another tab, or a pass
-    /// already running that cannot finish); the pass goes on in the background.
-    #[error("processNow: the pass did not finish within {0} ms (IndexedDB is busy or stuck, for example a long transaction in another tab); it goes on in the background and stats() shows its progress")]
-    PassTimedOut(u64),
     /// Another tab upgraded the database; this connection was closed so the upgrade could proceed.
     #[error("the database was upgraded by a newer version of the app in another tab; reload this page")]
     VersionChanged,
@@ -119,7 +115,7 @@ impl Error {
             Error::UnknownEvent(_) => "UNKNOWN_EVENT",
             Error::UnknownEntry { .. } => "UNKNOWN_ENTRY",
             Error::Blocked(_) => "BLOCKED",
-            Error::TimedOut(_) | Error::PassTimedOut(_) | Error::OpenTimedOut(_) => "TIMEOUT",
+            Error::TimedOut(_) | Error::OpenTimedOut(_) => "TIMEOUT",
             Error::Unsupported(_) => "UNSUPPORTED",
             Error::QuotaExceeded(_) => "QUOTA_EXCEEDED",
             Error::Storage { .. } => "STORAGE",

@@ -196,6 +196,9 @@ pub struct PassReport {
     pub released: u32,
     /// Requests sent (one per event, or one per batch).
     pub requests: u32,
+    /// `processNow()` stopped waiting for the pass at its bound while the pass went on in the
+    /// background: the counts are what it had done so far.
+    pub unfinished: bool,
 }
 
 impl PassReport {

@@ -87,6 +87,9 @@ pub struct Shared {
     /// running pass ends early for them, and the processing loop lets them go first (the gate
     /// is not fair: the loop would take it again before a woken waiter runs).
     pub asked: Cell<u32>,
+    /// What the running pass has done so far (one pass at a time, under the pass gate): a
+    /// `processNow()` that stops waiting for it answers with this.
+    pub pass_progress: RefCell<PassReport>,
     /// This `Outbox` instance (uploader record owner; its liveness lock is named after it).
     pub instance_id: String,
     /// Held for this instance's lifetime: another context seeing it held knows this one is
@@ -148,6 +151,7 @@ impl Shared {
             log,
             gate: Mutex::new(()),
             asked: Cell::new(0),
+            pass_progress: RefCell::default(),
             instance_id: crate::platform::new_id(),
             alive: RefCell::new(None),
             channel: RefCell::new(None),

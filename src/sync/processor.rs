@@ -110,13 +110,14 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     let net = network();
     // A probe is one request: one worker, one event.
     let workers = if probing { 1 } else { net.concurrency(cfg.max_concurrent) };
+    shared.pass_progress.replace(report);
     let pass = Pass {
         shared,
         user,
         generation,
         lead,
         queue: RefCell::new(VecDeque::new()),
-        report: RefCell::new(report),
+        report: &shared.pass_progress,
         released: RefCell::new(Vec::new()),
         results: RefCell::new(Vec::new()),
         results_ready: Notify::default(),
@@ -146,7 +147,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     join_all(tasks).await;
 
     let Pass { report, released, failure, queue, unreachable, answered, .. } = pass;
-    let mut report = report.into_inner();
+    let mut report = report.take();
     let mut released = released.into_inner();
     released.extend(queue.into_inner().into_iter().map(|c| (c.event.id.clone(), c.event.claims)));
     if !released.is_empty() {
@@ -347,7 +348,8 @@ struct Pass<'a> {
     generation: u64,
     lead: Lead,
     queue: RefCell<VecDeque<Claimed>>,
-    report: RefCell<PassReport>,
+    /// What it has done so far: [`Shared::pass_progress`].
+    report: &'a RefCell<PassReport>,
     /// Claims never sent, to hand back.
     released: RefCell<Vec<(String, u32)>>,
     results: RefCell<Vec<Done>>,

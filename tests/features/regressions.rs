@@ -989,3 +989,35 @@ async fn a_create_that_gave_up_after_its_last_attempt_was_stored_keeps_its_edits
     assert_eq!(num(&srv.live()[0], "quantity"), 71.0);
     finish(&db, &[&o]).await;
 }
+
+/// A contract audit found: `processNow()` against a server that never answers waited for the
+/// request's own timeout (30 s by default; 10 s + `requestTimeoutMs` at most), past every call's
+/// 10 s bound (CONTRACT §3). Now it answers at 10 s with what the pass did so far
+/// (`finished: false`) while the pass goes on; the request is never sent twice, and its answer,
+/// when it comes, is recorded.
+#[wasm_bindgen_test]
+async fn process_now_answers_within_10_s_while_the_server_stalls_and_the_pass_goes_on() {
+    let db = fresh_db("process-now-bound");
+    let srv = Server::new(r#"(req) => req.method === "POST" ? { hold: "stall" } : undefined"#, "");
+    let o = Ob::open(&db, r#"{"requestTimeoutMs": 60000}"#).await;
+    o.start("u1");
+    let e = o.save("weight", 70.0, "{}").await;
+    let id = string(&e, "id");
+    eventually(3000, "the upload under way", || async { srv.held("stall") == 1 }).await;
+    let t0 = js_sys::Date::now();
+    let report = o.process_now().await;
+    let waited = js_sys::Date::now() - t0;
+    assert!(waited < 12_000.0, "processNow() took {waited} ms");
+    assert_eq!(get(&report, "finished").as_bool(), Some(false), "{}", show(&report));
+    assert_eq!(string(&report, "userId"), "u1");
+    let create = o.events_of("u1", &id).await.remove(0);
+    assert_eq!(string(&create, "status"), "processing", "still in flight: {}", show(&create));
+    // The server answers: recorded, one request in all.
+    assert_eq!(srv.release("stall"), 1);
+    eventually(3000, "the create completed", || async { string(&o.events_of("u1", &id).await[0], "status") == "completed" }).await;
+    assert_eq!(srv.count("POST", ""), 1);
+    // With nothing stalled, processNow() waits for its pass: finished.
+    let report = o.process_now().await;
+    assert_eq!(get(&report, "finished").as_bool(), Some(true), "{}", show(&report));
+    finish(&db, &[&o]).await;
+}
