@@ -287,12 +287,22 @@ impl OutboxCore {
                 if let Some(r) = self.detached_pass(&user, deadline).await {
                     return Ok(r);
                 }
-            } else if self.uploader_elsewhere(&user).await {
-                return Ok(self.delegate_pass(&user, deadline).await);
+            } else {
+                // Asking who uploads reads storage, which may be stuck: within the deadline too.
+                let left = (deadline - mono()).max(0.0) as u64;
+                match within(left, self.uploader_elsewhere(&user)).await {
+                    Some(true) => return Ok(self.delegate_pass(&user, deadline).await),
+                    Some(false) => {}
+                    None => break,
+                }
+            }
+            if mono() >= deadline {
+                break;
             }
             sleep(10).await;
         }
-        Ok(PassReport { user_id: Some(user), ..PassReport::default() })
+        let unfinished = mono() >= deadline;
+        Ok(PassReport { user_id: Some(user), unfinished, ..PassReport::default() })
     }
 
     /// A pass run as its own task and waited for until `deadline` (monotonic ms), like every
@@ -315,7 +325,10 @@ impl OutboxCore {
         match within((deadline - mono()).max(0.0) as u64, done.notified()).await {
             Some(()) => slot.borrow_mut().take().flatten(),
             None => {
-                let mut so_far = shared.pass_progress.borrow().clone();
+                // The running pass's counts, if it is this user's (it may be one this call's
+                // pass waits behind, for the user before a switch).
+                let running = shared.pass_progress.borrow().clone();
+                let mut so_far = if running.user_id.as_deref() == Some(user) { running } else { PassReport::default() };
                 so_far.user_id = Some(user.to_owned());
                 so_far.unfinished = true;
                 shared.log.info(|| format!("processNow: the pass for user {user} goes on in the background; answering with what it did so far"));

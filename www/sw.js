@@ -153,7 +153,9 @@ self.addEventListener("sync", (event) => {
     const session = await state.get();
     if (!session) return;
     const o = await startFor(session);
-    const report = await o.processNow(); // runs here, or in the tab that uploads for this user
+    let report = await o.processNow(); // runs here, or in the tab that uploads for this user
+    // processNow() answers within 10 s; a pass still going (a slow server) keeps the worker alive.
+    while (!report.finished) report = await o.processNow();
     const s = await o.stats();
     // Ask the browser to fire `sync` again later while work remains (it backs off on its own).
     const left = s.pending + s.processing + s.retrying;

@@ -184,8 +184,8 @@ pub enum Decision {
         counted: bool,
         /// A request went out (it may have reached the server).
         sent: bool,
-        /// The server may have stored it (no answer, a 5xx, a 409, or a 2xx it could not use):
-        /// a later refusal of the same key can no longer mean it never did.
+        /// The server may have stored it (no answer, a 5xx, a 409, a 2xx it could not use, or a
+        /// redirect): a later refusal of the same key can no longer mean it never did.
         maybe_stored: bool,
     },
     /// Failed for good: only `resetForRetry` brings it back.
@@ -311,15 +311,22 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
 }
 
 /// A 4xx the server will never accept: refused (nothing of the event is on the server, so what
-/// follows it may go, and an edit replaces it), unless an earlier request with its key may have
-/// been stored (a 4xx from something in front of the server, a gateway's body limit, say, says
-/// nothing about that one): then it gave up as after its last attempt, and later edits wait.
+/// follows it may go, and an edit replaces it), unless it is a create an earlier request of
+/// which, under its key, may have been stored (a 4xx from something in front of the server, a
+/// gateway's body limit, say, says nothing about that one): then it gave up as after its last
+/// attempt, and later edits wait (a fresh create would store the entry twice). A refused update
+/// or delete is replaced by the entry's next edit, which carries its whole state, whether or not
+/// an earlier request of it was stored: it never holds the entry back.
 fn refusal(what: String, whose: &str, attempt: Attempt) -> Decision {
-    if attempt.maybe_stored {
+    if attempt.maybe_stored && attempt.operation == Operation::Create {
         let message = format!("{what} (the server refused {whose}; an earlier request with its key may have been stored, so later edits of the entry wait for it: fix the cause, then resetForRetry)");
         Decision::GiveUp { message, refused: false, maybe_stored: true }
     } else {
-        Decision::GiveUp { message: format!("{what} (the server refused {whose}; fix the cause, then resetForRetry)"), refused: true, maybe_stored: false }
+        Decision::GiveUp {
+            message: format!("{what} (the server refused {whose}; fix the cause, then resetForRetry)"),
+            refused: true,
+            maybe_stored: attempt.maybe_stored,
+        }
     }
 }
 

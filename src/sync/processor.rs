@@ -146,14 +146,14 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     tasks.push(Box::pin(heartbeat(&pass)));
     join_all(tasks).await;
 
+    // The counts stay readable (a timed-out `processNow()`) until the claims are handed back.
     let Pass { report, released, failure, queue, unreachable, answered, .. } = pass;
-    let mut report = report.take();
     let mut released = released.into_inner();
     released.extend(queue.into_inner().into_iter().map(|c| (c.event.id.clone(), c.event.claims)));
     if !released.is_empty() {
         match store.release(&released).await {
             Ok(n) => {
-                report.released = n;
+                report.borrow_mut().released = n;
                 for (id, _) in &released {
                     shared.handed_back(id);
                 }
@@ -178,6 +178,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
             *n = super::NetState { last_probe: n.last_probe, ..Default::default() };
         }
     }
+    let report = report.take();
     if let Some(e) = failure.into_inner() {
         return Err(e);
     }

@@ -245,6 +245,11 @@ fn a_refusal_after_a_request_that_may_have_been_stored_is_no_proof_it_never_was(
         }
         other => panic!("{other:?}"),
     }
+    // An update or delete is refused all the same: the entry's next edit carries its whole state.
+    for op in [Operation::Update, Operation::Delete] {
+        let after = Attempt { maybe_stored: true, attempt_count: 1, tries: 1, ..first(op) };
+        assert!(matches!(decide_now(&resp(403), after), Decision::GiveUp { refused: true, maybe_stored: true, .. }), "{op:?}");
+    }
     // Which failures may have stored what was sent.
     for (o, maybe) in [
         (resp(503), true),
