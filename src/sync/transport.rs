@@ -145,9 +145,9 @@ impl Transport {
         let unauthorized: Vec<usize> = (0..outcomes.len()).filter(|&i| matches!(outcomes[i], Some(Outcome::Response { status: 401, .. }))).collect();
         if !unauthorized.is_empty() {
             let again: Vec<&Claimed> = unauthorized.iter().map(|&i| &items[i]).collect();
-            let retried = self.batch_once(url, &again, user, still_wanted, true).await;
-            for (k, i) in unauthorized.into_iter().enumerate() {
-                outcomes[i] = retried.as_ref().and_then(|(r, _)| r.get(k).cloned());
+            let mut retried = self.batch_once(url, &again, user, still_wanted, true).await.map(|(r, _)| r.into_iter());
+            for i in unauthorized {
+                outcomes[i] = retried.as_mut().and_then(Iterator::next);
             }
         }
         Some((outcomes, signal))
