@@ -36,7 +36,7 @@ tsc -p tests/types
 # suite never started) with the runner waiting on it for good (seen in Chrome, features suite, in
 # 2 of 4 clean-clone runs; cause unknown). A watchdog kills the whole run (its own process group:
 # wasm-pack, cargo, the runner, the driver and the browser) when the runner has opened the
-# browser (`Running headless tests`) yet no suite has started (`running N tests`) 90 s later
+# browser (`Running headless tests`) yet no suite has started (`running N tests`) 45 s later
 # (a start takes 1-2 s), or two minutes past the suite's timeout, and says so in the words of a
 # suite that never started, so the retry below applies.
 suite_run() { # browser, test binary, timeout (s)
@@ -52,8 +52,8 @@ suite_run() { # browser, test binary, timeout (s)
       waited=$((waited + 5))
       [ -z "$opened" ] && grep -q "^Running headless tests" "$out" && opened=$waited
       why=""
-      if [ -n "$opened" ] && [ $((waited - opened)) -ge "${WATCHDOG_START_S:-90}" ] && ! grep -qE "^running [0-9]+ test" "$out"; then
-        why="the $1 $2 suite had not started ${WATCHDOG_START_S:-90} s after the browser opened"
+      if [ -n "$opened" ] && [ $((waited - opened)) -ge "${WATCHDOG_START_S:-45}" ] && ! grep -qE "^running [0-9]+ test" "$out"; then
+        why="the $1 $2 suite had not started ${WATCHDOG_START_S:-45} s after the browser opened"
       elif [ "$waited" -ge "$limit" ]; then
         why="the $1 $2 run was stuck for ${limit} s"
       fi
