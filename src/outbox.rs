@@ -302,7 +302,7 @@ impl OutboxCore {
             sleep(10).await;
         }
         let unfinished = mono() >= deadline;
-        Ok(PassReport { user_id: Some(user), unfinished, ..PassReport::default() })
+        Ok(PassReport { unfinished, ..PassReport::of(user) })
     }
 
     /// A pass run as its own task and waited for until `deadline` (monotonic ms), like every
@@ -364,7 +364,7 @@ impl OutboxCore {
             }
             if shared.is_leader() && slot.borrow().is_none() && shared.user().as_deref() == Some(user) {
                 shared.forget_pass(&id);
-                return self.detached_pass(user, deadline).await.unwrap_or_else(|| PassReport { user_id: Some(user.to_owned()), ..PassReport::default() });
+                return self.detached_pass(user, deadline).await.unwrap_or_else(|| PassReport::of(user));
             }
         }
         shared.forget_pass(&id);

@@ -202,6 +202,11 @@ pub struct PassReport {
 }
 
 impl PassReport {
+    /// An empty report of a pass for `user`.
+    pub fn of(user: impl Into<String>) -> Self {
+        PassReport { user_id: Some(user.into()), ..PassReport::default() }
+    }
+
     /// The counts, in [`PassReport::COUNT_NAMES`] order.
     pub fn counts(&self) -> [u32; 8] {
         [self.stale_reset, self.promoted, self.claimed, self.completed, self.retrying, self.gave_up, self.released, self.requests]

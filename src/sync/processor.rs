@@ -75,7 +75,7 @@ pub async fn pass_now(shared: &Rc<Shared>, forced: bool) -> Option<PassReport> {
         Ok(r) => Some(r),
         Err(e) => {
             shared.log.warn(|| format!("pass for user {user} failed: {e}"));
-            Some(PassReport { user_id: Some(user), ..PassReport::default() })
+            Some(PassReport::of(user))
         }
     }
 }
@@ -83,7 +83,7 @@ pub async fn pass_now(shared: &Rc<Shared>, forced: bool) -> Option<PassReport> {
 /// Runs one pass for `user` under session `generation`. The caller holds the pass gate.
 pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: bool) -> Result<PassReport> {
     let (cfg, log, store) = (&shared.config, shared.log, &shared.store);
-    let mut report = PassReport { user_id: Some(user.to_owned()), ..PassReport::default() };
+    let mut report = PassReport::of(user);
     let Some(lead) = shared.current_lead(generation) else { return Ok(report) };
 
     record_leftovers(shared, Some(&lead)).await;
