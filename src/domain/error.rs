@@ -67,9 +67,10 @@ pub enum Error {
     /// Opening needs a schema upgrade that other connections keep blocking.
     #[error("database \"{0}\" needs an upgrade, but another tab or worker keeps an older version of it open and did not close it; close the other tabs of this app (or reload them), then try again")]
     Blocked(String),
-    /// A storage call did not settle in time (the browser's IndexedDB is stuck or overloaded).
-    #[error("IndexedDB {0} did not finish within 10 s; nothing of it was stored. Try again; if it persists, reload the page")]
-    TimedOut(&'static str),
+    /// A storage call did not settle in time (another context's long transaction ahead of it, or
+    /// the browser's IndexedDB is stuck or overloaded).
+    #[error("IndexedDB {0} did not finish within 10 s{1}")]
+    TimedOut(&'static str, Written),
     /// Opening got no answer for 10 s: another tab's upgrade of the database (or one that blocks
     /// it) is ahead of this open in the browser's queue, or storage is stuck.
     #[error("opening database \"{0}\" did not finish within 10 s: another tab of this app may be upgrading it, or keeps an older version of it open (close or reload the app's other tabs, then try again); otherwise the browser's storage is stuck (reload the page)")]
@@ -80,6 +81,28 @@ pub enum Error {
     /// `close()` was called.
     #[error("this Outbox is closed; open a new one with Outbox.open()")]
     Closed,
+}
+
+/// What a transaction that ran out of time left in storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// A read: nothing to store.
+    Read,
+    /// Aborted in time: nothing of it was stored.
+    Nothing,
+    /// The browser had begun to commit it and did not confirm the commit in time: it may well
+    /// have been stored (retrying a save blindly could store the measurement twice).
+    Maybe,
+}
+
+impl std::fmt::Display for Written {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Written::Read => " (another tab or worker may hold the database in a long transaction); try again; if it persists, reload the page",
+            Written::Nothing => "; nothing of it was stored. Try again; if it persists, reload the page",
+            Written::Maybe => ": the browser had begun to commit it but did not confirm the commit in time, so it may have been stored. Look for it (entries(), events()) before doing it again",
+        })
+    }
 }
 
 /// `Result` with the crate's [`Error`].
@@ -115,7 +138,7 @@ impl Error {
             Error::UnknownEvent(_) => "UNKNOWN_EVENT",
             Error::UnknownEntry { .. } => "UNKNOWN_ENTRY",
             Error::Blocked(_) => "BLOCKED",
-            Error::TimedOut(_) | Error::OpenTimedOut(_) => "TIMEOUT",
+            Error::TimedOut(..) | Error::OpenTimedOut(_) => "TIMEOUT",
             Error::Unsupported(_) => "UNSUPPORTED",
             Error::QuotaExceeded(_) => "QUOTA_EXCEEDED",
             Error::Storage { .. } => "STORAGE",

@@ -22,6 +22,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{IdbDatabase, IdbRequest, IdbTransaction};
 
 use super::{describe_error, set};
+use crate::domain::error::Written;
 use crate::domain::{Error, Result};
 
 /// Turns a browser error text (`Name: message`) into ours: quota errors get their own variant.
@@ -255,6 +256,8 @@ struct EndingSlot {
     waker: Option<Waker>,
     /// The first failed request's error: browsers differ in what `transaction.error` says.
     first_error: Option<String>,
+    /// The work inside the transaction ([`Tx::bounded`]), woken by the deadline.
+    work: Option<Waker>,
 }
 
 /// How long a transaction may take before it is aborted (CONTRACT §3: every call settles
@@ -273,6 +276,9 @@ pub struct Tx {
     slot: Rc<RefCell<EndingSlot>>,
     committing: Cell<bool>,
     timed_out: Rc<Cell<bool>>,
+    /// The deadline found it committing (or waiting with no request): it ended by the grace.
+    unconfirmed: Rc<Cell<bool>>,
+    mode: Mode,
     operation: &'static str,
     _handlers: [Closure<dyn FnMut(web_sys::Event)>; 3],
     _deadline: gloo_timers::callback::Timeout,
@@ -317,9 +323,10 @@ pub fn begin(db: &IdbDatabase, stores: &[&str], mode: Mode, operation: &'static 
     raw.set_onabort(Some(handlers[1].as_ref().unchecked_ref()));
     raw.set_onerror(Some(handlers[2].as_ref().unchecked_ref()));
     let timed_out = Rc::new(Cell::new(false));
+    let unconfirmed = Rc::new(Cell::new(false));
     let grace: Rc<RefCell<Option<gloo_timers::callback::Timeout>>> = Rc::default();
     let deadline = {
-        let (raw, timed_out, slot, grace) = (raw.clone(), timed_out.clone(), slot.clone(), Rc::downgrade(&grace));
+        let (raw, timed_out, slot, grace, unconfirmed) = (raw.clone(), timed_out.clone(), slot.clone(), Rc::downgrade(&grace), unconfirmed.clone());
         gloo_timers::callback::Timeout::new(DEADLINE_MS - COMMIT_GRACE_MS, move || {
             let give_up = move || {
                 timed_out.set(true);
@@ -330,7 +337,7 @@ pub fn begin(db: &IdbDatabase, stores: &[&str], mode: Mode, operation: &'static 
                 if s.ending.is_none() {
                     s.ending = Some(Err(None));
                 }
-                if let Some(w) = s.waker.take() {
+                for w in [s.waker.take(), s.work.take()].into_iter().flatten() {
                     w.wake();
                 }
             };
@@ -343,6 +350,9 @@ pub fn begin(db: &IdbDatabase, stores: &[&str], mode: Mode, operation: &'static 
             // reported here would tell the app that a stored save failed). The same state also
             // means a transaction with no requests that waits for its turn behind another
             // context's: nothing of it can be stored, and that one gives up after a grace.
+            // Either way the call cannot tell which it was: it reports that it may have been
+            // stored (a commit slower than the grace still lands).
+            unconfirmed.set(true);
             if let Some(grace) = grace.upgrade() {
                 *grace.borrow_mut() = Some(gloo_timers::callback::Timeout::new(COMMIT_GRACE_MS, give_up));
             }
@@ -354,6 +364,8 @@ pub fn begin(db: &IdbDatabase, stores: &[&str], mode: Mode, operation: &'static 
         slot,
         committing: Cell::new(false),
         timed_out,
+        unconfirmed,
+        mode,
         operation,
         _handlers: handlers,
         _deadline: deadline,
@@ -376,17 +388,53 @@ impl Tx {
     /// here, tests/web/foundation.rs "written together or not at all"), where Chromium aborts.
     pub async fn finish<T>(self, result: Result<T>) -> Result<T> {
         if self.timed_out.get() {
-            return Err(Error::TimedOut(self.operation));
+            return Err(self.timeout());
         }
         let value = result?; // dropping `self` aborts
         self.committing.set(true);
         let ending = Ended { slot: &self.slot }.await;
         match ending {
-            _ if self.timed_out.get() => Err(Error::TimedOut(self.operation)),
+            _ if self.timed_out.get() => Err(self.timeout()),
             Ok(()) => Ok(value),
             Err(Some(reason)) => Err(classify(self.operation, reason)),
             Err(None) => Err(Error::Storage { operation: self.operation, detail: "AbortError: the transaction was aborted".into() }),
         }
+    }
+}
+
+impl Tx {
+    /// Runs the work inside the transaction until it is done or the deadline ends the
+    /// transaction, whichever comes first. Aborting a transaction fails its pending requests, but
+    /// one still queued behind another context's transaction has them fail only when it would
+    /// have started (Firefox: when that one ends, however long it takes): the work is dropped at
+    /// the deadline instead (its requests' handlers unhooked), and the call settles.
+    pub async fn bounded<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let mut work = std::pin::pin!(work);
+        std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
+            Poll::Ready(result) => Poll::Ready(result),
+            Poll::Pending if self.deadline_passed(cx) => Poll::Ready(Err(self.timeout())),
+            Poll::Pending => Poll::Pending,
+        })
+        .await
+    }
+
+    /// Whether the deadline ended the transaction; if not, wakes `cx` when it does.
+    fn deadline_passed(&self, cx: &Context<'_>) -> bool {
+        if self.timed_out.get() {
+            return true;
+        }
+        self.slot.borrow_mut().work = Some(cx.waker().clone());
+        false
+    }
+
+    /// The error of a transaction its deadline ended, saying what it may have left stored.
+    fn timeout(&self) -> Error {
+        let written = match self.mode {
+            Mode::Read => Written::Read,
+            _ if self.unconfirmed.get() => Written::Maybe,
+            _ => Written::Nothing,
+        };
+        Error::TimedOut(self.operation, written)
     }
 }
 

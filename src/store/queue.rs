@@ -141,7 +141,7 @@ impl Store {
     pub async fn update(&self, id: &str, input: UpdateInput, max_attempts: u32, at: TimeMs, withdraw: &dyn Fn(&OutboxEvent) -> bool) -> Result<Edit> {
         const OP: &str = "updating an entry";
         let tx = self.db().begin(&[ENTRIES, EVENTS], Mode::Strict, OP).await?;
-        let result = update_in(&tx, id, input, max_attempts, at, withdraw).await;
+        let result = tx.bounded(update_in(&tx, id, input, max_attempts, at, withdraw)).await;
         tx.finish(result).await
     }
 
@@ -150,7 +150,7 @@ impl Store {
     pub async fn delete(&self, id: &str, max_attempts: u32, at: TimeMs, withdraw: &dyn Fn(&OutboxEvent) -> bool) -> Result<Edit> {
         const OP: &str = "deleting an entry";
         let tx = self.db().begin(&[ENTRIES, EVENTS, TOMBSTONES], Mode::Strict, OP).await?;
-        let result = delete_in(&tx, id, max_attempts, at, withdraw).await;
+        let result = tx.bounded(delete_in(&tx, id, max_attempts, at, withdraw)).await;
         tx.finish(result).await
     }
 
@@ -164,7 +164,7 @@ impl Store {
     pub async fn claim(&self, user: &str, lead: &Lead, limit: u32, due: &[String], waiting: &[String], longest_wait: u64) -> Result<Claim> {
         const OP: &str = "claiming events";
         let tx = self.db().begin(&[EVENTS, ENTRIES, TOMBSTONES, META, QUARANTINE], Mode::Relaxed, OP).await?;
-        let result = claim_in(&tx, user, lead, limit, due, waiting, longest_wait).await;
+        let result = tx.bounded(claim_in(&tx, user, lead, limit, due, waiting, longest_wait)).await;
         tx.finish(result).await
     }
 
@@ -175,7 +175,7 @@ impl Store {
     pub async fn record(&self, results: &[Outcome<'_>], lead: Option<&Lead>) -> Result<Vec<Recorded>> {
         const OP: &str = "recording upload results";
         let tx = self.db().begin(&[EVENTS, ENTRIES, TOMBSTONES, META], Mode::Relaxed, OP).await?;
-        let result = record_in(&tx, results, lead).await;
+        let result = tx.bounded(record_in(&tx, results, lead)).await;
         tx.finish(result).await
     }
 
@@ -193,24 +193,25 @@ impl Store {
 
     async fn back_to_queue(&self, claims: &[(String, u32)], stale: bool, op: &'static str) -> Result<Vec<OutboxEvent>> {
         let tx = self.db().begin(&[EVENTS], Mode::Relaxed, op).await?;
-        let result = async {
-            let events = tx.store(EVENTS)?;
-            let mut round = Round::new(op);
-            let reads = claims.iter().map(|(id, _)| round.ask(events.get(s(id)))).collect::<Result<Vec<_>>>()?;
-            round.done().await?;
-            let mut out = Vec::new();
-            for ((_, claim), read) in claims.iter().zip(reads) {
-                let Ok(mut e) = decode_event(&read.value()) else { continue };
-                let moved =
-                    if stale { e.status == EventStatus::Processing && e.claims == *claim && e.recover_stale().is_ok() } else { e.release(*claim).is_ok() };
-                if moved {
-                    put(&events, &encode_event(&e), op)?;
-                    out.push(e);
+        let result = tx
+            .bounded(async {
+                let events = tx.store(EVENTS)?;
+                let mut round = Round::new(op);
+                let reads = claims.iter().map(|(id, _)| round.ask(events.get(s(id)))).collect::<Result<Vec<_>>>()?;
+                round.done().await?;
+                let mut out = Vec::new();
+                for ((_, claim), read) in claims.iter().zip(reads) {
+                    let Ok(mut e) = decode_event(&read.value()) else { continue };
+                    let moved =
+                        if stale { e.status == EventStatus::Processing && e.claims == *claim && e.recover_stale().is_ok() } else { e.release(*claim).is_ok() };
+                    if moved {
+                        put(&events, &encode_event(&e), op)?;
+                        out.push(e);
+                    }
                 }
-            }
-            Ok(out)
-        }
-        .await;
+                Ok(out)
+            })
+            .await;
         tx.finish(result).await
     }
 
@@ -223,49 +224,50 @@ impl Store {
     pub async fn reset_for_retry(&self, ids: &[String], is_stale: &dyn Fn(&OutboxEvent) -> bool) -> Result<Vec<OutboxEvent>> {
         const OP: &str = "resetting events";
         let tx = self.db().begin(&[EVENTS, QUARANTINE], Mode::Relaxed, OP).await?;
-        let result = async {
-            let (events, q) = (tx.store(EVENTS)?, tx.store(QUARANTINE)?);
-            let mut round = Round::new(OP);
-            let reads = ids.iter().map(|id| Ok((round.ask(events.get(s(id)))?, quarantine::ask_event(&mut round, &q, id)?))).collect::<Result<Vec<_>>>()?;
-            round.done().await?;
-            let mut found = Vec::with_capacity(ids.len());
-            for (id, (read, kept)) in ids.iter().zip(reads) {
-                let raw = read.value();
-                if raw.is_undefined() {
-                    if kept.value().is_undefined() {
-                        return Err(Error::UnknownEvent(id.clone()));
+        let result = tx
+            .bounded(async {
+                let (events, q) = (tx.store(EVENTS)?, tx.store(QUARANTINE)?);
+                let mut round = Round::new(OP);
+                let reads = ids.iter().map(|id| Ok((round.ask(events.get(s(id)))?, quarantine::ask_event(&mut round, &q, id)?))).collect::<Result<Vec<_>>>()?;
+                round.done().await?;
+                let mut found = Vec::with_capacity(ids.len());
+                for (id, (read, kept)) in ids.iter().zip(reads) {
+                    let raw = read.value();
+                    if raw.is_undefined() {
+                        if kept.value().is_undefined() {
+                            return Err(Error::UnknownEvent(id.clone()));
+                        }
+                        continue;
                     }
-                    continue;
+                    found.push(decode_event(&raw).map_err(|why| Error::Storage { operation: OP, detail: format!("event \"{id}\" cannot be read ({why})") })?);
                 }
-                found.push(decode_event(&raw).map_err(|why| Error::Storage { operation: OP, detail: format!("event \"{id}\" cannot be read ({why})") })?);
-            }
-            // Refused updates and deletes: does a later event of the same entry follow?
-            let by_entity = events.index(index::BY_ENTITY).map_err(error(OP))?;
-            let mut later = Vec::with_capacity(found.len());
-            for e in &found {
-                let key = s(&e.entity_id);
-                later.push(
-                    e.superseded_by_later()
-                        .then(|| round.ask(by_entity.count(Some(bound(&key2(&key, e.seq as f64 + 1.0), &key2(&key, f64::INFINITY))?))))
-                        .transpose()?,
-                );
-            }
-            round.done().await?;
-            let mut reset = Vec::new();
-            for (mut e, later) in found.into_iter().zip(later) {
-                if later.is_some_and(|n| n.count() > 0) {
-                    events.delete(s(&e.id)).map_err(error(OP))?;
-                    continue;
+                // Refused updates and deletes: does a later event of the same entry follow?
+                let by_entity = events.index(index::BY_ENTITY).map_err(error(OP))?;
+                let mut later = Vec::with_capacity(found.len());
+                for e in &found {
+                    let key = s(&e.entity_id);
+                    later.push(
+                        e.superseded_by_later()
+                            .then(|| round.ask(by_entity.count(Some(bound(&key2(&key, e.seq as f64 + 1.0), &key2(&key, f64::INFINITY))?))))
+                            .transpose()?,
+                    );
                 }
-                let stale = is_stale(&e);
-                if e.reset_for_retry(stale).is_ok() {
-                    put(&events, &encode_event(&e), OP)?;
-                    reset.push(e);
+                round.done().await?;
+                let mut reset = Vec::new();
+                for (mut e, later) in found.into_iter().zip(later) {
+                    if later.is_some_and(|n| n.count() > 0) {
+                        events.delete(s(&e.id)).map_err(error(OP))?;
+                        continue;
+                    }
+                    let stale = is_stale(&e);
+                    if e.reset_for_retry(stale).is_ok() {
+                        put(&events, &encode_event(&e), OP)?;
+                        reset.push(e);
+                    }
                 }
-            }
-            Ok(reset)
-        }
-        .await;
+                Ok(reset)
+            })
+            .await;
         tx.finish(result).await
     }
 }

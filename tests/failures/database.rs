@@ -136,13 +136,30 @@ async fn f3_calls_queued_behind_another_tabs_long_transaction_settle_at_their_bo
     outbox.start(JsValue::from_str("u1")).unwrap();
     save(&outbox, 70.0).await;
     eventually(3_000, "u1's uploader", || async { outbox.is_leader() }).await;
+    let event_id = string(&events(&outbox, r#"{"userId": "u1"}"#).await[0], "id");
     // Held for 25 s: each call below must settle well before that (10 s for storage; a pass
     // 10 s + requestTimeoutMs).
     let hold = resolves(5_000, "the other tab's transaction", hold_transaction(&db, 25_000)).await;
     let t0 = js_sys::Date::now();
     let ids = js_sys::Array::new();
-    let reset = settles(14_000, "resetForRetry([]) behind the transaction", idle.reset_for_retry(ids.into())).await;
-    assert_eq!(reset.err().map(|e| get(&e, "code")).and_then(|c| c.as_string()).as_deref(), Some("TIMEOUT"));
+    // Calls whose requests are queued too (a review asked whether their request events, not only
+    // the transaction's end, come in time), made at once so they wait side by side.
+    let waiting = [
+        ("resetForRetry([])", idle.reset_for_retry(ids.into())),
+        ("resetForRetry([id])", idle.reset_for_retry(js_sys::Array::of1(&JsValue::from_str(&event_id)).into())),
+        ("stats()", idle.stats(JsValue::from_str("u1"))),
+        ("events()", idle.events(json(r#"{"userId": "u1"}"#))),
+        ("entries()", idle.entries(JsValue::from_str("u1"))),
+        ("saveWeight()", idle.save_weight(JsValue::from_f64(71.0), json(r#"{"userId": "u1"}"#))),
+    ];
+    for (what, call) in waiting {
+        let error = settles(14_000, &format!("{what} behind the transaction"), call).await.expect_err(what);
+        assert_eq!(get(&error, "code").as_string().as_deref(), Some("TIMEOUT"), "{what}");
+        if what == "saveWeight()" {
+            // Its writes were still queued, so the abort took: it says nothing was stored.
+            assert!(message(&error).contains("nothing of it was stored"), "{}", message(&error));
+        }
+    }
     let pass = settles(14_000, "processNow() behind the transaction", outbox.process_now()).await;
     if let Err(e) = &pass {
         assert_eq!(get(e, "code").as_string().as_deref(), Some("TIMEOUT"), "{}", message(e));
@@ -152,6 +169,8 @@ async fn f3_calls_queued_behind_another_tabs_long_transaction_settle_at_their_bo
     // Afterwards everything works, and the save is delivered.
     let _ = process_now(&outbox, 10_000).await;
     eventually(10_000, "the save uploads once the transaction is over", || async { all_completed(&outbox, 1).await }).await;
+    // The save that timed out stored nothing.
+    assert_eq!(events(&outbox, r#"{"userId": "u1"}"#).await.len(), 1, "only the first save's event");
     finish(&db, &[&outbox, &idle]).await;
 }
 

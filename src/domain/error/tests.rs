@@ -26,7 +26,11 @@ fn edit_and_storage_errors() {
     let e = Error::Blocked("progress-outbox".into());
     assert_eq!((e.js_class(), e.code()), (JsClass::Error, "BLOCKED"));
     assert!(e.to_string().contains("close the other tabs"));
-    assert_eq!(Error::TimedOut("saving an entry").code(), "TIMEOUT");
+    assert_eq!(Error::TimedOut("saving an entry", Written::Nothing).code(), "TIMEOUT");
+    // A commit under way at the bound may have stored the entry: never "try again" blindly.
+    let maybe = Error::TimedOut("saving an entry", Written::Maybe).to_string();
+    assert!(maybe.contains("may have been stored") && !maybe.contains("Try again"), "{maybe}");
+    assert!(!Error::TimedOut("listing events", Written::Read).to_string().contains("stored"));
 }
 
 #[test]
@@ -42,7 +46,7 @@ fn every_code_is_listed() {
         Error::Storage { operation: "op", detail: "d".into() },
         Error::NewerSchema { name: "n".into(), found: 5, supported: 4 },
         Error::Blocked("n".into()),
-        Error::TimedOut("op"),
+        Error::TimedOut("op", Written::Nothing),
         Error::VersionChanged,
         Error::Closed,
     ];
