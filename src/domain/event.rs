@@ -381,7 +381,7 @@ impl OutboxEvent {
                 self.tries = 0;
                 Ok(Applied::Completed)
             }
-            Decision::Retry { at, wait_ms, message, counted, sent, maybe_stored } => {
+            Decision::Retry { at, wait_ms, message, counted, sent, maybe_stored, stepped } => {
                 if !self.in_claim(claims) {
                     return Err(self.refuse("fail"));
                 }
@@ -389,7 +389,7 @@ impl OutboxEvent {
                 self.next_attempt_at = Some(*at);
                 self.wait_ms = Some(*wait_ms);
                 self.error_message = Some(message.clone());
-                self.tries += 1;
+                self.tries += u32::from(*stepped);
                 self.attempt_count += u32::from(*counted);
                 self.maybe_stored |= *maybe_stored;
                 if !sent {
@@ -435,6 +435,8 @@ impl OutboxEvent {
         if !(self.status == EventStatus::Failed || (stale && self.status == EventStatus::Processing)) {
             return Err(self.refuse("reset"));
         }
+        // A stale claim's request may have reached the server (as in `recover_stale`).
+        self.maybe_stored |= self.status == EventStatus::Processing;
         self.status = EventStatus::Pending;
         self.attempt_count = 0;
         self.tries = 0;

@@ -187,6 +187,9 @@ pub enum Decision {
         /// The server may have stored it (no answer, a 5xx, a 409, a 2xx it could not use, or a
         /// redirect): a later refusal of the same key can no longer mean it never did.
         maybe_stored: bool,
+        /// The wait is a step of the backoff schedule (the next failure waits the step after).
+        /// Not for a batch split after a 413 or an update waiting for its backend id.
+        stepped: bool,
     },
     /// Failed for good: only `resetForRetry` brings it back.
     GiveUp {
@@ -212,7 +215,7 @@ pub const NO_BACKEND_ID_WAIT_MS: u64 = 60_000;
 pub fn unaddressable(entry_stored: bool, now: TimeMs) -> Decision {
     if entry_stored {
         let message = "waiting for the entry's backend id (its create has not been acknowledged); nothing was sent".to_owned();
-        Decision::Retry { at: now + NO_BACKEND_ID_WAIT_MS as TimeMs, wait_ms: NO_BACKEND_ID_WAIT_MS, message, counted: false, sent: false, maybe_stored: false }
+        Decision::Retry { at: now + NO_BACKEND_ID_WAIT_MS as TimeMs, wait_ms: NO_BACKEND_ID_WAIT_MS, message, counted: false, sent: false, maybe_stored: false, stepped: false }
     } else {
         let message = "its entry is no longer stored on this device, so it has no backend id to address; nothing was sent".to_owned();
         Decision::GiveUp { message, refused: true, maybe_stored: false }
@@ -277,13 +280,15 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
                 ),
                 None,
             ),
-            StatusClass::Redirect => (redirect_message(*status), None),
+            // A 3xx is transient (CONTRACT §2): its Retry-After counts, where the page can see it
+            // (a batch item; a single request's redirect is opaque).
+            StatusClass::Redirect => (redirect_message(*status), retry_after.as_deref().and_then(|v| parse_retry_after(v, now))),
             StatusClass::Transient => (http_message(*status, body_excerpt), retry_after.as_deref().and_then(|v| parse_retry_after(v, now))),
         },
         Outcome::Batch { status, retry_after, detail } => {
             let what = format!("batch request: {}", http_message(*status, detail));
             match classify_status(*status) {
-                StatusClass::Redirect => (redirect_message(*status), None),
+                StatusClass::Redirect => (redirect_message(*status), retry_after.as_deref().and_then(|v| parse_retry_after(v, now))),
                 StatusClass::Permanent if *status != 413 => return refusal(what, "the batch", attempt),
                 StatusClass::Transient => (what, retry_after.as_deref().and_then(|v| parse_retry_after(v, now))),
                 _ => (what, None),
@@ -291,7 +296,7 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
         }
         Outcome::BatchTooLarge(n) => {
             let message = format!("batch request: HTTP 413: {n} events were too many for the server at once; sent again in smaller batches (not counted)");
-            return Decision::Retry { at: now, wait_ms: 0, message, counted: false, sent: true, maybe_stored: false };
+            return Decision::Retry { at: now, wait_ms: 0, message, counted: false, sent: true, maybe_stored: false, stepped: false };
         }
         Outcome::Redirect(status) => (redirect_message(*status), None),
         Outcome::Network(detail) => (format!("network error: {detail}"), None),
@@ -307,7 +312,7 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
     let wait = policy.backoff(step).max(server_wait.unwrap_or(0));
     let sent = !matches!(outcome, Outcome::Token(_));
     let maybe_stored = outcome.maybe_stored();
-    Decision::Retry { at: now.saturating_add(wait.min(i64::MAX as u64) as i64), wait_ms: wait, message, counted, sent, maybe_stored }
+    Decision::Retry { at: now.saturating_add(wait.min(i64::MAX as u64) as i64), wait_ms: wait, message, counted, sent, maybe_stored, stepped: true }
 }
 
 /// A 4xx the server will never accept: refused (nothing of the event is on the server, so what

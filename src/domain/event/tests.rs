@@ -24,7 +24,7 @@ fn queued(op: Operation, waiting: bool) -> OutboxEvent {
 }
 
 fn retry(counted: bool, sent: bool) -> Decision {
-    Decision::Retry { at: NOW + 1000, wait_ms: 1000, message: "HTTP 503".into(), counted, sent, maybe_stored: sent }
+    Decision::Retry { at: NOW + 1000, wait_ms: 1000, message: "HTTP 503".into(), counted, sent, maybe_stored: sent, stepped: true }
 }
 
 fn done(id: &str) -> Decision {
@@ -269,6 +269,29 @@ fn a_failure_that_may_have_stored_it_or_an_interrupted_upload_is_remembered() {
     e.claim("a", NOW).unwrap();
     e.recover_stale().unwrap();
     assert!(e.maybe_stored, "an interrupted upload may have reached the server");
+
+    // Review K: resetForRetry of a stale claim is the same interruption, reset by hand.
+    let mut e = create();
+    e.claim("a", NOW).unwrap();
+    e.reset_for_retry(true).unwrap();
+    assert!(e.maybe_stored, "a stale claim reset by hand may have reached the server too");
+}
+
+#[test]
+fn a_batch_split_after_a_413_takes_no_step_of_the_backoff() {
+    use crate::domain::retry::{decide, Outcome, RetryPolicy};
+    let policy = RetryPolicy::default();
+    let mut e = create();
+    for _ in 0..2 {
+        let c = e.claim("me", NOW).unwrap();
+        e.apply(c, &decide(&Outcome::BatchTooLarge(30), e.attempt(), &policy, NOW), NOW).unwrap();
+        e.promote().unwrap();
+    }
+    let c = e.claim("me", NOW).unwrap();
+    let d = decide(&Outcome::Response { status: 503, retry_after: None, backend_id: None, plain: true, body_excerpt: String::new() }, e.attempt(), &policy, NOW);
+    assert!(matches!(d, Decision::Retry { wait_ms: 1_000, .. }), "the first failure waits backoffMs[0] after two splits: {d:?}");
+    e.apply(c, &d, NOW).unwrap();
+    assert_eq!(e.attempt_count, 1);
 }
 
 #[test]

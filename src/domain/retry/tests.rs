@@ -157,6 +157,16 @@ fn backoff_follows_the_tries_and_retry_after_wins_when_longer() {
 }
 
 #[test]
+fn a_redirect_honours_retry_after_like_any_transient_answer() {
+    // CONTRACT §2: 3xx is transient, retried after max(backoff, Retry-After); a batch item can
+    // carry one (a single request's redirect is opaque to the page).
+    let item = Outcome::Response { status: 307, retry_after: Some("60".into()), backend_id: None, plain: true, body_excerpt: String::new() };
+    assert!(matches!(decide_now(&item, create()), Decision::Retry { wait_ms: 60_000, counted: true, .. }));
+    let whole = Outcome::Batch { status: 303, retry_after: Some("90".into()), detail: String::new() };
+    assert!(matches!(decide_now(&whole, create()), Decision::Retry { wait_ms: 90_000, .. }));
+}
+
+#[test]
 fn retry_after_forms() {
     assert_eq!(parse_retry_after("120", NOW), Some(120_000));
     assert_eq!(parse_retry_after(" 0 ", NOW), Some(0));
