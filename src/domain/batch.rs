@@ -137,8 +137,12 @@ pub fn item_outcomes(items: usize, results: Option<Vec<Option<ItemAnswer>>>) -> 
     let Some(results) = results else {
         return Err("the batch answer is not a JSON object with a \"results\" array".into());
     };
-    if results.len() != items {
+    if results.len() < items {
         return Err(format!("the batch answer has {} results for {items} events", results.len()));
+    }
+    if results.len() > items {
+        // (A list far longer than any batch is read only up to one result past the largest.)
+        return Err(format!("the batch answer has more results than the {items} events sent"));
     }
     let mut out = Vec::with_capacity(items);
     for (i, r) in results.into_iter().enumerate() {

@@ -215,7 +215,15 @@ pub const NO_BACKEND_ID_WAIT_MS: u64 = 60_000;
 pub fn unaddressable(entry_stored: bool, now: TimeMs) -> Decision {
     if entry_stored {
         let message = "waiting for the entry's backend id (its create has not been acknowledged); nothing was sent".to_owned();
-        Decision::Retry { at: now + NO_BACKEND_ID_WAIT_MS as TimeMs, wait_ms: NO_BACKEND_ID_WAIT_MS, message, counted: false, sent: false, maybe_stored: false, stepped: false }
+        Decision::Retry {
+            at: now + NO_BACKEND_ID_WAIT_MS as TimeMs,
+            wait_ms: NO_BACKEND_ID_WAIT_MS,
+            message,
+            counted: false,
+            sent: false,
+            maybe_stored: false,
+            stepped: false,
+        }
     } else {
         let message = "its entry is no longer stored on this device, so it has no backend id to address; nothing was sent".to_owned();
         Decision::GiveUp { message, refused: true, maybe_stored: false }

@@ -6,14 +6,14 @@
 //! without a receiver: `globalThis.fetch.call(globalThis, ...)` throws "does not implement
 //! interface Window" in Firefox when this module was loaded from another realm's script.
 
-use js_sys::{Array, Promise, JSON};
+use js_sys::{Array, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Headers, RequestCache, RequestInit, RequestRedirect};
 
 use super::timer::within;
-use super::{describe_error, get, mono};
+use super::{describe_error, get, head, mono, try_resolve};
 use crate::domain::batch::ItemAnswer;
 use crate::domain::retry::{exact_numeric_id, usable_backend_id};
 
@@ -25,6 +25,18 @@ extern "C" {
 
 /// How much of a response body is kept for messages.
 const EXCERPT_CHARS: usize = 500;
+
+/// The most of a body (or an item's `error`) copied into the wasm for an excerpt: the excerpt
+/// and any token that starts inside it (blanked before the cut, also JSON-escaped).
+const EXCERPT_READ: u32 = 8 * 1024;
+
+/// The longest body read (UTF-16 units): far above any answer of the protocol (a batch answer
+/// of 1,000 results with long error texts).
+const MAX_BODY_READ: u32 = 16 << 20;
+
+/// The most results of a batch answer read: one past the largest batch (`maxBatchEvents` is at
+/// most 1000), enough to tell a list that is too long.
+const MAX_RESULTS_READ: u32 = 1001;
 
 /// One request.
 pub struct Call<'a> {
@@ -89,7 +101,7 @@ fn id_of(v: &JsValue) -> Option<String> {
 
 fn item(v: &JsValue, token: Option<&str>) -> Option<ItemAnswer> {
     let status = get(v, "status").as_f64().filter(|s| s.fract() == 0.0 && (100.0..=599.0).contains(s))?;
-    let error = get(v, "error").as_string().map(|e| excerpt(&e, token));
+    let error = head(&get(v, "error"), EXCERPT_READ).map(|e| excerpt(&e, token));
     Some(ItemAnswer { status: status as u16, id: id_of(v), error, retry_after_s: get(v, "retryAfter").as_f64() })
 }
 
@@ -153,7 +165,10 @@ pub async fn send(call: Call<'_>) -> Reply {
         Err(e) => return Reply::Network(format!("fetch threw ({})", describe_error(&e))),
     };
     // `Promise.resolve`: a polyfill may return a thenable, or something that is not a promise.
-    let mut answer = JsFuture::from(Promise::resolve(&returned));
+    let mut answer = match try_resolve(&returned) {
+        Ok(p) => JsFuture::from(p),
+        Err(e) => return Reply::Network(format!("fetch returned a promise that cannot be awaited ({})", describe_error(&e))),
+    };
     let response = match within(left(started), &mut answer).await {
         // A deadline that fired late (the page was hung or frozen past it) comes before the
         // answer that arrived meanwhile, whose task is queued behind the timer's: look once more.
@@ -188,15 +203,15 @@ pub async fn send(call: Call<'_>) -> Reply {
     let headers = get(&response, "headers");
     let retry_after =
         super::as_function(&get(&headers, "get")).and_then(|f| f.call1(&headers, &JsValue::from_str("Retry-After")).ok()).and_then(|v| v.as_string());
-    let text = match response.text() {
+    let body = match response.text().and_then(|p| try_resolve(&p)) {
         // `Promise.resolve`: a polyfill's `text()` may not return a promise.
         // At least a late look: a body already there when a late deadline fired is read.
-        Ok(p) => match within(left(started).max(LATE_LOOK_MS), JsFuture::from(Promise::resolve(&p))).await {
+        Ok(p) => match within(left(started).max(LATE_LOOK_MS), JsFuture::from(p)).await {
             None => {
                 controller.abort();
                 return Reply::Timeout;
             }
-            Some(Ok(t)) => t.as_string().unwrap_or_default(),
+            Some(Ok(t)) => t,
             // A success whose body was cut off (the connection dropped): its id is lost, so this
             // is no answer (retried, never counted); the key makes the server answer it again.
             Some(Err(e)) if (200..300).contains(&status) => {
@@ -204,15 +219,27 @@ pub async fn send(call: Call<'_>) -> Reply {
                 return Reply::Network(format!("the connection dropped while {what} (HTTP {status}) was read ({})", describe_error(&e)));
             }
             // Any other status says what happened, cut body or not.
-            Some(Err(_)) => String::new(),
+            Some(Err(_)) => JsValue::UNDEFINED,
         },
-        Err(_) => String::new(),
+        Err(_) => JsValue::UNDEFINED,
     };
+    if let Some(long) = body.dyn_ref::<js_sys::JsString>().map(|s| s.length()).filter(|n| *n > MAX_BODY_READ) {
+        // No answer of this protocol is that long (a runaway server, a proxy's dump): its start is
+        // kept for the message; it is never copied whole (hundreds of megabytes would exhaust the
+        // wasm's memory and end the instance) nor parsed.
+        let cut = head(&body, EXCERPT_READ).unwrap_or_default();
+        let excerpt = format!("[a body of {long} characters, not read] {}", excerpt(&cut, call.token));
+        return Reply::Answer(Answer { status, retry_after, plain: false, excerpt, id: None, results: None });
+    }
+    let text = body.as_string().unwrap_or_default();
     let parsed = if text.trim().is_empty() { None } else { JSON::parse(&text).ok().filter(|v| v.is_object() && !Array::is_array(v)) };
     let plain = text.trim().is_empty() || parsed.is_some();
     let id = parsed.as_ref().and_then(id_of);
     let results = if call.batch {
-        parsed.as_ref().map(|p| get(p, "results")).filter(Array::is_array).map(|r| Array::from(&r).iter().map(|v| item(&v, call.token)).collect())
+        parsed.as_ref().map(|p| get(p, "results")).filter(Array::is_array).map(|r| {
+            let r = Array::from(&r);
+            (0..r.length().min(MAX_RESULTS_READ)).map(|i| item(&r.get(i), call.token)).collect()
+        })
     } else {
         None
     };

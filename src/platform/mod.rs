@@ -63,6 +63,21 @@ pub fn global() -> JsValue {
     js_sys::global().into()
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// `Promise.resolve(v)`, which throws when `v` is a promise whose `constructor` getter
+    /// throws (a hostile `fetch` wrapper or token function): caught.
+    #[wasm_bindgen(js_namespace = Promise, js_name = resolve, catch)]
+    pub fn try_resolve(value: &JsValue) -> Result<js_sys::Promise, JsValue>;
+}
+
+/// The first `max` UTF-16 units of a JS string, copied into the wasm (a body of hundreds of
+/// megabytes is never copied whole); `None` for anything else.
+pub fn head(value: &JsValue, max: u32) -> Option<String> {
+    let s = value.dyn_ref::<js_sys::JsString>()?;
+    Some(if s.length() > max { s.slice(0, max).into() } else { s.into() })
+}
+
 /// `target[name]`, or `undefined` (also when a getter throws).
 pub fn get(target: &JsValue, name: &str) -> JsValue {
     if !target.is_object() && !target.is_function() {
@@ -147,7 +162,7 @@ const MAX_ARRAY_READ: u32 = crate::domain::query::MAX_RESET_IDS as u32 + 1;
 /// The longest string argument copied into the wasm (UTF-16 code units): far above any value
 /// an option or argument takes (a token of a few kilobytes is the longest), so a string of
 /// hundreds of megabytes is refused by its length without being copied.
-const MAX_STRING_READ: u32 = 1 << 20;
+pub(crate) const MAX_STRING_READ: u32 = 1 << 20;
 
 /// An array's items, its `length` read once and each index once (a Proxy whose length changes
 /// between reads cannot slip a long array past a size check, nor make us walk millions). Items

@@ -4,25 +4,18 @@
 
 use std::cell::RefCell;
 
-use js_sys::{Function, Object, Promise};
+use js_sys::{Function, Object};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use super::timer::within;
-use super::{describe_error, set};
+use super::{describe_error, set, try_resolve, MAX_STRING_READ};
 use crate::domain::arg::truncate;
 use crate::domain::config::token_problem;
 
 /// The longest reason kept from what the token function threw (stored in the event's
 /// `errorMessage` and in `stats().lastError`), cut after any token in it is blanked.
 const MAX_REASON_CHARS: usize = 500;
-
-#[wasm_bindgen]
-extern "C" {
-    // `Promise.resolve(v)` throws when `v` is a promise whose `constructor` getter throws: caught.
-    #[wasm_bindgen(js_namespace = Promise, js_name = resolve, catch)]
-    fn try_resolve(value: &JsValue) -> Result<Promise, JsValue>;
-}
 
 /// Where the bearer token comes from.
 pub enum TokenSource {
@@ -95,6 +88,10 @@ impl TokenSource {
             Some(Err(e)) => return Err(format!("the token function's promise rejected ({})", describe_error(&e))),
             Some(Ok(v)) => v,
         };
+        // A string far longer than any token is refused by its length, never copied whole.
+        if let Some(long) = value.dyn_ref::<js_sys::JsString>().map(|s| s.length()).filter(|n| *n > MAX_STRING_READ) {
+            return Err(format!("the token function returned a string of {long} characters, far longer than any token"));
+        }
         match value.as_string() {
             // A lone surrogate would arrive here replaced by U+FFFD: refused with the rest.
             Some(t) if !t.is_empty() => match token_problem(&t) {

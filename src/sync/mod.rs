@@ -438,7 +438,9 @@ impl Shared {
             Message::PassRequest { id, user } if mine(&user) && self.is_leader() => {
                 let shared = self.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    if let Some(report) = processor::pass_now(&shared, true).await {
+                    // Answered only with the asking user's pass: after a switch of user here
+                    // meanwhile, the asker hears nothing and answers at its bound.
+                    if let Some(report) = processor::pass_now(&shared, true).await.filter(|r| r.user_id.as_deref() == Some(user.as_str())) {
                         shared.post(&Message::PassDone { id, report });
                     }
                 });

@@ -167,16 +167,19 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
             }
         }
     }
-    {
-        let mut n = shared.net.borrow_mut();
-        if unreachable.get() && !answered.get() {
+    if unreachable.get() && !answered.get() {
+        let (wait, streak) = {
+            let mut n = shared.net.borrow_mut();
             n.streak += 1;
             let wait = cfg.retry.backoff(n.streak);
             n.until = mono() + wait as f64;
-            log.info(|| format!("no answer from the server (or no token): uploads for user {user} wait {wait} ms (attempt {} of the backoff)", n.streak));
-        } else if answered.get() {
-            *n = super::NetState { last_probe: n.last_probe, ..Default::default() };
-        }
+            (wait, n.streak)
+        };
+        // Logged with no borrow held: a console wrapper may call back into the outbox.
+        log.info(|| format!("no answer from the server (or no token): uploads for user {user} wait {wait} ms (attempt {streak} of the backoff)"));
+    } else if answered.get() {
+        let mut n = shared.net.borrow_mut();
+        *n = super::NetState { last_probe: n.last_probe, ..Default::default() };
     }
     let report = report.take();
     if let Some(e) = failure.into_inner() {

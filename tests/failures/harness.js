@@ -167,7 +167,8 @@ export function stubFetch(responses, fallback) {
         const r = new Response(JSON.stringify({ id: "elsewhere-" + stub.elsewhere }), { status: 201, headers: { "Content-Type": "application/json" } });
         return r;
       }
-      const body = spec.body === undefined ? JSON.stringify({ id: "srv-" + stub.requests.length })
+      const body = spec.bodyRepeat ? spec.bodyRepeat[0].repeat(spec.bodyRepeat[1])
+        : spec.body === undefined ? JSON.stringify({ id: "srv-" + stub.requests.length })
         : typeof spec.body === "string" ? spec.body : JSON.stringify(spec.body);
       return new Response(spec.status === 204 ? null : body, { status: spec.status || 201, headers: spec.headers || { "Content-Type": "application/json" } });
     } finally {

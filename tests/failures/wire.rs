@@ -87,3 +87,43 @@ async fn f10_the_body_names_the_user_and_stored_errors_never_hold_the_token() {
     }
     finish(&db, &[&outbox]).await;
 }
+
+/// A review found: an answer's whole body was copied into the wasm's memory (and copied again to
+/// blank the token), and so was a token function's string: hundreds of megabytes from a runaway
+/// server or a broken token cache would exhaust it and kill the instance for good. Now a body over
+/// 16 M characters, or a token over 1 M, is refused by its length (a body's start is kept for the
+/// message). (This cannot show the trap itself: a page cannot hold strings that large reliably.)
+#[wasm_bindgen_test]
+async fn a_huge_answer_or_token_is_refused_by_its_length_never_copied_whole() {
+    let db = fresh_db("huge");
+    // 20 M characters: an id at its start, then padding (a runaway server's echo).
+    let _stub = stub_fetch(&json(r#"[{"status": 201, "bodyRepeat": ["{\"id\": \"b-1\", \"pad\": \"", 20000000]}]"#), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, r#"{"processingIntervalMs": 60000, "requestTimeoutMs": 5000, "backoffMs": [50], "maxAttempts": 5}"#).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let id = string(&save(&outbox, 70.0).await, "id");
+    process_now(&outbox, 10_000).await;
+    let e = event_of(&outbox, "u1", &id).await;
+    let why = opt_string(&e, "errorMessage").unwrap_or_default();
+    assert_eq!(opt_string(&e, "status").as_deref(), Some("failed"), "{e:?}");
+    assert!(why.contains("not read") && why.chars().count() < 2_000, "{why}");
+    // The next answer is an ordinary one: it completes.
+    eventually(5_000, "the retry completes", || async {
+        let _ = outbox.process_now();
+        all_completed(&outbox, 1).await
+    })
+    .await;
+
+    // A token function whose string is 2 M characters: a failed attempt, said clearly.
+    let c = config(&db, r#"{"processingIntervalMs": 60000, "requestTimeoutMs": 2000, "backoffMs": [50], "maxAttempts": 5, "log": "off"}"#);
+    set(&c, "token", &js_sys::Function::new_no_args("return 't'.repeat(20000000)"));
+    outbox.close();
+    let other = open_with(c).await;
+    other.start(JsValue::from_str("u1")).unwrap();
+    let id = string(&save(&other, 71.0).await, "id");
+    process_now(&other, 10_000).await;
+    let why = opt_string(&event_of(&other, "u1", &id).await, "errorMessage").unwrap_or_default();
+    assert!(why.contains("far longer than any token"), "{why}");
+    // The instance still works.
+    assert!(num(&stats(&other, "u1").await, "pending") + num(&stats(&other, "u1").await, "failed") >= 1.0);
+    finish(&db, &[&outbox, &other]).await;
+}

@@ -48,7 +48,7 @@ fn complete(backend_id: &str) -> Decision {
 
 /// A failure to retry at `at`; `counted`: a failed server answer (not a network error).
 fn retry(at: i64, wait_ms: u64, message: &str, counted: bool) -> Decision {
-    Decision::Retry { at, wait_ms, message: message.into(), counted, sent: true, maybe_stored: true }
+    Decision::Retry { at, wait_ms, message: message.into(), counted, sent: true, maybe_stored: true, stepped: true }
 }
 
 fn give_up(message: &str) -> Decision {

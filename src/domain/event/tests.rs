@@ -288,7 +288,8 @@ fn a_batch_split_after_a_413_takes_no_step_of_the_backoff() {
         e.promote().unwrap();
     }
     let c = e.claim("me", NOW).unwrap();
-    let d = decide(&Outcome::Response { status: 503, retry_after: None, backend_id: None, plain: true, body_excerpt: String::new() }, e.attempt(), &policy, NOW);
+    let d =
+        decide(&Outcome::Response { status: 503, retry_after: None, backend_id: None, plain: true, body_excerpt: String::new() }, e.attempt(), &policy, NOW);
     assert!(matches!(d, Decision::Retry { wait_ms: 1_000, .. }), "the first failure waits backoffMs[0] after two splits: {d:?}");
     e.apply(c, &d, NOW).unwrap();
     assert_eq!(e.attempt_count, 1);
