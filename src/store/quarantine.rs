@@ -58,6 +58,24 @@ pub fn ask_event(round: &mut Round, q: &idb::ObjectStore, id: &str) -> Result<As
     round.ask(q.get(quarantine_key(EVENTS, &JsValue::from_str(id))))
 }
 
+/// Asks (in `round`) for the kept record `id` of `store` (undefined when there is none).
+pub fn ask_kept(round: &mut Round, q: &idb::ObjectStore, store: &str, id: &str) -> Result<Asked> {
+    round.ask(q.get(quarantine_key(store, &JsValue::from_str(id))))
+}
+
+/// Gives a kept entry (or tombstone) the backend id its create was acknowledged with, so the
+/// version of the app that can read it gets it back with its id. `false` when `kept` holds no
+/// record.
+pub fn give_backend_id(q: &idb::ObjectStore, store: &str, kept: &JsValue, id: &str) -> Result<bool> {
+    let record = get(kept, "record");
+    if !record.is_object() {
+        return Ok(false);
+    }
+    set(&record, "backendId", &JsValue::from_str(id));
+    q.put(kept, Some(&quarantine_key(store, &get(kept, "key")))).map_err(error(OP))?;
+    Ok(true)
+}
+
 /// Reads a kept record.
 fn read(v: &JsValue) -> Quarantined {
     Quarantined {

@@ -174,7 +174,7 @@ impl Store {
     /// whose heartbeat this also renews while the record still names it.
     pub async fn record(&self, results: &[Outcome<'_>], lead: Option<&Lead>) -> Result<Vec<Recorded>> {
         const OP: &str = "recording upload results";
-        let tx = self.db().begin(&[EVENTS, ENTRIES, TOMBSTONES, META], Mode::Relaxed, OP).await?;
+        let tx = self.db().begin(&[EVENTS, ENTRIES, TOMBSTONES, META, QUARANTINE], Mode::Relaxed, OP).await?;
         let result = tx.bounded(record_in(&tx, results, lead)).await;
         tx.finish(result).await
     }
@@ -554,7 +554,7 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
         metas.iter().map(|(m, l)| (decode_meta(&m.value()), l.as_ref().and_then(|l| decode_leader(&l.value())))).collect();
     let mut out = Vec::with_capacity(results.len());
     // Creates acknowledged whose entry was deleted meanwhile: the tombstone gets the id (round 3).
-    let mut orphans: Vec<(String, String)> = Vec::new();
+    let mut orphans: Vec<(String, String, JsValue)> = Vec::new();
     for ((r, slot), one) in results.iter().zip(applied).zip(side) {
         let Some((event, a)) = slot else {
             out.push(Recorded::Dropped);
@@ -572,7 +572,7 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
                             e.updated_at = r.at;
                             put(&entries, &encode_entry(&e, None), OP)?;
                         }
-                        Err(_) => orphans.push((event.entity_id.clone(), id.clone())),
+                        Err(_) => orphans.push((event.entity_id.clone(), id.clone(), entry.value())),
                     }
                 }
                 if event.operation == Operation::Delete {
@@ -612,14 +612,33 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
     }
     if !orphans.is_empty() {
         // Deleted while its create was in flight: the delete queued behind it needs this id.
-        let reads = orphans.iter().map(|(entity, _)| round.ask(tombstones.get(s(entity)))).collect::<Result<Vec<_>>>()?;
+        // Or the entry is one this version cannot read (another version of the app wrote it,
+        // and may have set it aside): it gets the id where it is, so the version that reads it
+        // never sends it as a new create (a second record) nor drops its delete.
+        let q = tx.store(QUARANTINE)?;
+        let reads = orphans
+            .iter()
+            .map(|(entity, ..)| {
+                Ok([
+                    round.ask(tombstones.get(s(entity)))?,
+                    quarantine::ask_kept(&mut round, &q, ENTRIES, entity)?,
+                    quarantine::ask_kept(&mut round, &q, TOMBSTONES, entity)?,
+                ])
+            })
+            .collect::<Result<Vec<_>>>()?;
         round.done().await?;
-        for ((_, id), read) in orphans.iter().zip(reads) {
-            let raw = read.value();
+        for ((entity, id, unreadable), [tombstone, kept_entry, kept_tombstone]) in orphans.iter().zip(reads) {
+            let raw = tombstone.value();
             if let Ok(mut t) = decode_entry(&raw) {
                 let deleted_at = crate::platform::get(&raw, "deletedAt").as_f64().map(|d| d as TimeMs);
                 t.backend_id = Some(id.clone());
                 tombstones.put(&encode_entry(&t, deleted_at), None).map_err(error(OP))?;
+            } else if crate::platform::get(unreadable, "id").as_string().as_deref() == Some(entity.as_str()) {
+                // Best effort: a record this version cannot read may not even be storable as is.
+                crate::platform::set(unreadable, "backendId", &JsValue::from_str(id));
+                let _ = entries.put(unreadable, None);
+            } else if !quarantine::give_backend_id(&q, ENTRIES, &kept_entry.value(), id)? {
+                quarantine::give_backend_id(&q, TOMBSTONES, &kept_tombstone.value(), id)?;
             }
         }
     }

@@ -142,3 +142,41 @@ async fn f7_an_older_apps_entry_with_a_string_date_is_set_aside_at_upgrade() {
     assert_eq!(entries.len(), 2, "{entries:?}");
     finish(&db, &[&outbox]).await;
 }
+
+/// Review K2: an entry set aside while its create was in flight (another version of the app, one
+/// that cannot read it, listed the entries meanwhile) lost the id the server answered with: the
+/// version that can read it got it back with no backend id, so an edit went out as a second
+/// create (a second record) and a delete was never sent. Now the kept copy gets the id.
+#[wasm_bindgen_test]
+async fn a_create_acknowledged_while_its_entry_was_set_aside_keeps_its_backend_id() {
+    let db = fresh_db("quarantine-id");
+    let stub = stub_fetch(&json(r#"[{"hold": "answer", "status": 201, "body": {"id": "srv-k2"}}]"#), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, CFG).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let id = string(&save_for(&outbox, 70.0).await, "id");
+    eventually(5_000, "the create is in flight", || async { call(&stub, "isHeld", &[JsValue::from_str("answer")]).is_truthy() }).await;
+    // Another version of the app sets the entry aside (as `entries()` there would).
+    let raw = ok(raw_get(&db, "entries", &id)).await;
+    let kept = json(r#"{"store": "entries", "userId": "u1", "reason": "written by a newer version", "at": 0}"#);
+    set(&kept, "key", &JsValue::from_str(&id));
+    set(&kept, "record", &raw);
+    ok(raw_put(&db, "quarantine", &kept, &JsValue::from_str(&format!("entries:{id}")))).await;
+    ok(raw_delete(&db, "entries", &id)).await;
+    call(&stub, "release", &[JsValue::from_str("answer")]);
+    eventually(5_000, "the create completes", || async { all_completed(&outbox, 1).await }).await;
+    let kept = ok(raw_get(&db, "quarantine", &format!("entries:{id}"))).await;
+    assert_eq!(opt_string(&get(&kept, "record"), "backendId").as_deref(), Some("srv-k2"), "{kept:?}");
+
+    // Back in a version that reads it: restored with its id, and an edit updates that record.
+    outbox.close();
+    let again = open(&db, CFG).await;
+    again.start(JsValue::from_str("u1")).unwrap();
+    let listed = array(&resolves(10_000, "entries", again.entries(JsValue::from_str("u1"))).await);
+    let back = listed.iter().find(|e| opt_string(e, "id").as_deref() == Some(id.as_str())).expect("the entry is restored");
+    assert_eq!(opt_string(back, "backendId").as_deref(), Some("srv-k2"), "{back:?}");
+    resolves(10_000, "update", again.update(JsValue::from_str(&id), json(r#"{"quantity": 71}"#))).await;
+    eventually(8_000, "the update goes to the server's record", || async { sent_to(&stub, "srv-k2") == 1 }).await;
+    let posts = requests(&stub).iter().filter(|r| opt_string(r, "method").as_deref() == Some("POST")).count();
+    assert_eq!(posts, 1, "one create only: {:?}", requests(&stub));
+    finish(&db, &[&outbox, &again]).await;
+}
