@@ -12,6 +12,7 @@ use crate::domain::config::Config;
 use crate::domain::entry::{
     validate_id, validate_save, validate_update, validate_user_id, ProgressEntry, SaveArgs, SaveInput, SaveMethod, UpdateArgs, UpdateInput,
 };
+use crate::domain::error::Written;
 use crate::domain::event::{Operation, OutboxEvent, StateKey};
 use crate::domain::query::{resolve_user, validate_entries_query, validate_events_query, validate_ids};
 use crate::domain::stats::{PassReport, Stats};
@@ -210,7 +211,7 @@ impl OutboxCore {
         self.check_open()?;
         let user = resolve_user("stats", user, self.shared.user().as_deref())?;
         let shared = self.shared.clone();
-        Ok(async move { subscribers::stats(&shared, &user).await })
+        Ok(read_within("reading stats", async move { subscribers::stats(&shared, &user).await }))
     }
 
     /// `events({ status, userId, limit })`, newest first, and the records set aside.
@@ -218,7 +219,7 @@ impl OutboxCore {
         self.check_open()?;
         let q = validate_events_query(status, user, limit, self.shared.user().as_deref())?;
         let shared = self.shared.clone();
-        Ok(async move { shared.store.events(&q.user_id, q.status, q.limit).await })
+        Ok(read_within("listing events", async move { shared.store.events(&q.user_id, q.status, q.limit).await }))
     }
 
     /// Events processing for longer than `staleAfterMs` (or whose context is gone).
@@ -226,7 +227,7 @@ impl OutboxCore {
         self.check_open()?;
         let user = resolve_user("staleEvents", user, self.shared.user().as_deref())?;
         let core = self.clone();
-        Ok(async move { core.stale_events_now(&user).await })
+        Ok(read_within("listing stale events", async move { core.stale_events_now(&user).await }))
     }
 
     async fn stale_events_now(&self, user: &str) -> Result<Vec<OutboxEvent>> {
@@ -388,7 +389,7 @@ impl OutboxCore {
         self.check_open()?;
         let q = validate_entries_query(user, metric, from, to, limit, self.shared.user().as_deref())?;
         let shared = self.shared.clone();
-        Ok(async move { shared.store.entries(&q).await })
+        Ok(read_within("listing entries", async move { shared.store.entries(&q).await }))
     }
 
     /// Adds a stats subscriber.
@@ -453,3 +454,11 @@ const TAKEOVER_LOOK_MS: u64 = 100;
 /// How long `processNow()` waits for its pass: the bound of every call (CONTRACT §3: every
 /// call settles within 10 s), however long the server or the token function takes.
 const PROCESS_NOW_LIMIT_MS: u32 = crate::platform::idb::DEADLINE_MS;
+
+/// A read call bounded as a whole (CONTRACT §3: every call settles within 10 s): the read of
+/// storage and what comes with it (reopening a lost connection first, setting unreadable records
+/// aside, asking the browser about storage or locks) never add up past the bound. A read dropped
+/// part-way stores nothing (setting records aside is best effort: they are met again).
+async fn read_within<T>(operation: &'static str, read: impl Future<Output = Result<T>>) -> Result<T> {
+    within(u64::from(crate::platform::idb::DEADLINE_MS), read).await.unwrap_or(Err(Error::TimedOut(operation, Written::Read)))
+}
