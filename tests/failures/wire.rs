@@ -98,7 +98,7 @@ async fn a_huge_answer_or_token_is_refused_by_its_length_never_copied_whole() {
     let db = fresh_db("huge");
     // 20 M characters: an id at its start, then padding (a runaway server's echo).
     let _stub = stub_fetch(&json(r#"[{"status": 201, "bodyRepeat": ["{\"id\": \"b-1\", \"pad\": \"", 20000000]}]"#), &json(r#"{"status": 201}"#));
-    let outbox = open(&db, r#"{"processingIntervalMs": 60000, "requestTimeoutMs": 5000, "backoffMs": [50], "maxAttempts": 5}"#).await;
+    let outbox = open(&db, r#"{"processingIntervalMs": 60000, "requestTimeoutMs": 5000, "backoffMs": [60000], "maxAttempts": 5}"#).await;
     outbox.start(JsValue::from_str("u1")).unwrap();
     let id = string(&save(&outbox, 70.0).await, "id");
     process_now(&outbox, 10_000).await;
@@ -107,6 +107,8 @@ async fn a_huge_answer_or_token_is_refused_by_its_length_never_copied_whole() {
     assert_eq!(opt_string(&e, "status").as_deref(), Some("failed"), "{e:?}");
     assert!(why.contains("not read") && why.chars().count() < 2_000, "{why}");
     // The next answer is an ordinary one: it completes.
+    let ids = js_sys::Array::of1(&get(&e, "id"));
+    resolves(10_000, "resetForRetry", outbox.reset_for_retry(ids.into())).await;
     eventually(5_000, "the retry completes", || async {
         let _ = outbox.process_now();
         all_completed(&outbox, 1).await
