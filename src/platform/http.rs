@@ -9,11 +9,10 @@
 use js_sys::{Array, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Headers, RequestCache, RequestInit, RequestRedirect};
 
 use super::timer::within;
-use super::{describe_error, get, head, mono, try_resolve};
+use super::{adopt, describe_error, get, head, mono};
 use crate::domain::batch::ItemAnswer;
 use crate::domain::retry::{exact_numeric_id, usable_backend_id};
 
@@ -165,10 +164,7 @@ pub async fn send(call: Call<'_>) -> Reply {
         Err(e) => return Reply::Network(format!("fetch threw ({})", describe_error(&e))),
     };
     // `Promise.resolve`: a polyfill may return a thenable, or something that is not a promise.
-    let mut answer = match try_resolve(&returned) {
-        Ok(p) => JsFuture::from(p),
-        Err(e) => return Reply::Network(format!("fetch returned a promise that cannot be awaited ({})", describe_error(&e))),
-    };
+    let mut answer = adopt(&returned);
     let response = match within(left(started), &mut answer).await {
         // A deadline that fired late (the page was hung or frozen past it) comes before the
         // answer that arrived meanwhile, whose task is queued behind the timer's: look once more.
@@ -203,10 +199,10 @@ pub async fn send(call: Call<'_>) -> Reply {
     let headers = get(&response, "headers");
     let retry_after =
         super::as_function(&get(&headers, "get")).and_then(|f| f.call1(&headers, &JsValue::from_str("Retry-After")).ok()).and_then(|v| v.as_string());
-    let body = match response.text().and_then(|p| try_resolve(&p)) {
+    let body = match response.text().map(|p| adopt(&p)) {
         // `Promise.resolve`: a polyfill's `text()` may not return a promise.
         // At least a late look: a body already there when a late deadline fired is read.
-        Ok(p) => match within(left(started).max(LATE_LOOK_MS), JsFuture::from(p)).await {
+        Ok(p) => match within(left(started).max(LATE_LOOK_MS), p).await {
             None => {
                 controller.abort();
                 return Reply::Timeout;

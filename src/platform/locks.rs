@@ -7,7 +7,6 @@ use std::rc::Rc;
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use super::timer::{within, Notify};
 use super::{get, global, set};
@@ -95,7 +94,7 @@ pub fn request(name: &str, steal: bool, on_change: &Rc<Notify>) -> Option<Lock> 
     {
         let (settled, wake) = (settled.clone(), Rc::downgrade(on_change));
         wasm_bindgen_futures::spawn_local(async move {
-            let _ = JsFuture::from(Promise::resolve(&promise)).await;
+            let _ = super::adopt(&promise).await;
             settled.set(true);
             if let Some(w) = wake.upgrade() {
                 w.notify();
@@ -123,7 +122,7 @@ pub async fn held_names() -> Held {
     let Some(locks) = manager() else { return Held::Unavailable };
     let Ok(query) = get(&locks, "query").dyn_into::<Function>() else { return Held::Unavailable };
     let Ok(p) = query.call0(&locks) else { return Held::Unavailable };
-    match within(1_000, JsFuture::from(Promise::resolve(&p))).await {
+    match within(1_000, super::adopt(&p)).await {
         None => Held::Unknown,
         Some(Err(_)) => Held::Unavailable,
         Some(Ok(snapshot)) => match get(&snapshot, "held").dyn_into::<Array>() {

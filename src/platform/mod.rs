@@ -63,12 +63,16 @@ pub fn global() -> JsValue {
     js_sys::global().into()
 }
 
-#[wasm_bindgen]
-extern "C" {
-    /// `Promise.resolve(v)`, which throws when `v` is a promise whose `constructor` getter
-    /// throws (a hostile `fetch` wrapper or token function): caught.
-    #[wasm_bindgen(js_namespace = Promise, js_name = resolve, catch)]
-    pub fn try_resolve(value: &JsValue) -> Result<js_sys::Promise, JsValue>;
+/// A future of whatever a JS API or the app's code returned (a value, a promise, a thenable),
+/// awaited through a promise of our own that resolves with it. `Promise.resolve(p)` hands a
+/// native promise back as it is, so a promise whose own `then` (or `constructor`) throws, as a
+/// hostile wrapper may return, made the `then` call of the await throw through the wasm, leaving
+/// the instance broken for good; resolving our own promise with it turns that into a rejection.
+pub fn adopt(value: &JsValue) -> wasm_bindgen_futures::JsFuture {
+    let mut executor = |resolve: js_sys::Function, _reject: js_sys::Function| {
+        let _ = resolve.call1(&JsValue::UNDEFINED, value);
+    };
+    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::new(&mut executor))
 }
 
 /// The first `max` UTF-16 units of a JS string, copied into the wasm (a body of hundreds of

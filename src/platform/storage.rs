@@ -1,9 +1,8 @@
 //! `navigator.storage`: asking for persistent storage, and how much is used. Each call is
 //! bounded (Firefox may show a permission prompt for `persist()`: it is never awaited at open).
 
-use js_sys::{Function, Promise};
+use js_sys::Function;
 use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::JsFuture;
 
 use super::timer::within;
 use super::{get, global};
@@ -17,7 +16,7 @@ async fn call(name: &str) -> Option<JsValue> {
     let storage = manager();
     let f: Function = super::as_function(&get(&storage, name))?;
     let p = f.call0(&storage).ok()?;
-    within(1_000, JsFuture::from(Promise::resolve(&p))).await?.ok()
+    within(1_000, super::adopt(&p)).await?.ok()
 }
 
 /// Asks the browser to keep this origin's data under storage pressure (`persist()`), without
@@ -28,7 +27,7 @@ pub fn request_persistence() {
         if let Ok(p) = f.call0(&storage) {
             // Swallow a rejection: unanswered prompts and refusals are normal.
             wasm_bindgen_futures::spawn_local(async move {
-                let _ = JsFuture::from(Promise::resolve(&p)).await;
+                let _ = super::adopt(&p).await;
             });
         }
     }

@@ -6,10 +6,9 @@ use std::cell::RefCell;
 
 use js_sys::{Function, Object};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 use super::timer::within;
-use super::{describe_error, set, try_resolve, MAX_STRING_READ};
+use super::{adopt, describe_error, set, MAX_STRING_READ};
 use crate::domain::arg::truncate;
 use crate::domain::config::token_problem;
 
@@ -81,8 +80,7 @@ impl TokenSource {
         set(&hint, "refresh", &JsValue::from_bool(refresh));
         let value = f.call2(&JsValue::UNDEFINED, &JsValue::from_str(user), &hint).map_err(|e| format!("the token function threw ({})", describe_error(&e)))?;
         // `Promise.resolve` adopts any thenable (and turns a throwing `then` into a rejection).
-        let promise = try_resolve(&value).map_err(|e| format!("the token function returned a promise that cannot be awaited ({})", describe_error(&e)))?;
-        let answered = within(timeout_ms, JsFuture::from(promise)).await;
+        let answered = within(timeout_ms, adopt(&value)).await;
         let value = match answered {
             None => return Err(format!("the token function did not answer within {timeout_ms} ms (requestTimeoutMs)")),
             Some(Err(e)) => return Err(format!("the token function's promise rejected ({})", describe_error(&e))),

@@ -216,6 +216,12 @@ export function tokenSwitch(token) {
       Object.defineProperty(p, "constructor", { get() { throw new Error("no constructor here"); } });
       return p;
     }
+    // A promise whose own `then` throws (a probe found it trapped the wasm in Chromium).
+    if (t.mode === "throwingThen") {
+      const p = Promise.resolve(t.token);
+      p.then = () => { throw new Error("no then here"); };
+      return p;
+    }
     // An error message of 5 MB, with the token in it at the end.
     if (t.mode === "hugeError") throw new Error("x".repeat(5000000) + " " + t.token);
     return Promise.resolve(t.token);

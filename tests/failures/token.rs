@@ -104,7 +104,20 @@ async fn a_token_promise_that_cannot_be_awaited_or_a_huge_token_error_is_a_bound
     let event = event_of(&outbox, "u1", &id).await;
     assert_eq!(string(&event, "status"), "failed", "{event:?}");
     let why = string(&event, "errorMessage");
-    assert!(why.contains("cannot be awaited"), "{why}");
+    assert!(why.contains("token function's promise rejected") && why.contains("no constructor here"), "{why}");
+
+    // A probe found: a promise whose own `then` throws went through `Promise.resolve` as it was,
+    // and the await's `then` call threw through the wasm: in Chromium the instance trapped, the
+    // event stayed `processing`, and nothing uploaded again for the life of the page.
+    set(&token, "mode", &JsValue::from_str("throwingThen"));
+    outbox.stop();
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    eventually(5_000, "the throwing then recorded", || async {
+        process_now(&outbox, 5_000).await;
+        string(&event_of(&outbox, "u1", &id).await, "errorMessage").contains("no then here")
+    })
+    .await;
+    assert_eq!(string(&event_of(&outbox, "u1", &id).await, "status"), "failed");
 
     set(&token, "mode", &JsValue::from_str("hugeError"));
     outbox.stop();
