@@ -718,6 +718,9 @@ async fn recorder(pass: &Pass<'_>) {
                 format!("{n} uploads of user {user} failed for want of a valid token ({why}): check the token option of Outbox.open; they are retried")
             });
         }
+        // An entry's next event, let go by this one's end, is uploaded now rather than at the
+        // next tick (a chain of edits would otherwise take one processing interval per edit).
+        let mut next_free = false;
         for (d, w) in batch.iter().zip(written) {
             let id = &d.claimed.event.id;
             shared.landed(id);
@@ -725,6 +728,7 @@ async fn recorder(pass: &Pass<'_>) {
                 log.debug(|| format!("event {id}: its result arrived after it moved on; ignored"));
                 continue;
             };
+            next_free |= e.blocks && !matches!(applied, Applied::Retrying);
             let mut r = pass.report.borrow_mut();
             match (&d.decision, applied) {
                 (Decision::Complete { backend_id }, _) => {
@@ -751,6 +755,9 @@ async fn recorder(pass: &Pass<'_>) {
                     log.warn(|| format!("event {id} failed and gave up ({message}); entry {} is kept; resetForRetry([\"{id}\"]) sends it again", e.entity_id));
                 }
             }
+        }
+        if next_free {
+            shared.wake();
         }
         shared.changed();
     }

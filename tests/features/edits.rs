@@ -350,3 +350,25 @@ async fn entries_filter_by_user_metric_and_inclusive_dates_newest_first_with_a_l
     assert_eq!(names(o.entries(q(Some(BASE + 2.0 * DAY), Some(BASE + 4.0 * DAY), "")).await), ["s2", "s1"]);
     finish(&db, &[&o]).await;
 }
+
+/// A probe found: an entry's next event, let go when the one before it completed, waited for the
+/// next processing tick: a chain of N edits took N processing intervals to sync. Now the end of
+/// one wakes the processor for the next.
+#[wasm_bindgen_test]
+async fn a_chain_of_edits_syncs_without_waiting_a_tick_per_edit() {
+    let db = fresh_db("edit-chain");
+    let srv = Server::new("", "");
+    let o = Ob::open(&db, r#"{"processingIntervalMs": 600000}"#).await;
+    o.start("u1");
+    let id = string(&o.save("weight", 80.0, "{}").await, "id");
+    o.process_now().await;
+    o.drained("u1", Some(1), 5_000).await;
+    for q in [81.0, 82.0, 83.0, 84.0] {
+        o.update(&id, &format!(r#"{{"quantity": {q}}}"#)).await;
+    }
+    // One tick is 10 minutes: every edit goes within seconds, in order.
+    o.drained("u1", Some(5), 5_000).await;
+    let puts: Vec<f64> = srv.requests().iter().filter(|r| string(r, "method") == "PUT").map(|r| num(&get(r, "body"), "quantity")).collect();
+    assert_eq!(puts, [81.0, 82.0, 83.0, 84.0]);
+    finish(&db, &[&o]).await;
+}
