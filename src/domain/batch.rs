@@ -124,6 +124,8 @@ pub struct ItemAnswer {
     pub error: Option<String>,
     /// Its `retryAfter`, in seconds.
     pub retry_after_s: Option<f64>,
+    /// Its `retryAfter` given as text, as the header's forms: seconds, or an HTTP date.
+    pub retry_after_text: Option<String>,
 }
 
 /// Each item's outcome, classified as if it were that event's own answer, from a 2xx batch
@@ -151,7 +153,7 @@ pub fn item_outcomes(items: usize, results: Option<Vec<Option<ItemAnswer>>>) -> 
         };
         out.push(Outcome::Response {
             status: a.status,
-            retry_after: a.retry_after_s.filter(|s| s.is_finite() && *s >= 0.0).map(|s| (s.ceil() as u64).to_string()),
+            retry_after: a.retry_after_s.filter(|s| s.is_finite() && *s >= 0.0).map(|s| (s.ceil() as u64).to_string()).or(a.retry_after_text),
             backend_id: a.id,
             plain: true,
             body_excerpt: a.error.unwrap_or_default(),

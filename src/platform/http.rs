@@ -101,7 +101,8 @@ fn id_of(v: &JsValue) -> Option<String> {
 fn item(v: &JsValue, token: Option<&str>) -> Option<ItemAnswer> {
     let status = get(v, "status").as_f64().filter(|s| s.fract() == 0.0 && (100.0..=599.0).contains(s))?;
     let error = head(&get(v, "error"), EXCERPT_READ).map(|e| excerpt(&e, token));
-    Some(ItemAnswer { status: status as u16, id: id_of(v), error, retry_after_s: get(v, "retryAfter").as_f64() })
+    let retry_after = get(v, "retryAfter");
+    Some(ItemAnswer { status: status as u16, id: id_of(v), error, retry_after_s: retry_after.as_f64(), retry_after_text: head(&retry_after, 64) })
 }
 
 /// The start of a body, with the token blanked out first (then cut: a token straddling the cut

@@ -92,7 +92,7 @@ fn constrained_networks_send_less() {
 }
 
 fn answer(status: u16) -> Option<ItemAnswer> {
-    Some(ItemAnswer { status, id: (status < 300).then(|| format!("b-{status}")), error: None, retry_after_s: None })
+    Some(ItemAnswer { status, id: (status < 300).then(|| format!("b-{status}")), error: None, retry_after_s: None, retry_after_text: None })
 }
 
 #[test]
@@ -106,6 +106,13 @@ fn mixed_results_each_end_in_their_own_state() {
         a.error = Some("quantity out of range".into());
     }
     let outcomes = item_outcomes(3, Some(vec![answer(201), refused, retry_later])).unwrap();
+    // A `retryAfter` given as text takes the header's forms (a probe found strings ignored).
+    let mut as_text = answer(503);
+    if let Some(a) = as_text.as_mut() {
+        a.retry_after_text = Some("7".into());
+    }
+    let text = item_outcomes(1, Some(vec![as_text])).unwrap();
+    assert!(matches!(&text[0], Outcome::Response { retry_after: Some(r), .. } if r == "7"), "{text:?}");
     let policy = RetryPolicy::default();
     let first = Attempt { operation: Operation::Create, attempt_count: 0, tries: 0, max_attempts: 5, maybe_stored: false };
     let decisions: Vec<Decision> = outcomes.iter().map(|o| decide(o, first, &policy, 0)).collect();
