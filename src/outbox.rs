@@ -459,6 +459,8 @@ const PROCESS_NOW_LIMIT_MS: u32 = crate::platform::idb::DEADLINE_MS;
 /// storage and what comes with it (reopening a lost connection first, setting unreadable records
 /// aside, asking the browser about storage or locks) never add up past the bound. A read dropped
 /// part-way stores nothing (setting records aside is best effort: they are met again).
-async fn read_within<T>(operation: &'static str, read: impl Future<Output = Result<T>>) -> Result<T> {
+async fn read_within<T>(operation: &'static str, read: impl Future<Output = Result<T>> + 'static) -> Result<T> {
+    // Boxed: one `within` per output type, not per read (smaller wasm).
+    let read: std::pin::Pin<Box<dyn Future<Output = Result<T>>>> = Box::pin(read);
     within(u64::from(crate::platform::idb::DEADLINE_MS), read).await.unwrap_or(Err(Error::TimedOut(operation, Written::Read)))
 }

@@ -408,8 +408,9 @@ impl Tx {
     /// one still queued behind another context's transaction has them fail only when it would
     /// have started (Firefox: when that one ends, however long it takes): the work is dropped at
     /// the deadline instead (its requests' handlers unhooked), and the call settles.
-    pub async fn bounded<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
-        let mut work = std::pin::pin!(work);
+    pub async fn bounded<'w, T>(&self, work: impl Future<Output = Result<T>> + 'w) -> Result<T> {
+        // Boxed: one racing loop per output type, not per call site (smaller wasm).
+        let mut work: Pin<Box<dyn Future<Output = Result<T>> + 'w>> = Box::pin(work);
         std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
             Poll::Ready(result) => Poll::Ready(result),
             Poll::Pending if self.deadline_passed(cx) => Poll::Ready(Err(self.timeout())),
