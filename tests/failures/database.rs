@@ -194,7 +194,9 @@ async fn a_result_storage_refused_is_recorded_after_a_logout() {
     outbox.stop();
     let _ = wasm_bindgen_futures::JsFuture::from(get(&hold, "ended").unchecked_into::<js_sys::Promise>()).await;
     eventually(10_000, "the answer is recorded once storage takes writes again", || async { completed(&outbox, "u1", &id).await }).await;
-    assert_eq!(requests(&stub).len(), 1, "sent once");
+    let sent: Vec<String> =
+        requests(&stub).iter().map(|r| format!("{} {}", opt_string(r, "key").unwrap_or_default(), opt_string(r, "path").unwrap_or_default())).collect();
+    assert_eq!(sent.len(), 1, "sent once: {sent:?}");
     finish(&db, &[&outbox]).await;
 }
 

@@ -167,8 +167,13 @@ export function stubFetch(responses, fallback) {
         const r = new Response(JSON.stringify({ id: "elsewhere-" + stub.elsewhere }), { status: 201, headers: { "Content-Type": "application/json" } });
         return r;
       }
-      const body = spec.bodyRepeat ? spec.bodyRepeat[0].repeat(spec.bodyRepeat[1])
-        : spec.body === undefined ? JSON.stringify({ id: "srv-" + stub.requests.length })
+      if (spec.bodyRepeat) {
+        // A huge body, handed over as a string (no Response: encoding tens of megabytes took
+        // Firefox longer than the request timeout).
+        const text = spec.bodyRepeat[0].repeat(spec.bodyRepeat[1]);
+        return { type: "basic", status: spec.status || 201, ok: true, headers: new Headers(), text: async () => text };
+      }
+      const body = spec.body === undefined ? JSON.stringify({ id: "srv-" + stub.requests.length })
         : typeof spec.body === "string" ? spec.body : JSON.stringify(spec.body);
       return new Response(spec.status === 204 ? null : body, { status: spec.status || 201, headers: spec.headers || { "Content-Type": "application/json" } });
     } finally {
