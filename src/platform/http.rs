@@ -25,9 +25,13 @@ extern "C" {
 /// How much of a response body is kept for messages.
 const EXCERPT_CHARS: usize = 500;
 
-/// The most of a body (or an item's `error`) copied into the wasm for an excerpt: the excerpt
-/// and any token that starts inside it (blanked before the cut, also JSON-escaped).
-const EXCERPT_READ: u32 = 8 * 1024;
+/// How much of a body (or an item's `error`) is copied into the wasm for an excerpt: the
+/// excerpt and the whole of any token that starts inside it, also in its JSON-escaped form (at
+/// most twice as long), so that it is blanked before the cut.
+fn excerpt_read(token: Option<&str>) -> u32 {
+    let token_units = token.map_or(0, |t| t.encode_utf16().count());
+    (EXCERPT_CHARS + 2 * token_units + 16).min(u32::MAX as usize) as u32
+}
 
 /// The longest body read (UTF-16 units): far above any answer of the protocol (a batch answer
 /// of 1,000 results with long error texts).
@@ -100,7 +104,7 @@ fn id_of(v: &JsValue) -> Option<String> {
 
 fn item(v: &JsValue, token: Option<&str>) -> Option<ItemAnswer> {
     let status = get(v, "status").as_f64().filter(|s| s.fract() == 0.0 && (100.0..=599.0).contains(s))?;
-    let error = head(&get(v, "error"), EXCERPT_READ).map(|e| excerpt(&e, token));
+    let error = head(&get(v, "error"), excerpt_read(token)).map(|e| excerpt(&e, token));
     let retry_after = get(v, "retryAfter");
     Some(ItemAnswer { status: status as u16, id: id_of(v), error, retry_after_s: retry_after.as_f64(), retry_after_text: head(&retry_after, 64) })
 }
@@ -224,7 +228,7 @@ pub async fn send(call: Call<'_>) -> Reply {
         // No answer of this protocol is that long (a runaway server, a proxy's dump): its start is
         // kept for the message; it is never copied whole (hundreds of megabytes would exhaust the
         // wasm's memory and end the instance) nor parsed.
-        let cut = head(&body, EXCERPT_READ).unwrap_or_default();
+        let cut = head(&body, excerpt_read(call.token)).unwrap_or_default();
         let excerpt = format!("[a body of {long} characters, not read] {}", excerpt(&cut, call.token));
         return Reply::Answer(Answer { status, retry_after, plain: false, excerpt, id: None, results: None });
     }

@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use js_sys::{Array, Function, Object, Promise};
+use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -117,6 +117,9 @@ pub enum Held {
     Unknown,
 }
 
+/// The most held locks read from a snapshot (a few per context; far more is not a snapshot).
+const MAX_LOCKS_READ: u32 = 100_000;
+
 /// The locks held right now in this origin, as far as that can be known.
 pub async fn held_names() -> Held {
     let Some(locks) = manager() else { return Held::Unavailable };
@@ -125,9 +128,18 @@ pub async fn held_names() -> Held {
     match within(1_000, super::adopt(&p)).await {
         None => Held::Unknown,
         Some(Err(_)) => Held::Unavailable,
-        Some(Ok(snapshot)) => match get(&snapshot, "held").dyn_into::<Array>() {
-            Ok(held) => Held::Names(held.iter().filter_map(|l| get(&l, "name").as_string()).collect()),
-            Err(_) => Held::Unavailable,
-        },
+        // Read through catching lookups: a wrapped `query()` may answer with Proxies that throw.
+        Some(Ok(snapshot)) => {
+            let held = get(&snapshot, "held");
+            match js_sys::Reflect::get(&held, &JsValue::from_str("length")).ok().and_then(|n| n.as_f64()) {
+                Some(n) if n.is_finite() && n >= 0.0 => Held::Names(
+                    (0..n.min(f64::from(MAX_LOCKS_READ)) as u32)
+                        .filter_map(|i| js_sys::Reflect::get_u32(&held, i).ok())
+                        .filter_map(|l| get(&l, "name").as_string())
+                        .collect(),
+                ),
+                _ => Held::Unavailable,
+            }
+        }
     }
 }

@@ -235,6 +235,9 @@ async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDat
             blocked.notify();
         });
     }
+    // From here, an open no one waits for any more (timed out, or the call that asked for it was
+    // dropped at its own bound) closes the connection it gets late.
+    let mut abandoned = Abandoned { raw: raw.clone(), request: Some(request) };
     let opened = Request::new(raw.clone().into(), OP);
     let mut result = None;
     let was_blocked = Cell::new(false);
@@ -255,12 +258,9 @@ async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDat
     };
     first(async { result = Some(opened.await) }, first(give_up, no_answer)).await;
     let Some(result) = result else {
-        // Keep the upgrade handler alive for a late upgrade, and close whatever opens late.
-        request.forget_callbacks();
-        raw.set_onsuccess(Some(close_late_connection().unchecked_ref()));
         return Err(if was_blocked.get() { Error::Blocked(name.into()) } else { Error::OpenTimedOut(name.into()) });
     };
-    drop(request);
+    drop(abandoned.request.take());
     if let (Err(_), Some(why)) = (&result, refused.take()) {
         return Err(why);
     }
@@ -279,6 +279,23 @@ async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDat
             Err(Error::NewerSchema { name: name.into(), found: found_version(&factory, name).await.unwrap_or(0), supported: VERSION })
         }
         Err(e) => Err(e),
+    }
+}
+
+/// An open request whose answer no one may wait for: unless its request is taken back (the
+/// answer came), dropping it keeps the upgrade handler alive for a late upgrade and closes
+/// whatever opens late (a connection left open would block other tabs' upgrades and deletes).
+struct Abandoned {
+    raw: IdbOpenDbRequest,
+    request: Option<idb::request::OpenDatabaseRequest>,
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some(mut request) = self.request.take() {
+            request.forget_callbacks();
+            self.raw.set_onsuccess(Some(close_late_connection().unchecked_ref()));
+        }
     }
 }
 

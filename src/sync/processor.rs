@@ -263,13 +263,20 @@ pub async fn record_leftovers(shared: &Rc<Shared>, lead: Option<&Lead>) {
     match shared.store.record(&items, lead).await {
         Ok(written) => {
             let t = mono();
+            let mut next_free = false;
             for (u, w) in left.iter().zip(written) {
                 shared.landed(&u.event_id);
+                if let Recorded::Applied(e, applied) = &w {
+                    next_free |= e.blocks && *applied != Applied::Retrying;
+                }
                 if let (Decision::Retry { wait_ms, .. }, Recorded::Applied(_, Applied::Retrying)) = (&u.decision, w) {
                     shared.schedule(&u.event_id, t + *wait_ms as f64);
                 }
             }
             shared.log.info(|| format!("{} upload results that storage refused earlier are now recorded", left.len()));
+            if next_free {
+                shared.wake();
+            }
             shared.changed();
         }
         Err(e) => {

@@ -60,7 +60,7 @@ async fn f3_a_database_deleted_under_a_started_outbox_is_recreated() {
         let f: js_sys::Function = get(c, "lines").unchecked_into();
         array(&f.call0(c).unwrap()).iter().filter_map(|l| l.as_string()).collect()
     };
-    eventually(3_000, "the log line for the wiped uploader record", || {
+    eventually(8_000, "the log line for the wiped uploader record", || {
         let found = lines(&console).iter().any(|l| l.contains("uploader record of user u1 is gone"));
         async move { found }
     })

@@ -167,10 +167,10 @@ export function stubFetch(responses, fallback) {
         const r = new Response(JSON.stringify({ id: "elsewhere-" + stub.elsewhere }), { status: 201, headers: { "Content-Type": "application/json" } });
         return r;
       }
-      if (spec.bodyRepeat) {
-        // A huge body, handed over as a string (no Response: encoding tens of megabytes took
-        // Firefox longer than the request timeout).
-        const text = spec.bodyRepeat[0].repeat(spec.bodyRepeat[1]);
+      if (spec.bodyPad) {
+        // A huge body (`bodyPrefix` then `bodyPad` characters), handed over as a string (no
+        // Response: encoding tens of megabytes took Firefox longer than the request timeout).
+        const text = (spec.bodyPrefix || "") + "x".repeat(spec.bodyPad);
         return { type: "basic", status: spec.status || 201, ok: true, headers: new Headers(), text: async () => text };
       }
       const body = spec.body === undefined ? JSON.stringify({ id: "srv-" + stub.requests.length })

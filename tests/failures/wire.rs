@@ -96,8 +96,8 @@ async fn f10_the_body_names_the_user_and_stored_errors_never_hold_the_token() {
 #[wasm_bindgen_test]
 async fn a_huge_answer_or_token_is_refused_by_its_length_never_copied_whole() {
     let db = fresh_db("huge");
-    // 20 M characters: an id at its start, then padding (a runaway server's echo).
-    let _stub = stub_fetch(&json(r#"[{"status": 201, "bodyRepeat": ["{\"id\": \"b-1\", \"pad\": \"", 20000000]}]"#), &json(r#"{"status": 201}"#));
+    // 17 M characters, just over the limit: an id at its start, then padding (a runaway server's echo).
+    let _stub = stub_fetch(&json(r#"[{"status": 201, "bodyPrefix": "{\"id\": \"b-1\", \"pad\": \"", "bodyPad": 17000000}]"#), &json(r#"{"status": 201}"#));
     let outbox = open(&db, r#"{"processingIntervalMs": 60000, "requestTimeoutMs": 20000, "backoffMs": [60000], "maxAttempts": 5}"#).await;
     outbox.start(JsValue::from_str("u1")).unwrap();
     let id = string(&save(&outbox, 70.0).await, "id");
