@@ -53,8 +53,9 @@ pub struct Claim {
     pub items: Vec<Claimed>,
     /// Unreadable records set aside.
     pub quarantined: u32,
-    /// The uploader record names another context: this one no longer leads; nothing was claimed.
-    pub fenced: bool,
+    /// The uploader record names another context, or is gone (a wiped database): this one no
+    /// longer leads; nothing was claimed.
+    pub fenced: Option<super::lease::Renewal>,
     /// Events that could not be addressed yet (no backend id) and wait (ms) before another look.
     pub waits: Vec<(String, u64)>,
 }
@@ -412,8 +413,12 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     ];
     let by_id = due.iter().map(|id| round.ask(events.get(s(id)))).collect::<Result<Vec<_>>>()?;
     round.done().await?;
-    if decode_leader(&holder.value()).is_none_or(|b| b.owner != lead.owner || b.gen != lead.gen) {
-        claim.fenced = true;
+    claim.fenced = match decode_leader(&holder.value()) {
+        None => Some(super::lease::Renewal::Gone),
+        Some(b) if b.owner != lead.owner || b.gen != lead.gen => Some(super::lease::Renewal::TakenOver),
+        Some(_) => None,
+    };
+    if claim.fenced.is_some() {
         return Ok(claim);
     }
     let mut due_raws: Vec<JsValue> = ranges[0].values();

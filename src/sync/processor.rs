@@ -423,8 +423,8 @@ impl Pass<'_> {
                 return None;
             }
         };
-        if claim.fenced {
-            log.warn(|| format!("the uploader record of user {user} names another context: this one claims nothing more"));
+        if let Some(lost) = claim.fenced {
+            log.warn(|| lost.lost(user));
             shared.clear_lead(self.generation);
             self.stop.set(true);
             return None;

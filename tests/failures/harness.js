@@ -272,7 +272,8 @@ export function captureConsole() {
   const orig = {};
   for (const level of ["debug", "info", "warn", "log", "error"]) {
     orig[level] = console[level];
-    console[level] = (...args) => { lines.push(level + " " + args.map(String).join(" ")); };
+    // Recorded and passed on (a test's own panic message goes to console.error).
+    console[level] = (...args) => { lines.push(level + " " + args.map(String).join(" ")); orig[level].apply(console, args); };
   }
   return { lines: () => lines.slice(), restore: () => { Object.assign(console, orig); } };
 }

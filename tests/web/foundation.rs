@@ -399,7 +399,7 @@ async fn claim_order_is_priority_desc_then_oldest_first_and_per_user() {
     let other = lead(&s, "u1", "other").await;
     assert!(other.gen > me.gen);
     let fenced = s.claim("u1", &me, 10, &[], &[], longest_wait()).await.unwrap();
-    assert!(fenced.fenced && fenced.items.is_empty());
+    assert!(fenced.fenced == Some(progress_outbox::store::lease::Renewal::TakenOver) && fenced.items.is_empty());
     assert_eq!(s.claim("u1", &other, 10, &[], &[], longest_wait()).await.unwrap().items.len(), 1);
     s.close();
     ok(delete_db(&db)).await;
