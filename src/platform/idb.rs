@@ -379,44 +379,58 @@ impl Tx {
         self.tx.object_store(name).map_err(error(self.operation))
     }
 
-    /// Ends the transaction: on `Ok` waits for its commit (so the caller's result is durable
-    /// when it returns), on `Err` aborts so nothing of it is stored.
+    /// Runs `work` inside the transaction and ends it: on `Ok` waits for its commit (so the
+    /// caller's result is durable when it returns), on `Err` aborts so nothing of it is stored.
+    ///
+    /// The work is raced against the transaction's deadline. Aborting a transaction fails its
+    /// pending requests, but one still queued behind another context's transaction has them fail
+    /// only when it would have started (Firefox: when that one ends, however long it takes): the
+    /// work is dropped at the deadline instead (its requests' handlers unhooked), and the call
+    /// settles.
     ///
     /// The commit is left to IndexedDB (it commits once its requests are done), never asked for
     /// with `commit()`: after `commit()`, Firefox commits the other writes of a transaction whose
     /// first write failed (an entry saved without its event, or the reverse; seen in Firefox ESR
     /// here, tests/web/foundation.rs "written together or not at all"), where Chromium aborts.
-    pub async fn finish<T>(self, result: Result<T>) -> Result<T> {
-        if self.timed_out.get() {
-            return Err(self.timeout());
-        }
-        let value = result?; // dropping `self` aborts
-        self.committing.set(true);
-        let ending = Ended { slot: &self.slot }.await;
-        match ending {
-            _ if self.timed_out.get() => Err(self.timeout()),
-            Ok(()) => Ok(value),
-            Err(Some(reason)) => Err(classify(self.operation, reason)),
-            Err(None) => Err(Error::Storage { operation: self.operation, detail: "AbortError: the transaction was aborted".into() }),
-        }
-    }
-}
-
-impl Tx {
-    /// Runs the work inside the transaction until it is done or the deadline ends the
-    /// transaction, whichever comes first. Aborting a transaction fails its pending requests, but
-    /// one still queued behind another context's transaction has them fail only when it would
-    /// have started (Firefox: when that one ends, however long it takes): the work is dropped at
-    /// the deadline instead (its requests' handlers unhooked), and the call settles.
-    pub async fn bounded<'w, T>(&self, work: impl Future<Output = Result<T>> + 'w) -> Result<T> {
+    pub async fn run<'w, T>(&self, work: impl Future<Output = Result<T>> + 'w) -> Result<T> {
         // Boxed: one racing loop per output type, not per call site (smaller wasm).
         let mut work: Pin<Box<dyn Future<Output = Result<T>> + 'w>> = Box::pin(work);
-        std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
+        let result = std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
             Poll::Ready(result) => Poll::Ready(result),
             Poll::Pending if self.deadline_passed(cx) => Poll::Ready(Err(self.timeout())),
             Poll::Pending => Poll::Pending,
         })
-        .await
+        .await;
+        drop(work);
+        self.end(result.is_ok()).await?;
+        result
+    }
+
+    /// Ends a transaction whose work is done (not generic: one copy): past the deadline, whatever
+    /// the work met (its requests failed by the abort) is a timeout; after an error it aborts;
+    /// otherwise it waits for the commit.
+    async fn end(&self, ok: bool) -> Result<()> {
+        if self.timed_out.get() {
+            return Err(self.timeout());
+        }
+        if !ok {
+            self.abort();
+            return Ok(());
+        }
+        self.committing.set(true);
+        match (Ended { slot: &self.slot }).await {
+            _ if self.timed_out.get() => Err(self.timeout()),
+            Ok(()) => Ok(()),
+            Err(Some(reason)) => Err(classify(self.operation, reason)),
+            Err(None) => Err(Error::Storage { operation: self.operation, detail: "AbortError: the transaction was aborted".into() }),
+        }
+    }
+
+    /// Aborts the transaction unless it has ended or is committing (nothing of it is stored).
+    fn abort(&self) {
+        if self.slot.borrow().ending.is_none() && !self.committing.get() {
+            let _ = self.raw.abort();
+        }
     }
 
     /// Whether the deadline ended the transaction; if not, wakes `cx` when it does.
@@ -459,11 +473,8 @@ impl Future for Ended<'_> {
 
 impl Drop for Tx {
     fn drop(&mut self) {
-        let finished = self.slot.borrow().ending.is_some();
-        if !finished && !self.committing.get() {
-            // Unfinished and never committed: an error path, or a call given up on (timeout).
-            let _ = self.raw.abort();
-        }
+        // Unfinished and never committed: an error path, or a call given up on (timeout).
+        self.abort();
         self.raw.set_oncomplete(None);
         self.raw.set_onabort(None);
         self.raw.set_onerror(None);

@@ -23,37 +23,35 @@ impl Store {
         loop {
             let removed = async {
                 let tx = self.db().begin(&[EVENTS, META], Mode::Relaxed, OP).await?;
-                let result = tx
-                    .bounded(async {
-                        let events = tx.store(EVENTS)?;
-                        let done = events.index(index::DONE).map_err(error(OP))?;
-                        let mut round = Round::new(OP);
-                        let old = round.ask(done.get_all(Some(below(&cutoff)?), Some(CHUNK)))?;
-                        round.done().await?;
-                        let old = old.values();
-                        // (user, removed) pairs: users are few.
-                        let mut per_user: Vec<(String, u64)> = Vec::new();
-                        for raw in &old {
-                            // A record in this index is completed by construction: its id and user suffice.
-                            events.delete(get(raw, "id")).map_err(error(OP))?;
-                            let user = get(raw, "userId").as_string().unwrap_or_default();
-                            match per_user.iter_mut().find(|(u, _)| *u == user) {
-                                Some((_, n)) => *n += 1,
-                                None => per_user.push((user, 1)),
-                            }
+                tx.run(async {
+                    let events = tx.store(EVENTS)?;
+                    let done = events.index(index::DONE).map_err(error(OP))?;
+                    let mut round = Round::new(OP);
+                    let old = round.ask(done.get_all(Some(below(&cutoff)?), Some(CHUNK)))?;
+                    round.done().await?;
+                    let old = old.values();
+                    // (user, removed) pairs: users are few.
+                    let mut per_user: Vec<(String, u64)> = Vec::new();
+                    for raw in &old {
+                        // A record in this index is completed by construction: its id and user suffice.
+                        events.delete(get(raw, "id")).map_err(error(OP))?;
+                        let user = get(raw, "userId").as_string().unwrap_or_default();
+                        match per_user.iter_mut().find(|(u, _)| *u == user) {
+                            Some((_, n)) => *n += 1,
+                            None => per_user.push((user, 1)),
                         }
-                        let meta = tx.store(META)?;
-                        let reads = per_user.iter().map(|(u, _)| round.ask(meta.get(meta_key(u)))).collect::<Result<Vec<_>>>()?;
-                        round.done().await?;
-                        for ((user, removed), read) in per_user.iter().zip(reads) {
-                            let mut m = decode_meta(&read.value());
-                            m.record_cleanup(*removed);
-                            meta.put(&encode_meta(&m), Some(&meta_key(user))).map_err(error(OP))?;
-                        }
-                        Ok(old.len() as u64)
-                    })
-                    .await;
-                tx.finish(result).await
+                    }
+                    let meta = tx.store(META)?;
+                    let reads = per_user.iter().map(|(u, _)| round.ask(meta.get(meta_key(u)))).collect::<Result<Vec<_>>>()?;
+                    round.done().await?;
+                    for ((user, removed), read) in per_user.iter().zip(reads) {
+                        let mut m = decode_meta(&read.value());
+                        m.record_cleanup(*removed);
+                        meta.put(&encode_meta(&m), Some(&meta_key(user))).map_err(error(OP))?;
+                    }
+                    Ok(old.len() as u64)
+                })
+                .await
             }
             .await?;
             total += removed;

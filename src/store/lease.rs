@@ -53,34 +53,32 @@ impl Store {
             Act::Release(_) => ("handing the uploads over", Mode::Relaxed),
         };
         let tx = self.db().begin(&[META], mode, op).await?;
-        let result = tx
-            .bounded(async {
-                let meta = tx.store(META)?;
-                let mut round = Round::new(op);
-                let read = round.ask(meta.get(leader_key(user)))?;
-                round.done().await?;
-                let current = decode_leader(&read.value());
-                let ours = |lead: &Lead| current.as_ref().is_some_and(|b| b.owner == lead.owner && b.gen == lead.gen);
-                let next = match act {
-                    Act::Read => None,
-                    Act::Take(owner, expected) if expected.is_none_or(|e| *e == current) => {
-                        Some(Beat { owner: owner.to_owned(), gen: current.as_ref().map_or(0, |b| b.gen) + 1, beat: 0 })
-                    }
-                    Act::Take(..) => None,
-                    Act::Beat(lead) if ours(lead) => current.clone().map(|b| Beat { beat: b.beat + 1, ..b }),
-                    Act::Release(lead) if ours(lead) => current.clone().map(|b| Beat { owner: String::new(), ..b }),
-                    Act::Beat(_) | Act::Release(_) => None,
-                };
-                match next {
-                    Some(b) => {
-                        meta.put(&encode_leader(&b, now()), Some(&leader_key(user))).map_err(error(op))?;
-                        Ok((Some(b), true))
-                    }
-                    None => Ok((current, false)),
+        tx.run(async {
+            let meta = tx.store(META)?;
+            let mut round = Round::new(op);
+            let read = round.ask(meta.get(leader_key(user)))?;
+            round.done().await?;
+            let current = decode_leader(&read.value());
+            let ours = |lead: &Lead| current.as_ref().is_some_and(|b| b.owner == lead.owner && b.gen == lead.gen);
+            let next = match act {
+                Act::Read => None,
+                Act::Take(owner, expected) if expected.is_none_or(|e| *e == current) => {
+                    Some(Beat { owner: owner.to_owned(), gen: current.as_ref().map_or(0, |b| b.gen) + 1, beat: 0 })
                 }
-            })
-            .await;
-        tx.finish(result).await
+                Act::Take(..) => None,
+                Act::Beat(lead) if ours(lead) => current.clone().map(|b| Beat { beat: b.beat + 1, ..b }),
+                Act::Release(lead) if ours(lead) => current.clone().map(|b| Beat { owner: String::new(), ..b }),
+                Act::Beat(_) | Act::Release(_) => None,
+            };
+            match next {
+                Some(b) => {
+                    meta.put(&encode_leader(&b, now()), Some(&leader_key(user))).map_err(error(op))?;
+                    Ok((Some(b), true))
+                }
+                None => Ok((current, false)),
+            }
+        })
+        .await
     }
 
     /// The uploader record of `user`, if any.

@@ -111,34 +111,32 @@ pub async fn restore_readable(db: &Db) {
     const OP: &str = "restoring readable records";
     let restored: Result<u32> = async {
         let tx = db.begin(&[QUARANTINE, ENTRIES, EVENTS, TOMBSTONES], Mode::Relaxed, OP).await?;
-        let result = tx
-            .bounded(async {
-                let q = tx.store(QUARANTINE)?;
-                let mut round = Round::new(OP);
-                let kept = round.ask(q.get_all(None, Some(1_000)))?;
-                round.done().await?;
-                let kept = kept.values();
-                let mut n = 0;
-                for raw in &kept {
-                    let k = read(raw);
-                    let back = match k.store.as_str() {
-                        EVENTS => decode_event(&k.record).ok().map(|e| (EVENTS, encode_event(&e))),
-                        ENTRIES | TOMBSTONES => {
-                            let deleted_at = get(&k.record, "deletedAt").as_f64().map(|t| t as TimeMs);
-                            decode_entry(&k.record).ok().map(|e| (if k.store == ENTRIES { ENTRIES } else { TOMBSTONES }, encode_entry(&e, deleted_at)))
-                        }
-                        _ => None,
-                    };
-                    if let Some((store, value)) = back {
-                        tx.store(store)?.put(&value, None).map_err(error(OP))?;
-                        q.delete(quarantine_key(&k.store, &k.key)).map_err(error(OP))?;
-                        n += 1;
+        tx.run(async {
+            let q = tx.store(QUARANTINE)?;
+            let mut round = Round::new(OP);
+            let kept = round.ask(q.get_all(None, Some(1_000)))?;
+            round.done().await?;
+            let kept = kept.values();
+            let mut n = 0;
+            for raw in &kept {
+                let k = read(raw);
+                let back = match k.store.as_str() {
+                    EVENTS => decode_event(&k.record).ok().map(|e| (EVENTS, encode_event(&e))),
+                    ENTRIES | TOMBSTONES => {
+                        let deleted_at = get(&k.record, "deletedAt").as_f64().map(|t| t as TimeMs);
+                        decode_entry(&k.record).ok().map(|e| (if k.store == ENTRIES { ENTRIES } else { TOMBSTONES }, encode_entry(&e, deleted_at)))
                     }
+                    _ => None,
+                };
+                if let Some((store, value)) = back {
+                    tx.store(store)?.put(&value, None).map_err(error(OP))?;
+                    q.delete(quarantine_key(&k.store, &k.key)).map_err(error(OP))?;
+                    n += 1;
                 }
-                Ok(n)
-            })
-            .await;
-        tx.finish(result).await
+            }
+            Ok(n)
+        })
+        .await
     }
     .await;
     match restored {

@@ -37,36 +37,34 @@ impl Store {
     pub async fn stats(&self, user: &str) -> Result<Stats> {
         const OP: &str = "reading stats";
         let tx = self.db().begin(&[EVENTS, META, QUARANTINE], Mode::Read, OP).await?;
-        let result = tx
-            .bounded(async {
-                let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
-                let mut round = Round::new(OP);
-                // Counts per state, in Counts order; then the oldest of the states not delivered yet:
-                // pending and waiting give oldestPendingAt; with processing and retrying, the oldest
-                // event not delivered yet (health's "stalled").
-                let keys = [StateKey::Pending, StateKey::Waiting, StateKey::Processing, StateKey::Retrying, StateKey::GaveUp];
-                let counts = keys.iter().map(|&sk| round.ask(state.count(Some(state_range(user, sk)?)))).collect::<Result<Vec<_>>>()?;
-                let oldest = keys[..4].iter().map(|&sk| round.ask(state.get_all(Some(state_range(user, sk)?), Some(1)))).collect::<Result<Vec<_>>>()?;
-                let meta = round.ask(tx.store(META)?.get(meta_key(user)))?;
-                let quarantined = quarantine::ask_count(&mut round, &tx.store(QUARANTINE)?, user)?;
-                round.done().await?;
-                let n: Vec<u64> = counts.iter().map(Asked::count).collect();
-                let (mut oldest_pending_at, mut oldest_unsynced_at): (Option<TimeMs>, Option<TimeMs>) = (None, None);
-                for (i, r) in oldest.iter().enumerate() {
-                    if let Some(t) = r.values().first().and_then(|first| get(first, "createdAt").as_f64()) {
-                        let t = t as TimeMs;
-                        if i < 2 {
-                            oldest_pending_at = Some(oldest_pending_at.map_or(t, |o| o.min(t)));
-                        }
-                        oldest_unsynced_at = Some(oldest_unsynced_at.map_or(t, |o| o.min(t)));
+        tx.run(async {
+            let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
+            let mut round = Round::new(OP);
+            // Counts per state, in Counts order; then the oldest of the states not delivered yet:
+            // pending and waiting give oldestPendingAt; with processing and retrying, the oldest
+            // event not delivered yet (health's "stalled").
+            let keys = [StateKey::Pending, StateKey::Waiting, StateKey::Processing, StateKey::Retrying, StateKey::GaveUp];
+            let counts = keys.iter().map(|&sk| round.ask(state.count(Some(state_range(user, sk)?)))).collect::<Result<Vec<_>>>()?;
+            let oldest = keys[..4].iter().map(|&sk| round.ask(state.get_all(Some(state_range(user, sk)?), Some(1)))).collect::<Result<Vec<_>>>()?;
+            let meta = round.ask(tx.store(META)?.get(meta_key(user)))?;
+            let quarantined = quarantine::ask_count(&mut round, &tx.store(QUARANTINE)?, user)?;
+            round.done().await?;
+            let n: Vec<u64> = counts.iter().map(Asked::count).collect();
+            let (mut oldest_pending_at, mut oldest_unsynced_at): (Option<TimeMs>, Option<TimeMs>) = (None, None);
+            for (i, r) in oldest.iter().enumerate() {
+                if let Some(t) = r.values().first().and_then(|first| get(first, "createdAt").as_f64()) {
+                    let t = t as TimeMs;
+                    if i < 2 {
+                        oldest_pending_at = Some(oldest_pending_at.map_or(t, |o| o.min(t)));
                     }
+                    oldest_unsynced_at = Some(oldest_unsynced_at.map_or(t, |o| o.min(t)));
                 }
-                let counts = Counts { pending: n[0], waiting: n[1], processing: n[2], retrying: n[3], gave_up: n[4] };
-                let quarantined = quarantined.iter().map(Asked::count).sum();
-                Ok(Stats { oldest_unsynced_at, ..Stats::new(user, counts, &decode_meta(&meta.value()), oldest_pending_at, quarantined) })
-            })
-            .await;
-        tx.finish(result).await
+            }
+            let counts = Counts { pending: n[0], waiting: n[1], processing: n[2], retrying: n[3], gave_up: n[4] };
+            let quarantined = quarantined.iter().map(Asked::count).sum();
+            Ok(Stats { oldest_unsynced_at, ..Stats::new(user, counts, &decode_meta(&meta.value()), oldest_pending_at, quarantined) })
+        })
+        .await
     }
 
     /// `user`'s events, newest first, optionally of one status, at most `limit`; and the ones
@@ -75,37 +73,35 @@ impl Store {
         const OP: &str = "listing events";
         let (runs, mut odd) = async {
             let tx = self.db().begin(&[EVENTS, QUARANTINE], Mode::Read, OP).await?;
-            let result = tx
-                .bounded(async {
-                    let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
-                    let keys: &[StateKey] = match status {
-                        Some(s) => StateKey::of_status(s),
-                        None => &StateKey::ALL,
-                    };
-                    // Each state's range walked backwards (newest first), `limit` at most from each.
-                    let mut runs = Vec::with_capacity(keys.len());
-                    let mut odd = Vec::new();
-                    for &sk in keys {
-                        let mut run = Vec::new();
-                        walk(state.open_cursor(Some(state_range(user, sk)?), Some(CursorDirection::Prev)), OP, |raw| {
-                            match decode_event(&raw) {
-                                Ok(e) => run.push(e),
-                                Err(why) => odd.push(unreadable(&raw, why)),
-                            }
-                            limit.is_none_or(|l| (run.len() as u32) < l)
-                        })
-                        .await?;
-                        runs.push(run);
-                    }
-                    let kept = if status.is_none() || status == Some(EventStatus::Failed) {
-                        quarantine::list_for(&tx.store(QUARANTINE)?, user, EVENTS).await?
-                    } else {
-                        Vec::new()
-                    };
-                    Ok((runs, (odd, kept)))
-                })
-                .await;
-            tx.finish(result).await
+            tx.run(async {
+                let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
+                let keys: &[StateKey] = match status {
+                    Some(s) => StateKey::of_status(s),
+                    None => &StateKey::ALL,
+                };
+                // Each state's range walked backwards (newest first), `limit` at most from each.
+                let mut runs = Vec::with_capacity(keys.len());
+                let mut odd = Vec::new();
+                for &sk in keys {
+                    let mut run = Vec::new();
+                    walk(state.open_cursor(Some(state_range(user, sk)?), Some(CursorDirection::Prev)), OP, |raw| {
+                        match decode_event(&raw) {
+                            Ok(e) => run.push(e),
+                            Err(why) => odd.push(unreadable(&raw, why)),
+                        }
+                        limit.is_none_or(|l| (run.len() as u32) < l)
+                    })
+                    .await?;
+                    runs.push(run);
+                }
+                let kept = if status.is_none() || status == Some(EventStatus::Failed) {
+                    quarantine::list_for(&tx.store(QUARANTINE)?, user, EVENTS).await?
+                } else {
+                    Vec::new()
+                };
+                Ok((runs, (odd, kept)))
+            })
+            .await
         }
         .await?;
         let (met, kept) = std::mem::take(&mut odd);
@@ -121,31 +117,27 @@ impl Store {
     pub async fn event(&self, id: &str) -> Result<Option<OutboxEvent>> {
         const OP: &str = "reading an event";
         let tx = self.db().begin(&[EVENTS], Mode::Read, OP).await?;
-        let result = tx
-            .bounded(async {
-                let mut round = Round::new(OP);
-                let found = round.ask(tx.store(EVENTS)?.get(s(id)))?;
-                round.done().await?;
-                Ok(decode_event(&found.value()).ok())
-            })
-            .await;
-        tx.finish(result).await
+        tx.run(async {
+            let mut round = Round::new(OP);
+            let found = round.ask(tx.store(EVENTS)?.get(s(id)))?;
+            round.done().await?;
+            Ok(decode_event(&found.value()).ok())
+        })
+        .await
     }
 
     /// `user`'s events in one state (`Processing` or `Retrying`: small sets).
     pub async fn in_state(&self, user: &str, sk: StateKey) -> Result<Vec<OutboxEvent>> {
         const OP: &str = "listing events in one state";
         let tx = self.db().begin(&[EVENTS], Mode::Read, OP).await?;
-        let result = tx
-            .bounded(async {
-                let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
-                let mut round = Round::new(OP);
-                let found = round.ask(state.get_all(Some(state_range(user, sk)?), None))?;
-                round.done().await?;
-                Ok(found.values().iter().filter_map(|raw| decode_event(raw).ok()).collect())
-            })
-            .await;
-        tx.finish(result).await
+        tx.run(async {
+            let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
+            let mut round = Round::new(OP);
+            let found = round.ask(state.get_all(Some(state_range(user, sk)?), None))?;
+            round.done().await?;
+            Ok(found.values().iter().filter_map(|raw| decode_event(raw).ok()).collect())
+        })
+        .await
     }
 
     /// `entries(query)`: newest measurement first, through `[userId, date]` or
@@ -154,41 +146,39 @@ impl Store {
         const OP: &str = "listing entries";
         let (found, odd) = async {
             let tx = self.db().begin(&[ENTRIES], Mode::Read, OP).await?;
-            let result = tx
-                .bounded(async {
-                    let entries = tx.store(ENTRIES)?;
-                    let u = s(&q.user_id);
-                    let (from, to) = (q.from.unwrap_or(f64::NEG_INFINITY), q.to.unwrap_or(f64::INFINITY));
-                    let key = |t: f64| -> JsValue {
-                        match q.metric {
-                            Some(m) => js_sys::Array::of3(&u, &s(m.name()), &JsValue::from_f64(t)).into(),
-                            None => key2(&u, t),
-                        }
-                    };
-                    let idx = if q.metric.is_some() { index::BY_USER_METRIC_DATE } else { index::BY_USER_DATE };
-                    // Without `to`, the range runs past every number, to the records whose date is
-                    // not one (a string written by an older app sorts after numbers, an array after
-                    // everything): they come first, newest first, and are quarantined as unreadable.
-                    let upper: JsValue = match (q.to, q.metric) {
-                        (Some(_), _) => key(to),
-                        (None, Some(m)) => js_sys::Array::of3(&u, &s(m.name()), &js_sys::Array::new()).into(),
-                        (None, None) => js_sys::Array::of2(&u, &js_sys::Array::new()).into(),
-                    };
-                    let range = bound(&key(from), &upper)?;
-                    let index = entries.index(idx).map_err(error(OP))?;
-                    let (mut found, mut odd) = (Vec::new(), Vec::new());
-                    walk(index.open_cursor(Some(range), Some(CursorDirection::Prev)), OP, |raw| {
-                        match decode_entry(&raw) {
-                            Ok(e) => found.push(e),
-                            Err(why) => odd.push(Quarantined { store: ENTRIES.into(), ..unreadable(&raw, why) }),
-                        }
-                        q.limit.is_none_or(|l| (found.len() as u32) < l)
-                    })
-                    .await?;
-                    Ok((found, odd))
+            tx.run(async {
+                let entries = tx.store(ENTRIES)?;
+                let u = s(&q.user_id);
+                let (from, to) = (q.from.unwrap_or(f64::NEG_INFINITY), q.to.unwrap_or(f64::INFINITY));
+                let key = |t: f64| -> JsValue {
+                    match q.metric {
+                        Some(m) => js_sys::Array::of3(&u, &s(m.name()), &JsValue::from_f64(t)).into(),
+                        None => key2(&u, t),
+                    }
+                };
+                let idx = if q.metric.is_some() { index::BY_USER_METRIC_DATE } else { index::BY_USER_DATE };
+                // Without `to`, the range runs past every number, to the records whose date is
+                // not one (a string written by an older app sorts after numbers, an array after
+                // everything): they come first, newest first, and are quarantined as unreadable.
+                let upper: JsValue = match (q.to, q.metric) {
+                    (Some(_), _) => key(to),
+                    (None, Some(m)) => js_sys::Array::of3(&u, &s(m.name()), &js_sys::Array::new()).into(),
+                    (None, None) => js_sys::Array::of2(&u, &js_sys::Array::new()).into(),
+                };
+                let range = bound(&key(from), &upper)?;
+                let index = entries.index(idx).map_err(error(OP))?;
+                let (mut found, mut odd) = (Vec::new(), Vec::new());
+                walk(index.open_cursor(Some(range), Some(CursorDirection::Prev)), OP, |raw| {
+                    match decode_entry(&raw) {
+                        Ok(e) => found.push(e),
+                        Err(why) => odd.push(Quarantined { store: ENTRIES.into(), ..unreadable(&raw, why) }),
+                    }
+                    q.limit.is_none_or(|l| (found.len() as u32) < l)
                 })
-                .await;
-            tx.finish(result).await
+                .await?;
+                Ok((found, odd))
+            })
+            .await
         }
         .await?;
         if !odd.is_empty() {
@@ -203,14 +193,14 @@ impl Store {
         const OP: &str = "setting unreadable records aside";
         let moved: Result<()> = async {
             let tx = self.db().begin(&[EVENTS, ENTRIES, QUARANTINE], Mode::Relaxed, OP).await?;
-            let result = (|| {
+            tx.run(async {
                 let q = tx.store(QUARANTINE)?;
                 for r in records {
                     quarantine::move_in(&tx.store(if r.store == EVENTS { EVENTS } else { ENTRIES })?, &q, &r.store, &r.record, &r.reason, r.at)?;
                 }
                 Ok(())
-            })();
-            tx.finish(result).await
+            })
+            .await
         }
         .await;
         match moved {

@@ -128,12 +128,12 @@ impl Store {
     pub async fn save(&self, entry: &ProgressEntry, event: &OutboxEvent) -> Result<()> {
         const OP: &str = "saving an entry";
         let tx = self.db().begin(&[ENTRIES, EVENTS], Mode::Strict, OP).await?;
-        let result = (|| {
+        tx.run(async {
             tx.store(ENTRIES)?.add(&encode_entry(entry, None), None).map_err(error(OP))?;
             tx.store(EVENTS)?.add(&encode_event(event), None).map_err(error(OP))?;
             Ok(())
-        })();
-        tx.finish(result).await
+        })
+        .await
     }
 
     /// `update(entryId, changes)`: the entry's new values and their event, in one strict
@@ -142,8 +142,7 @@ impl Store {
     pub async fn update(&self, id: &str, input: UpdateInput, max_attempts: u32, at: TimeMs, withdraw: &dyn Fn(&OutboxEvent) -> bool) -> Result<Edit> {
         const OP: &str = "updating an entry";
         let tx = self.db().begin(&[ENTRIES, EVENTS], Mode::Strict, OP).await?;
-        let result = tx.bounded(update_in(&tx, id, input, max_attempts, at, withdraw)).await;
-        tx.finish(result).await
+        tx.run(update_in(&tx, id, input, max_attempts, at, withdraw)).await
     }
 
     /// `delete(entryId)`: removes the entry from `entries()` and queues its delete, in one strict
@@ -151,8 +150,7 @@ impl Store {
     pub async fn delete(&self, id: &str, max_attempts: u32, at: TimeMs, withdraw: &dyn Fn(&OutboxEvent) -> bool) -> Result<Edit> {
         const OP: &str = "deleting an entry";
         let tx = self.db().begin(&[ENTRIES, EVENTS, TOMBSTONES], Mode::Strict, OP).await?;
-        let result = tx.bounded(delete_in(&tx, id, max_attempts, at, withdraw)).await;
-        tx.finish(result).await
+        tx.run(delete_in(&tx, id, max_attempts, at, withdraw)).await
     }
 
     /// Claims up to `limit` events of `user` for upload, in priority-desc / createdAt-asc order,
@@ -165,8 +163,7 @@ impl Store {
     pub async fn claim(&self, user: &str, lead: &Lead, limit: u32, due: &[String], waiting: &[String], longest_wait: u64) -> Result<Claim> {
         const OP: &str = "claiming events";
         let tx = self.db().begin(&[EVENTS, ENTRIES, TOMBSTONES, META, QUARANTINE], Mode::Relaxed, OP).await?;
-        let result = tx.bounded(claim_in(&tx, user, lead, limit, due, waiting, longest_wait)).await;
-        tx.finish(result).await
+        tx.run(claim_in(&tx, user, lead, limit, due, waiting, longest_wait)).await
     }
 
     /// Records upload results in one transaction (the processor's group commit), with their
@@ -176,8 +173,7 @@ impl Store {
     pub async fn record(&self, results: &[Outcome<'_>], lead: Option<&Lead>) -> Result<Vec<Recorded>> {
         const OP: &str = "recording upload results";
         let tx = self.db().begin(&[EVENTS, ENTRIES, TOMBSTONES, META, QUARANTINE], Mode::Relaxed, OP).await?;
-        let result = tx.bounded(record_in(&tx, results, lead)).await;
-        tx.finish(result).await
+        tx.run(record_in(&tx, results, lead)).await
     }
 
     /// Hands back claims whose requests never went out (`(event id, claim)`): pending again,
@@ -194,26 +190,24 @@ impl Store {
 
     async fn back_to_queue(&self, claims: &[(String, u32)], stale: bool, op: &'static str) -> Result<Vec<OutboxEvent>> {
         let tx = self.db().begin(&[EVENTS], Mode::Relaxed, op).await?;
-        let result = tx
-            .bounded(async {
-                let events = tx.store(EVENTS)?;
-                let mut round = Round::new(op);
-                let reads = claims.iter().map(|(id, _)| round.ask(events.get(s(id)))).collect::<Result<Vec<_>>>()?;
-                round.done().await?;
-                let mut out = Vec::new();
-                for ((_, claim), read) in claims.iter().zip(reads) {
-                    let Ok(mut e) = decode_event(&read.value()) else { continue };
-                    let moved =
-                        if stale { e.status == EventStatus::Processing && e.claims == *claim && e.recover_stale().is_ok() } else { e.release(*claim).is_ok() };
-                    if moved {
-                        put(&events, &encode_event(&e), op)?;
-                        out.push(e);
-                    }
+        tx.run(async {
+            let events = tx.store(EVENTS)?;
+            let mut round = Round::new(op);
+            let reads = claims.iter().map(|(id, _)| round.ask(events.get(s(id)))).collect::<Result<Vec<_>>>()?;
+            round.done().await?;
+            let mut out = Vec::new();
+            for ((_, claim), read) in claims.iter().zip(reads) {
+                let Ok(mut e) = decode_event(&read.value()) else { continue };
+                let moved =
+                    if stale { e.status == EventStatus::Processing && e.claims == *claim && e.recover_stale().is_ok() } else { e.release(*claim).is_ok() };
+                if moved {
+                    put(&events, &encode_event(&e), op)?;
+                    out.push(e);
                 }
-                Ok(out)
-            })
-            .await;
-        tx.finish(result).await
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// `resetForRetry`: failed events named in `ids`, and processing ones `is_stale` says are
@@ -225,51 +219,49 @@ impl Store {
     pub async fn reset_for_retry(&self, ids: &[String], is_stale: &dyn Fn(&OutboxEvent) -> bool) -> Result<Vec<OutboxEvent>> {
         const OP: &str = "resetting events";
         let tx = self.db().begin(&[EVENTS, QUARANTINE], Mode::Relaxed, OP).await?;
-        let result = tx
-            .bounded(async {
-                let (events, q) = (tx.store(EVENTS)?, tx.store(QUARANTINE)?);
-                let mut round = Round::new(OP);
-                let reads = ids.iter().map(|id| Ok((round.ask(events.get(s(id)))?, quarantine::ask_event(&mut round, &q, id)?))).collect::<Result<Vec<_>>>()?;
-                round.done().await?;
-                let mut found = Vec::with_capacity(ids.len());
-                for (id, (read, kept)) in ids.iter().zip(reads) {
-                    let raw = read.value();
-                    if raw.is_undefined() {
-                        if kept.value().is_undefined() {
-                            return Err(Error::UnknownEvent(id.clone()));
-                        }
-                        continue;
+        tx.run(async {
+            let (events, q) = (tx.store(EVENTS)?, tx.store(QUARANTINE)?);
+            let mut round = Round::new(OP);
+            let reads = ids.iter().map(|id| Ok((round.ask(events.get(s(id)))?, quarantine::ask_event(&mut round, &q, id)?))).collect::<Result<Vec<_>>>()?;
+            round.done().await?;
+            let mut found = Vec::with_capacity(ids.len());
+            for (id, (read, kept)) in ids.iter().zip(reads) {
+                let raw = read.value();
+                if raw.is_undefined() {
+                    if kept.value().is_undefined() {
+                        return Err(Error::UnknownEvent(id.clone()));
                     }
-                    found.push(decode_event(&raw).map_err(|why| Error::Storage { operation: OP, detail: format!("event \"{id}\" cannot be read ({why})") })?);
+                    continue;
                 }
-                // Refused updates and deletes: does a later event of the same entry follow?
-                let by_entity = events.index(index::BY_ENTITY).map_err(error(OP))?;
-                let mut later = Vec::with_capacity(found.len());
-                for e in &found {
-                    let key = s(&e.entity_id);
-                    later.push(
-                        e.superseded_by_later()
-                            .then(|| round.ask(by_entity.count(Some(bound(&key2(&key, e.seq as f64 + 1.0), &key2(&key, f64::INFINITY))?))))
-                            .transpose()?,
-                    );
+                found.push(decode_event(&raw).map_err(|why| Error::Storage { operation: OP, detail: format!("event \"{id}\" cannot be read ({why})") })?);
+            }
+            // Refused updates and deletes: does a later event of the same entry follow?
+            let by_entity = events.index(index::BY_ENTITY).map_err(error(OP))?;
+            let mut later = Vec::with_capacity(found.len());
+            for e in &found {
+                let key = s(&e.entity_id);
+                later.push(
+                    e.superseded_by_later()
+                        .then(|| round.ask(by_entity.count(Some(bound(&key2(&key, e.seq as f64 + 1.0), &key2(&key, f64::INFINITY))?))))
+                        .transpose()?,
+                );
+            }
+            round.done().await?;
+            let mut reset = Vec::new();
+            for (mut e, later) in found.into_iter().zip(later) {
+                if later.is_some_and(|n| n.count() > 0) {
+                    events.delete(s(&e.id)).map_err(error(OP))?;
+                    continue;
                 }
-                round.done().await?;
-                let mut reset = Vec::new();
-                for (mut e, later) in found.into_iter().zip(later) {
-                    if later.is_some_and(|n| n.count() > 0) {
-                        events.delete(s(&e.id)).map_err(error(OP))?;
-                        continue;
-                    }
-                    let stale = is_stale(&e);
-                    if e.reset_for_retry(stale).is_ok() {
-                        put(&events, &encode_event(&e), OP)?;
-                        reset.push(e);
-                    }
+                let stale = is_stale(&e);
+                if e.reset_for_retry(stale).is_ok() {
+                    put(&events, &encode_event(&e), OP)?;
+                    reset.push(e);
                 }
-                Ok(reset)
-            })
-            .await;
-        tx.finish(result).await
+            }
+            Ok(reset)
+        })
+        .await
     }
 }
 
