@@ -20,7 +20,7 @@ use crate::domain::time::TimeMs;
 use crate::domain::{Error, Result};
 use crate::platform::channel::Message;
 use crate::platform::locks::Held;
-use crate::platform::timer::{sleep, within, Notify};
+use crate::platform::timer::{sleep, within, Deadline, Notify};
 use crate::platform::{call0, mono, new_id, now, storage, Log};
 use crate::store::quarantine::Quarantined;
 use crate::store::Store;
@@ -131,15 +131,15 @@ impl OutboxCore {
         self.check_open()?;
         let at = now();
         let input = validate_save(method, args, self.shared.user().as_deref(), at)?;
-        let core = self.clone();
-        Ok(async move { core.save_now(input, at).await })
+        let (core, by) = (self.clone(), Deadline::from_now());
+        Ok(async move { core.save_now(input, at, by).await })
     }
 
-    async fn save_now(&self, input: SaveInput, at: TimeMs) -> Result<ProgressEntry> {
+    async fn save_now(&self, input: SaveInput, at: TimeMs, by: Deadline) -> Result<ProgressEntry> {
         let shared = &self.shared;
         let entry = ProgressEntry::new(new_id(), &input, at);
         let event = OutboxEvent::new(new_id(), Operation::Create, &entry, input.priority, shared.config.max_attempts, at);
-        shared.store.save(&entry, &event).await?;
+        shared.store.save(&entry, &event, by).await?;
         shared.log.info(|| {
             format!(
                 "entry {} saved ({} {} {}, user {}); outbox event {} created",
@@ -161,12 +161,12 @@ impl OutboxCore {
         let id = validate_id("update(entryId)", id)?;
         let at = now();
         let input = validate_update(args, at)?;
-        let core = self.clone();
-        Ok(async move { core.update_now(id, input, at).await })
+        let (core, by) = (self.clone(), Deadline::from_now());
+        Ok(async move { core.update_now(id, input, at, by).await })
     }
 
-    async fn update_now(&self, id: String, input: UpdateInput, at: TimeMs) -> Result<ProgressEntry> {
-        let edit = self.shared.store.update(&id, input, self.shared.config.max_attempts, at, &|e| self.withdraw(e)).await?;
+    async fn update_now(&self, id: String, input: UpdateInput, at: TimeMs, by: Deadline) -> Result<ProgressEntry> {
+        let edit = self.shared.store.update(&id, input, self.shared.config.max_attempts, at, &|e| self.withdraw(e), by).await?;
         let how = if edit.folded { "folded into its unsent create" } else { "queued as an update" };
         self.shared.log.info(|| format!("entry {id} updated ({how}, event {})", edit.event_id.as_deref().unwrap_or("-")));
         self.after_write(&edit.entry.user_id);
@@ -177,12 +177,12 @@ impl OutboxCore {
     pub fn delete(self: &Rc<Self>, id: &Arg) -> Result<impl Future<Output = Result<()>> + 'static> {
         self.check_open()?;
         let id = validate_id("delete(entryId)", id)?;
-        let core = self.clone();
-        Ok(async move { core.delete_now(id).await })
+        let (core, by) = (self.clone(), Deadline::from_now());
+        Ok(async move { core.delete_now(id, by).await })
     }
 
-    async fn delete_now(&self, id: String) -> Result<()> {
-        let edit = self.shared.store.delete(&id, self.shared.config.max_attempts, now(), &|e| self.withdraw(e)).await?;
+    async fn delete_now(&self, id: String, by: Deadline) -> Result<()> {
+        let edit = self.shared.store.delete(&id, self.shared.config.max_attempts, now(), &|e| self.withdraw(e), by).await?;
         match &edit.event_id {
             Some(e) => self.shared.log.info(|| format!("entry {id} deleted; delete event {e} queued (kept as a tombstone until acknowledged)")),
             None => self.shared.log.info(|| format!("entry {id} deleted before anything of it was sent: removed, nothing to send")),
@@ -241,16 +241,18 @@ impl OutboxCore {
     pub fn reset_for_retry(self: &Rc<Self>, ids: &Arg) -> Result<impl Future<Output = Result<u32>> + 'static> {
         self.check_open()?;
         let ids = validate_ids(ids)?;
-        let core = self.clone();
-        Ok(async move { core.reset_now(ids).await })
+        let (core, by) = (self.clone(), Deadline::from_now());
+        Ok(async move { core.reset_now(ids, by).await })
     }
 
-    async fn reset_now(&self, ids: Vec<String>) -> Result<u32> {
+    /// Asks the Web Locks who is alive (up to 1 s), then resets in one transaction, both within
+    /// the call's bound.
+    async fn reset_now(&self, ids: Vec<String>, by: Deadline) -> Result<u32> {
         let shared = &self.shared;
         let held = crate::platform::locks::held_names().await;
         let (t, wall, after) = (mono(), now(), shared.config.stale_after_ms as f64);
         let stale = |e: &OutboxEvent| !shared.is_in_flight(&e.id) && is_stale(shared, e, &held, t, wall, after);
-        let reset = shared.store.reset_for_retry(&ids, &stale).await?;
+        let reset = shared.store.reset_for_retry(&ids, &stale, by).await?;
         if !reset.is_empty() {
             let list: Vec<&str> = reset.iter().map(|e| e.id.as_str()).collect();
             shared.log.info(|| format!("resetForRetry: {} events back to pending: {}", list.len(), list.join(", ")));
@@ -453,7 +455,7 @@ const TAKEOVER_LOOK_MS: u64 = 100;
 
 /// How long `processNow()` waits for its pass: the bound of every call (CONTRACT §3: every
 /// call settles within 10 s), however long the server or the token function takes.
-const PROCESS_NOW_LIMIT_MS: u32 = crate::platform::idb::DEADLINE_MS;
+const PROCESS_NOW_LIMIT_MS: u32 = crate::platform::idb::CALL_BOUND_MS;
 
 /// A read call bounded as a whole (CONTRACT §3: every call settles within 10 s): the read of
 /// storage and what comes with it (reopening a lost connection first, setting unreadable records
@@ -462,5 +464,5 @@ const PROCESS_NOW_LIMIT_MS: u32 = crate::platform::idb::DEADLINE_MS;
 async fn read_within<T>(operation: &'static str, read: impl Future<Output = Result<T>> + 'static) -> Result<T> {
     // Boxed: one `within` per output type, not per read (smaller wasm).
     let read: std::pin::Pin<Box<dyn Future<Output = Result<T>>>> = Box::pin(read);
-    within(u64::from(crate::platform::idb::DEADLINE_MS), read).await.unwrap_or(Err(Error::TimedOut(operation, Written::Read)))
+    within(u64::from(crate::platform::idb::CALL_BOUND_MS), read).await.unwrap_or(Err(Error::TimedOut(operation, Written::Read)))
 }

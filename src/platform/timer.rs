@@ -72,6 +72,24 @@ pub async fn within<F: Future>(ms: u64, f: F) -> Option<F::Output> {
     out
 }
 
+/// When a call must have settled, on the monotonic clock (CONTRACT §3: every call settles
+/// within 10 s). Counted from the call, so what comes before its transaction (reopening a lost
+/// connection, asking the Web Locks) and the transaction share one bound.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(f64);
+
+impl Deadline {
+    /// [`crate::platform::idb::CALL_BOUND_MS`] from now.
+    pub fn from_now() -> Deadline {
+        Deadline(super::mono() + f64::from(super::idb::CALL_BOUND_MS))
+    }
+
+    /// Milliseconds left (0 once passed).
+    pub fn left(self) -> u64 {
+        (self.0 - super::mono()).max(0.0) as u64
+    }
+}
+
 /// A sticky wake-up: `notify` before `notified` is not lost, and several coalesce into one
 /// (ticks that arrive during a slow pass do not queue up).
 #[derive(Default)]

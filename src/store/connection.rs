@@ -21,10 +21,11 @@ use web_sys::{IdbDatabase, IdbOpenDbRequest, IdbRequest};
 
 use super::quarantine;
 use super::records::{decode_entry, decode_event, encode_event, index, ENTRIES, EVENTS, META, QUARANTINE, TOMBSTONES};
+use crate::domain::error::Written;
 use crate::domain::event::{Operation, OutboxEvent};
 use crate::domain::{Error, Result};
 use crate::platform::idb::{above, all, begin, connection_lost, error, Mode, Request, Tx, DEADLINE_MS};
-use crate::platform::timer::{first, sleep, Notify};
+use crate::platform::timer::{first, sleep, within, Deadline, Notify};
 use crate::platform::{get, new_id, Log};
 
 /// The newest schema this build writes.
@@ -134,29 +135,37 @@ impl Db {
         self.conn.borrow_mut().take();
     }
 
+    /// Opens a transaction that ends within 10 s (the processor's work; see [`Db::begin_by`]).
+    pub async fn begin(&self, stores: &[&str], mode: Mode, operation: &'static str) -> Result<Tx> {
+        self.begin_by(stores, mode, operation, Deadline::from_now()).await
+    }
+
     /// Opens a transaction, reopening the connection first if the browser closed it (site data
     /// cleared, storage pressure, a crashed storage process). A transaction that cannot start on
-    /// a lost connection is retried once on a new one: nothing of it had happened.
-    pub async fn begin(&self, stores: &[&str], mode: Mode, operation: &'static str) -> Result<Tx> {
+    /// a lost connection is retried once on a new one: nothing of it had happened. The reopen
+    /// and the transaction share `by`, the bound of the call they serve: past it, the call
+    /// rejects with a timeout (a connection that opens later is closed).
+    pub async fn begin_by(&self, stores: &[&str], mode: Mode, operation: &'static str, by: Deadline) -> Result<Tx> {
         self.check_open()?;
-        let conn = self.conn().await?;
-        match begin(&conn.db, stores, mode, operation) {
+        let conn = self.conn(operation, by).await?;
+        match begin(&conn.db, stores, mode, operation, by) {
             Err(e) if connection_lost(&e) => {
                 self.log.warn(|| format!("the database connection was lost ({e}); reopening"));
                 self.conn.borrow_mut().take();
-                let conn = self.conn().await?;
-                begin(&conn.db, stores, mode, operation)
+                let conn = self.conn(operation, by).await?;
+                begin(&conn.db, stores, mode, operation, by)
             }
             other => other,
         }
     }
 
-    async fn conn(&self) -> Result<Rc<Conn>> {
+    async fn conn(&self, operation: &'static str, by: Deadline) -> Result<Rc<Conn>> {
         let current = self.conn.borrow().clone();
         match current {
             Some(c) if !c.lost.get() => Ok(c),
             _ if self.closing.get() => Err(Error::Closed),
-            _ => self.connect().await,
+            // Boxed: `connect` is large, and only a reopen needs it.
+            _ => within(by.left(), Box::pin(self.connect())).await.unwrap_or(Err(Error::TimedOut(operation, Written::Nothing))),
         }
     }
 

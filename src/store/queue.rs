@@ -21,6 +21,7 @@ use crate::domain::stats::UserMeta;
 use crate::domain::time::TimeMs;
 use crate::domain::{Error, Result};
 use crate::platform::idb::{bound, error, key2, key3, Asked, Mode, Round, Tx};
+use crate::platform::timer::Deadline;
 use crate::platform::{new_id, now};
 
 /// Due retries promoted per claim, so one claim stays short even after a long outage.
@@ -125,9 +126,9 @@ fn put(store: &idb::ObjectStore, value: &JsValue, op: &'static str) -> Result<()
 impl Store {
     /// Saves a new entry and its event in one strict-durability transaction: both or neither.
     /// Resolves after the commit. `add`, never `put`: an id collision fails, never overwrites.
-    pub async fn save(&self, entry: &ProgressEntry, event: &OutboxEvent) -> Result<()> {
+    pub async fn save(&self, entry: &ProgressEntry, event: &OutboxEvent, by: Deadline) -> Result<()> {
         const OP: &str = "saving an entry";
-        let tx = self.db().begin(&[ENTRIES, EVENTS], Mode::Strict, OP).await?;
+        let tx = self.db().begin_by(&[ENTRIES, EVENTS], Mode::Strict, OP, by).await?;
         tx.run(async {
             tx.store(ENTRIES)?.add(&encode_entry(entry, None), None).map_err(error(OP))?;
             tx.store(EVENTS)?.add(&encode_event(event), None).map_err(error(OP))?;
@@ -139,17 +140,25 @@ impl Store {
     /// `update(entryId, changes)`: the entry's new values and their event, in one strict
     /// transaction (folded into a never-sent create, or a new event queued behind the entry's
     /// unfinished ones).
-    pub async fn update(&self, id: &str, input: UpdateInput, max_attempts: u32, at: TimeMs, withdraw: &dyn Fn(&OutboxEvent) -> bool) -> Result<Edit> {
+    pub async fn update(
+        &self,
+        id: &str,
+        input: UpdateInput,
+        max_attempts: u32,
+        at: TimeMs,
+        withdraw: &dyn Fn(&OutboxEvent) -> bool,
+        by: Deadline,
+    ) -> Result<Edit> {
         const OP: &str = "updating an entry";
-        let tx = self.db().begin(&[ENTRIES, EVENTS], Mode::Strict, OP).await?;
+        let tx = self.db().begin_by(&[ENTRIES, EVENTS], Mode::Strict, OP, by).await?;
         tx.run(update_in(&tx, id, input, max_attempts, at, withdraw)).await
     }
 
     /// `delete(entryId)`: removes the entry from `entries()` and queues its delete, in one strict
     /// transaction; or, when nothing of it ever reached the server, removes it and its events.
-    pub async fn delete(&self, id: &str, max_attempts: u32, at: TimeMs, withdraw: &dyn Fn(&OutboxEvent) -> bool) -> Result<Edit> {
+    pub async fn delete(&self, id: &str, max_attempts: u32, at: TimeMs, withdraw: &dyn Fn(&OutboxEvent) -> bool, by: Deadline) -> Result<Edit> {
         const OP: &str = "deleting an entry";
-        let tx = self.db().begin(&[ENTRIES, EVENTS, TOMBSTONES], Mode::Strict, OP).await?;
+        let tx = self.db().begin_by(&[ENTRIES, EVENTS, TOMBSTONES], Mode::Strict, OP, by).await?;
         tx.run(delete_in(&tx, id, max_attempts, at, withdraw)).await
     }
 
@@ -216,9 +225,9 @@ impl Store {
     /// update or delete a later event of its entry follows is superseded by it and removed
     /// (`OutboxEvent::superseded_by_later`, as in `record_in`), never sent after newer values.
     /// An id found nowhere fails the whole call and changes nothing. Returns the events reset.
-    pub async fn reset_for_retry(&self, ids: &[String], is_stale: &dyn Fn(&OutboxEvent) -> bool) -> Result<Vec<OutboxEvent>> {
+    pub async fn reset_for_retry(&self, ids: &[String], is_stale: &dyn Fn(&OutboxEvent) -> bool, by: Deadline) -> Result<Vec<OutboxEvent>> {
         const OP: &str = "resetting events";
-        let tx = self.db().begin(&[EVENTS, QUARANTINE], Mode::Relaxed, OP).await?;
+        let tx = self.db().begin_by(&[EVENTS, QUARANTINE], Mode::Relaxed, OP, by).await?;
         tx.run(async {
             let (events, q) = (tx.store(EVENTS)?, tx.store(QUARANTINE)?);
             let mut round = Round::new(OP);

@@ -140,6 +140,9 @@ async fn f3_calls_queued_behind_another_tabs_long_transaction_settle_at_their_bo
     // Held for 25 s: each call below must settle well before that (10 s for storage; a pass
     // 10 s + requestTimeoutMs).
     let hold = resolves(5_000, "the other tab's transaction", hold_transaction(&db, 25_000)).await;
+    // And Web Locks that do not answer: `resetForRetry` asks them who is alive (up to 1 s) before
+    // its transaction, which then had a full 10 s of its own (settled at 10 s and more; review K6).
+    hang_locks_query(true);
     let t0 = js_sys::Date::now();
     let ids = js_sys::Array::new();
     // Calls whose requests are queued too (a review asked whether their request events, not only
@@ -154,12 +157,17 @@ async fn f3_calls_queued_behind_another_tabs_long_transaction_settle_at_their_bo
     ];
     for (what, call) in waiting {
         let error = settles(14_000, &format!("{what} behind the transaction"), call).await.expect_err(what);
+        // Made at t0, each settles within the contract's 10 s, the wait for the locks included
+        // (awaited in order: a later call's time is at most the earlier one's, or its own).
+        let took = js_sys::Date::now() - t0;
+        assert!(took < 10_000.0, "{what} settled {took} ms after it was called");
         assert_eq!(get(&error, "code").as_string().as_deref(), Some("TIMEOUT"), "{what}");
         if what == "saveWeight()" {
             // Its writes were still queued, so the abort took: it says nothing was stored.
             assert!(message(&error).contains("nothing of it was stored"), "{}", message(&error));
         }
     }
+    hang_locks_query(false);
     let pass = settles(14_000, "processNow() behind the transaction", outbox.process_now()).await;
     if let Err(e) = &pass {
         assert_eq!(get(e, "code").as_string().as_deref(), Some("TIMEOUT"), "{}", message(e));

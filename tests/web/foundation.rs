@@ -8,6 +8,7 @@ use progress_outbox::domain::entry::{ProgressEntry, SaveInput};
 use progress_outbox::domain::event::{EventStatus, Operation, OutboxEvent};
 use progress_outbox::domain::metric::Metric;
 use progress_outbox::domain::retry::{Decision, RetryPolicy};
+use progress_outbox::platform::timer::Deadline;
 use progress_outbox::platform::Log;
 use progress_outbox::store::queue::{Lead, Outcome, Recorded};
 use progress_outbox::store::Store;
@@ -151,19 +152,19 @@ async fn entry_and_event_are_written_together_or_not_at_all() {
     let db = fresh_db("atomic");
     let s = store(&db).await;
     let (e1, ev1) = new_pair("u1", 70.0, 0, now());
-    s.save(&e1, &ev1).await.unwrap();
+    s.save(&e1, &ev1, Deadline::from_now()).await.unwrap();
 
     // The event write fails (its id collides) after the entry was written: the entry must not stay.
     let (e2, mut ev2) = new_pair("u1", 71.0, 0, now());
     ev2.id = ev1.id.clone();
-    let err = s.save(&e2, &ev2).await.unwrap_err();
+    let err = s.save(&e2, &ev2, Deadline::from_now()).await.unwrap_err();
     assert!(err.to_string().contains("ConstraintError"), "{err}");
     assert_eq!(count(&db, "entries").await, 1, "entry of the failed save was committed");
 
     // The entry write fails (its id collides): its event must not be stored either.
     let (mut e3, ev3) = new_pair("u1", 72.0, 0, now());
     e3.id = e1.id.clone();
-    let err = s.save(&e3, &ev3).await.unwrap_err();
+    let err = s.save(&e3, &ev3, Deadline::from_now()).await.unwrap_err();
     assert!(err.to_string().contains("ConstraintError"), "{err}");
     assert_eq!(count(&db, "entries").await, 1);
     assert_eq!(count(&db, "events").await, 1, "event of the failed save was committed");
@@ -376,7 +377,7 @@ async fn claim_order_is_priority_desc_then_oldest_first_and_per_user() {
     let mut ids = Vec::new();
     for (i, (prio, user)) in [(0, "u1"), (5, "u1"), (0, "u2"), (5, "u1"), (-3, "u1"), (0, "u1")].iter().enumerate() {
         let (e, ev) = new_pair(user, 70.0 + i as f64, *prio, t + i as i64);
-        s.save(&e, &ev).await.unwrap();
+        s.save(&e, &ev, Deadline::from_now()).await.unwrap();
         ids.push(ev.id);
     }
     let me = lead(&s, "u1", "me").await;
@@ -395,7 +396,7 @@ async fn claim_order_is_priority_desc_then_oldest_first_and_per_user() {
 
     // Fenced: once another context took the uploads over, the old lead claims nothing.
     let (e, ev) = new_pair("u1", 80.0, 0, now());
-    s.save(&e, &ev).await.unwrap();
+    s.save(&e, &ev, Deadline::from_now()).await.unwrap();
     let other = lead(&s, "u1", "other").await;
     assert!(other.gen > me.gen);
     let fenced = s.claim("u1", &me, 10, &[], &[], longest_wait()).await.unwrap();
@@ -413,7 +414,7 @@ async fn due_retries_rejoin_the_queue_and_future_ones_wait() {
     let mut ids = Vec::new();
     for i in 0..4 {
         let (e, ev) = new_pair("u1", 70.0 + i as f64, 0, t - 5000 + i);
-        s.save(&e, &ev).await.unwrap();
+        s.save(&e, &ev, Deadline::from_now()).await.unwrap();
         ids.push(ev.id);
     }
     let me = lead(&s, "u1", "me").await;
@@ -453,11 +454,11 @@ async fn stats_events_stale_events_and_reset_for_retry() {
     let mut ids = Vec::new();
     for i in 0..6 {
         let (e, ev) = new_pair("u1", 70.0 + i as f64, 0, t - 100_000 + i);
-        s.save(&e, &ev).await.unwrap();
+        s.save(&e, &ev, Deadline::from_now()).await.unwrap();
         ids.push(ev.id);
     }
     let (e, ev) = new_pair("u2", 60.0, 0, t);
-    s.save(&e, &ev).await.unwrap();
+    s.save(&e, &ev, Deadline::from_now()).await.unwrap();
 
     // A tab that is gone ("ghost": no liveness lock held) claimed 5 of u1's 6; 0..=3 got results.
     let ghost = lead(&s, "u1", "ghost").await;
@@ -531,7 +532,7 @@ async fn cleanup_deletes_only_completed_events_past_retention() {
     let mut ids = Vec::new();
     for i in 0..4 {
         let (e, ev) = new_pair(if i == 3 { "u2" } else { "u1" }, 70.0, 0, t - 10 * day);
-        s.save(&e, &ev).await.unwrap();
+        s.save(&e, &ev, Deadline::from_now()).await.unwrap();
         ids.push(ev.id);
     }
     let l1 = lead(&s, "u1", "me").await;
@@ -563,7 +564,7 @@ async fn cleanup_works_through_batches_larger_than_one_transaction() {
     let t = now() - 1_000_000;
     for _ in 0..1_100 {
         let (e, ev) = new_pair("u1", 70.0, 0, t);
-        s.save(&e, &ev).await.unwrap();
+        s.save(&e, &ev, Deadline::from_now()).await.unwrap();
     }
     let me = lead(&s, "u1", "me").await;
     let done = complete("x");
