@@ -261,6 +261,7 @@ fn redirect_message(status: u16) -> String {
 
 /// Decides the fate of an attempt.
 pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: TimeMs) -> Decision {
+    let asked = |retry_after: &Option<String>| retry_after.as_deref().and_then(|v| parse_retry_after(v, now));
     let (message, server_wait) = match outcome {
         Outcome::Response { status, retry_after, backend_id, plain, body_excerpt } => match classify_status(*status) {
             StatusClass::Success => {
@@ -290,15 +291,15 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
             ),
             // A 3xx is transient (CONTRACT §2): its Retry-After counts, where the page can see it
             // (a batch item; a single request's redirect is opaque).
-            StatusClass::Redirect => (redirect_message(*status), retry_after.as_deref().and_then(|v| parse_retry_after(v, now))),
-            StatusClass::Transient => (http_message(*status, body_excerpt), retry_after.as_deref().and_then(|v| parse_retry_after(v, now))),
+            StatusClass::Redirect => (redirect_message(*status), asked(retry_after)),
+            StatusClass::Transient => (http_message(*status, body_excerpt), asked(retry_after)),
         },
         Outcome::Batch { status, retry_after, detail } => {
             let what = format!("batch request: {}", http_message(*status, detail));
             match classify_status(*status) {
-                StatusClass::Redirect => (redirect_message(*status), retry_after.as_deref().and_then(|v| parse_retry_after(v, now))),
+                StatusClass::Redirect => (redirect_message(*status), asked(retry_after)),
                 StatusClass::Permanent if *status != 413 => return refusal(what, "the batch", attempt),
-                StatusClass::Transient => (what, retry_after.as_deref().and_then(|v| parse_retry_after(v, now))),
+                StatusClass::Transient => (what, asked(retry_after)),
                 _ => (what, None),
             }
         }
