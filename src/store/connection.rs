@@ -24,7 +24,7 @@ use super::records::{decode_entry, decode_event, encode_event, index, ENTRIES, E
 use crate::domain::error::Written;
 use crate::domain::event::{Operation, OutboxEvent};
 use crate::domain::{Error, Result};
-use crate::platform::idb::{above, all, begin, connection_lost, error, Mode, Request, Tx, DEADLINE_MS};
+use crate::platform::idb::{above, all, begin, connection_lost, error, Mode, Request, Tx};
 use crate::platform::timer::{first, sleep, within, Deadline, Notify};
 use crate::platform::{get, new_id, Log};
 
@@ -81,6 +81,7 @@ impl Db {
     /// Opens (creating or upgrading) the database. `max_attempts` is given to events an upgrade
     /// creates for older entries.
     pub async fn open(name: &str, max_attempts: u32, log: Log) -> Result<Db> {
+        let by = Deadline::from_now();
         let db = Db {
             name: name.into(),
             max_attempts,
@@ -90,9 +91,9 @@ impl Db {
             closing: Cell::new(false),
             on_version_change: Rc::default(),
         };
-        db.connect().await?;
+        db.connect(by).await?;
         log.debug(|| format!("opened database \"{name}\" (schema v{VERSION})"));
-        quarantine::restore_readable(&db).await;
+        quarantine::restore_readable(&db, by).await;
         Ok(db)
     }
 
@@ -135,7 +136,7 @@ impl Db {
         self.conn.borrow_mut().take();
     }
 
-    /// Opens a transaction that ends within 10 s (the processor's work; see [`Db::begin_by`]).
+    /// Opens a transaction that ends within the call bound (9.5 s) (the processor's work; see [`Db::begin_by`]).
     pub async fn begin(&self, stores: &[&str], mode: Mode, operation: &'static str) -> Result<Tx> {
         self.begin_by(stores, mode, operation, Deadline::from_now()).await
     }
@@ -165,12 +166,12 @@ impl Db {
             Some(c) if !c.lost.get() => Ok(c),
             _ if self.closing.get() => Err(Error::Closed),
             // Boxed: `connect` is large, and only a reopen needs it.
-            _ => within(by.left(), Box::pin(self.connect())).await.unwrap_or(Err(Error::TimedOut(operation, Written::Nothing))),
+            _ => within(by.left(), Box::pin(self.connect(by))).await.unwrap_or(Err(Error::TimedOut(operation, Written::Nothing))),
         }
     }
 
-    async fn connect(&self) -> Result<Rc<Conn>> {
-        let db = open_database(&self.name, self.max_attempts, self.log).await?;
+    async fn connect(&self, by: Deadline) -> Result<Rc<Conn>> {
+        let db = open_database(&self.name, self.max_attempts, self.log, by).await?;
         if let Err(e) = self.check_open() {
             // Closed while opening: not kept, and closed now (an open connection with no
             // versionchange handler would block other tabs' upgrades until it is collected).
@@ -215,9 +216,9 @@ impl Db {
 
 /// Opens the database at [`VERSION`] with idb, running the upgrade steps if needed. Rejects with
 /// [`Error::Blocked`] when the upgrade stays blocked by other connections for [`BLOCKED_MS`], and
-/// with [`Error::TimedOut`] when the browser answers nothing for 10 s (a wedged storage process);
+/// with [`Error::OpenTimedOut`] when the browser answers nothing by `by` (a wedged storage process);
 /// a running upgrade is never cut off. A connection that opens late is closed at once.
-async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDatabase> {
+async fn open_database(name: &str, max_attempts: u32, log: Log, by: Deadline) -> Result<IdbDatabase> {
     const OP: &str = "opening the database";
     let factory = idb::Factory::new().map_err(|_| Error::Unsupported("there is no indexedDB in this context (a private window of an old browser?)".into()))?;
     let raw: IdbOpenDbRequest = factory.open(name, Some(VERSION)).map_err(error(OP))?.into();
@@ -260,7 +261,7 @@ async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDat
         was_blocked.set(true);
     };
     let no_answer = async {
-        sleep(DEADLINE_MS as u64).await;
+        sleep(by.left()).await;
         while upgrading.get() {
             sleep(1_000).await;
         }
@@ -285,7 +286,7 @@ async fn open_database(name: &str, max_attempts: u32, log: Log) -> Result<IdbDat
             Err(foreign(name, &missing))
         }
         Err(Error::Storage { detail, .. }) if detail.starts_with("VersionError") => {
-            Err(Error::NewerSchema { name: name.into(), found: found_version(&factory, name).await.unwrap_or(0), supported: VERSION })
+            Err(Error::NewerSchema { name: name.into(), found: found_version(&factory, name, by).await.unwrap_or(0), supported: VERSION })
         }
         Err(e) => Err(e),
     }
@@ -328,12 +329,12 @@ fn foreign(name: &str, missing: &[&str]) -> Error {
     }
 }
 
-async fn found_version(factory: &idb::Factory, name: &str) -> Option<u32> {
+async fn found_version(factory: &idb::Factory, name: &str, by: Deadline) -> Option<u32> {
     let raw: IdbOpenDbRequest = factory.open(name, None).ok()?.into();
     let raw: IdbRequest = raw.into();
     // Bounded: it may queue behind another tab's upgrade. A late connection is closed.
     let late = raw.clone();
-    let Some(opened) = crate::platform::timer::within(DEADLINE_MS as u64, Request::new(raw, "reading the database version")).await else {
+    let Some(opened) = within(by.left(), Request::new(raw, "reading the database version")).await else {
         late.set_onsuccess(Some(close_late_connection().unchecked_ref()));
         return None;
     };

@@ -10,6 +10,7 @@ use super::records::{decode_entry, decode_event, encode_entry, encode_event, ind
 use crate::domain::time::TimeMs;
 use crate::domain::Result;
 use crate::platform::idb::{error, Asked, Mode, Round};
+use crate::platform::timer::Deadline;
 use crate::platform::{get, set};
 
 const OP: &str = "setting an unreadable record aside";
@@ -106,11 +107,12 @@ pub async fn list_for(q: &idb::ObjectStore, user: &str, store: &str) -> Result<V
     Ok(found.iter().flat_map(Asked::values).map(|raw| read(&raw)).filter(|k| k.store == store).collect())
 }
 
-/// Brings back every kept record this version can read. Runs at open; never fails the open.
-pub async fn restore_readable(db: &Db) {
+/// Brings back every kept record this version can read. Runs at open, within the open's bound
+/// `by`; never fails the open.
+pub async fn restore_readable(db: &Db, by: Deadline) {
     const OP: &str = "restoring readable records";
     let restored: Result<u32> = async {
-        let tx = db.begin(&[QUARANTINE, ENTRIES, EVENTS, TOMBSTONES], Mode::Relaxed, OP).await?;
+        let tx = db.begin_by(&[QUARANTINE, ENTRIES, EVENTS, TOMBSTONES], Mode::Relaxed, OP, by).await?;
         tx.run(async {
             let q = tx.store(QUARANTINE)?;
             let mut round = Round::new(OP);
