@@ -510,6 +510,18 @@ struct Side {
     next: Option<Asked>,
 }
 
+/// Gives backend `id` to a record of entry `entity` this version cannot read, where it is (so the
+/// version that reads it never sends it as a new create, nor drops its delete); `false` when
+/// `raw` is no record of that entry. Best effort: such a record may not even be storable as is.
+fn give_unreadable(store: &idb::ObjectStore, raw: &JsValue, entity: &str, id: &str) -> bool {
+    if crate::platform::get(raw, "id").as_string().as_deref() != Some(entity) {
+        return false;
+    }
+    crate::platform::set(raw, "backendId", &JsValue::from_str(id));
+    let _ = store.put(raw, None);
+    true
+}
+
 async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Result<Vec<Recorded>> {
     const OP: &str = "recording upload results";
     let (events, entries, tombstones, meta) = (tx.store(EVENTS)?, tx.store(ENTRIES)?, tx.store(TOMBSTONES)?, tx.store(META)?);
@@ -639,11 +651,10 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
                 let deleted_at = crate::platform::get(&raw, "deletedAt").as_f64().map(|d| d as TimeMs);
                 t.backend_id = Some(id.clone());
                 tombstones.put(&encode_entry(&t, deleted_at), None).map_err(error(OP))?;
-            } else if crate::platform::get(unreadable, "id").as_string().as_deref() == Some(entity.as_str()) {
-                // Best effort: a record this version cannot read may not even be storable as is.
-                crate::platform::set(unreadable, "backendId", &JsValue::from_str(id));
-                let _ = entries.put(unreadable, None);
-            } else if !quarantine::give_backend_id(&q, ENTRIES, &kept_entry.value(), id)? {
+            } else if !give_unreadable(&tombstones, &raw, entity, id)
+                && !give_unreadable(&entries, unreadable, entity, id)
+                && !quarantine::give_backend_id(&q, ENTRIES, &kept_entry.value(), id)?
+            {
                 quarantine::give_backend_id(&q, TOMBSTONES, &kept_tombstone.value(), id)?;
             }
         }

@@ -180,3 +180,31 @@ async fn a_create_acknowledged_while_its_entry_was_set_aside_keeps_its_backend_i
     assert_eq!(posts, 1, "one create only: {:?}", requests(&stub));
     finish(&db, &[&outbox, &again]).await;
 }
+
+/// Review L7: an entry deleted while its create was in flight keeps the server's id on its
+/// tombstone, for the delete queued behind. A tombstone this version cannot read (another version
+/// wrote it) was passed over and the id dropped: the delete could never name the record. Now the
+/// unreadable tombstone gets the id where it is.
+#[wasm_bindgen_test]
+async fn a_create_acknowledged_after_its_unreadable_tombstone_was_written_keeps_its_backend_id() {
+    let db = fresh_db("tombstone-id");
+    let stub = stub_fetch(&json(r#"[{"hold": "answer", "status": 201, "body": {"id": "srv-l7"}}]"#), &json(r#"{"status": 204}"#));
+    let outbox = open(&db, CFG).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let id = string(&save_for(&outbox, 70.0).await, "id");
+    eventually(5_000, "the create is in flight", || async { call(&stub, "isHeld", &[JsValue::from_str("answer")]).is_truthy() }).await;
+    resolves(10_000, "delete", outbox.delete(JsValue::from_str(&id))).await;
+    // Another version of the app rewrites the tombstone in a shape this one cannot read.
+    let tombstone = ok(raw_get(&db, "tombstones", &id)).await;
+    assert!(!tombstone.is_undefined(), "the delete kept a tombstone");
+    set(&tombstone, "quantity", &JsValue::from_str("seventy"));
+    ok(raw_put(&db, "tombstones", &tombstone, &JsValue::UNDEFINED)).await;
+    call(&stub, "release", &[JsValue::from_str("answer")]);
+    // On the tombstone, or on its kept copy once the delete's claim set the unreadable record aside.
+    eventually(5_000, "the create's answer is recorded", || async {
+        let kept = get(&ok(raw_get(&db, "quarantine", &format!("tombstones:{id}"))).await, "record");
+        [ok(raw_get(&db, "tombstones", &id)).await, kept].iter().any(|t| opt_string(t, "backendId").as_deref() == Some("srv-l7"))
+    })
+    .await;
+    finish(&db, &[&outbox]).await;
+}
