@@ -66,14 +66,16 @@ impl AdaptiveSize {
                 self.size = (self.size + (self.max / 10).max(1)).min(self.ceiling);
             }
             SizeSignal::Slow | SizeSignal::Overloaded => self.size = (self.size / 2).max(1),
-            SizeSignal::TooLarge(n) => {
+            // A 413 to one event is that event's own answer (`whole_failure`), no sign that
+            // batches are too large: taken as one, it pinned the size at 1 for good (review M2).
+            SizeSignal::TooLarge(n) if n > 1 => {
                 if n <= self.answered {
                     self.answered = 0;
                 }
                 self.ceiling = self.answered.max(n / 2).clamp(1, self.max);
                 self.size = (self.size / 2).clamp(1, self.ceiling);
             }
-            SizeSignal::Neutral => {}
+            SizeSignal::TooLarge(_) | SizeSignal::Neutral => {}
         }
     }
 }
