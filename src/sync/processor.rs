@@ -736,10 +736,12 @@ async fn recorder(pass: &Pass<'_>) {
                 continue;
             };
             next_free |= e.blocks && !matches!(applied, Applied::Retrying);
-            let mut r = pass.report.borrow_mut();
+            // Counted with no borrow held while the console is written to (a console wrapper may
+            // call back in).
+            let count = |f: fn(&mut PassReport) -> &mut u32| *f(&mut pass.report.borrow_mut()) += 1;
             match (&d.decision, applied) {
                 (Decision::Complete { backend_id }, _) => {
-                    r.completed += 1;
+                    count(|r| &mut r.completed);
                     let b = backend_id.as_deref().unwrap_or("-");
                     log.info(|| {
                         format!(
@@ -751,14 +753,14 @@ async fn recorder(pass: &Pass<'_>) {
                     });
                 }
                 (Decision::Retry { message, wait_ms, .. }, Applied::Retrying) => {
-                    r.retrying += 1;
+                    count(|r| &mut r.retrying);
                     shared.schedule(id, t + *wait_ms as f64);
                     let next = e.next_attempt_at.map(to_iso8601).unwrap_or_default();
                     log.info(|| format!("event {id} failed ({message}): {} failed answers of {}, next attempt at {next}", e.attempt_count, e.max_attempts));
                 }
                 (Decision::GiveUp { message, .. }, _) | (Decision::Retry { message, .. }, _) => {
                     // (A retry recorded as gave up cannot happen: `apply` gives up only on GiveUp.)
-                    r.gave_up += 1;
+                    count(|r| &mut r.gave_up);
                     log.warn(|| format!("event {id} failed and gave up ({message}); entry {} is kept; resetForRetry([\"{id}\"]) sends it again", e.entity_id));
                 }
             }
