@@ -2,7 +2,7 @@
 //! `resetForRetry`, and of option objects' keys.
 
 use super::arg::{fmt_num, Arg};
-use super::entry::validate_user_id;
+use super::entry::{validate_id, validate_user_id};
 use super::error::{Error, Result};
 use super::event::EventStatus;
 use super::metric::Metric;
@@ -124,13 +124,10 @@ pub fn validate_ids(ids: &Arg) -> Result<Vec<String>> {
     }
     let mut out: Vec<String> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        match item {
-            Arg::Str(s) if !s.is_empty() => {
-                if !out.contains(s) {
-                    out.push(s.clone());
-                }
-            }
-            other => return Err(Error::invalid_type(format!("resetForRetry(ids[{i}])"), "a non-empty event id string", other.describe())),
+        // The rule of every id argument (`update`, `delete`): at most 256 characters.
+        let id = validate_id(&format!("resetForRetry(ids[{i}])"), item)?;
+        if !out.contains(&id) {
+            out.push(id);
         }
     }
     Ok(out)

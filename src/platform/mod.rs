@@ -168,6 +168,11 @@ const MAX_ARRAY_READ: u32 = crate::domain::query::MAX_RESET_IDS as u32 + 1;
 /// hundreds of megabytes is refused by its length without being copied.
 pub(crate) const MAX_STRING_READ: u32 = 1 << 20;
 
+/// The longest string item of an array argument copied into the wasm: ids are at most 256
+/// characters and `backoffMs` takes numbers. (The bound per string alone let one long string
+/// repeated 10,000 times in an array be copied 10,000 times, past the wasm's memory: review M1.)
+const MAX_ITEM_READ: u32 = 1_024;
+
 /// An array's items, its `length` read once and each index once (a Proxy whose length changes
 /// between reads cannot slip a long array past a size check, nor make us walk millions). Items
 /// that are arrays themselves are not walked: no argument takes one (an array that holds itself,
@@ -178,9 +183,17 @@ fn read_array(value: &JsValue) -> Result<Arg, JsValue> {
     let mut items = Vec::with_capacity(n as usize);
     for i in 0..n {
         let item = Reflect::get_u32(value, i)?;
-        items.push(if is_array(&item).unwrap_or(false) { Arg::Other("an array".into()) } else { to_arg(&item) });
+        items.push(if is_array(&item).unwrap_or(false) { Arg::Other("an array".into()) } else { read_string(&item, MAX_ITEM_READ) });
     }
     Ok(Arg::Array(items))
+}
+
+/// [`to_arg`], with strings longer than `max` described by their length, not copied.
+fn read_string(value: &JsValue, max: u32) -> Arg {
+    match value.dyn_ref::<js_sys::JsString>().map(js_sys::JsString::length) {
+        Some(len) if len > max => Arg::Other(format!("a string of {len} characters (far longer than any value taken)")),
+        _ => to_arg(value),
+    }
 }
 
 /// Describes a JS value for pure validation (see [`Arg`]). Reads each value once.
@@ -193,9 +206,8 @@ pub fn to_arg(value: &JsValue) -> Arg {
         Arg::Number(n)
     } else if value.is_string() {
         let js = value.unchecked_ref::<js_sys::JsString>();
-        let len = js.length();
-        if len > MAX_STRING_READ {
-            Arg::Other(format!("a string of {len} characters (far longer than any value taken)"))
+        if js.length() > MAX_STRING_READ {
+            read_string(value, MAX_STRING_READ)
         } else if js.is_valid_utf16() {
             Arg::Str(js.into())
         } else {
@@ -255,7 +267,7 @@ pub fn keys(object: &JsValue) -> Result<Vec<String>, String> {
         if depth > 0 && !next.is_object() && has_own(&at, "isPrototypeOf").unwrap_or(false) {
             return Ok(out);
         }
-        for k in own_names(&at).map_err(|e| describe_error(&e))?.iter().filter_map(|k| k.as_string()) {
+        for k in own_names(&at).map_err(|e| describe_error(&e))?.iter().filter_map(|k| key_name(&k)) {
             if (depth > 0 && k == "constructor") || out.contains(&k) {
                 continue;
             }
@@ -267,6 +279,17 @@ pub fn keys(object: &JsValue) -> Result<Vec<String>, String> {
         at = next;
     }
     Err("its prototype chain is longer than 64 objects".into())
+}
+
+/// A property name as listed: a name longer than any option's is shortened (it is unknown, and
+/// a name of megabytes is not copied whole; the "…" keeps it from matching an option).
+fn key_name(k: &JsValue) -> Option<String> {
+    const MAX: u32 = 64;
+    let js = k.dyn_ref::<js_sys::JsString>()?;
+    if js.length() <= MAX {
+        return js.as_string();
+    }
+    Some(format!("{}… ({} characters)", String::from(js.slice(0, MAX)), js.length()))
 }
 
 #[wasm_bindgen]

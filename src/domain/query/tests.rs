@@ -44,6 +44,9 @@ fn ids() {
     let e = validate_ids(&Arg::Array(vec![Arg::Str("a".into()), Arg::Number(1.0)])).unwrap_err();
     assert!(e.to_string().starts_with("resetForRetry(ids[1])"), "{e}");
     assert!(validate_ids(&Arg::Array(vec![Arg::Str(String::new())])).is_err());
+    // Ids are at most 256 characters, as for update and delete.
+    let e = validate_ids(&Arg::Array(vec![Arg::Str("e".repeat(257))])).unwrap_err();
+    assert!(e.to_string().contains("at most 256"), "{e}");
 }
 
 #[test]
