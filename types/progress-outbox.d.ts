@@ -165,7 +165,7 @@ export interface PassReport {
   released: number;
   /** Requests sent (one per event, or one per batch). */
   requests: number;
-  /** false: processNow() stopped waiting at 9.5 s (every call's bound: a stalled server, a token
+  /** false: processNow() stopped waiting at 9 s (every call's bound: a stalled server, a token
    *  function that does not answer, storage stuck in another tab) while the pass goes on in the
    *  background; the counts are what it had done so far. */
   finished: boolean;
@@ -251,7 +251,7 @@ export class Outbox {
    *  Records set aside as unreadable (quarantined) are skipped; an unknown id rejects with
    *  UNKNOWN_EVENT and resets nothing. */
   resetForRetry(eventIds: string[]): Promise<number>;
-  /** One processing pass now; resolves when it is done, or after 9.5 s with `finished: false`
+  /** One processing pass now; resolves when it is done, or after 9 s with `finished: false`
    *  while the pass goes on in the background. */
   processNow(): Promise<PassReport>;
   /** Newest measurement first (deleted entries are not listed). */

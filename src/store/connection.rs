@@ -136,7 +136,7 @@ impl Db {
         self.conn.borrow_mut().take();
     }
 
-    /// Opens a transaction that ends within the call bound (9.5 s) (the processor's work; see [`Db::begin_by`]).
+    /// Opens a transaction that ends within the call bound (9 s) (the processor's work; see [`Db::begin_by`]).
     pub async fn begin(&self, stores: &[&str], mode: Mode, operation: &'static str) -> Result<Tx> {
         self.begin_by(stores, mode, operation, Deadline::from_now()).await
     }
