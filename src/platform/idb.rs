@@ -307,7 +307,7 @@ pub fn begin(db: &IdbDatabase, stores: &[&str], mode: Mode, operation: &'static 
     let raw = db.unchecked_ref::<DatabaseWithOptions>().transaction_with_options(&names, mode_name, &options).map_err(js_error(operation))?;
     let slot = Rc::new(RefCell::new(EndingSlot::default()));
     let end = |kind: u8| {
-        let (slot, raw) = (slot.clone(), raw.clone());
+        let (slot, raw, db, names) = (slot.clone(), raw.clone(), db.clone(), names.clone());
         Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
             let mut s = slot.borrow_mut();
             if kind == 2 {
@@ -319,7 +319,16 @@ pub fn begin(db: &IdbDatabase, stores: &[&str], mode: Mode, operation: &'static 
                 return;
             }
             if s.ending.is_none() {
-                s.ending = Some(if kind == 0 { Ok(()) } else { Err(s.first_error.take().or_else(|| raw.error().map(|e| describe_error(&e.into())))) });
+                let ending = if kind == 0 { Ok(()) } else { Err(s.first_error.take().or_else(|| raw.error().map(|e| describe_error(&e.into())))) };
+                if matches!(&ending, Err(Some(why)) if why.starts_with("QuotaExceededError")) {
+                    // Firefox runs the next readwrite transaction of a connection that hit its
+                    // quota in a "cleanup" mode that refuses every put ("InvalidStateError: A
+                    // mutation operation was attempted on a database that did not allow
+                    // mutations"): the next save would fail so even once space is back (probe K).
+                    // An empty one, opened now before any other, takes that turn.
+                    let _ = db.unchecked_ref::<DatabaseWithOptions>().transaction_with_options(&names, "readwrite", &Object::new());
+                }
+                s.ending = Some(ending);
             }
             if let Some(w) = s.waker.take() {
                 w.wake();

@@ -8,7 +8,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { createServer } from "node:net";
 import { cleanup, countByLocalId, startServer, tempDir } from "./helpers.mjs";
 
@@ -199,6 +200,69 @@ test("the shipped package in Firefox: bad input refused, a save uploaded exactly
         const r = await runFlow(driver, sessionId, how);
         await check(r, how, server);
       }
+    } finally {
+      await driver.call("DELETE", `/session/${sessionId}`).catch(() => {});
+    }
+  } finally {
+    driver.stop();
+    await server.stop();
+    cleanup(profile);
+  }
+});
+
+/** Fills the origin's quota from the page, saves into the full storage, frees it, saves again. */
+const QUOTA_FLOW = `
+  const done = arguments[arguments.length - 1];
+  (async () => {
+    const { default: init, Outbox } = await import("/pkg/progress_outbox.js");
+    await init();
+    const user = "quota-" + Math.random().toString(36).slice(2);
+    const outbox = await Outbox.open({ endpoint: "/api/v1/progress", dbName: user, token: "t", log: "off" });
+    const settle = (p) => p.then((v) => ({ ok: v.id }), (e) => ({ code: e.code, message: e.message }));
+    const before = await settle(outbox.saveWeight(70, { userId: user }));
+    // Another database of the origin takes what is left, 50 KB at a time, until the quota refuses.
+    const junk = await new Promise((ok, no) => { const r = indexedDB.open("junk-" + user); r.onupgradeneeded = () => r.result.createObjectStore("x"); r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error); });
+    const blob = "j".repeat(50000);
+    let filled = 0;
+    for (; filled < 2000; filled++) {
+      const full = await new Promise((ok) => { const tx = junk.transaction("x", "readwrite"); tx.objectStore("x").put(blob + filled, filled); tx.oncomplete = () => ok(false); tx.onabort = () => ok(true); });
+      if (full) break;
+    }
+    const whileFull = await settle(outbox.saveWeight(71, { userId: user }));
+    junk.close();
+    await new Promise((ok) => { const r = indexedDB.deleteDatabase("junk-" + user); r.onsuccess = r.onerror = r.onblocked = ok; });
+    await new Promise((ok) => setTimeout(ok, 500));
+    const after = [];
+    for (const kg of [72, 73]) after.push(await settle(outbox.saveWeight(kg, { userId: user })));
+    const entries = (await outbox.entries(user)).map((e) => e.quantity).sort();
+    outbox.close();
+    return { before, filled, whileFull, after, entries };
+  })().then(done, (e) => done({ error: String(e) }));`;
+
+test("Firefox with its storage full: a save is refused as QUOTA_EXCEEDED, and the first save once space is back is stored", async () => {
+  assert.ok(FIREFOX, "Firefox ESR is not installed (npm test installs it)");
+  const server = await startServer({ env: { BENCH: "1", QUIET: "1" } });
+  const driver = await geckodriver();
+  const profile = tempDir("firefox-quota");
+  // An origin limit of 10 MB, so that the page can fill it quickly.
+  writeFileSync(join(profile, "user.js"), 'user_pref("dom.quotaManager.temporaryStorage.fixedLimit", 10240);\n');
+  try {
+    const { sessionId } = await driver.call("POST", "/session", {
+      capabilities: { alwaysMatch: { browserName: "firefox", "moz:firefoxOptions": { binary: FIREFOX, args: ["-headless", "-profile", profile] } } },
+    });
+    try {
+      await driver.call("POST", `/session/${sessionId}/timeouts`, { script: 120000, pageLoad: 30000 });
+      await driver.call("POST", `/session/${sessionId}/url`, { url: `${server.url}/bench/startup.html` });
+      const r = await driver.call("POST", `/session/${sessionId}/execute/async`, { args: [], script: QUOTA_FLOW });
+      assert.equal(r.error, undefined, r.error);
+      assert.ok(r.before.ok, JSON.stringify(r.before));
+      assert.ok(r.filled > 0 && r.filled < 2000, `the quota refused the filler after ${r.filled} puts`);
+      assert.equal(r.whileFull.code, "QUOTA_EXCEEDED", JSON.stringify(r.whileFull));
+      // Firefox runs a connection's next readwrite transaction after a quota error in a mode that
+      // refuses every put: this save was refused as STORAGE ("did not allow mutations") though
+      // space was back (probe K).
+      for (const a of r.after) assert.ok(a.ok, `a save once space is back: ${JSON.stringify(a)}`);
+      assert.deepEqual(r.entries, [70, 72, 73]);
     } finally {
       await driver.call("DELETE", `/session/${sessionId}`).catch(() => {});
     }
