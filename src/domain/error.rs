@@ -174,6 +174,25 @@ impl Error {
     pub fn out_of_range(what: impl Into<String>, problem: impl Into<String>) -> Self {
         Error::OutOfRange { what: what.into(), problem: problem.into() }
     }
+
+    /// A failure IndexedDB reported (`Name: message`) while doing `operation`: quota errors get
+    /// their own variant; a connection the browser closed under the call (Chromium's texts when
+    /// site data is cleared) says what happened and that trying again works, not only the
+    /// browser's words ("Backend aborted error").
+    pub fn from_browser(operation: &'static str, detail: String) -> Error {
+        if detail.starts_with("QuotaExceededError") {
+            return Error::QuotaExceeded(detail);
+        }
+        if detail.contains("Connection is closing") || detail.contains("Backend aborted") {
+            return Error::Storage {
+                operation,
+                detail: format!(
+                    "{detail} (the browser closed the database under this call: site data cleared, or storage trouble; nothing of it was stored, and the next call reopens the database: try again)"
+                ),
+            };
+        }
+        Error::Storage { operation, detail }
+    }
 }
 
 /// How `method` is told whose records it is about.

@@ -26,13 +26,9 @@ use super::{describe_error, set};
 use crate::domain::error::Written;
 use crate::domain::{Error, Result};
 
-/// Turns a browser error text (`Name: message`) into ours: quota errors get their own variant.
+/// Turns a browser error text (`Name: message`) into ours ([`Error::from_browser`]).
 pub fn classify(operation: &'static str, detail: String) -> Error {
-    if detail.starts_with("QuotaExceededError") {
-        Error::QuotaExceeded(detail)
-    } else {
-        Error::Storage { operation, detail }
-    }
+    Error::from_browser(operation, detail)
 }
 
 /// Maps a thrown JS value (a `DOMException` from IndexedDB) to our error.

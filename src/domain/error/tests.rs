@@ -53,3 +53,17 @@ fn every_code_is_listed() {
     let codes: Vec<&str> = all.iter().map(Error::code).collect();
     assert_eq!(codes, Error::CODES);
 }
+
+#[test]
+fn browser_failures_say_what_happened() {
+    assert_eq!(Error::from_browser("saving an entry", "QuotaExceededError: full".into()).code(), "QUOTA_EXCEEDED");
+    // Site data cleared under a call (probe K): the browser's words alone said nothing useful.
+    for text in ["UnknownError: Connection is closing because of: Force close delete origin", "InvalidStateError: Backend aborted error"] {
+        let e = Error::from_browser("updating an entry", text.into());
+        let m = e.to_string();
+        assert_eq!(e.code(), "STORAGE");
+        assert!(m.contains(text) && m.contains("nothing of it was stored") && m.contains("try again"), "{m}");
+    }
+    let plain = Error::from_browser("reading stats", "DataError: bad key".into()).to_string();
+    assert_eq!(plain, "IndexedDB reading stats failed: DataError: bad key");
+}
