@@ -248,6 +248,10 @@ impl OutboxCore {
     /// Asks the Web Locks who is alive (up to 1 s), then resets in one transaction, both within
     /// the call's bound.
     async fn reset_now(&self, ids: Vec<String>, by: Deadline) -> Result<u32> {
+        if ids.is_empty() {
+            // Nothing named, nothing to reset: no transaction to wait for behind another tab's.
+            return Ok(0);
+        }
         let shared = &self.shared;
         let held = crate::platform::locks::held_names().await;
         let (t, wall, after) = (mono(), now(), shared.config.stale_after_ms as f64);

@@ -10,7 +10,7 @@ use wasm_bindgen::JsValue;
 use super::Shared;
 use crate::domain::health::{judge, Signals, Thresholds};
 use crate::domain::stats::{Stats, StorageEstimate};
-use crate::domain::Result;
+use crate::domain::{Error, Result};
 use crate::platform::channel::Message;
 use crate::platform::timer::sleep;
 use crate::platform::{call1, is_online, mono, now, storage};
@@ -85,10 +85,17 @@ impl Subscribers {
         self.list.borrow_mut().push((id, callback.clone()));
         let shared = shared.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let Some(user) = shared.user() else { return };
-            let Ok(s) = stats(&shared, &user).await else { return };
-            if shared.subscribers.list.borrow().iter().any(|(i, _)| *i == id) {
-                Self::call(&shared, &callback, &s);
+            let subscribed = || shared.subscribers.list.borrow().iter().any(|(i, _)| *i == id);
+            loop {
+                let Some(user) = shared.user() else { return };
+                match stats(&shared, &user).await {
+                    Ok(s) if subscribed() => return Self::call(&shared, &callback, &s),
+                    // Storage stuck behind another tab's transaction: the first callback must
+                    // still come once it frees up, however quiet the app (probe K:
+                    // it was dropped, and nothing came until some count changed).
+                    Err(Error::TimedOut(..)) if subscribed() && !shared.is_closing() => sleep(1_000).await,
+                    _ => return,
+                }
             }
         });
         id

@@ -144,11 +144,13 @@ async fn f3_calls_queued_behind_another_tabs_long_transaction_settle_at_their_bo
     // its transaction, which then had a full 10 s of its own (settled at 10 s and more; review K6).
     hang_locks_query(true);
     let t0 = js_sys::Date::now();
-    let ids = js_sys::Array::new();
+    // Nothing to reset: answered at once, with no transaction to wait for (probe K: it waited
+    // for the bound, then said "it may have been stored").
+    let none = resolves(1_000, "resetForRetry([]) behind the transaction", idle.reset_for_retry(js_sys::Array::new().into())).await;
+    assert_eq!(none.as_f64(), Some(0.0));
     // Calls whose requests are queued too (a review asked whether their request events, not only
     // the transaction's end, come in time), made at once so they wait side by side.
     let waiting = [
-        ("resetForRetry([])", idle.reset_for_retry(ids.into())),
         ("resetForRetry([id])", idle.reset_for_retry(js_sys::Array::of1(&JsValue::from_str(&event_id)).into())),
         ("stats()", idle.stats(JsValue::from_str("u1"))),
         ("events()", idle.events(json(r#"{"userId": "u1"}"#))),
@@ -260,5 +262,34 @@ async fn an_update_whose_entry_is_gone_from_storage_gives_up_saying_why() {
     assert!(message.contains("no longer stored"), "{message}");
     assert_eq!(requests(&stub).len(), 1, "only the create was sent");
     assert_eq!(string(&stats(&outbox, "u1").await, "health"), "failing");
+    finish(&db, &[&outbox]).await;
+}
+
+/// Probe K: a `subscribe()` made while another tab held the database never got its first
+/// callback: the stats read gave up at the bound, the callback was dropped, and in a quiet app
+/// nothing came until some count changed. Now the first reading is tried again until it comes.
+#[wasm_bindgen_test]
+async fn a_subscriber_added_while_storage_is_held_hears_the_stats_once_it_frees_up() {
+    let db = fresh_db("subscribe-held");
+    let _stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, r#"{"processingIntervalMs": 3600000, "requestTimeoutMs": 1000, "log": "off"}"#).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    save(&outbox, 70.0).await;
+    let _ = process_now(&outbox, 10_000).await;
+    eventually(5_000, "the save is uploaded", || async { all_completed(&outbox, 1).await }).await;
+    // Nothing happens from here on but the held transaction and the subscription.
+    let hold = resolves(5_000, "the other tab's transaction", hold_transaction(&db, 11_000)).await;
+    let heard = js_sys::Array::new();
+    let callback = {
+        let heard = heard.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
+            heard.push(&s);
+        })
+    };
+    let unsubscribe = outbox.subscribe(callback.as_ref().clone()).unwrap();
+    let _ = wasm_bindgen_futures::JsFuture::from(get(&hold, "ended").unchecked_into::<js_sys::Promise>()).await;
+    eventually(5_000, "the first callback, once storage frees up", || async { heard.length() > 0 }).await;
+    assert_eq!(num(&heard.get(0), "completed"), 1.0, "{:?}", heard.get(0));
+    let _ = unsubscribe.call0(&JsValue::UNDEFINED);
     finish(&db, &[&outbox]).await;
 }
