@@ -448,6 +448,21 @@ impl OutboxEvent {
         Ok(())
     }
 
+    /// An update or delete that nothing can ever address (its entry has no backend id and is
+    /// stored nowhere on this device): it gives up unsent, as refused (it holds nothing back),
+    /// with nothing counted: no request went out and no server answered.
+    pub fn give_up_unsent(&mut self, message: String) -> Result<(), IllegalTransition> {
+        if self.state_key() != StateKey::Pending {
+            return Err(self.refuse("give up unsent"));
+        }
+        self.status = EventStatus::Failed;
+        self.next_attempt_at = None;
+        self.wait_ms = None;
+        self.error_message = Some(message);
+        self.refused = true;
+        Ok(())
+    }
+
     /// The event before this one in its entry's queue completed: this one may go.
     pub fn unblock(&mut self) {
         self.waiting = false;

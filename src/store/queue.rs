@@ -486,20 +486,53 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
             stored[i] |= found(&Some(t));
         }
     }
+    // Events given up unsent whose entry has more events queued behind them.
+    let by_entity = events.index(index::BY_ENTITY).map_err(error(OP))?;
+    let mut behind = Vec::new();
     for (((mut e, _), backend_id), stored) in picked.into_iter().zip(ids).zip(stored) {
-        let Ok(claim_no) = e.claim(&lead.owner, at) else { continue };
         if e.operation != Operation::Create && backend_id.is_none() {
             // Cannot be addressed (its entry has no server id): nothing is sent.
-            let decision = unaddressable(stored, at);
-            if let Decision::Retry { wait_ms, .. } = decision {
-                claim.waits.push((e.id.clone(), wait_ms));
+            match unaddressable(stored, at) {
+                Decision::GiveUp { message, .. } => {
+                    // Stored nowhere: it never can be. Given up unclaimed, nothing counted, and
+                    // the entry's next event goes to the head of its queue, to be judged in its
+                    // turn (review M4: it stayed waiting for good).
+                    if e.give_up_unsent(message).is_ok() {
+                        if e.blocks {
+                            behind.push(round.ask(
+                                by_entity.get_all(Some(bound(&key2(&s(&e.entity_id), e.seq as f64 + 1.0), &key2(&s(&e.entity_id), f64::INFINITY))?), Some(1)),
+                            )?);
+                        }
+                        put(&events, &encode_event(&e), OP)?;
+                    }
+                }
+                wait => {
+                    let Ok(claim_no) = e.claim(&lead.owner, at) else { continue };
+                    if let Decision::Retry { wait_ms, .. } = wait {
+                        claim.waits.push((e.id.clone(), wait_ms));
+                    }
+                    let _ = e.apply(claim_no, &wait, at);
+                    put(&events, &encode_event(&e), OP)?;
+                }
             }
-            let _ = e.apply(claim_no, &decision, at);
-            put(&events, &encode_event(&e), OP)?;
+            continue;
+        }
+        if e.claim(&lead.owner, at).is_err() {
             continue;
         }
         put(&events, &encode_event(&e), OP)?;
         claim.items.push(Claimed { event: e, backend_id });
+    }
+    if !behind.is_empty() {
+        round.done().await?;
+        for next in behind.iter().flat_map(Asked::values) {
+            if let Ok(mut n) = decode_event(&next) {
+                if n.state_key() == StateKey::Waiting {
+                    n.unblock();
+                    put(&events, &encode_event(&n), OP)?;
+                }
+            }
+        }
     }
     Ok(claim)
 }

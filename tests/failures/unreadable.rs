@@ -208,3 +208,39 @@ async fn a_create_acknowledged_after_its_unreadable_tombstone_was_written_keeps_
     .await;
     finish(&db, &[&outbox]).await;
 }
+
+/// Review M4: an update at the head of its queue whose entry has no backend id and is stored
+/// nowhere (another version removed it while its create was in flight) gave up as if sent
+/// (`attemptCount` 1, `requestCount` 1), and the entry's next event stayed waiting for good.
+/// Now it gives up unsent, with nothing counted, and the next one is judged in its turn.
+#[wasm_bindgen_test]
+async fn an_edit_that_can_never_be_addressed_gives_up_unsent_and_lets_the_next_one_go() {
+    let db = fresh_db("unaddressable");
+    let stub = stub_fetch(&json(r#"[{"hold": "answer", "status": 201, "body": {"id": "srv-m4"}}]"#), &json(r#"{"status": 200}"#));
+    let outbox = open(&db, CFG).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let id = string(&save_for(&outbox, 70.0).await, "id");
+    eventually(5_000, "the create is in flight", || async { call(&stub, "isHeld", &[JsValue::from_str("answer")]).is_truthy() }).await;
+    resolves(10_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 71}"#))).await;
+    resolves(10_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 72}"#))).await;
+    // Another version of the app removes the entry (no tombstone): its id has nowhere to go.
+    ok(raw_delete(&db, "entries", &id)).await;
+    call(&stub, "release", &[JsValue::from_str("answer")]);
+    let of_entry = || async {
+        events(&outbox, r#"{"userId": "u1"}"#).await.into_iter().filter(|e| opt_string(e, "entityId").as_deref() == Some(id.as_str())).collect::<Vec<_>>()
+    };
+    eventually(8_000, "every event of the entry settles", || async {
+        let all = of_entry().await;
+        all.len() >= 2
+            && all.iter().all(|e| matches!(opt_string(e, "status").as_deref(), Some("completed") | Some("failed")) && get(e, "nextAttemptAt").is_null())
+    })
+    .await;
+    for e in of_entry().await.iter().filter(|e| opt_string(e, "operation").as_deref() == Some("update")) {
+        assert_eq!(opt_string(e, "status").as_deref(), Some("failed"), "{e:?}");
+        assert_eq!((num(e, "attemptCount"), num(e, "requestCount")), (0.0, 0.0), "nothing was sent: {e:?}");
+        assert!(opt_string(e, "errorMessage").unwrap_or_default().contains("no longer stored"), "{e:?}");
+    }
+    let puts = requests(&stub).iter().filter(|r| opt_string(r, "method").as_deref() == Some("PUT")).count();
+    assert_eq!(puts, 0, "{:?}", requests(&stub));
+    finish(&db, &[&outbox]).await;
+}
