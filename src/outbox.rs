@@ -233,8 +233,8 @@ impl OutboxCore {
     async fn stale_events_now(&self, user: &str) -> Result<Vec<OutboxEvent>> {
         let processing = self.shared.store.in_state(user, StateKey::Processing).await?;
         let held = crate::platform::locks::held_names().await;
-        let (t, wall, after) = (mono(), now(), self.shared.config.stale_after_ms as f64);
-        Ok(processing.into_iter().filter(|e| !self.shared.is_in_flight(&e.id) && is_stale(&self.shared, e, &held, t, wall, after)).collect())
+        let t = mono();
+        Ok(processing.into_iter().filter(|e| !self.shared.is_in_flight(&e.id) && is_stale(&self.shared, e, &held, t)).collect())
     }
 
     /// Failed or stale events back to pending with 0 attempts; returns how many were reset.
@@ -254,8 +254,8 @@ impl OutboxCore {
         }
         let shared = &self.shared;
         let held = crate::platform::locks::held_names().await;
-        let (t, wall, after) = (mono(), now(), shared.config.stale_after_ms as f64);
-        let stale = |e: &OutboxEvent| !shared.is_in_flight(&e.id) && is_stale(shared, e, &held, t, wall, after);
+        let t = mono();
+        let stale = |e: &OutboxEvent| !shared.is_in_flight(&e.id) && is_stale(shared, e, &held, t);
         let reset = shared.store.reset_for_retry(&ids, &stale, by).await?;
         if !reset.is_empty() {
             let list: Vec<&str> = reset.iter().map(|e| e.id.as_str()).collect();

@@ -287,24 +287,22 @@ pub async fn record_leftovers(shared: &Rc<Shared>, lead: Option<&Lead>) {
 }
 
 /// Puts `user`'s stale claims back in the queue: claims of a context that is gone (its liveness
-/// lock is released: closed, crashed, reloaded), and claims this context has seen stand still for
-/// `staleAfterMs` of its own monotonic time (a context that hangs). Where Web Locks are missing,
-/// a claim older than `staleAfterMs` on the wall clock counts too. Claims in flight here never do.
+/// lock is released: closed, crashed, reloaded); where Web Locks are missing, claims this context
+/// has seen stand still long enough (see [`is_stale`]). Claims in flight here never are.
 async fn recover_stale(shared: &Rc<Shared>, user: &str) -> Result<u32> {
-    let cfg = &shared.config;
     let processing = shared.store.in_state(user, StateKey::Processing).await?;
     if processing.is_empty() {
         shared.keep_seen(user, &[]);
         return Ok(0);
     }
     let held = crate::platform::locks::held_names().await;
-    let (at, wall) = (mono(), now());
+    let at = mono();
     let mut stale = Vec::new();
     for e in &processing {
         if shared.is_in_flight(&e.id) {
             continue;
         }
-        if is_stale(shared, e, &held, at, wall, cfg.stale_after_ms as f64) {
+        if is_stale(shared, e, &held, at) {
             stale.push((e.id.clone(), e.claims));
         }
     }
@@ -323,7 +321,7 @@ async fn recover_stale(shared: &Rc<Shared>, user: &str) -> Result<u32> {
 }
 
 /// Is this processing event (not in flight here) stale? See [`recover_stale`].
-pub fn is_stale(shared: &Shared, e: &OutboxEvent, held: &Held, at: f64, wall: i64, stale_after_ms: f64) -> bool {
+pub fn is_stale(shared: &Shared, e: &OutboxEvent, held: &Held, at: f64) -> bool {
     let seen_for = shared.seen_processing_for(&e.id, &e.user_id, e.claims, at);
     let claimer_alive = match (held, e.claimed_by.as_deref()) {
         (_, Some(me)) if me == shared.instance_id => Some(false), // ours, and not in flight: a leftover
@@ -341,7 +339,15 @@ pub fn is_stale(shared: &Shared, e: &OutboxEvent, held: &Held, at: f64, wall: i6
         // Sending the event again would put it in flight twice (CONTRACT §3b). It resolves the
         // claim itself when it runs again, or its claims are free the moment it goes.
         Some(true) => false,
-        None => seen_for > stale_after_ms || e.last_attempt_at.is_none_or(|t| (wall - t) as f64 > stale_after_ms),
+        // No Web Locks, so no liveness to ask: stale once this context has seen the claim
+        // unchanged for `staleAfterMs`, and never before a live uploader's token and request
+        // (each bounded by `requestTimeoutMs`) could have ended. Not by the wall clock: the
+        // claim's stamp, written by another context and compared with a clock that may have
+        // jumped, reset an event a live uploader had in flight (review M3).
+        None => {
+            let cfg = &shared.config;
+            seen_for > (cfg.stale_after_ms as f64).max(2.0 * cfg.request_timeout_ms as f64 + 1_000.0)
+        }
     }
 }
 

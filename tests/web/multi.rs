@@ -283,6 +283,36 @@ async fn without_web_locks_an_expired_lease_is_taken_over() {
     ok(delete_db(&db)).await;
 }
 
+/// Review M3: without Web Locks, another context judged a claim stale by its wall-clock stamp:
+/// with `staleAfterMs` shorter than a request (or a clock jumped ahead), `resetForRetry` there
+/// reset an event the live uploader had in flight, to be sent a second time beside it.
+#[wasm_bindgen_test]
+async fn without_web_locks_an_event_in_flight_is_never_reset_from_another_context() {
+    let restore = hide_web_locks();
+    let db = fresh_db("m-lease-inflight");
+    let stub = stub_fetch(&json(r#"[{"status": 201, "delayMs": 3000}]"#), &json(r#"{"status": 201}"#));
+    let (a, b) = pair(&db, r#"{"staleAfterMs": 200, "requestTimeoutMs": 5000}"#).await;
+    a.start(JsValue::from_str("u1")).unwrap();
+    eventually(2000, "a leads", || async { a.is_leader() }).await;
+    b.start(JsValue::from_str("u1")).unwrap();
+    save_for(&a, "u1", 70.0).await;
+    eventually(2000, "the upload is in flight", || async { !requests(&stub).is_empty() }).await;
+    sleep(1000).await;
+    // Five times staleAfterMs after the claim, its request still out.
+    let stale = array(&ok(b.stale_events(JsValue::from_str("u1"))).await);
+    assert!(stale.is_empty(), "listed as stale while in flight: {stale:?}");
+    let id = string(&events(&b, r#"{"userId": "u1"}"#).await[0], "id");
+    let reset = ok(b.reset_for_retry(js_sys::Array::of1(&JsValue::from_str(&id)).into())).await;
+    assert_eq!(reset.as_f64(), Some(0.0), "reset while in flight");
+    eventually(5000, "the upload completes", || async { completed(&a, "u1").await == 1.0 }).await;
+    sleep(300).await;
+    assert_eq!(requests(&stub).len(), 1, "sent once");
+    a.close();
+    b.close();
+    restore.call0(&JsValue::NULL).unwrap();
+    ok(delete_db(&db)).await;
+}
+
 #[wasm_bindgen_test]
 async fn on_version_change_is_called_when_another_tab_upgrades() {
     let db = fresh_db("m-versionchange");
