@@ -184,22 +184,22 @@ async function check(r, how, server) {
   assert.deepEqual(r.ops.map(([op]) => op).sort(), ["create", "create", "create", "delete", "update"]);
 }
 
-test("the shipped package in Firefox: bad input refused, a save uploaded exactly once with its backend id, a 503 retried after recovery, an edit and a delete synced", async () => {
+/**
+ * Runs `run(driver, sessionId, server)` in a fresh headless Firefox (its profile prepared by
+ * `prepare(profileDir)`, if given) against the dev API, and tears all of it down after.
+ */
+async function withFirefox(name, prepare, run) {
   assert.ok(FIREFOX, "Firefox ESR is not installed (npm test installs it)");
   const server = await startServer({ env: { BENCH: "1", QUIET: "1" } }); // BENCH serves /bench/startup.html
   const driver = await geckodriver();
-  const profile = tempDir("firefox");
+  const profile = tempDir(name);
+  prepare?.(profile);
   try {
     const { sessionId } = await driver.call("POST", "/session", {
       capabilities: { alwaysMatch: { browserName: "firefox", "moz:firefoxOptions": { binary: FIREFOX, args: ["-headless", "-profile", profile] } } },
     });
     try {
-      await driver.call("POST", `/session/${sessionId}/timeouts`, { script: 60000, pageLoad: 30000 });
-      for (const how of ["module", "webdriver"]) {
-        await driver.call("POST", `/session/${sessionId}/url`, { url: `${server.url}/bench/startup.html` });
-        const r = await runFlow(driver, sessionId, how);
-        await check(r, how, server);
-      }
+      await run(driver, sessionId, server);
     } finally {
       await driver.call("DELETE", `/session/${sessionId}`).catch(() => {});
     }
@@ -208,7 +208,17 @@ test("the shipped package in Firefox: bad input refused, a save uploaded exactly
     await server.stop();
     cleanup(profile);
   }
-});
+}
+
+test("the shipped package in Firefox: bad input refused, a save uploaded exactly once with its backend id, a 503 retried after recovery, an edit and a delete synced", () =>
+  withFirefox("firefox", null, async (driver, sessionId, server) => {
+    await driver.call("POST", `/session/${sessionId}/timeouts`, { script: 60000, pageLoad: 30000 });
+    for (const how of ["module", "webdriver"]) {
+      await driver.call("POST", `/session/${sessionId}/url`, { url: `${server.url}/bench/startup.html` });
+      const r = await runFlow(driver, sessionId, how);
+      await check(r, how, server);
+    }
+  }));
 
 /** Fills the origin's quota from the page, saves into the full storage, frees it, saves again. */
 const QUOTA_FLOW = `
@@ -239,36 +249,19 @@ const QUOTA_FLOW = `
     return { before, filled, whileFull, after, entries };
   })().then(done, (e) => done({ error: String(e) }));`;
 
-test("Firefox with its storage full: a save is refused as QUOTA_EXCEEDED, and the first save once space is back is stored", async () => {
-  assert.ok(FIREFOX, "Firefox ESR is not installed (npm test installs it)");
-  const server = await startServer({ env: { BENCH: "1", QUIET: "1" } });
-  const driver = await geckodriver();
-  const profile = tempDir("firefox-quota");
+test("Firefox with its storage full: a save is refused as QUOTA_EXCEEDED, and the first save once space is back is stored", () =>
   // An origin limit of 10 MB, so that the page can fill it quickly.
-  writeFileSync(join(profile, "user.js"), 'user_pref("dom.quotaManager.temporaryStorage.fixedLimit", 10240);\n');
-  try {
-    const { sessionId } = await driver.call("POST", "/session", {
-      capabilities: { alwaysMatch: { browserName: "firefox", "moz:firefoxOptions": { binary: FIREFOX, args: ["-headless", "-profile", profile] } } },
-    });
-    try {
-      await driver.call("POST", `/session/${sessionId}/timeouts`, { script: 120000, pageLoad: 30000 });
-      await driver.call("POST", `/session/${sessionId}/url`, { url: `${server.url}/bench/startup.html` });
-      const r = await driver.call("POST", `/session/${sessionId}/execute/async`, { args: [], script: QUOTA_FLOW });
-      assert.equal(r.error, undefined, r.error);
-      assert.ok(r.before.ok, JSON.stringify(r.before));
-      assert.ok(r.filled > 0 && r.filled < 2000, `the quota refused the filler after ${r.filled} puts`);
-      assert.equal(r.whileFull.code, "QUOTA_EXCEEDED", JSON.stringify(r.whileFull));
-      // Firefox runs a connection's next readwrite transaction after a quota error in a mode that
-      // refuses every put: this save was refused as STORAGE ("did not allow mutations") though
-      // space was back (probe K).
-      for (const a of r.after) assert.ok(a.ok, `a save once space is back: ${JSON.stringify(a)}`);
-      assert.deepEqual(r.entries, [70, 72, 73]);
-    } finally {
-      await driver.call("DELETE", `/session/${sessionId}`).catch(() => {});
-    }
-  } finally {
-    driver.stop();
-    await server.stop();
-    cleanup(profile);
-  }
-});
+  withFirefox("firefox-quota", (profile) => writeFileSync(join(profile, "user.js"), 'user_pref("dom.quotaManager.temporaryStorage.fixedLimit", 10240);\n'), async (driver, sessionId, server) => {
+    await driver.call("POST", `/session/${sessionId}/timeouts`, { script: 120000, pageLoad: 30000 });
+    await driver.call("POST", `/session/${sessionId}/url`, { url: `${server.url}/bench/startup.html` });
+    const r = await driver.call("POST", `/session/${sessionId}/execute/async`, { args: [], script: QUOTA_FLOW });
+    assert.equal(r.error, undefined, r.error);
+    assert.ok(r.before.ok, JSON.stringify(r.before));
+    assert.ok(r.filled > 0 && r.filled < 2000, `the quota refused the filler after ${r.filled} puts`);
+    assert.equal(r.whileFull.code, "QUOTA_EXCEEDED", JSON.stringify(r.whileFull));
+    // Firefox runs a connection's next readwrite transaction after a quota error in a mode that
+    // refuses every put: this save was refused as STORAGE ("did not allow mutations") though
+    // space was back (probe K).
+    for (const a of r.after) assert.ok(a.ok, `a save once space is back: ${JSON.stringify(a)}`);
+    assert.deepEqual(r.entries, [70, 72, 73]);
+  }));
