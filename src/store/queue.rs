@@ -100,10 +100,17 @@ fn s(v: &str) -> JsValue {
     JsValue::from_str(v)
 }
 
+/// The `byEntity` range of entry `id`'s events from sequence number `seq` on (its whole queue
+/// from 0; the events behind one from its `seq + 1`).
+fn queue_from(id: &str, seq: f64) -> Result<idb::Query> {
+    let key = s(id);
+    bound(&key2(&key, seq), &key2(&key, f64::INFINITY))
+}
+
 /// Asks for the events of entry `id` (its whole queue) in `round`.
 fn ask_queue_of(round: &mut Round, events: &idb::ObjectStore, id: &str, op: &'static str) -> Result<Asked> {
     let by_entity = events.index(index::BY_ENTITY).map_err(error(op))?;
-    round.ask(by_entity.get_all(Some(bound(&key2(&s(id), 0.0), &key2(&s(id), f64::INFINITY))?), None))
+    round.ask(by_entity.get_all(Some(queue_from(id, 0.0)?), None))
 }
 
 /// The unfinished events of an entry's queue, in order.
@@ -248,12 +255,7 @@ impl Store {
             let by_entity = events.index(index::BY_ENTITY).map_err(error(OP))?;
             let mut later = Vec::with_capacity(found.len());
             for e in &found {
-                let key = s(&e.entity_id);
-                later.push(
-                    e.superseded_by_later()
-                        .then(|| round.ask(by_entity.count(Some(bound(&key2(&key, e.seq as f64 + 1.0), &key2(&key, f64::INFINITY))?))))
-                        .transpose()?,
-                );
+                later.push(e.superseded_by_later().then(|| round.ask(by_entity.count(Some(queue_from(&e.entity_id, e.seq as f64 + 1.0)?)))).transpose()?);
             }
             round.done().await?;
             let mut reset = Vec::new();
@@ -499,9 +501,7 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
                     // turn (review M4: it stayed waiting for good).
                     if e.give_up_unsent(message).is_ok() {
                         if e.blocks {
-                            behind.push(round.ask(
-                                by_entity.get_all(Some(bound(&key2(&s(&e.entity_id), e.seq as f64 + 1.0), &key2(&s(&e.entity_id), f64::INFINITY))?), Some(1)),
-                            )?);
+                            behind.push(round.ask(by_entity.get_all(Some(queue_from(&e.entity_id, e.seq as f64 + 1.0)?), Some(1)))?);
                         }
                         put(&events, &encode_event(&e), OP)?;
                     }
@@ -581,15 +581,14 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
             }
             let refused = *a == Applied::GaveUp && e.refused;
             if *a == Applied::Completed || refused {
-                let key = s(&e.entity_id);
                 if *a == Applied::Completed && e.operation == Operation::Create {
-                    one.entry = Some(round.ask(entries.get(key.clone()))?);
+                    one.entry = Some(round.ask(entries.get(s(&e.entity_id)))?);
                 }
                 // Completed, or refused (never stored): the entry's next event may go. Behind a
                 // refused create, all of them (a delete among them means nothing is to be sent).
                 if e.blocks {
                     let limit = if refused && e.operation == Operation::Create { None } else { Some(1) };
-                    one.next = Some(round.ask(by_entity.get_all(Some(bound(&key2(&key, e.seq as f64 + 1.0), &key2(&key, f64::INFINITY))?), limit))?);
+                    one.next = Some(round.ask(by_entity.get_all(Some(queue_from(&e.entity_id, e.seq as f64 + 1.0)?), limit))?);
                 }
             }
         }
