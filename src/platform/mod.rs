@@ -191,9 +191,14 @@ fn read_array(value: &JsValue) -> Result<Arg, JsValue> {
 /// [`to_arg`], with strings longer than `max` described by their length, not copied.
 fn read_string(value: &JsValue, max: u32) -> Arg {
     match value.dyn_ref::<js_sys::JsString>().map(js_sys::JsString::length) {
-        Some(len) if len > max => Arg::Other(format!("a string of {len} characters (far longer than any value taken)")),
+        Some(len) if len > max => too_long(len),
         _ => to_arg(value),
     }
+}
+
+/// A string argument of `len` characters, described instead of copied.
+fn too_long(len: u32) -> Arg {
+    Arg::Other(format!("a string of {len} characters (far longer than any value taken)"))
 }
 
 /// Describes a JS value for pure validation (see [`Arg`]). Reads each value once.
@@ -206,8 +211,9 @@ pub fn to_arg(value: &JsValue) -> Arg {
         Arg::Number(n)
     } else if value.is_string() {
         let js = value.unchecked_ref::<js_sys::JsString>();
-        if js.length() > MAX_STRING_READ {
-            read_string(value, MAX_STRING_READ)
+        let len = js.length();
+        if len > MAX_STRING_READ {
+            too_long(len)
         } else if js.is_valid_utf16() {
             Arg::Str(js.into())
         } else {
