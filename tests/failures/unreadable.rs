@@ -26,6 +26,19 @@ async fn status(outbox: &progress_outbox::Outbox, event_id: &str) -> Option<Stri
     events(outbox, r#"{"userId": "u1"}"#).await.iter().find(|e| opt_string(e, "id").as_deref() == Some(event_id)).and_then(|e| opt_string(e, "status"))
 }
 
+/// A started outbox on `db` whose first save's create is in flight, its answer (201 with
+/// `backend_id`) held until `release("answer")`; later requests get `later`. Returns the stub,
+/// the outbox and the entry's id.
+async fn create_in_flight(db: &str, backend_id: &str, later: &str) -> (JsValue, progress_outbox::Outbox, String) {
+    let held = format!(r#"[{{"hold": "answer", "status": 201, "body": {{"id": "{backend_id}"}}}}]"#);
+    let stub = stub_fetch(&json(&held), &json(later));
+    let outbox = open(db, CFG).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let id = string(&save_for(&outbox, 70.0).await, "id");
+    eventually(5_000, "the create is in flight", || async { call(&stub, "isHeld", &[JsValue::from_str("answer")]).is_truthy() }).await;
+    (stub, outbox, id)
+}
+
 #[wasm_bindgen_test]
 async fn f7_unreadable_events_are_quarantined_and_never_block_the_rest() {
     let db = fresh_db("quarantine");
@@ -150,11 +163,7 @@ async fn f7_an_older_apps_entry_with_a_string_date_is_set_aside_at_upgrade() {
 #[wasm_bindgen_test]
 async fn a_create_acknowledged_while_its_entry_was_set_aside_keeps_its_backend_id() {
     let db = fresh_db("quarantine-id");
-    let stub = stub_fetch(&json(r#"[{"hold": "answer", "status": 201, "body": {"id": "srv-k2"}}]"#), &json(r#"{"status": 201}"#));
-    let outbox = open(&db, CFG).await;
-    outbox.start(JsValue::from_str("u1")).unwrap();
-    let id = string(&save_for(&outbox, 70.0).await, "id");
-    eventually(5_000, "the create is in flight", || async { call(&stub, "isHeld", &[JsValue::from_str("answer")]).is_truthy() }).await;
+    let (stub, outbox, id) = create_in_flight(&db, "srv-k2", r#"{"status": 201}"#).await;
     // Another version of the app sets the entry aside (as `entries()` there would).
     let raw = ok(raw_get(&db, "entries", &id)).await;
     let kept = json(r#"{"store": "entries", "userId": "u1", "reason": "written by a newer version", "at": 0}"#);
@@ -188,11 +197,7 @@ async fn a_create_acknowledged_while_its_entry_was_set_aside_keeps_its_backend_i
 #[wasm_bindgen_test]
 async fn a_create_acknowledged_after_its_unreadable_tombstone_was_written_keeps_its_backend_id() {
     let db = fresh_db("tombstone-id");
-    let stub = stub_fetch(&json(r#"[{"hold": "answer", "status": 201, "body": {"id": "srv-l7"}}]"#), &json(r#"{"status": 204}"#));
-    let outbox = open(&db, CFG).await;
-    outbox.start(JsValue::from_str("u1")).unwrap();
-    let id = string(&save_for(&outbox, 70.0).await, "id");
-    eventually(5_000, "the create is in flight", || async { call(&stub, "isHeld", &[JsValue::from_str("answer")]).is_truthy() }).await;
+    let (stub, outbox, id) = create_in_flight(&db, "srv-l7", r#"{"status": 204}"#).await;
     resolves(10_000, "delete", outbox.delete(JsValue::from_str(&id))).await;
     // Another version of the app rewrites the tombstone in a shape this one cannot read.
     let tombstone = ok(raw_get(&db, "tombstones", &id)).await;
@@ -216,11 +221,7 @@ async fn a_create_acknowledged_after_its_unreadable_tombstone_was_written_keeps_
 #[wasm_bindgen_test]
 async fn an_edit_that_can_never_be_addressed_gives_up_unsent_and_lets_the_next_one_go() {
     let db = fresh_db("unaddressable");
-    let stub = stub_fetch(&json(r#"[{"hold": "answer", "status": 201, "body": {"id": "srv-m4"}}]"#), &json(r#"{"status": 200}"#));
-    let outbox = open(&db, CFG).await;
-    outbox.start(JsValue::from_str("u1")).unwrap();
-    let id = string(&save_for(&outbox, 70.0).await, "id");
-    eventually(5_000, "the create is in flight", || async { call(&stub, "isHeld", &[JsValue::from_str("answer")]).is_truthy() }).await;
+    let (stub, outbox, id) = create_in_flight(&db, "srv-m4", r#"{"status": 200}"#).await;
     resolves(10_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 71}"#))).await;
     resolves(10_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 72}"#))).await;
     // Another version of the app removes the entry (no tombstone): its id has nowhere to go.
