@@ -25,7 +25,7 @@ use crate::platform::{call0, mono, new_id, now, storage, Log};
 use crate::store::quarantine::Quarantined;
 use crate::store::Store;
 use crate::sync::leader::lock_name;
-use crate::sync::processor::{self, is_stale, Running};
+use crate::sync::processor::{self, Running, Staleness};
 use crate::sync::subscribers::{self, View};
 use crate::sync::transport::Transport;
 use crate::sync::Shared;
@@ -232,9 +232,8 @@ impl OutboxCore {
 
     async fn stale_events_now(&self, user: &str) -> Result<Vec<OutboxEvent>> {
         let processing = self.shared.store.in_state(user, StateKey::Processing).await?;
-        let held = crate::platform::locks::held_names().await;
-        let t = mono();
-        Ok(processing.into_iter().filter(|e| !self.shared.is_in_flight(&e.id) && is_stale(&self.shared, e, &held, t)).collect())
+        let judge = Staleness::now().await;
+        Ok(processing.into_iter().filter(|e| judge.of(&self.shared, e)).collect())
     }
 
     /// Failed or stale events back to pending with 0 attempts; returns how many were reset.
@@ -253,9 +252,8 @@ impl OutboxCore {
             return Ok(0);
         }
         let shared = &self.shared;
-        let held = crate::platform::locks::held_names().await;
-        let t = mono();
-        let stale = |e: &OutboxEvent| !shared.is_in_flight(&e.id) && is_stale(shared, e, &held, t);
+        let judge = Staleness::now().await;
+        let stale = |e: &OutboxEvent| judge.of(shared, e);
         let reset = shared.store.reset_for_retry(&ids, &stale, by).await?;
         if !reset.is_empty() {
             let list: Vec<&str> = reset.iter().map(|e| e.id.as_str()).collect();

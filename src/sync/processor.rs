@@ -28,7 +28,7 @@ use super::{Shared, Unrecorded};
 use crate::domain::event::{Applied, OutboxEvent, StateKey};
 use crate::domain::retry::{decide, remaining_wait, Decision, Outcome};
 use crate::domain::stats::PassReport;
-use crate::domain::time::to_iso8601;
+use crate::domain::time::{to_iso8601, TimeMs};
 use crate::domain::{Error, Result};
 use crate::platform::locks::Held;
 use crate::platform::timer::{first, join_all, sleep, Alarm, Notify, Signal, Ticker};
@@ -287,25 +287,16 @@ pub async fn record_leftovers(shared: &Rc<Shared>, lead: Option<&Lead>) {
 }
 
 /// Puts `user`'s stale claims back in the queue: claims of a context that is gone (its liveness
-/// lock is released: closed, crashed, reloaded); where Web Locks are missing, claims this context
-/// has seen stand still long enough (see [`is_stale`]). Claims in flight here never are.
+/// lock is released: closed, crashed, reloaded); where Web Locks are missing, claims that stood
+/// still long enough (see [`Staleness::of`]). Claims in flight here never are.
 async fn recover_stale(shared: &Rc<Shared>, user: &str) -> Result<u32> {
     let processing = shared.store.in_state(user, StateKey::Processing).await?;
     if processing.is_empty() {
         shared.keep_seen(user, &[]);
         return Ok(0);
     }
-    let held = crate::platform::locks::held_names().await;
-    let at = mono();
-    let mut stale = Vec::new();
-    for e in &processing {
-        if shared.is_in_flight(&e.id) {
-            continue;
-        }
-        if is_stale(shared, e, &held, at) {
-            stale.push((e.id.clone(), e.claims));
-        }
-    }
+    let judge = Staleness::now().await;
+    let stale: Vec<(String, u32)> = processing.iter().filter(|e| judge.of(shared, e)).map(|e| (e.id.clone(), e.claims)).collect();
     let ids: Vec<String> = processing.iter().map(|e| e.id.clone()).collect();
     shared.keep_seen(user, &ids);
     if stale.is_empty() {
@@ -320,33 +311,56 @@ async fn recover_stale(shared: &Rc<Shared>, user: &str) -> Result<u32> {
     Ok(recovered.len() as u32)
 }
 
-/// Is this processing event (not in flight here) stale? See [`recover_stale`].
-pub fn is_stale(shared: &Shared, e: &OutboxEvent, held: &Held, at: f64) -> bool {
-    let seen_for = shared.seen_processing_for(&e.id, &e.user_id, e.claims, at);
-    let claimer_alive = match (held, e.claimed_by.as_deref()) {
-        (_, Some(me)) if me == shared.instance_id => Some(false), // ours, and not in flight: a leftover
-        (Held::Names(held), Some(owner)) => Some(held.iter().any(|n| *n == shared.alive_lock_name(owner))),
-        (Held::Names(_), None) => Some(false), // claimed by a version that named no claimer
-        // Web Locks did not answer in time: whether its claimer lives is unknown, so it is not
-        // judged by the clocks either (a hung claimer's request may still be in flight).
-        (Held::Unknown, _) => Some(true),
-        (Held::Unavailable, _) => None,
-    };
-    match claimer_alive {
-        Some(false) => true,
-        // Its context lives (it holds its liveness lock), however hung: its request may still be
-        // in flight, with no bound (a busy or frozen page cannot abort it, a server may hold it).
-        // Sending the event again would put it in flight twice (CONTRACT §3b). It resolves the
-        // claim itself when it runs again, or its claims are free the moment it goes.
-        Some(true) => false,
-        // No Web Locks, so no liveness to ask: stale once this context has seen the claim
-        // unchanged for `staleAfterMs`, and never before a live uploader's token and request
-        // (each bounded by `requestTimeoutMs`) could have ended. Not by the wall clock: the
-        // claim's stamp, written by another context and compared with a clock that may have
-        // jumped, reset an event a live uploader had in flight (review M3).
-        None => {
-            let cfg = &shared.config;
-            seen_for > (cfg.stale_after_ms as f64).max(2.0 * cfg.request_timeout_ms as f64 + 1_000.0)
+/// What judging claims stale needs, asked once for a list of them: which contexts are alive
+/// (Web Locks) and the time on both clocks.
+pub struct Staleness {
+    held: Held,
+    at: f64,
+    wall: TimeMs,
+}
+
+impl Staleness {
+    /// Asks Web Locks (up to 1 s) and reads both clocks.
+    pub async fn now() -> Staleness {
+        let held = crate::platform::locks::held_names().await;
+        Staleness { held, at: mono(), wall: now() }
+    }
+
+    /// Is this processing event stale? Never one in flight here.
+    pub fn of(&self, shared: &Shared, e: &OutboxEvent) -> bool {
+        if shared.is_in_flight(&e.id) {
+            return false;
+        }
+        let seen_for = shared.seen_processing_for(&e.id, &e.user_id, e.claims, self.at);
+        let claimer_alive = match (&self.held, e.claimed_by.as_deref()) {
+            (_, Some(me)) if me == shared.instance_id => Some(false), // ours, and not in flight: a leftover
+            (Held::Names(held), Some(owner)) => Some(held.iter().any(|n| *n == shared.alive_lock_name(owner))),
+            (Held::Names(_), None) => Some(false), // claimed by a version that named no claimer
+            // Web Locks did not answer in time: whether its claimer lives is unknown, so it is not
+            // judged by the clocks either (a hung claimer's request may still be in flight).
+            (Held::Unknown, _) => Some(true),
+            (Held::Unavailable, _) => None,
+        };
+        match claimer_alive {
+            Some(false) => true,
+            // Its context lives (it holds its liveness lock), however hung: its request may still be
+            // in flight, with no bound (a busy or frozen page cannot abort it, a server may hold it).
+            // Sending the event again would put it in flight twice (CONTRACT §3b). It resolves the
+            // claim itself when it runs again, or its claims are free the moment it goes.
+            Some(true) => false,
+            // No Web Locks, so no liveness to ask: stale once it is older than `staleAfterMs`, by
+            // this context's own watch or by its claim's stamp, and in any case only once this
+            // context has seen it unchanged for longer than a live uploader's token and request
+            // could take (each bounded by `requestTimeoutMs`). The stamp alone is not enough: it
+            // was written by another context, and this clock may have jumped, or `staleAfterMs`
+            // may be shorter than a request. The watch alone is not either: a claim left by a
+            // context that crashed would wait for a session that stays open `staleAfterMs` long.
+            None => {
+                let cfg = &shared.config;
+                let after = cfg.stale_after_ms as f64;
+                let claimed_ago = e.last_attempt_at.map_or(f64::INFINITY, |t| (self.wall - t) as f64);
+                seen_for > 2.0 * cfg.request_timeout_ms as f64 + 1_000.0 && (seen_for > after || claimed_ago > after)
+            }
         }
     }
 }

@@ -283,32 +283,70 @@ async fn without_web_locks_an_expired_lease_is_taken_over() {
     ok(delete_db(&db)).await;
 }
 
-/// Review M3: without Web Locks, another context judged a claim stale by its wall-clock stamp:
-/// with `staleAfterMs` shorter than a request (or a clock jumped ahead), `resetForRetry` there
-/// reset an event the live uploader had in flight, to be sent a second time beside it.
+/// Without Web Locks, another context judged a claim stale by its wall-clock stamp alone: with
+/// `staleAfterMs` shorter than a request (or a clock jumped ahead), `resetForRetry` there reset an
+/// event the live uploader had in flight, to be sent a second time beside it. It must also have
+/// seen the claim unchanged for longer than a request can take (here 2 x 10 s + 1 s).
 #[wasm_bindgen_test]
 async fn without_web_locks_an_event_in_flight_is_never_reset_from_another_context() {
     let restore = hide_web_locks();
     let db = fresh_db("m-lease-inflight");
-    let stub = stub_fetch(&json(r#"[{"status": 201, "delayMs": 3000}]"#), &json(r#"{"status": 201}"#));
-    let (a, b) = pair(&db, r#"{"staleAfterMs": 200, "requestTimeoutMs": 5000}"#).await;
+    let stub = stub_fetch(&json(r#"[{"status": 201, "delayMs": 4000}]"#), &json(r#"{"status": 201}"#));
+    let (a, b) = pair(&db, r#"{"staleAfterMs": 200, "requestTimeoutMs": 10000}"#).await;
     a.start(JsValue::from_str("u1")).unwrap();
     eventually(2000, "a leads", || async { a.is_leader() }).await;
     b.start(JsValue::from_str("u1")).unwrap();
     save_for(&a, "u1", 70.0).await;
     eventually(2000, "the upload is in flight", || async { !requests(&stub).is_empty() }).await;
-    sleep(1000).await;
-    // Five times staleAfterMs after the claim, its request still out.
+    // b sees the claim once, then again after more than five times staleAfterMs, its request
+    // still out: old by its stamp and by b's watch, but not by a request's length.
+    let first = array(&ok(b.stale_events(JsValue::from_str("u1"))).await);
+    assert!(first.is_empty(), "listed as stale while in flight: {first:?}");
+    sleep(1500).await;
     let stale = array(&ok(b.stale_events(JsValue::from_str("u1"))).await);
     assert!(stale.is_empty(), "listed as stale while in flight: {stale:?}");
     let id = string(&events(&b, r#"{"userId": "u1"}"#).await[0], "id");
     let reset = ok(b.reset_for_retry(js_sys::Array::of1(&JsValue::from_str(&id)).into())).await;
     assert_eq!(reset.as_f64(), Some(0.0), "reset while in flight");
-    eventually(5000, "the upload completes", || async { completed(&a, "u1").await == 1.0 }).await;
+    eventually(6000, "the upload completes", || async { completed(&a, "u1").await == 1.0 }).await;
     sleep(300).await;
     assert_eq!(requests(&stub).len(), 1, "sent once");
     a.close();
     b.close();
+    restore.call0(&JsValue::NULL).unwrap();
+    ok(delete_db(&db)).await;
+}
+
+/// Without Web Locks, a claim left by a context that crashed mid-upload was recovered only by a
+/// context that had watched it for `staleAfterMs` itself: an app used in sessions shorter than
+/// that never sent the measurement. A claim older than `staleAfterMs` by its stamp is recovered
+/// once this context has watched it for a request's length (here 2 x 1 s + 1 s), not 60 s.
+#[wasm_bindgen_test]
+async fn without_web_locks_an_old_claim_of_a_crashed_context_is_recovered_within_a_request_length() {
+    use progress_outbox::domain::config::LogLevel;
+    use progress_outbox::domain::retry::RetryPolicy;
+    use progress_outbox::platform::Log;
+    use progress_outbox::store::Store;
+    let restore = hide_web_locks();
+    let db = fresh_db("m-lease-crashed");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let a = open(&db, r#"{"processingIntervalMs": 50, "requestTimeoutMs": 1000, "staleAfterMs": 60000, "backoffMs": [50]}"#).await;
+    save_for(&a, "u1", 70.0).await;
+    let id = string(&events(&a, r#"{"userId": "u1"}"#).await[0], "id");
+    // A tab claimed it ten minutes ago (by its stamp), then crashed: its lease has expired too.
+    let s = Store::open(&db, 5, Log { level: LogLevel::Off }).await.expect("store opens");
+    let ghost = s.take_lead("u1", "crashed-tab", None).await.expect("take_lead").expect("the record was taken");
+    assert_eq!(s.claim("u1", &ghost, 10, &[], &[], RetryPolicy::default().longest_wait()).await.unwrap().items.len(), 1);
+    s.close();
+    let record = ok(raw_get(&db, "events", &JsValue::from_str(&id))).await;
+    set(&record, "lastAttemptAt", &JsValue::from_f64(Date::now() - 600_000.0));
+    ok(raw_put(&db, "events", &record, &JsValue::UNDEFINED)).await;
+    write_beat(&db, "crashed-tab", Date::now() - 600_000.0).await;
+    a.start(JsValue::from_str("u1")).unwrap();
+    eventually(4000, "a to take the expired lease", || async { a.is_leader() }).await;
+    eventually(8000, "the crashed tab's claim to be recovered and uploaded", || async { completed(&a, "u1").await == 1.0 }).await;
+    assert_eq!(requests(&stub).len(), 1, "sent once");
+    a.close();
     restore.call0(&JsValue::NULL).unwrap();
     ok(delete_db(&db)).await;
 }
