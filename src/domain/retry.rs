@@ -207,26 +207,42 @@ pub enum Decision {
 /// How long an update or delete that cannot be addressed yet waits before it is looked at again.
 pub const NO_BACKEND_ID_WAIT_MS: u64 = 60_000;
 
+/// Where the entry of an update or delete with no backend id is on this device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKept {
+    /// The entry or its tombstone is stored.
+    Stored,
+    /// Only a record this version cannot read is kept aside (quarantined) under its id.
+    SetAside,
+    /// Neither.
+    Nowhere,
+}
+
 /// An update or delete at the head of its entry's queue, while the entry has no backend id:
 /// nothing is sent. While the entry (or its tombstone) is stored, an id may still come (from its
-/// create's answer): it waits and is looked at again, uncounted. When neither is stored, nothing
-/// can ever address it: it gives up, saying so, as refused (nothing of it reached the server, so
-/// it holds nothing back).
-pub fn unaddressable(entry_stored: bool, now: TimeMs) -> Decision {
-    if entry_stored {
-        let message = "waiting for the entry's backend id (its create has not been acknowledged); nothing was sent".to_owned();
-        Decision::Retry {
-            at: now + NO_BACKEND_ID_WAIT_MS as TimeMs,
-            wait_ms: NO_BACKEND_ID_WAIT_MS,
-            message,
-            counted: false,
-            sent: false,
-            maybe_stored: false,
-            stepped: false,
+/// create's answer): it waits and is looked at again, uncounted; so it does while the entry is
+/// set aside as unreadable (a version of the app that reads it may restore it, with its id). When
+/// neither is kept, nothing can ever address it: it gives up, saying so, as refused (nothing of it
+/// reached the server, so it holds nothing back).
+pub fn unaddressable(entry: EntryKept, now: TimeMs) -> Decision {
+    let message = match entry {
+        EntryKept::Stored => "waiting for the entry's backend id (its create has not been acknowledged); nothing was sent",
+        EntryKept::SetAside => {
+            "waiting for its entry, set aside as unreadable by this version of the app (see stats().quarantined), to be restored with its backend id; nothing was sent"
         }
-    } else {
-        let message = "its entry is no longer stored on this device, so it has no backend id to address; nothing was sent".to_owned();
-        Decision::GiveUp { message, refused: true, maybe_stored: false }
+        EntryKept::Nowhere => {
+            let message = "its entry is no longer stored on this device, so it has no backend id to address; nothing was sent".to_owned();
+            return Decision::GiveUp { message, refused: true, maybe_stored: false };
+        }
+    };
+    Decision::Retry {
+        at: now + NO_BACKEND_ID_WAIT_MS as TimeMs,
+        wait_ms: NO_BACKEND_ID_WAIT_MS,
+        message: message.to_owned(),
+        counted: false,
+        sent: false,
+        maybe_stored: false,
+        stepped: false,
     }
 }
 

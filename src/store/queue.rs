@@ -16,7 +16,7 @@ use super::Store;
 use crate::domain::entry::{ProgressEntry, UpdateInput};
 use crate::domain::event::{plan_delete, plan_update, Applied, EditPlan, EventStatus, Operation, OutboxEvent, StateKey};
 use crate::domain::lease::Beat;
-use crate::domain::retry::{unaddressable, Decision, CLOCK_SLACK_MS};
+use crate::domain::retry::{unaddressable, Decision, EntryKept, CLOCK_SLACK_MS};
 use crate::domain::stats::UserMeta;
 use crate::domain::time::TimeMs;
 use crate::domain::{Error, Result};
@@ -59,6 +59,9 @@ pub struct Claim {
     pub fenced: Option<super::lease::Renewal>,
     /// Events that could not be addressed yet (no backend id) and wait (ms) before another look.
     pub waits: Vec<(String, u64)>,
+    /// Events that never can be (no backend id, their entry kept nowhere): given up unsent, with
+    /// their entry's id and why.
+    pub gave_up: Vec<(String, String, String)>,
 }
 
 /// One upload result to record.
@@ -105,6 +108,11 @@ fn s(v: &str) -> JsValue {
 fn queue_from(id: &str, seq: f64) -> Result<idb::Query> {
     let key = s(id);
     bound(&key2(&key, seq), &key2(&key, f64::INFINITY))
+}
+
+/// Asks (in `round`) for the events queued behind `e` in its entry's queue, the next `limit`.
+fn ask_behind(round: &mut Round, by_entity: &idb::Index, e: &OutboxEvent, limit: Option<u32>) -> Result<Asked> {
+    round.ask(by_entity.get_all(Some(queue_from(&e.entity_id, e.seq as f64 + 1.0)?), limit))
 }
 
 /// Asks for the events of entry `id` (its whole queue) in `round`.
@@ -488,22 +496,42 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
             stored[i] |= found(&Some(t));
         }
     }
+    // Round 5 (rarer): one kept nowhere readable may be set aside as unreadable, to be restored.
+    let mut set_aside = vec![false; picked.len()];
+    let mut kept = Vec::new();
+    for (i, (e, _)) in picked.iter().enumerate() {
+        if e.operation != Operation::Create && ids[i].is_none() && !stored[i] {
+            kept.push((i, quarantine::ask_kept(&mut round, &q, ENTRIES, &e.entity_id)?, quarantine::ask_kept(&mut round, &q, TOMBSTONES, &e.entity_id)?));
+        }
+    }
+    if !kept.is_empty() {
+        round.done().await?;
+        for (i, entry, tombstone) in kept {
+            set_aside[i] = found(&Some(entry)) || found(&Some(tombstone));
+        }
+    }
     // Events given up unsent whose entry has more events queued behind them.
     let by_entity = events.index(index::BY_ENTITY).map_err(error(OP))?;
     let mut behind = Vec::new();
-    for (((mut e, _), backend_id), stored) in picked.into_iter().zip(ids).zip(stored) {
+    for (i, (((mut e, _), backend_id), stored)) in picked.into_iter().zip(ids).zip(stored).enumerate() {
         if e.operation != Operation::Create && backend_id.is_none() {
             // Cannot be addressed (its entry has no server id): nothing is sent.
-            match unaddressable(stored, at) {
+            let kept = match (stored, set_aside[i]) {
+                (true, _) => EntryKept::Stored,
+                (false, true) => EntryKept::SetAside,
+                (false, false) => EntryKept::Nowhere,
+            };
+            match unaddressable(kept, at) {
                 Decision::GiveUp { message, .. } => {
-                    // Stored nowhere: it never can be. Given up unclaimed, nothing counted, and
+                    // Kept nowhere: it never can be. Given up unclaimed, nothing counted, and
                     // the entry's next event goes to the head of its queue, to be judged in its
-                    // turn (review M4: it stayed waiting for good).
-                    if e.give_up_unsent(message).is_ok() {
+                    // turn (it would wait for good behind this one).
+                    if e.give_up_unsent(message.clone()).is_ok() {
                         if e.blocks {
-                            behind.push(round.ask(by_entity.get_all(Some(queue_from(&e.entity_id, e.seq as f64 + 1.0)?), Some(1)))?);
+                            behind.push(ask_behind(&mut round, &by_entity, &e, Some(1))?);
                         }
                         put(&events, &encode_event(&e), OP)?;
+                        claim.gave_up.push((e.id, e.entity_id, message));
                     }
                 }
                 wait => {
@@ -588,7 +616,7 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
                 // refused create, all of them (a delete among them means nothing is to be sent).
                 if e.blocks {
                     let limit = if refused && e.operation == Operation::Create { None } else { Some(1) };
-                    one.next = Some(round.ask(by_entity.get_all(Some(queue_from(&e.entity_id, e.seq as f64 + 1.0)?), limit))?);
+                    one.next = Some(ask_behind(&mut round, &by_entity, e, limit)?);
                 }
             }
         }

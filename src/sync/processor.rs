@@ -456,16 +456,23 @@ impl Pass<'_> {
         if claim.quarantined > 0 {
             log.warn(|| format!("{} unreadable event records were set aside (kept in quarantine, not deleted)", claim.quarantined));
         }
+        for (id, entry, message) in &claim.gave_up {
+            log.warn(|| format!("event {id} gave up unsent ({message}); entry {entry}"));
+        }
         let got = claim.items.len() as u32;
         self.more.set(got >= n && !self.probing);
         let first = {
             let mut r = self.report.borrow_mut();
             r.promoted += claim.promoted;
+            r.gave_up += claim.gave_up.len() as u32;
             let first = r.claimed == 0;
             r.claimed += got;
             first
         };
         if got == 0 {
+            if !claim.gave_up.is_empty() {
+                shared.changed();
+            }
             return None;
         }
         if first {

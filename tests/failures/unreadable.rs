@@ -214,14 +214,23 @@ async fn a_create_acknowledged_after_its_unreadable_tombstone_was_written_keeps_
     finish(&db, &[&outbox]).await;
 }
 
-/// Review M4: an update at the head of its queue whose entry has no backend id and is stored
-/// nowhere (another version removed it while its create was in flight) gave up as if sent
+/// An update at the head of its queue whose entry has no backend id and is stored nowhere
+/// (another version removed it while its create was in flight) gave up as if sent
 /// (`attemptCount` 1, `requestCount` 1), and the entry's next event stayed waiting for good.
-/// Now it gives up unsent, with nothing counted, and the next one is judged in its turn.
+/// Now it gives up unsent, with nothing counted, and the next one is judged in its turn; a
+/// subscriber sees both give-ups.
 #[wasm_bindgen_test]
 async fn an_edit_that_can_never_be_addressed_gives_up_unsent_and_lets_the_next_one_go() {
     let db = fresh_db("unaddressable");
     let (stub, outbox, id) = create_in_flight(&db, "srv-m4", r#"{"status": 200}"#).await;
+    let heard = js_sys::Array::new();
+    let callback = {
+        let heard = heard.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
+            heard.push(&s);
+        })
+    };
+    let unsubscribe = outbox.subscribe(callback.as_ref().clone()).unwrap();
     resolves(10_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 71}"#))).await;
     resolves(10_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 72}"#))).await;
     // Another version of the app removes the entry (no tombstone): its id has nowhere to go.
@@ -243,5 +252,39 @@ async fn an_edit_that_can_never_be_addressed_gives_up_unsent_and_lets_the_next_o
     }
     let puts = requests(&stub).iter().filter(|r| opt_string(r, "method").as_deref() == Some("PUT")).count();
     assert_eq!(puts, 0, "{:?}", requests(&stub));
+    eventually(3_000, "a callback with both give-ups", || async { heard.length() > 0 && num(&heard.get(heard.length() - 1), "gaveUp") == 2.0 }).await;
+    let _ = unsubscribe.call0(&JsValue::UNDEFINED);
+    finish(&db, &[&outbox]).await;
+}
+
+/// An update whose entry has no backend id and was set aside as unreadable (another version
+/// rewrote it while its create was in flight) counted as "stored nowhere": it gave up unsent,
+/// though a version that reads the entry may restore it with its backend id. It waits instead.
+#[wasm_bindgen_test]
+async fn an_edit_whose_entry_is_set_aside_as_unreadable_waits_for_it() {
+    let db = fresh_db("unaddressable-kept");
+    let (stub, outbox, id) = create_in_flight(&db, "srv-kept", r#"{"status": 200}"#).await;
+    resolves(10_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 71}"#))).await;
+    // Another version of the app rewrites the entry in a shape this one cannot read; listing the
+    // entries sets it aside.
+    let entry = ok(raw_get(&db, "entries", &id)).await;
+    set(&entry, "quantity", &JsValue::from_str("seventy"));
+    ok(raw_put(&db, "entries", &entry, &JsValue::UNDEFINED)).await;
+    resolves(10_000, "entries", outbox.entries(JsValue::from_str("u1"))).await;
+    assert!(!ok(raw_get(&db, "quarantine", &format!("entries:{id}"))).await.is_undefined(), "the entry was set aside");
+    call(&stub, "release", &[JsValue::from_str("answer")]);
+    let update = || async {
+        events(&outbox, r#"{"userId": "u1"}"#)
+            .await
+            .into_iter()
+            .find(|e| opt_string(e, "operation").as_deref() == Some("update"))
+            .expect("the update is listed")
+    };
+    eventually(8_000, "the update is looked at", || async { opt_string(&update().await, "errorMessage").is_some() }).await;
+    let e = update().await;
+    assert!(opt_string(&e, "errorMessage").unwrap_or_default().contains("unreadable"), "{e:?}");
+    assert!(!get(&e, "nextAttemptAt").is_null(), "it waits to be looked at again: {e:?}");
+    assert_eq!((num(&e, "attemptCount"), num(&e, "requestCount")), (0.0, 0.0), "nothing was sent: {e:?}");
+    assert_eq!(num(&stats(&outbox, "u1").await, "gaveUp"), 0.0);
     finish(&db, &[&outbox]).await;
 }

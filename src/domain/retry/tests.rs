@@ -229,11 +229,19 @@ fn backend_ids_that_cannot_name_the_entry_in_a_url_are_refused() {
 
 #[test]
 fn an_update_without_a_backend_id_waits_while_its_entry_is_stored_and_gives_up_when_it_is_gone() {
-    match unaddressable(true, 1_000) {
+    match unaddressable(EntryKept::Stored, 1_000) {
         Decision::Retry { at, wait_ms, counted, sent, .. } => assert_eq!((at, wait_ms, counted, sent), (61_000, NO_BACKEND_ID_WAIT_MS, false, false)),
         other => panic!("{other:?}"),
     }
-    match unaddressable(false, 1_000) {
+    // Kept aside unreadable: a version that reads it may restore it with its id, so it waits.
+    match unaddressable(EntryKept::SetAside, 1_000) {
+        Decision::Retry { wait_ms, counted, message, .. } => {
+            assert_eq!((wait_ms, counted), (NO_BACKEND_ID_WAIT_MS, false));
+            assert!(message.contains("unreadable"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match unaddressable(EntryKept::Nowhere, 1_000) {
         Decision::GiveUp { message, refused, .. } => {
             assert!(refused, "nothing reached the server: it holds nothing back");
             assert!(message.contains("no longer stored"), "{message}");
