@@ -467,7 +467,7 @@ impl Outbox {
     /// `entries({ userId, metric, from, to, limit })`.
     pub fn entries(&self, query: JsValue) -> Promise {
         let job = match to_arg(&query) {
-            user @ Arg::Str(_) => Ok((user, None)),
+            user @ (Arg::Str(_) | Arg::LongStr(_)) => Ok((user, None)),
             _ => Options::read("entries", &query, &["userId", "metric", "from", "to", "limit"]).map(|o| (option_arg(&o, "userId"), o)),
         }
         .and_then(|(user, o)| self.core.entries(&user, &option_arg(&o, "metric"), &option_arg(&o, "from"), &option_arg(&o, "to"), &option_arg(&o, "limit")));

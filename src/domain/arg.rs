@@ -17,6 +17,9 @@ pub enum Arg {
     Date(f64),
     /// An array (only `backoffMs` takes one).
     Array(Vec<Arg>),
+    /// A string too long to be any value taken, by its length in UTF-16 code units (not copied):
+    /// a string, so a refused value (RangeError), not a wrong type.
+    LongStr(u32),
     /// Anything else, described by `typeof` or the constructor name.
     Other(String),
 }
@@ -42,6 +45,7 @@ impl Arg {
             Arg::Date(t) if t.is_nan() => "an invalid Date".into(),
             Arg::Date(_) => "a Date".into(),
             Arg::Array(_) => "an array".into(),
+            Arg::LongStr(len) => format!("a string of {len} characters (far longer than any value taken)"),
             Arg::Other(what) => what.clone(),
         }
     }

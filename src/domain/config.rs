@@ -166,6 +166,7 @@ fn string(key: &str, arg: &Arg, max_len: usize) -> Result<String> {
         Arg::Str(s) if s.trim().is_empty() => Err(Error::out_of_range(option(key), "must not be empty")),
         Arg::Str(s) if s.len() > max_len => Err(Error::out_of_range(option(key), format!("must be at most {max_len} bytes"))),
         Arg::Str(s) => Ok(s.clone()),
+        Arg::LongStr(_) => Err(Error::out_of_range(option(key), format!("must be at most {max_len} bytes"))),
         _ => Err(Error::invalid_type(option(key), "a non-empty string", arg.describe())),
     }
 }

@@ -172,6 +172,7 @@ pub fn validate_user_id(what: &str, user: &Arg) -> Result<String> {
                 Ok(s.clone())
             }
         }
+        Arg::LongStr(len) => Err(Error::out_of_range(what, format!("must be at most {MAX_USER_ID_LEN} characters (got {len})"))),
         other => Err(Error::invalid_type(what, "a non-empty string", other.describe())),
     }
 }
@@ -181,7 +182,7 @@ pub fn validate_id(what: &str, id: &Arg) -> Result<String> {
     match id {
         Arg::Str(s) if !s.is_empty() && s.encode_utf16().count() <= MAX_ID_LEN => Ok(s.clone()),
         Arg::Str(s) if s.is_empty() => Err(Error::out_of_range(what, "must be a non-empty id string")),
-        Arg::Str(_) => Err(Error::out_of_range(what, format!("must be at most {MAX_ID_LEN} characters"))),
+        Arg::Str(_) | Arg::LongStr(_) => Err(Error::out_of_range(what, format!("must be at most {MAX_ID_LEN} characters"))),
         other => Err(Error::invalid_type(what, "an id string", other.describe())),
     }
 }

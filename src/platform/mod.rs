@@ -198,7 +198,7 @@ fn read_string(value: &JsValue, max: u32) -> Arg {
 
 /// A string argument of `len` characters, described instead of copied.
 fn too_long(len: u32) -> Arg {
-    Arg::Other(format!("a string of {len} characters (far longer than any value taken)"))
+    Arg::LongStr(len)
 }
 
 /// Describes a JS value for pure validation (see [`Arg`]). Reads each value once.

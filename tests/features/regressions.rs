@@ -880,8 +880,12 @@ async fn arrays_that_hold_themselves_nest_deep_or_wide_are_refused_and_the_libra
     // item by item (10 GB: the wasm's memory ran out and the instance trapped for good). Items
     // longer than any id are described, not copied; so is a name of an option no one has.
     let long: JsValue = long_strings().into();
-    let why = expect_error(o.call("resetForRetry", std::slice::from_ref(&long)).await, "TypeError", "INVALID_TYPE", "10,000 long ids");
-    assert!(why.contains("ids[0]") && why.contains("1048576 characters"), "{why}");
+    // Still strings: refused as values (RangeError), like an id of 257 characters, not as a wrong type.
+    let why = expect_error(o.call("resetForRetry", std::slice::from_ref(&long)).await, "RangeError", "OUT_OF_RANGE", "10,000 long ids");
+    assert!(why.contains("ids[0]") && why.contains("at most 256 characters"), "{why}");
+    let why =
+        expect_error(o.call("update", &[s(&"x".repeat(1 << 21)), json(r#"{"quantity": 71}"#)]).await, "RangeError", "OUT_OF_RANGE", "an id of 2^21 characters");
+    assert!(why.contains("at most 256 characters"), "{why}");
     let c = json(r#"{"endpoint": "/api/v1/progress"}"#);
     set(&c, "dbName", &s(&fresh_db("hostile-arrays-open")));
     set(&c, "backoffMs", &long);
