@@ -69,11 +69,11 @@ pub enum Error {
     Blocked(String),
     /// A storage call did not settle in time (another context's long transaction ahead of it, or
     /// the browser's IndexedDB is stuck or overloaded).
-    #[error("IndexedDB {0} did not finish within 10 s{1}")]
+    #[error("IndexedDB {0} did not finish within 9 s{1}")]
     TimedOut(&'static str, Written),
-    /// Opening got no answer for 10 s: another tab's upgrade of the database (or one that blocks
+    /// Opening got no answer within the call's 9 s: another tab's upgrade of the database (or one that blocks
     /// it) is ahead of this open in the browser's queue, or storage is stuck.
-    #[error("opening database \"{0}\" did not finish within 10 s: another tab of this app may be upgrading it, or keeps an older version of it open (close or reload the app's other tabs, then try again); otherwise the browser's storage is stuck (reload the page)")]
+    #[error("opening database \"{0}\" did not finish within 9 s: another tab of this app may be upgrading it, or keeps an older version of it open (close or reload the app's other tabs, then try again); otherwise the browser's storage is stuck (reload the page)")]
     OpenTimedOut(String),
     /// Another tab upgraded the database; this connection was closed so the upgrade could proceed.
     #[error("the database was upgraded by a newer version of the app in another tab; reload this page")]

@@ -257,8 +257,8 @@ struct EndingSlot {
     work: Option<Waker>,
 }
 
-/// How long a transaction may take before it is aborted (CONTRACT §3: every call settles
-/// within 10 s). Its pending requests then fail, so whatever awaits them settles.
+/// The contract's bound on every call (CONTRACT §3: every call settles within 10 s), which no
+/// transaction's deadline exceeds; calls keep to [`CALL_BOUND_MS`] under it.
 pub const DEADLINE_MS: u32 = 10_000;
 
 /// The bound a call keeps to: [`DEADLINE_MS`] less a margin, as timers fire late and a settled

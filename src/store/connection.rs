@@ -148,25 +148,27 @@ impl Db {
     /// rejects with a timeout (a connection that opens later is closed).
     pub async fn begin_by(&self, stores: &[&str], mode: Mode, operation: &'static str, by: Deadline) -> Result<Tx> {
         self.check_open()?;
-        let conn = self.conn(operation, by).await?;
+        let conn = self.conn(operation, mode, by).await?;
         match begin(&conn.db, stores, mode, operation, by) {
             Err(e) if connection_lost(&e) => {
                 self.log.warn(|| format!("the database connection was lost ({e}); reopening"));
                 self.conn.borrow_mut().take();
-                let conn = self.conn(operation, by).await?;
+                let conn = self.conn(operation, mode, by).await?;
                 begin(&conn.db, stores, mode, operation, by)
             }
             other => other,
         }
     }
 
-    async fn conn(&self, operation: &'static str, by: Deadline) -> Result<Rc<Conn>> {
+    async fn conn(&self, operation: &'static str, mode: Mode, by: Deadline) -> Result<Rc<Conn>> {
         let current = self.conn.borrow().clone();
         match current {
             Some(c) if !c.lost.get() => Ok(c),
             _ if self.closing.get() => Err(Error::Closed),
             // Boxed: `connect` is large, and only a reopen needs it.
-            _ => within(by.left(), Box::pin(self.connect(by))).await.unwrap_or(Err(Error::TimedOut(operation, Written::Nothing))),
+            _ => within(by.left(), Box::pin(self.connect(by)))
+                .await
+                .unwrap_or(Err(Error::TimedOut(operation, if mode == Mode::Read { Written::Read } else { Written::Nothing }))),
         }
     }
 
