@@ -67,7 +67,7 @@ impl AdaptiveSize {
             }
             SizeSignal::Slow | SizeSignal::Overloaded => self.size = (self.size / 2).max(1),
             // A 413 to one event is that event's own answer (`whole_failure`), no sign that
-            // batches are too large: taken as one, it pinned the size at 1 for good (review M2).
+            // batches are too large: taken as one, it pinned the size at 1 for good.
             SizeSignal::TooLarge(n) if n > 1 => {
                 if n <= self.answered {
                     self.answered = 0;

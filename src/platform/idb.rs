@@ -320,7 +320,7 @@ pub fn begin(db: &IdbDatabase, stores: &[&str], mode: Mode, operation: &'static 
                     // Firefox runs the next readwrite transaction of a connection that hit its
                     // quota in a "cleanup" mode that refuses every put ("InvalidStateError: A
                     // mutation operation was attempted on a database that did not allow
-                    // mutations"): the next save would fail so even once space is back (probe K).
+                    // mutations"): the next save would fail so even once space is back.
                     // An empty one, opened now before any other, takes that turn.
                     let _ = db.unchecked_ref::<DatabaseWithOptions>().transaction_with_options(&names, "readwrite", &Object::new());
                 }

@@ -170,7 +170,7 @@ pub(crate) const MAX_STRING_READ: u32 = 1 << 20;
 
 /// The longest string item of an array argument copied into the wasm: ids are at most 256
 /// characters and `backoffMs` takes numbers. (The bound per string alone let one long string
-/// repeated 10,000 times in an array be copied 10,000 times, past the wasm's memory: review M1.)
+/// repeated 10,000 times in an array be copied 10,000 times, past the wasm's memory.)
 const MAX_ITEM_READ: u32 = 1_024;
 
 /// An array's items, its `length` read once and each index once (a Proxy whose length changes

@@ -91,7 +91,7 @@ impl Subscribers {
                 match stats(&shared, &user).await {
                     Ok(s) if subscribed() => return Self::call(&shared, &callback, &s),
                     // Storage stuck behind another tab's transaction: the first callback must
-                    // still come once it frees up, however quiet the app (probe K:
+                    // still come once it frees up, however quiet the app (once
                     // it was dropped, and nothing came until some count changed).
                     Err(Error::TimedOut(..)) if subscribed() && !shared.is_closing() => sleep(1_000).await,
                     _ => return,

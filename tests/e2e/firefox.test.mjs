@@ -261,7 +261,7 @@ test("Firefox with its storage full: a save is refused as QUOTA_EXCEEDED, and th
     assert.equal(r.whileFull.code, "QUOTA_EXCEEDED", JSON.stringify(r.whileFull));
     // Firefox runs a connection's next readwrite transaction after a quota error in a mode that
     // refuses every put: this save was refused as STORAGE ("did not allow mutations") though
-    // space was back (probe K).
+    // space was back.
     for (const a of r.after) assert.ok(a.ok, `a save once space is back: ${JSON.stringify(a)}`);
     assert.deepEqual(r.entries, [70, 72, 73]);
   }));

@@ -141,10 +141,10 @@ async fn f3_calls_queued_behind_another_tabs_long_transaction_settle_at_their_bo
     // 10 s + requestTimeoutMs).
     let hold = resolves(5_000, "the other tab's transaction", hold_transaction(&db, 25_000)).await;
     // And Web Locks that do not answer: `resetForRetry` asks them who is alive (up to 1 s) before
-    // its transaction, which then had a full 10 s of its own (settled at 10 s and more; review K6).
+    // its transaction, which then had a full 10 s of its own (settled at 10 s and more).
     hang_locks_query(true);
     let t0 = js_sys::Date::now();
-    // Nothing to reset: answered at once, with no transaction to wait for (probe K: it waited
+    // Nothing to reset: answered at once, with no transaction to wait for (it waited
     // for the bound, then said "it may have been stored").
     let none = resolves(1_000, "resetForRetry([]) behind the transaction", idle.reset_for_retry(js_sys::Array::new().into())).await;
     assert_eq!(none.as_f64(), Some(0.0));
@@ -265,7 +265,7 @@ async fn an_update_whose_entry_is_gone_from_storage_gives_up_saying_why() {
     finish(&db, &[&outbox]).await;
 }
 
-/// Probe K: a `subscribe()` made while another tab held the database never got its first
+/// A `subscribe()` made while another tab held the database never got its first
 /// callback: the stats read gave up at the bound, the callback was dropped, and in a quiet app
 /// nothing came until some count changed. Now the first reading is tried again until it comes.
 #[wasm_bindgen_test]

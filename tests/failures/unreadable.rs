@@ -156,7 +156,7 @@ async fn f7_an_older_apps_entry_with_a_string_date_is_set_aside_at_upgrade() {
     finish(&db, &[&outbox]).await;
 }
 
-/// Review K2: an entry set aside while its create was in flight (another version of the app, one
+/// An entry set aside while its create was in flight (another version of the app, one
 /// that cannot read it, listed the entries meanwhile) lost the id the server answered with: the
 /// version that can read it got it back with no backend id, so an edit went out as a second
 /// create (a second record) and a delete was never sent. Now the kept copy gets the id.
@@ -190,7 +190,7 @@ async fn a_create_acknowledged_while_its_entry_was_set_aside_keeps_its_backend_i
     finish(&db, &[&outbox, &again]).await;
 }
 
-/// Review L7: an entry deleted while its create was in flight keeps the server's id on its
+/// An entry deleted while its create was in flight keeps the server's id on its
 /// tombstone, for the delete queued behind. A tombstone this version cannot read (another version
 /// wrote it) was passed over and the id dropped: the delete could never name the record. Now the
 /// unreadable tombstone gets the id where it is.

@@ -876,7 +876,7 @@ async fn arrays_that_hold_themselves_nest_deep_or_wide_are_refused_and_the_libra
         let (class, code) = if i == 2 { ("RangeError", "OUT_OF_RANGE") } else { ("TypeError", "INVALID_TYPE") };
         expect_error(opened, class, code, what);
     }
-    // Review M1: each string is bounded, but an array of one long string repeated was copied
+    // Each string is bounded, but an array of one long string repeated was copied
     // item by item (10 GB: the wasm's memory ran out and the instance trapped for good). Items
     // longer than any id are described, not copied; so is a name of an option no one has.
     let long: JsValue = long_strings().into();

@@ -75,7 +75,7 @@ fn a_413_sets_a_ceiling_that_closes_in_on_the_servers_limit() {
     assert!(s.get() <= 5);
     s.on(SizeSignal::TooLarge(2));
     assert_eq!((s.ceiling(), s.get()), (1, 1), "never below 1");
-    // A 413 to a batch of one event is that event's answer, not a size limit (review M2: it set
+    // A 413 to a batch of one event is that event's answer, not a size limit (it set
     // the ceiling to 1 for the life of the outbox, and batches never grew again).
     let mut s = AdaptiveSize::new(100);
     for _ in 0..5 {

@@ -57,7 +57,7 @@ fn every_code_is_listed() {
 #[test]
 fn browser_failures_say_what_happened() {
     assert_eq!(Error::from_browser("saving an entry", "QuotaExceededError: full".into()).code(), "QUOTA_EXCEEDED");
-    // Site data cleared under a call (probe K): the browser's words alone said nothing useful.
+    // Site data cleared under a call: the browser's words alone said nothing useful.
     for text in ["UnknownError: Connection is closing because of: Force close delete origin", "InvalidStateError: Backend aborted error"] {
         let e = Error::from_browser("updating an entry", text.into());
         let m = e.to_string();

@@ -270,7 +270,7 @@ fn a_failure_that_may_have_stored_it_or_an_interrupted_upload_is_remembered() {
     e.recover_stale().unwrap();
     assert!(e.maybe_stored, "an interrupted upload may have reached the server");
 
-    // Review K: resetForRetry of a stale claim is the same interruption, reset by hand.
+    // resetForRetry of a stale claim is the same interruption, reset by hand.
     let mut e = create();
     e.claim("a", NOW).unwrap();
     e.reset_for_retry(true).unwrap();
