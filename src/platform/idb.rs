@@ -253,6 +253,8 @@ struct EndingSlot {
     waker: Option<Waker>,
     /// The first failed request's error: browsers differ in what `transaction.error` says.
     first_error: Option<String>,
+    /// The empty transaction after a quota abort was opened ([`quota_turn`]).
+    quota_turn: bool,
     /// The work inside the transaction ([`Tx::bounded`]), woken by the deadline.
     work: Option<Waker>,
 }
@@ -275,6 +277,8 @@ const COMMIT_GRACE_MS: u32 = 1_000;
 /// aborts it (nothing of it is stored) and unhooks its handlers; so does its deadline.
 pub struct Tx {
     raw: IdbTransaction,
+    db: IdbDatabase,
+    names: Array,
     tx: idb::Transaction,
     slot: Rc<RefCell<EndingSlot>>,
     committing: Cell<bool>,
@@ -314,17 +318,15 @@ pub fn begin(db: &IdbDatabase, stores: &[&str], mode: Mode, operation: &'static 
                 }
                 return;
             }
-            if s.ending.is_none() {
-                let ending = if kind == 0 { Ok(()) } else { Err(s.first_error.take().or_else(|| raw.error().map(|e| describe_error(&e.into())))) };
-                if matches!(&ending, Err(Some(why)) if why.starts_with("QuotaExceededError")) {
-                    // Firefox runs the next readwrite transaction of a connection that hit its
-                    // quota in a "cleanup" mode that refuses every put ("InvalidStateError: A
-                    // mutation operation was attempted on a database that did not allow
-                    // mutations"): the next save would fail so even once space is back.
-                    // An empty one, opened now before any other, takes that turn.
-                    let _ = db.unchecked_ref::<DatabaseWithOptions>().transaction_with_options(&names, "readwrite", &Object::new());
+            if kind == 1 {
+                let why = s.first_error.take().or_else(|| raw.error().map(|e| describe_error(&e.into())));
+                // Even when the deadline has already answered the call.
+                quota_turn(&mut s, why.as_deref(), &db, &names);
+                if s.ending.is_none() {
+                    s.ending = Some(Err(why));
                 }
-                s.ending = Some(ending);
+            } else if s.ending.is_none() {
+                s.ending = Some(Ok(()));
             }
             if let Some(w) = s.waker.take() {
                 w.wake();
@@ -377,6 +379,8 @@ pub fn begin(db: &IdbDatabase, stores: &[&str], mode: Mode, operation: &'static 
     Ok(Tx {
         tx: idb::Transaction::from(raw.clone()),
         raw,
+        db: db.clone(),
+        names,
         slot,
         committing: Cell::new(false),
         timed_out,
@@ -491,9 +495,26 @@ impl Drop for Tx {
     fn drop(&mut self) {
         // Unfinished and never committed: an error path, or a call given up on (timeout).
         self.abort();
+        // A request that failed on the quota aborts the transaction after its handlers are gone.
+        let mut s = self.slot.borrow_mut();
+        let why = s.first_error.clone();
+        quota_turn(&mut s, why.as_deref(), &self.db, &self.names);
+        drop(s);
         self.raw.set_oncomplete(None);
         self.raw.set_onabort(None);
         self.raw.set_onerror(None);
+    }
+}
+
+/// After a transaction aborted on the quota (`why`), once per transaction: Firefox runs the next
+/// readwrite transaction of that connection in a "cleanup" mode that refuses every put
+/// ("InvalidStateError: A mutation operation was attempted on a database that did not allow
+/// mutations"), so the next save would fail even once space is back. An empty one, opened now
+/// before any other, takes that turn.
+fn quota_turn(s: &mut EndingSlot, why: Option<&str>, db: &IdbDatabase, names: &Array) {
+    if !s.quota_turn && why.is_some_and(|w| w.starts_with("QuotaExceededError")) {
+        s.quota_turn = true;
+        let _ = db.unchecked_ref::<DatabaseWithOptions>().transaction_with_options(names, "readwrite", &Object::new());
     }
 }
 
