@@ -928,9 +928,10 @@ async fn a_huge_string_is_refused_without_being_copied_into_the_wasm() {
     let before = wasm_memory_bytes(&wasm_bindgen::memory());
     let options: JsValue = js_sys::Object::new().into();
     set(&options, "userId", &huge);
-    let m = expect_error(o.call("saveWeight", &[n(70.0), options]).await, "TypeError", "INVALID_TYPE", "a 32M-character userId");
-    assert!(m.contains("characters"), "{m}");
-    expect_error(o.call("delete", &[huge]).await, "TypeError", "INVALID_TYPE", "a 32M-character entry id");
+    // A string still: refused as a value (RangeError), by its length.
+    let m = expect_error(o.call("saveWeight", &[n(70.0), options]).await, "RangeError", "OUT_OF_RANGE", "a 32M-character userId");
+    assert!(m.contains("at most 256 characters (got 33554432)"), "{m}");
+    expect_error(o.call("delete", &[huge]).await, "RangeError", "OUT_OF_RANGE", "a 32M-character entry id");
     let grown = wasm_memory_bytes(&wasm_bindgen::memory()) - before;
     assert!(grown < f64::from(8u32 << 20), "the wasm memory grew by {grown} bytes");
     finish(&db, &[&o]).await;
