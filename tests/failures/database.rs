@@ -279,17 +279,10 @@ async fn a_subscriber_added_while_storage_is_held_hears_the_stats_once_it_frees_
     eventually(5_000, "the save is uploaded", || async { all_completed(&outbox, 1).await }).await;
     // Nothing happens from here on but the held transaction and the subscription.
     let hold = resolves(5_000, "the other tab's transaction", hold_transaction(&db, 11_000)).await;
-    let heard = js_sys::Array::new();
-    let callback = {
-        let heard = heard.clone();
-        Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
-            heard.push(&s);
-        })
-    };
-    let unsubscribe = outbox.subscribe(callback.as_ref().clone()).unwrap();
+    let heard = subscribe_all(&outbox);
     let _ = wasm_bindgen_futures::JsFuture::from(get(&hold, "ended").unchecked_into::<js_sys::Promise>()).await;
-    eventually(5_000, "the first callback, once storage frees up", || async { heard.length() > 0 }).await;
-    assert_eq!(num(&heard.get(0), "completed"), 1.0, "{:?}", heard.get(0));
-    let _ = unsubscribe.call0(&JsValue::UNDEFINED);
+    eventually(5_000, "the first callback, once storage frees up", || async { heard.all.length() > 0 }).await;
+    assert_eq!(num(&heard.all.get(0), "completed"), 1.0, "{:?}", heard.all.get(0));
+    heard.off();
     finish(&db, &[&outbox]).await;
 }

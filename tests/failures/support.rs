@@ -155,6 +155,31 @@ pub async fn save(outbox: &Outbox, kg: f64) -> JsValue {
     resolves(10_000, "saveWeight", outbox.save_weight(JsValue::from_f64(kg), JsValue::UNDEFINED)).await
 }
 
+/// Every stats object a `subscribe()` callback is called with, in order, until [`Heard::off`].
+pub struct Heard {
+    pub all: js_sys::Array,
+    unsubscribe: js_sys::Function,
+    _callback: Closure<dyn FnMut(JsValue)>,
+}
+
+impl Heard {
+    pub fn off(self) {
+        let _ = self.unsubscribe.call0(&JsValue::UNDEFINED);
+    }
+}
+
+pub fn subscribe_all(outbox: &Outbox) -> Heard {
+    let all = js_sys::Array::new();
+    let callback = {
+        let all = all.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
+            all.push(&s);
+        })
+    };
+    let unsubscribe = outbox.subscribe(callback.as_ref().clone()).unwrap();
+    Heard { all, unsubscribe, _callback: callback }
+}
+
 pub async fn stats(outbox: &Outbox, user: &str) -> JsValue {
     resolves(10_000, "stats", outbox.stats(JsValue::from_str(user))).await
 }

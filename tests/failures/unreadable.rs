@@ -223,14 +223,7 @@ async fn a_create_acknowledged_after_its_unreadable_tombstone_was_written_keeps_
 async fn an_edit_that_can_never_be_addressed_gives_up_unsent_and_lets_the_next_one_go() {
     let db = fresh_db("unaddressable");
     let (stub, outbox, id) = create_in_flight(&db, "srv-m4", r#"{"status": 200}"#).await;
-    let heard = js_sys::Array::new();
-    let callback = {
-        let heard = heard.clone();
-        Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
-            heard.push(&s);
-        })
-    };
-    let unsubscribe = outbox.subscribe(callback.as_ref().clone()).unwrap();
+    let heard = subscribe_all(&outbox);
     resolves(10_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 71}"#))).await;
     resolves(10_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 72}"#))).await;
     // Another version of the app removes the entry (no tombstone): its id has nowhere to go.
@@ -252,8 +245,9 @@ async fn an_edit_that_can_never_be_addressed_gives_up_unsent_and_lets_the_next_o
     }
     let puts = requests(&stub).iter().filter(|r| opt_string(r, "method").as_deref() == Some("PUT")).count();
     assert_eq!(puts, 0, "{:?}", requests(&stub));
-    eventually(3_000, "a callback with both give-ups", || async { heard.length() > 0 && num(&heard.get(heard.length() - 1), "gaveUp") == 2.0 }).await;
-    let _ = unsubscribe.call0(&JsValue::UNDEFINED);
+    let last = || heard.all.get(heard.all.length().saturating_sub(1));
+    eventually(3_000, "a callback with both give-ups", || async { heard.all.length() > 0 && num(&last(), "gaveUp") == 2.0 }).await;
+    heard.off();
     finish(&db, &[&outbox]).await;
 }
 
