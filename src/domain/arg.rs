@@ -25,6 +25,14 @@ pub enum Arg {
 }
 
 impl Arg {
+    /// The text of a string read whole (`None` for any other value, a [`Arg::LongStr`] too).
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Arg::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// A short description for error messages.
     pub fn describe(&self) -> String {
         match self {

@@ -202,10 +202,13 @@ impl Config {
             "requestTimeoutMs" => self.request_timeout_ms = integer(key, arg, 1, MAX_TIMER_MS)?,
             "log" => {
                 const LEVELS: &str = "\"debug\", \"info\", \"warn\" or \"off\"";
-                let Arg::Str(s) = arg else {
+                if !matches!(arg, Arg::Str(_) | Arg::LongStr(_)) {
                     return Err(Error::invalid_type(option(key), LEVELS, arg.describe()));
-                };
-                self.log = LogLevel::parse(s).ok_or_else(|| Error::out_of_range(option(key), format!("must be {LEVELS} (got {})", arg.describe())))?
+                }
+                self.log = arg
+                    .as_str()
+                    .and_then(LogLevel::parse)
+                    .ok_or_else(|| Error::out_of_range(option(key), format!("must be {LEVELS} (got {})", arg.describe())))?
             }
             "persist" => {
                 self.persist = match arg {

@@ -113,10 +113,10 @@ impl Metric {
     /// Reads a metric argument (`save(metric, ...)`): one of the table's names.
     pub fn from_arg(what: &str, metric: &Arg) -> Result<Metric> {
         match metric {
-            Arg::Str(_) | Arg::LongStr(_) => {
-                let name = if let Arg::Str(s) = metric { Metric::parse(s) } else { None };
-                name.ok_or_else(|| Error::out_of_range(what, format!("must be one of {} (got {})", names(), metric.describe())))
-            }
+            Arg::Str(_) | Arg::LongStr(_) => metric
+                .as_str()
+                .and_then(Metric::parse)
+                .ok_or_else(|| Error::out_of_range(what, format!("must be one of {} (got {})", names(), metric.describe()))),
             other => Err(Error::invalid_type(what, "a metric name string", other.describe())),
         }
     }

@@ -43,7 +43,7 @@ pub struct EventsQuery {
 pub fn validate_events_query(status: &Arg, user_id: &Arg, limit: &Arg, current: Option<&str>) -> Result<EventsQuery> {
     let status = match status {
         a if a.is_absent() => None,
-        Arg::Str(_) | Arg::LongStr(_) => Some(if let Arg::Str(s) = status { EventStatus::parse(s) } else { None }.ok_or_else(|| {
+        Arg::Str(_) | Arg::LongStr(_) => Some(status.as_str().and_then(EventStatus::parse).ok_or_else(|| {
             Error::out_of_range(
                 "events(options.status)",
                 format!("must be \"pending\", \"processing\", \"completed\" or \"failed\" (got {})", status.describe()),

@@ -96,6 +96,9 @@ fn log_level_of_the_wrong_kind_is_a_type_error() {
     assert_eq!(with("log", num(5.0)).unwrap_err().js_class(), JsClass::TypeError);
     assert_eq!(with("log", Arg::Str("loud".into())).unwrap_err().js_class(), JsClass::RangeError);
     assert_eq!(with("log", Arg::Str("off".into())).unwrap().log, LogLevel::Off);
+    // A string too long to copy is still a string: a refused value.
+    assert_eq!(with("log", Arg::LongStr(2_000_000)).unwrap_err().js_class(), JsClass::RangeError);
+    assert_eq!(with("endpoint", Arg::LongStr(2_000_000)).unwrap_err().js_class(), JsClass::RangeError);
 }
 
 #[test]

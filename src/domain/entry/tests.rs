@@ -72,6 +72,8 @@ fn id_rules() {
     assert_eq!(validate_id("id", &Arg::Str("".into())).unwrap_err().js_class(), JsClass::RangeError);
     assert_eq!(validate_id("id", &Arg::Str("x".repeat(257))).unwrap_err().js_class(), JsClass::RangeError);
     assert_eq!(validate_id("id", &Arg::Number(3.0)).unwrap_err().js_class(), JsClass::TypeError);
+    assert_eq!(validate_id("id", &Arg::LongStr(2_000_000)).unwrap_err().js_class(), JsClass::RangeError);
+    assert_eq!(validate_user_id("userId", &Arg::LongStr(2_000_000)).unwrap_err().js_class(), JsClass::RangeError);
 }
 
 #[test]

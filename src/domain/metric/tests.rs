@@ -83,4 +83,5 @@ fn metric_argument() {
     assert_eq!(e.js_class(), JsClass::RangeError);
     assert!(e.to_string().contains("\"weight\", \"bodyFat\", \"height\", \"steps\", \"heartRate\", \"mood\""), "{e}");
     assert_eq!(Metric::from_arg("m", &Arg::Number(1.0)).unwrap_err().js_class(), JsClass::TypeError);
+    assert_eq!(Metric::from_arg("m", &Arg::LongStr(2_000_000)).unwrap_err().js_class(), JsClass::RangeError);
 }
