@@ -56,17 +56,13 @@ async fn f3_a_database_deleted_under_a_started_outbox_is_recreated() {
     }
     assert!(keys(&stub).len() >= 2, "the upload after the wipe reached the server");
     // The log says what happened, not that another context (there is none) took over.
-    let lines = |c: &JsValue| -> Vec<String> {
-        let f: js_sys::Function = get(c, "lines").unchecked_into();
-        array(&f.call0(c).unwrap()).iter().filter_map(|l| l.as_string()).collect()
-    };
     eventually(8_000, "the log line for the wiped uploader record", || {
-        let found = lines(&console).iter().any(|l| l.contains("uploader record of user u1 is gone"));
+        let found = console_lines(&console).iter().any(|l| l.contains("uploader record of user u1 is gone"));
         async move { found }
     })
     .await;
-    let seen = lines(&console);
-    get(&console, "restore").unchecked_into::<js_sys::Function>().call0(&console).unwrap();
+    let seen = console_lines(&console);
+    restore_console(&console);
     assert!(!seen.iter().any(|l| l.contains("another context took over")), "{seen:#?}");
     let stores = array(&ok(raw_stores(&db)).await);
     assert!(stores.iter().any(|s| s.as_string().as_deref() == Some("events")), "the database was recreated with its schema: {stores:?}");

@@ -155,6 +155,17 @@ pub async fn save(outbox: &Outbox, kg: f64) -> JsValue {
     resolves(10_000, "saveWeight", outbox.save_weight(JsValue::from_f64(kg), JsValue::UNDEFINED)).await
 }
 
+/// The console lines recorded so far by [`capture_console`], each `"<level> <text>"`.
+pub fn console_lines(console: &JsValue) -> Vec<String> {
+    let f: js_sys::Function = get(console, "lines").unchecked_into();
+    array(&f.call0(console).unwrap()).iter().filter_map(|l| l.as_string()).collect()
+}
+
+/// Ends a [`capture_console`].
+pub fn restore_console(console: &JsValue) {
+    get(console, "restore").unchecked_into::<js_sys::Function>().call0(console).unwrap();
+}
+
 /// Every stats object a `subscribe()` callback is called with, in order, until [`Heard::off`].
 pub struct Heard {
     pub all: js_sys::Array,

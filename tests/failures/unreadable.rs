@@ -28,11 +28,13 @@ async fn status(outbox: &progress_outbox::Outbox, event_id: &str) -> Option<Stri
 
 /// A started outbox on `db` whose first save's create is in flight, its answer (201 with
 /// `backend_id`) held until `release("answer")`; later requests get `later`. Returns the stub,
-/// the outbox and the entry's id.
+/// the outbox (logging warnings: a test may check them) and the entry's id.
 async fn create_in_flight(db: &str, backend_id: &str, later: &str) -> (JsValue, progress_outbox::Outbox, String) {
     let held = format!(r#"[{{"hold": "answer", "status": 201, "body": {{"id": "{backend_id}"}}}}]"#);
     let stub = stub_fetch(&json(&held), &json(later));
-    let outbox = open(db, CFG).await;
+    let c = config(db, CFG);
+    set(&c, "log", &JsValue::from_str("warn"));
+    let outbox = open_with(c).await;
     outbox.start(JsValue::from_str("u1")).unwrap();
     let id = string(&save_for(&outbox, 70.0).await, "id");
     eventually(5_000, "the create is in flight", || async { call(&stub, "isHeld", &[JsValue::from_str("answer")]).is_truthy() }).await;
@@ -217,13 +219,14 @@ async fn a_create_acknowledged_after_its_unreadable_tombstone_was_written_keeps_
 /// An update at the head of its queue whose entry has no backend id and is stored nowhere
 /// (another version removed it while its create was in flight) gave up as if sent
 /// (`attemptCount` 1, `requestCount` 1), and the entry's next event stayed waiting for good.
-/// Now it gives up unsent, with nothing counted, and the next one is judged in its turn; a
-/// subscriber sees both give-ups.
+/// Now it gives up unsent, with nothing counted, and the next one is judged in its turn; each
+/// give-up is a warn line, and a subscriber sees both.
 #[wasm_bindgen_test]
 async fn an_edit_that_can_never_be_addressed_gives_up_unsent_and_lets_the_next_one_go() {
     let db = fresh_db("unaddressable");
     let (stub, outbox, id) = create_in_flight(&db, "srv-m4", r#"{"status": 200}"#).await;
     let heard = subscribe_all(&outbox);
+    let console = capture_console();
     resolves(10_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 71}"#))).await;
     resolves(10_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 72}"#))).await;
     // Another version of the app removes the entry (no tombstone): its id has nowhere to go.
@@ -248,6 +251,9 @@ async fn an_edit_that_can_never_be_addressed_gives_up_unsent_and_lets_the_next_o
     let last = || heard.all.get(heard.all.length().saturating_sub(1));
     eventually(3_000, "a callback with both give-ups", || async { heard.all.length() > 0 && num(&last(), "gaveUp") == 2.0 }).await;
     heard.off();
+    let warned = console_lines(&console).iter().filter(|l| l.starts_with("warn") && l.contains("gave up unsent")).count();
+    restore_console(&console);
+    assert_eq!(warned, 2, "one warn line per give-up");
     finish(&db, &[&outbox]).await;
 }
 

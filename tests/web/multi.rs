@@ -305,7 +305,9 @@ async fn without_web_locks_an_event_in_flight_is_never_reset_from_another_contex
     sleep(1500).await;
     let stale = array(&ok(b.stale_events(JsValue::from_str("u1"))).await);
     assert!(stale.is_empty(), "listed as stale while in flight: {stale:?}");
-    let id = string(&events(&b, r#"{"userId": "u1"}"#).await[0], "id");
+    let event = events(&b, r#"{"userId": "u1"}"#).await.remove(0);
+    assert_eq!(string(&event, "status"), "processing", "its request is still out when the reset is tried");
+    let id = string(&event, "id");
     let reset = ok(b.reset_for_retry(js_sys::Array::of1(&JsValue::from_str(&id)).into())).await;
     assert_eq!(reset.as_f64(), Some(0.0), "reset while in flight");
     eventually(6000, "the upload completes", || async { completed(&a, "u1").await == 1.0 }).await;
