@@ -207,28 +207,43 @@ pub enum Decision {
 /// How long an update or delete that cannot be addressed yet waits before it is looked at again.
 pub const NO_BACKEND_ID_WAIT_MS: u64 = 60_000;
 
+/// How long an update or delete waits for its entry, set aside as unreadable without a backend
+/// id, to be restored by a version of the app that reads it: 7 days, then it gives up.
+pub const SET_ASIDE_WAIT_MS: u64 = 7 * 24 * 3_600_000;
+
 /// Where the entry of an update or delete with no backend id is on this device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKept {
     /// The entry or its tombstone is stored.
     Stored,
-    /// Only a record this version cannot read is kept aside (quarantined) under its id.
-    SetAside,
+    /// Only a record this version cannot read is kept aside (quarantined) under its id, since
+    /// `since` (wall clock), with no backend id. (A kept copy with a backend id addresses the
+    /// event: it never gets here.)
+    SetAside {
+        /// When it was set aside.
+        since: TimeMs,
+    },
     /// Neither.
     Nowhere,
 }
 
 /// An update or delete at the head of its entry's queue, while the entry has no backend id:
 /// nothing is sent. While the entry (or its tombstone) is stored, an id may still come (from its
-/// create's answer): it waits and is looked at again, uncounted; so it does while the entry is
-/// set aside as unreadable (a version of the app that reads it may restore it, with its id). When
-/// neither is kept, nothing can ever address it: it gives up, saying so, as refused (nothing of it
-/// reached the server, so it holds nothing back).
+/// create's answer): it waits and is looked at again, uncounted. While the entry is set aside as
+/// unreadable, a version of the app that reads it may restore it with its id: it waits so for
+/// [`SET_ASIDE_WAIT_MS`] from the setting aside (a time further ahead than now, the clock set
+/// back since, counts as past, as every persisted deadline beyond its rule does). When neither is
+/// kept, or that wait is over, nothing addresses it: it gives up, saying so, as refused (nothing of
+/// it reached the server, so it holds nothing back: the entry's next event is judged in its turn).
 pub fn unaddressable(entry: EntryKept, now: TimeMs) -> Decision {
     let message = match entry {
         EntryKept::Stored => "waiting for the entry's backend id (its create has not been acknowledged); nothing was sent",
-        EntryKept::SetAside => {
-            "waiting for its entry, set aside as unreadable by this version of the app (see stats().quarantined), to be restored with its backend id; nothing was sent"
+        EntryKept::SetAside { since } if now < since.saturating_add(SET_ASIDE_WAIT_MS as TimeMs) && since <= now.saturating_add(CLOCK_SLACK_MS) => {
+            "waiting (at most 7 days) for its entry, set aside as unreadable by this version of the app (see stats().quarantined), to be restored with its backend id; nothing was sent"
+        }
+        EntryKept::SetAside { .. } => {
+            let message = "its entry was set aside as unreadable by this version of the app (see stats().quarantined) without a backend id, and no version restored it within 7 days; nothing was sent".to_owned();
+            return Decision::GiveUp { message, refused: true, maybe_stored: false };
         }
         EntryKept::Nowhere => {
             let message = "its entry is no longer stored on this device, so it has no backend id to address; nothing was sent".to_owned();

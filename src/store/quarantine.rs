@@ -6,7 +6,7 @@
 use wasm_bindgen::JsValue;
 
 use super::connection::Db;
-use super::records::{decode_entry, decode_event, encode_entry, encode_event, index, ENTRIES, EVENTS, QUARANTINE, TOMBSTONES};
+use super::records::{backend_id_of, decode_entry, decode_event, encode_entry, encode_event, index, ENTRIES, EVENTS, QUARANTINE, TOMBSTONES};
 use crate::domain::time::TimeMs;
 use crate::domain::Result;
 use crate::platform::idb::{error, Asked, Mode, Round};
@@ -62,6 +62,22 @@ pub fn ask_event(round: &mut Round, q: &idb::ObjectStore, id: &str) -> Result<As
 /// Asks (in `round`) for the kept record `id` of `store` (undefined when there is none).
 pub fn ask_kept(round: &mut Round, q: &idb::ObjectStore, store: &str, id: &str) -> Result<Asked> {
     round.ask(q.get(quarantine_key(store, &JsValue::from_str(id))))
+}
+
+/// What a kept entry or tombstone (as `ask_kept` found it) tells of its entry: `None` when none is
+/// kept; else the backend id its record holds, if usable, and when it was set aside.
+pub fn kept_entry(v: &JsValue) -> Option<(Option<String>, TimeMs)> {
+    if !v.is_object() {
+        return None;
+    }
+    let kept = read(v);
+    Some((backend_id_of(&kept.record), kept.at))
+}
+
+/// Deletes the kept record `id` of `store`, if any (in the caller's transaction).
+pub fn forget(q: &idb::ObjectStore, store: &str, id: &str) -> Result<()> {
+    q.delete(quarantine_key(store, &JsValue::from_str(id))).map_err(error(OP))?;
+    Ok(())
 }
 
 /// Gives a kept entry (or tombstone) the backend id its create was acknowledged with, so the

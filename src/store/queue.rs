@@ -9,7 +9,7 @@ use wasm_bindgen::JsValue;
 
 use super::quarantine;
 use super::records::{
-    decode_entry, decode_event, decode_leader, decode_meta, encode_entry, encode_event, encode_leader, encode_meta, index, leader_key, meta_key,
+    backend_id_of, decode_entry, decode_event, decode_leader, decode_meta, encode_entry, encode_event, encode_leader, encode_meta, index, leader_key, meta_key,
 };
 use super::records::{ENTRIES, EVENTS, META, QUARANTINE, TOMBSTONES};
 use super::Store;
@@ -479,7 +479,7 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     }
     round.done().await?;
     // The entry's backend id, and whether the entry (or its tombstone) is stored at all.
-    let id_of = |a: &Asked| decode_entry(&a.value()).ok().and_then(|entry| entry.backend_id);
+    let id_of = |a: &Asked| backend_id_of(&a.value());
     let found = |a: &Option<Asked>| a.as_ref().is_some_and(|a| !a.value().is_undefined());
     let mut ids: Vec<Option<String>> = picked.iter().map(|(_, l)| l.as_ref().and_then(id_of)).collect();
     let mut stored: Vec<bool> = picked.iter().map(|(_, l)| found(l)).collect();
@@ -496,8 +496,9 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
             stored[i] |= found(&Some(t));
         }
     }
-    // Round 5 (rarer): one kept nowhere readable may be set aside as unreadable, to be restored.
-    let mut set_aside = vec![false; picked.len()];
+    // Round 5 (rarer): one kept nowhere readable may be set aside as unreadable: its kept copy
+    // may hold the backend id (given when its create was acknowledged), else it may be restored.
+    let mut set_aside: Vec<Option<TimeMs>> = vec![None; picked.len()];
     let mut kept = Vec::new();
     for (i, (e, _)) in picked.iter().enumerate() {
         if e.operation != Operation::Create && ids[i].is_none() && !stored[i] {
@@ -507,7 +508,10 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     if !kept.is_empty() {
         round.done().await?;
         for (i, entry, tombstone) in kept {
-            set_aside[i] = found(&Some(entry)) || found(&Some(tombstone));
+            for (backend_id, since) in [entry, tombstone].iter().filter_map(|k| quarantine::kept_entry(&k.value())) {
+                ids[i] = ids[i].take().or(backend_id);
+                set_aside[i] = set_aside[i].or(Some(since));
+            }
         }
     }
     // Events given up unsent whose entry has more events queued behind them.
@@ -518,8 +522,8 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
             // Cannot be addressed (its entry has no server id): nothing is sent.
             let kept = match (stored, set_aside[i]) {
                 (true, _) => EntryKept::Stored,
-                (false, true) => EntryKept::SetAside,
-                (false, false) => EntryKept::Nowhere,
+                (false, Some(since)) => EntryKept::SetAside { since },
+                (false, None) => EntryKept::Nowhere,
             };
             match unaddressable(kept, at) {
                 Decision::GiveUp { message, .. } => {
@@ -585,7 +589,7 @@ fn give_unreadable(store: &idb::ObjectStore, raw: &JsValue, entity: &str, id: &s
 
 async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Result<Vec<Recorded>> {
     const OP: &str = "recording upload results";
-    let (events, entries, tombstones, meta) = (tx.store(EVENTS)?, tx.store(ENTRIES)?, tx.store(TOMBSTONES)?, tx.store(META)?);
+    let (events, entries, tombstones, meta, q) = (tx.store(EVENTS)?, tx.store(ENTRIES)?, tx.store(TOMBSTONES)?, tx.store(META)?, tx.store(QUARANTINE)?);
     // Round 1: the events as they stand now.
     let mut round = Round::new(OP);
     let reads = results.iter().map(|r| round.ask(events.get(s(r.event_id)))).collect::<Result<Vec<_>>>()?;
@@ -654,7 +658,9 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
                     }
                 }
                 if event.operation == Operation::Delete {
+                    // The tombstone's work is done, and so is a copy of it set aside as unreadable.
                     tombstones.delete(s(&event.entity_id)).map_err(error(OP))?;
+                    quarantine::forget(&q, TOMBSTONES, &event.entity_id)?;
                 }
             }
             Decision::Retry { message, .. } | Decision::GiveUp { message, .. } => stats.record_failure(r.at, message, r.answered),
@@ -693,7 +699,6 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
         // Or the entry is one this version cannot read (another version of the app wrote it,
         // and may have set it aside): it gets the id where it is, so the version that reads it
         // never sends it as a new create (a second record) nor drops its delete.
-        let q = tx.store(QUARANTINE)?;
         let reads = orphans
             .iter()
             .map(|(entity, ..)| {

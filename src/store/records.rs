@@ -22,7 +22,7 @@ use crate::domain::entry::ProgressEntry;
 use crate::domain::event::{EventStatus, Metadata, Operation, OutboxEvent, StateKey};
 use crate::domain::lease::Beat;
 use crate::domain::metric::Metric;
-use crate::domain::retry::DEFAULT_MAX_ATTEMPTS;
+use crate::domain::retry::{usable_backend_id, DEFAULT_MAX_ATTEMPTS};
 use crate::domain::stats::UserMeta;
 use crate::domain::time::TimeMs;
 use crate::platform::get;
@@ -304,6 +304,16 @@ impl<'a> Reader<'a> {
             None => Ok(value),
             Some(key) => Err(format!("field \"{key}\" is missing or has the wrong type")),
         }
+    }
+}
+
+/// The backend id a stored entry or tombstone holds, read even when the rest of it cannot be
+/// (another version of the app wrote it): `None` when it holds none that is usable.
+pub fn backend_id_of(v: &JsValue) -> Option<String> {
+    match decode_entry(v) {
+        Ok(entry) => entry.backend_id,
+        Err(_) if v.is_object() => get(v, "backendId").as_string().and_then(usable_backend_id),
+        Err(_) => None,
     }
 }
 

@@ -260,31 +260,121 @@ async fn an_edit_that_can_never_be_addressed_gives_up_unsent_and_lets_the_next_o
 /// An update whose entry has no backend id and was set aside as unreadable (another version
 /// rewrote it while its create was in flight) counted as "stored nowhere": it gave up unsent,
 /// though a version that reads the entry may restore it with its backend id. It waits instead.
+async fn update_of(outbox: &progress_outbox::Outbox) -> JsValue {
+    events(outbox, r#"{"userId": "u1"}"#).await.into_iter().find(|e| opt_string(e, "operation").as_deref() == Some("update")).expect("the update is listed")
+}
+
 #[wasm_bindgen_test]
-async fn an_edit_whose_entry_is_set_aside_as_unreadable_waits_for_it() {
+async fn an_edit_whose_entry_is_set_aside_as_unreadable_goes_with_the_backend_id_kept_aside() {
     let db = fresh_db("unaddressable-kept");
     let (stub, outbox, id) = create_in_flight(&db, "srv-kept", r#"{"status": 200}"#).await;
     resolves(10_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 71}"#))).await;
     // Another version of the app rewrites the entry in a shape this one cannot read; listing the
-    // entries sets it aside.
+    // entries sets it aside. The create's answer then gives its id to the kept copy.
     let entry = ok(raw_get(&db, "entries", &id)).await;
     set(&entry, "quantity", &JsValue::from_str("seventy"));
     ok(raw_put(&db, "entries", &entry, &JsValue::UNDEFINED)).await;
     resolves(10_000, "entries", outbox.entries(JsValue::from_str("u1"))).await;
     assert!(!ok(raw_get(&db, "quarantine", &format!("entries:{id}"))).await.is_undefined(), "the entry was set aside");
     call(&stub, "release", &[JsValue::from_str("answer")]);
-    let update = || async {
-        events(&outbox, r#"{"userId": "u1"}"#)
-            .await
-            .into_iter()
-            .find(|e| opt_string(e, "operation").as_deref() == Some("update"))
-            .expect("the update is listed")
-    };
-    eventually(8_000, "the update is looked at", || async { opt_string(&update().await, "errorMessage").is_some() }).await;
-    let e = update().await;
-    assert!(opt_string(&e, "errorMessage").unwrap_or_default().contains("unreadable"), "{e:?}");
+    // The update is addressed with that id: the edit reaches the server, nothing waits on it.
+    eventually(8_000, "the update is sent", || async { opt_string(&update_of(&outbox).await, "status").as_deref() == Some("completed") }).await;
+    let puts: Vec<JsValue> = requests(&stub).into_iter().filter(|r| opt_string(r, "method").as_deref() == Some("PUT")).collect();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert!(string(&puts[0], "path").ends_with("/srv-kept"), "{:?}", puts[0]);
+    assert_eq!(num(&get(&puts[0], "body"), "quantity"), 71.0, "the edit's own values");
+    let kept = ok(raw_get(&db, "quarantine", &format!("entries:{id}"))).await;
+    assert_eq!(opt_string(&get(&kept, "record"), "backendId").as_deref(), Some("srv-kept"), "the kept copy is still there, with its id");
+    assert_eq!(num(&stats(&outbox, "u1").await, "gaveUp"), 0.0);
+    finish(&db, &[&outbox]).await;
+}
+
+#[wasm_bindgen_test]
+async fn an_edit_whose_entry_is_set_aside_without_a_backend_id_waits_seven_days_for_it_then_gives_up() {
+    let db = fresh_db("unaddressable-aside");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, CFG).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let id = string(&save_for(&outbox, 70.0).await, "id");
+    eventually(8_000, "the create uploads", || async { num(&stats(&outbox, "u1").await, "completed") == 1.0 }).await;
+    outbox.stop();
+    resolves(10_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 71}"#))).await;
+    // Another version of the app set the entry aside as unreadable, in a copy without its id.
+    let entry = ok(raw_get(&db, "entries", &id)).await;
+    set(&entry, "quantity", &JsValue::from_str("seventy"));
+    set(&entry, "backendId", &JsValue::NULL);
+    let kept = json(r#"{"store": "entries", "userId": "u1", "reason": "written by another version"}"#);
+    set(&kept, "key", &JsValue::from_str(&id));
+    set(&kept, "at", &JsValue::from_f64(js_sys::Date::now()));
+    set(&kept, "record", &entry);
+    let kept_key = format!("entries:{id}");
+    ok(raw_put(&db, "quarantine", &kept, &JsValue::from_str(&kept_key))).await;
+    ok(raw_delete(&db, "entries", &id)).await;
+    let sent_before = requests(&stub).len();
+
+    // Within the week: it waits to be looked at again, a minute at a time; nothing is sent.
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    eventually(8_000, "the update is looked at", || async { opt_string(&update_of(&outbox).await, "errorMessage").is_some() }).await;
+    let e = update_of(&outbox).await;
+    assert!(string(&e, "errorMessage").contains("unreadable"), "{e:?}");
     assert!(!get(&e, "nextAttemptAt").is_null(), "it waits to be looked at again: {e:?}");
     assert_eq!((num(&e, "attemptCount"), num(&e, "requestCount")), (0.0, 0.0), "nothing was sent: {e:?}");
+    assert_eq!(num(&stats(&outbox, "u1").await, "gaveUp"), 0.0);
+
+    // Eight days later (the wall clock moves on; the minute's wait is long over by it): the wait
+    // for a version that reads the entry is over. It gives up, saying why (in the way of nothing:
+    // the entry's next edit would be judged in its turn). Nothing was sent, and the kept copy
+    // stays for a version that reads it.
+    set_clock_offset(8.0 * 86_400_000.0);
+    process_now(&outbox, 10_000).await;
+    eventually(8_000, "the edit gives up", || async { num(&stats(&outbox, "u1").await, "gaveUp") == 1.0 }).await;
+    let e = update_of(&outbox).await;
+    assert_eq!(opt_string(&e, "status").as_deref(), Some("failed"), "{e:?}");
+    assert!(string(&e, "errorMessage").contains("7 days"), "{e:?}");
+    assert_eq!(num(&e, "requestCount"), 0.0, "{e:?}");
+    assert_eq!(requests(&stub).len(), sent_before, "nothing was sent");
+    assert!(!ok(raw_get(&db, "quarantine", &kept_key)).await.is_undefined(), "the kept copy stays");
+    set_clock_offset(0.0);
+    finish(&db, &[&outbox]).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_delete_whose_tombstone_is_unreadable_or_set_aside_goes_with_the_backend_id_it_holds() {
+    let db = fresh_db("unaddressable-tombstones");
+    let stub = stub_fetch(&json(r#"[{"body": {"id": "srv-a"}}, {"body": {"id": "srv-b"}}]"#), &json(r#"{"status": 204}"#));
+    let outbox = open(&db, CFG).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let a = string(&save_for(&outbox, 70.0).await, "id");
+    eventually(8_000, "the first create uploads", || async { num(&stats(&outbox, "u1").await, "completed") == 1.0 }).await;
+    let b = string(&save_for(&outbox, 71.0).await, "id");
+    eventually(8_000, "the second create uploads", || async { num(&stats(&outbox, "u1").await, "completed") == 2.0 }).await;
+    outbox.stop();
+    for id in [&a, &b] {
+        resolves(10_000, "delete", outbox.delete(JsValue::from_str(id))).await;
+    }
+    // Another version of the app rewrote both tombstones in a shape this one cannot read; it left
+    // the first where it was and set the second aside, each with its backend id.
+    for id in [&a, &b] {
+        let t = ok(raw_get(&db, "tombstones", id)).await;
+        set(&t, "quantity", &JsValue::from_str("seventy"));
+        ok(raw_put(&db, "tombstones", &t, &JsValue::UNDEFINED)).await;
+    }
+    let t = ok(raw_get(&db, "tombstones", &b)).await;
+    let kept = json(r#"{"store": "tombstones", "userId": "u1", "reason": "written by another version"}"#);
+    set(&kept, "key", &JsValue::from_str(&b));
+    set(&kept, "at", &JsValue::from_f64(js_sys::Date::now()));
+    set(&kept, "record", &t);
+    ok(raw_put(&db, "quarantine", &kept, &JsValue::from_str(&format!("tombstones:{b}")))).await;
+    ok(raw_delete(&db, "tombstones", &b)).await;
+
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    eventually(8_000, "both deletes complete", || async { num(&stats(&outbox, "u1").await, "completed") == 4.0 }).await;
+    let deletes: Vec<String> = requests(&stub).iter().filter(|r| opt_string(r, "method").as_deref() == Some("DELETE")).map(|r| string(r, "path")).collect();
+    assert_eq!(deletes.len(), 2, "{deletes:?}");
+    assert!(deletes.iter().any(|p| p.ends_with("/srv-a")) && deletes.iter().any(|p| p.ends_with("/srv-b")), "{deletes:?}");
+    // Their work done, neither tombstone stays: not in place, nor set aside.
+    assert!(ok(raw_get(&db, "tombstones", &a)).await.is_undefined());
+    assert!(ok(raw_get(&db, "quarantine", &format!("tombstones:{b}"))).await.is_undefined());
     assert_eq!(num(&stats(&outbox, "u1").await, "gaveUp"), 0.0);
     finish(&db, &[&outbox]).await;
 }
