@@ -423,6 +423,11 @@ impl Tx {
         .await;
         drop(work);
         self.end(result.is_ok()).await?;
+        if let Err(Error::QuotaExceeded(why)) = &result {
+            // An awaited request failed on the quota: its own handler woke the work before the
+            // error reached the transaction's handler, which the abort and the drop unhook.
+            quota_turn(&mut self.slot.borrow_mut(), Some(why), &self.db, &self.names);
+        }
         result
     }
 
