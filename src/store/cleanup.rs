@@ -42,7 +42,10 @@ impl Store {
                         }
                     }
                     let meta = tx.store(META)?;
-                    let reads = per_user.iter().map(|(u, _)| round.ask(meta.get(meta_key(u)))).collect::<Result<Vec<_>>>()?;
+                    let mut reads = Vec::with_capacity(per_user.len());
+                    for (u, _) in &per_user {
+                        reads.push(round.ask(meta.get(meta_key(u)))?);
+                    }
                     round.done().await?;
                     for ((user, removed), read) in per_user.iter().zip(reads) {
                         let mut m = decode_meta(&read.value());

@@ -44,8 +44,14 @@ impl Store {
             // pending and waiting give oldestPendingAt; with processing and retrying, the oldest
             // event not delivered yet (health's "stalled").
             let keys = [StateKey::Pending, StateKey::Waiting, StateKey::Processing, StateKey::Retrying, StateKey::GaveUp];
-            let counts = keys.iter().map(|&sk| round.ask(state.count(Some(state_range(user, sk)?)))).collect::<Result<Vec<_>>>()?;
-            let oldest = keys[..4].iter().map(|&sk| round.ask(state.get_all(Some(state_range(user, sk)?), Some(1)))).collect::<Result<Vec<_>>>()?;
+            // Plain loops, not `collect::<Result<Vec<_>>>()`: no iterator adapter per call site (smaller wasm).
+            let (mut counts, mut oldest) = (Vec::with_capacity(keys.len()), Vec::with_capacity(4));
+            for &sk in &keys {
+                counts.push(round.ask(state.count(Some(state_range(user, sk)?)))?);
+            }
+            for &sk in &keys[..4] {
+                oldest.push(round.ask(state.get_all(Some(state_range(user, sk)?), Some(1)))?);
+            }
             let meta = round.ask(tx.store(META)?.get(meta_key(user)))?;
             let quarantined = quarantine::ask_count(&mut round, &tx.store(QUARANTINE)?, user)?;
             round.done().await?;

@@ -217,7 +217,10 @@ impl Store {
         tx.run(async {
             let events = tx.store(EVENTS)?;
             let mut round = Round::new(op);
-            let reads = claims.iter().map(|(id, _)| round.ask(events.get(s(id)))).collect::<Result<Vec<_>>>()?;
+            let mut reads = Vec::with_capacity(claims.len());
+            for (id, _) in claims {
+                reads.push(round.ask(events.get(s(id)))?);
+            }
             round.done().await?;
             let mut out = Vec::new();
             for ((_, claim), read) in claims.iter().zip(reads) {
@@ -246,7 +249,10 @@ impl Store {
         tx.run(async {
             let (events, q) = (tx.store(EVENTS)?, tx.store(QUARANTINE)?);
             let mut round = Round::new(OP);
-            let reads = ids.iter().map(|id| Ok((round.ask(events.get(s(id)))?, quarantine::ask_event(&mut round, &q, id)?))).collect::<Result<Vec<_>>>()?;
+            let mut reads = Vec::with_capacity(ids.len());
+            for id in ids {
+                reads.push((round.ask(events.get(s(id)))?, quarantine::ask_event(&mut round, &q, id)?));
+            }
             round.done().await?;
             let mut found = Vec::with_capacity(ids.len());
             for (id, (read, kept)) in ids.iter().zip(reads) {
@@ -422,7 +428,10 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
         round.ask(retry.get_all(Some(bound(&key2(&u, f64::NEG_INFINITY), &key2(&u, at as f64))?), Some(PROMOTE_PER_CLAIM)))?,
         round.ask(retry.get_all(Some(bound(&key2(&u, ahead), &key2(&u, f64::INFINITY))?), Some(PROMOTE_PER_CLAIM)))?,
     ];
-    let by_id = due.iter().map(|id| round.ask(events.get(s(id)))).collect::<Result<Vec<_>>>()?;
+    let mut by_id = Vec::with_capacity(due.len());
+    for id in due {
+        by_id.push(round.ask(events.get(s(id)))?);
+    }
     round.done().await?;
     claim.fenced = match decode_leader(&holder.value()) {
         None => Some(super::lease::Renewal::Gone),
@@ -592,7 +601,10 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
     let (events, entries, tombstones, meta, q) = (tx.store(EVENTS)?, tx.store(ENTRIES)?, tx.store(TOMBSTONES)?, tx.store(META)?, tx.store(QUARANTINE)?);
     // Round 1: the events as they stand now.
     let mut round = Round::new(OP);
-    let reads = results.iter().map(|r| round.ask(events.get(s(r.event_id)))).collect::<Result<Vec<_>>>()?;
+    let mut reads = Vec::with_capacity(results.len());
+    for r in results {
+        reads.push(round.ask(events.get(s(r.event_id)))?);
+    }
     round.done().await?;
     let applied: Vec<Option<(OutboxEvent, Applied)>> = results
         .iter()
@@ -699,16 +711,14 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
         // Or the entry is one this version cannot read (another version of the app wrote it,
         // and may have set it aside): it gets the id where it is, so the version that reads it
         // never sends it as a new create (a second record) nor drops its delete.
-        let reads = orphans
-            .iter()
-            .map(|(entity, ..)| {
-                Ok([
-                    round.ask(tombstones.get(s(entity)))?,
-                    quarantine::ask_kept(&mut round, &q, ENTRIES, entity)?,
-                    quarantine::ask_kept(&mut round, &q, TOMBSTONES, entity)?,
-                ])
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut reads = Vec::with_capacity(orphans.len());
+        for (entity, ..) in &orphans {
+            reads.push([
+                round.ask(tombstones.get(s(entity)))?,
+                quarantine::ask_kept(&mut round, &q, ENTRIES, entity)?,
+                quarantine::ask_kept(&mut round, &q, TOMBSTONES, entity)?,
+            ]);
+        }
         round.done().await?;
         for ((entity, id, unreadable), [tombstone, kept_entry, kept_tombstone]) in orphans.iter().zip(reads) {
             let raw = tombstone.value();
