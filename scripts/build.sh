@@ -24,7 +24,7 @@ size_build() {
   [ -d "$(rustc --print sysroot)/lib/rustlib/src/rust/library" ] || return 1
   RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$PWD/target/size" \
     RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none" \
-    wasm-pack build --target web --release --out-dir pkg --out-name progress_outbox "$@" . -Zbuild-std=std,panic_abort
+    wasm-pack build --target web --release --out-dir pkg --out-name progress_outbox "$@" . -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 }
 if ! size_build "$@"; then
   [ "${BUILD_STD:-1}" = "0" ] || echo "[build] size build unavailable (no rust-src, or it failed): building with the prebuilt standard library"
