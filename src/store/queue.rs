@@ -487,11 +487,23 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
         }
     }
     round.done().await?;
-    // The entry's backend id, and whether the entry (or its tombstone) is stored at all.
+    // The entry's backend id (read even from a record this version cannot read), and whether the
+    // entry (or its tombstone) is stored readable. One unreadable and holding no id is set aside,
+    // as every read that comes across one does: the wait for a version that restores it is then
+    // bounded (below).
     let id_of = |a: &Asked| backend_id_of(&a.value());
-    let found = |a: &Option<Asked>| a.as_ref().is_some_and(|a| !a.value().is_undefined());
+    let readable = |a: &Asked| decode_entry(&a.value()).is_ok();
+    let unreadable = |a: &Asked, store: &'static str| {
+        let raw = a.value();
+        if raw.is_undefined() {
+            return None;
+        }
+        decode_entry(&raw).err().map(|why| (store, raw, why))
+    };
     let mut ids: Vec<Option<String>> = picked.iter().map(|(_, l)| l.as_ref().and_then(id_of)).collect();
-    let mut stored: Vec<bool> = picked.iter().map(|(_, l)| found(l)).collect();
+    let mut stored: Vec<bool> = picked.iter().map(|(_, l)| l.as_ref().is_some_and(readable)).collect();
+    let mut aside: Vec<_> =
+        picked.iter().map(|(e, l)| l.as_ref().and_then(|l| unreadable(l, if e.operation == Operation::Update { ENTRIES } else { TOMBSTONES }))).collect();
     let mut again = Vec::new();
     for (i, (e, _)) in picked.iter().enumerate() {
         if e.operation == Operation::Update && ids[i].is_none() {
@@ -502,15 +514,24 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
         round.done().await?;
         for (i, t) in again {
             ids[i] = id_of(&t);
-            stored[i] |= found(&Some(t));
+            stored[i] |= readable(&t);
+            aside[i] = aside[i].take().or_else(|| unreadable(&t, TOMBSTONES));
         }
     }
-    // Round 5 (rarer): one kept nowhere readable may be set aside as unreadable: its kept copy
-    // may hold the backend id (given when its create was acknowledged), else it may be restored.
     let mut set_aside: Vec<Option<TimeMs>> = vec![None; picked.len()];
+    for (i, found) in aside.into_iter().enumerate() {
+        if let (None, false, Some((store, raw, why))) = (&ids[i], stored[i], found) {
+            quarantine::move_in(if store == ENTRIES { &entries } else { &tombstones }, &q, store, &raw, &why, at)?;
+            claim.quarantined += 1;
+            set_aside[i] = Some(at);
+        }
+    }
+    // Round 5 (rarer): one kept nowhere readable may have been set aside as unreadable before: its
+    // kept copy may hold the backend id (given when its create was acknowledged), else it may be
+    // restored.
     let mut kept = Vec::new();
     for (i, (e, _)) in picked.iter().enumerate() {
-        if e.operation != Operation::Create && ids[i].is_none() && !stored[i] {
+        if e.operation != Operation::Create && ids[i].is_none() && !stored[i] && set_aside[i].is_none() {
             kept.push((i, quarantine::ask_kept(&mut round, &q, ENTRIES, &e.entity_id)?, quarantine::ask_kept(&mut round, &q, TOMBSTONES, &e.entity_id)?));
         }
     }

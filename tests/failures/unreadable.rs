@@ -290,7 +290,7 @@ async fn an_edit_whose_entry_is_set_aside_as_unreadable_goes_with_the_backend_id
 }
 
 #[wasm_bindgen_test]
-async fn an_edit_whose_entry_is_set_aside_without_a_backend_id_waits_seven_days_for_it_then_gives_up() {
+async fn an_edit_whose_unreadable_entry_holds_no_backend_id_is_set_aside_and_waits_seven_days_for_it_then_gives_up() {
     let db = fresh_db("unaddressable-aside");
     let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
     let outbox = open(&db, CFG).await;
@@ -299,22 +299,21 @@ async fn an_edit_whose_entry_is_set_aside_without_a_backend_id_waits_seven_days_
     eventually(8_000, "the create uploads", || async { num(&stats(&outbox, "u1").await, "completed") == 1.0 }).await;
     outbox.stop();
     resolves(10_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 71}"#))).await;
-    // Another version of the app set the entry aside as unreadable, in a copy without its id.
+    // Another version of the app rewrote the entry in a shape this one cannot read, without its id.
     let entry = ok(raw_get(&db, "entries", &id)).await;
     set(&entry, "quantity", &JsValue::from_str("seventy"));
     set(&entry, "backendId", &JsValue::NULL);
-    let kept = json(r#"{"store": "entries", "userId": "u1", "reason": "written by another version"}"#);
-    set(&kept, "key", &JsValue::from_str(&id));
-    set(&kept, "at", &JsValue::from_f64(js_sys::Date::now()));
-    set(&kept, "record", &entry);
+    ok(raw_put(&db, "entries", &entry, &JsValue::UNDEFINED)).await;
     let kept_key = format!("entries:{id}");
-    ok(raw_put(&db, "quarantine", &kept, &JsValue::from_str(&kept_key))).await;
-    ok(raw_delete(&db, "entries", &id)).await;
     let sent_before = requests(&stub).len();
 
-    // Within the week: it waits to be looked at again, a minute at a time; nothing is sent.
+    // The claim that comes across it sets it aside; within the week, the update waits to be
+    // looked at again, a minute at a time; nothing is sent.
     outbox.start(JsValue::from_str("u1")).unwrap();
     eventually(8_000, "the update is looked at", || async { opt_string(&update_of(&outbox).await, "errorMessage").is_some() }).await;
+    assert!(!ok(raw_get(&db, "quarantine", &kept_key)).await.is_undefined(), "the entry was set aside");
+    assert!(ok(raw_get(&db, "entries", &id)).await.is_undefined());
+    assert_eq!(num(&stats(&outbox, "u1").await, "quarantined"), 1.0);
     let e = update_of(&outbox).await;
     assert!(string(&e, "errorMessage").contains("unreadable"), "{e:?}");
     assert!(!get(&e, "nextAttemptAt").is_null(), "it waits to be looked at again: {e:?}");
