@@ -231,14 +231,14 @@ pub enum EntryKept {
 /// nothing is sent. While the entry (or its tombstone) is stored, an id may still come (from its
 /// create's answer): it waits and is looked at again, uncounted. While the entry is set aside as
 /// unreadable, a version of the app that reads it may restore it with its id: it waits so for
-/// [`SET_ASIDE_WAIT_MS`] from the setting aside (a time further ahead than now, the clock set
-/// back since, counts as past, as every persisted deadline beyond its rule does). When neither is
-/// kept, or that wait is over, nothing addresses it: it gives up, saying so, as refused (nothing of
+/// [`SET_ASIDE_WAIT_MS`] from the setting aside (a time ahead of now, the clock set back since,
+/// counts as now: a correction never ends the wait early; the store moves such a stamp to now).
+/// When neither is kept, or that wait is over, nothing addresses it: it gives up, saying so, as refused (nothing of
 /// it reached the server, so it holds nothing back: the entry's next event is judged in its turn).
 pub fn unaddressable(entry: EntryKept, now: TimeMs) -> Decision {
     let message = match entry {
         EntryKept::Stored => "waiting for the entry's backend id (its create has not been acknowledged); nothing was sent",
-        EntryKept::SetAside { since } if now < since.saturating_add(SET_ASIDE_WAIT_MS as TimeMs) && since <= now.saturating_add(CLOCK_SLACK_MS) => {
+        EntryKept::SetAside { since } if now.saturating_sub(since) < SET_ASIDE_WAIT_MS as TimeMs => {
             "waiting (at most 7 days) for its entry, set aside as unreadable by this version of the app (see stats().quarantined), to be restored with its backend id; nothing was sent"
         }
         EntryKept::SetAside { .. } => {

@@ -1,12 +1,13 @@
 //! Records that cannot be read (written by another version of the app, or damaged) are moved
 //! aside into the `quarantine` store: kept as they were, listed by `events()`, counted in
-//! `stats().quarantined`, and never in the way of the rest. A version of the app that can read
+//! `stats().quarantined`, and in the way of nothing but the edits of that very entry (which go
+//! with the backend id a kept copy holds, or wait a bounded time for it). A version of the app that can read
 //! them again brings them back when it opens the database.
 
 use wasm_bindgen::JsValue;
 
 use super::connection::Db;
-use super::records::{backend_id_of, decode_entry, decode_event, encode_entry, encode_event, index, ENTRIES, EVENTS, QUARANTINE, TOMBSTONES};
+use super::records::{decode_entry, decode_event, encode_entry, encode_event, index, Looked, ENTRIES, EVENTS, QUARANTINE, TOMBSTONES};
 use crate::domain::time::TimeMs;
 use crate::domain::Result;
 use crate::platform::idb::{error, Asked, Mode, Round};
@@ -65,13 +66,20 @@ pub fn ask_kept(round: &mut Round, q: &idb::ObjectStore, store: &str, id: &str) 
 }
 
 /// What a kept entry or tombstone (as `ask_kept` found it) tells of its entry: `None` when none is
-/// kept; else the backend id its record holds, if usable, and when it was set aside.
-pub fn kept_entry(v: &JsValue) -> Option<(Option<String>, TimeMs)> {
+/// kept; else the backend id its record holds, if usable, and when it was set aside. A time
+/// further ahead than `now` (the clock was set back since) is moved to `now` in `q`, so the wait
+/// it starts counts from the correction, never ends early.
+pub fn kept_entry(q: &idb::ObjectStore, v: &JsValue, now: TimeMs) -> Result<Option<(Option<String>, TimeMs)>> {
     if !v.is_object() {
-        return None;
+        return Ok(None);
     }
-    let kept = read(v);
-    Some((backend_id_of(&kept.record), kept.at))
+    let mut kept = read(v);
+    if kept.at > now {
+        kept.at = now;
+        set(v, "at", &JsValue::from_f64(now as f64));
+        q.put(v, Some(&quarantine_key(&kept.store, &kept.key))).map_err(error(OP))?;
+    }
+    Ok(Some((Looked::at(&kept.record).backend_id(), kept.at)))
 }
 
 /// Deletes the kept record `id` of `store`, if any (in the caller's transaction).

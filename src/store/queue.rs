@@ -9,7 +9,7 @@ use wasm_bindgen::JsValue;
 
 use super::quarantine;
 use super::records::{
-    backend_id_of, decode_entry, decode_event, decode_leader, decode_meta, encode_entry, encode_event, encode_leader, encode_meta, index, leader_key, meta_key,
+    decode_entry, decode_event, decode_leader, decode_meta, encode_entry, encode_event, encode_leader, encode_meta, index, leader_key, meta_key, Looked,
 };
 use super::records::{ENTRIES, EVENTS, META, QUARANTINE, TOMBSTONES};
 use super::Store;
@@ -59,8 +59,8 @@ pub struct Claim {
     pub fenced: Option<super::lease::Renewal>,
     /// Events that could not be addressed yet (no backend id) and wait (ms) before another look.
     pub waits: Vec<(String, u64)>,
-    /// Events that never can be (no backend id, their entry kept nowhere): given up unsent, with
-    /// their entry's id and why.
+    /// Events that cannot be addressed and no longer wait (no backend id, their entry kept nowhere,
+    /// or set aside unreadable for 7 days): given up unsent, with their entry's id and why.
     pub gave_up: Vec<(String, String, String)>,
 }
 
@@ -411,6 +411,21 @@ async fn delete_in(tx: &Tx, id: &str, max_attempts: u32, at: TimeMs, withdraw: &
     Ok(Edit { entry, event_id, folded: false })
 }
 
+/// An unreadable record a claim sets aside: its store, the record, and why it cannot be read.
+type Unreadable = (&'static str, JsValue, String);
+
+/// What a claim learns from an entry or tombstone of `store` (`undefined` when none): the backend
+/// id it holds (read even from one this version cannot read), whether it is readable, and, when
+/// it is not and holds no id, what to set aside and why.
+fn look(store: &'static str, raw: JsValue) -> (Option<String>, bool, Option<Unreadable>) {
+    match Looked::at(&raw) {
+        Looked::Missing => (None, false, None),
+        Looked::Readable(id) => (id, true, None),
+        Looked::Unreadable { backend_id: Some(id), .. } => (Some(id), false, None),
+        Looked::Unreadable { backend_id: None, why } => (None, false, Some((store, raw, why))),
+    }
+}
+
 async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], waiting: &[String], longest_wait: u64) -> Result<Claim> {
     const OP: &str = "claiming events";
     let (events, entries, tombstones, meta, q) = (tx.store(EVENTS)?, tx.store(ENTRIES)?, tx.store(TOMBSTONES)?, tx.store(META)?, tx.store(QUARANTINE)?);
@@ -491,19 +506,17 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     // entry (or its tombstone) is stored readable. One unreadable and holding no id is set aside,
     // as every read that comes across one does: the wait for a version that restores it is then
     // bounded (below).
-    let id_of = |a: &Asked| backend_id_of(&a.value());
-    let readable = |a: &Asked| decode_entry(&a.value()).is_ok();
-    let unreadable = |a: &Asked, store: &'static str| {
-        let raw = a.value();
-        if raw.is_undefined() {
-            return None;
-        }
-        decode_entry(&raw).err().map(|why| (store, raw, why))
-    };
-    let mut ids: Vec<Option<String>> = picked.iter().map(|(_, l)| l.as_ref().and_then(id_of)).collect();
-    let mut stored: Vec<bool> = picked.iter().map(|(_, l)| l.as_ref().is_some_and(readable)).collect();
-    let mut aside: Vec<_> =
-        picked.iter().map(|(e, l)| l.as_ref().and_then(|l| unreadable(l, if e.operation == Operation::Update { ENTRIES } else { TOMBSTONES }))).collect();
+    let mut ids: Vec<Option<String>> = Vec::with_capacity(picked.len());
+    let mut stored: Vec<bool> = Vec::with_capacity(picked.len());
+    let mut aside: Vec<Option<Unreadable>> = Vec::with_capacity(picked.len());
+    for (e, lookup) in &picked {
+        let store = if e.operation == Operation::Update { ENTRIES } else { TOMBSTONES };
+        let raw = lookup.as_ref().map_or(JsValue::UNDEFINED, Asked::value);
+        let (id, readable, unreadable) = look(store, raw);
+        ids.push(id);
+        stored.push(readable);
+        aside.push(unreadable);
+    }
     let mut again = Vec::new();
     for (i, (e, _)) in picked.iter().enumerate() {
         if e.operation == Operation::Update && ids[i].is_none() {
@@ -513,9 +526,10 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     if !again.is_empty() {
         round.done().await?;
         for (i, t) in again {
-            ids[i] = id_of(&t);
-            stored[i] |= readable(&t);
-            aside[i] = aside[i].take().or_else(|| unreadable(&t, TOMBSTONES));
+            let (id, readable, unreadable) = look(TOMBSTONES, t.value());
+            ids[i] = id;
+            stored[i] |= readable;
+            aside[i] = aside[i].take().or(unreadable);
         }
     }
     let mut set_aside: Vec<Option<TimeMs>> = vec![None; picked.len()];
@@ -528,19 +542,23 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     }
     // Round 5 (rarer): one kept nowhere readable may have been set aside as unreadable before: its
     // kept copy may hold the backend id (given when its create was acknowledged), else it may be
-    // restored.
+    // restored. A delete looks at the kept tombstone first (where its id was given), an update at
+    // the kept entry.
     let mut kept = Vec::new();
     for (i, (e, _)) in picked.iter().enumerate() {
         if e.operation != Operation::Create && ids[i].is_none() && !stored[i] && set_aside[i].is_none() {
-            kept.push((i, quarantine::ask_kept(&mut round, &q, ENTRIES, &e.entity_id)?, quarantine::ask_kept(&mut round, &q, TOMBSTONES, &e.entity_id)?));
+            let [first, second] = if e.operation == Operation::Delete { [TOMBSTONES, ENTRIES] } else { [ENTRIES, TOMBSTONES] };
+            kept.push((i, quarantine::ask_kept(&mut round, &q, first, &e.entity_id)?, quarantine::ask_kept(&mut round, &q, second, &e.entity_id)?));
         }
     }
     if !kept.is_empty() {
         round.done().await?;
-        for (i, entry, tombstone) in kept {
-            for (backend_id, since) in [entry, tombstone].iter().filter_map(|k| quarantine::kept_entry(&k.value())) {
-                ids[i] = ids[i].take().or(backend_id);
-                set_aside[i] = set_aside[i].or(Some(since));
+        for (i, first, second) in kept {
+            for k in [first, second] {
+                if let Some((backend_id, since)) = quarantine::kept_entry(&q, &k.value(), at)? {
+                    ids[i] = ids[i].take().or(backend_id);
+                    set_aside[i] = set_aside[i].or(Some(since));
+                }
             }
         }
     }
@@ -557,9 +575,9 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
             };
             match unaddressable(kept, at) {
                 Decision::GiveUp { message, .. } => {
-                    // Kept nowhere: it never can be. Given up unclaimed, nothing counted, and
-                    // the entry's next event goes to the head of its queue, to be judged in its
-                    // turn (it would wait for good behind this one).
+                    // Kept nowhere (or set aside past the wait): no id will come. Given up
+                    // unclaimed, nothing counted, and the entry's next event goes to the head of
+                    // its queue, to be judged in its turn (it would wait for good behind this one).
                     if e.give_up_unsent(message.clone()).is_ok() {
                         if e.blocks {
                             behind.push(ask_behind(&mut round, &by_entity, &e, Some(1))?);
@@ -691,9 +709,11 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
                     }
                 }
                 if event.operation == Operation::Delete {
-                    // The tombstone's work is done, and so is a copy of it set aside as unreadable.
+                    // The tombstone's work is done, and so is every copy of the entry set aside
+                    // as unreadable (a version that reads one would bring a deleted entry back).
                     tombstones.delete(s(&event.entity_id)).map_err(error(OP))?;
                     quarantine::forget(&q, TOMBSTONES, &event.entity_id)?;
+                    quarantine::forget(&q, ENTRIES, &event.entity_id)?;
                 }
             }
             Decision::Retry { message, .. } | Decision::GiveUp { message, .. } => stats.record_failure(r.at, message, r.answered),

@@ -307,13 +307,40 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The backend id a stored entry or tombstone holds, read even when the rest of it cannot be
-/// (another version of the app wrote it): `None` when it holds none that is usable.
-pub fn backend_id_of(v: &JsValue) -> Option<String> {
-    match decode_entry(v) {
-        Ok(entry) => entry.backend_id,
-        Err(_) if v.is_object() => get(v, "backendId").as_string().and_then(usable_backend_id),
-        Err(_) => None,
+/// A stored entry or tombstone as a claim sees it (decoded once).
+pub enum Looked {
+    /// None is stored.
+    Missing,
+    /// Readable, with its backend id if it has one.
+    Readable(Option<String>),
+    /// Another version of the app wrote it in a shape this one cannot read (`why`); the backend id
+    /// it holds is read all the same, if usable.
+    Unreadable {
+        /// Its `backendId`, if a usable string.
+        backend_id: Option<String>,
+        /// Why it cannot be read.
+        why: String,
+    },
+}
+
+impl Looked {
+    /// Looks at a stored entry or tombstone (`undefined` when there is none).
+    pub fn at(v: &JsValue) -> Looked {
+        if v.is_undefined() {
+            return Looked::Missing;
+        }
+        match decode_entry(v) {
+            Ok(entry) => Looked::Readable(entry.backend_id),
+            Err(why) => Looked::Unreadable { backend_id: get(v, "backendId").as_string().and_then(usable_backend_id), why },
+        }
+    }
+
+    /// The backend id it holds, readable or not.
+    pub fn backend_id(self) -> Option<String> {
+        match self {
+            Looked::Missing => None,
+            Looked::Readable(id) | Looked::Unreadable { backend_id: id, .. } => id,
+        }
     }
 }
 

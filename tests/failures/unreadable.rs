@@ -257,13 +257,14 @@ async fn an_edit_that_can_never_be_addressed_gives_up_unsent_and_lets_the_next_o
     finish(&db, &[&outbox]).await;
 }
 
-/// An update whose entry has no backend id and was set aside as unreadable (another version
-/// rewrote it while its create was in flight) counted as "stored nowhere": it gave up unsent,
-/// though a version that reads the entry may restore it with its backend id. It waits instead.
+/// The user's update event.
 async fn update_of(outbox: &progress_outbox::Outbox) -> JsValue {
     events(outbox, r#"{"userId": "u1"}"#).await.into_iter().find(|e| opt_string(e, "operation").as_deref() == Some("update")).expect("the update is listed")
 }
 
+/// An update whose entry has no backend id and was set aside as unreadable (another version
+/// rewrote it while its create was in flight) counted as "stored nowhere": it gave up unsent,
+/// though the create's answer gave the kept copy its id. It goes with that id.
 #[wasm_bindgen_test]
 async fn an_edit_whose_entry_is_set_aside_as_unreadable_goes_with_the_backend_id_kept_aside() {
     let db = fresh_db("unaddressable-kept");
@@ -319,17 +320,34 @@ async fn an_edit_whose_unreadable_entry_holds_no_backend_id_is_set_aside_and_wai
     assert!(!get(&e, "nextAttemptAt").is_null(), "it waits to be looked at again: {e:?}");
     assert_eq!((num(&e, "attemptCount"), num(&e, "requestCount")), (0.0, 0.0), "nothing was sent: {e:?}");
     assert_eq!(num(&stats(&outbox, "u1").await, "gaveUp"), 0.0);
+    let set_aside_at = num(&ok(raw_get(&db, "quarantine", &kept_key)).await, "at");
+
+    // The clock is set back three days, and the page reloads (a new context looks at the update at
+    // once: its stored time lies further ahead than any wait allows). The setting aside now lies
+    // ahead: it counts from now, so the correction never ends the wait early.
+    set_clock_offset(-3.0 * 86_400_000.0);
+    outbox.close();
+    let outbox = open(&db, CFG).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    eventually(8_000, "the kept copy's time is moved to now", || async {
+        num(&ok(raw_get(&db, "quarantine", &kept_key)).await, "at") < set_aside_at - 86_400_000.0
+    })
+    .await;
+    let e = update_of(&outbox).await;
+    assert!(!get(&e, "gaveUp").is_truthy() && !get(&e, "nextAttemptAt").is_null(), "it still waits: {e:?}");
+    assert!(string(&e, "errorMessage").contains("unreadable"), "{e:?}");
+    assert_eq!(num(&stats(&outbox, "u1").await, "gaveUp"), 0.0);
 
     // Eight days later (the wall clock moves on; the minute's wait is long over by it): the wait
     // for a version that reads the entry is over. It gives up, saying why (in the way of nothing:
     // the entry's next edit would be judged in its turn). Nothing was sent, and the kept copy
     // stays for a version that reads it.
-    set_clock_offset(8.0 * 86_400_000.0);
+    set_clock_offset(5.0 * 86_400_000.0 + 60_000.0);
     process_now(&outbox, 10_000).await;
     eventually(8_000, "the edit gives up", || async { num(&stats(&outbox, "u1").await, "gaveUp") == 1.0 }).await;
     let e = update_of(&outbox).await;
-    assert_eq!(opt_string(&e, "status").as_deref(), Some("failed"), "{e:?}");
-    assert!(string(&e, "errorMessage").contains("7 days"), "{e:?}");
+    assert!(get(&e, "gaveUp").is_truthy() && get(&e, "nextAttemptAt").is_null(), "{e:?}");
+    assert!(string(&e, "errorMessage").contains("no version restored it within 7 days"), "{e:?}");
     assert_eq!(num(&e, "requestCount"), 0.0, "{e:?}");
     assert_eq!(requests(&stub).len(), sent_before, "nothing was sent");
     assert!(!ok(raw_get(&db, "quarantine", &kept_key)).await.is_undefined(), "the kept copy stays");
@@ -340,40 +358,62 @@ async fn an_edit_whose_unreadable_entry_holds_no_backend_id_is_set_aside_and_wai
 #[wasm_bindgen_test]
 async fn a_delete_whose_tombstone_is_unreadable_or_set_aside_goes_with_the_backend_id_it_holds() {
     let db = fresh_db("unaddressable-tombstones");
-    let stub = stub_fetch(&json(r#"[{"body": {"id": "srv-a"}}, {"body": {"id": "srv-b"}}]"#), &json(r#"{"status": 204}"#));
+    let stub = stub_fetch(&json(r#"[{"body": {"id": "srv-a"}}, {"body": {"id": "srv-b"}}, {"body": {"id": "srv-c"}}]"#), &json(r#"{"status": 204}"#));
     let outbox = open(&db, CFG).await;
     outbox.start(JsValue::from_str("u1")).unwrap();
-    let a = string(&save_for(&outbox, 70.0).await, "id");
-    eventually(8_000, "the first create uploads", || async { num(&stats(&outbox, "u1").await, "completed") == 1.0 }).await;
-    let b = string(&save_for(&outbox, 71.0).await, "id");
-    eventually(8_000, "the second create uploads", || async { num(&stats(&outbox, "u1").await, "completed") == 2.0 }).await;
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        ids.push(string(&save_for(&outbox, 69.0 + n as f64).await, "id"));
+        eventually(8_000, "the create uploads", || async { num(&stats(&outbox, "u1").await, "completed") == n as f64 }).await;
+    }
+    let [a, b, c] = [&ids[0], &ids[1], &ids[2]];
     outbox.stop();
-    for id in [&a, &b] {
+    for id in &ids {
         resolves(10_000, "delete", outbox.delete(JsValue::from_str(id))).await;
     }
-    // Another version of the app rewrote both tombstones in a shape this one cannot read; it left
-    // the first where it was and set the second aside, each with its backend id.
-    for id in [&a, &b] {
+    // Another version of the app rewrote the tombstones in a shape this one cannot read: the
+    // first left where it was, with its backend id; the second set aside, with its id; the third
+    // left where it was, without one.
+    for id in &ids {
         let t = ok(raw_get(&db, "tombstones", id)).await;
         set(&t, "quantity", &JsValue::from_str("seventy"));
+        if id == c {
+            set(&t, "backendId", &JsValue::NULL);
+        }
         ok(raw_put(&db, "tombstones", &t, &JsValue::UNDEFINED)).await;
     }
-    let t = ok(raw_get(&db, "tombstones", &b)).await;
+    let t = ok(raw_get(&db, "tombstones", b)).await;
     let kept = json(r#"{"store": "tombstones", "userId": "u1", "reason": "written by another version"}"#);
-    set(&kept, "key", &JsValue::from_str(&b));
+    set(&kept, "key", &JsValue::from_str(b));
     set(&kept, "at", &JsValue::from_f64(js_sys::Date::now()));
     set(&kept, "record", &t);
     ok(raw_put(&db, "quarantine", &kept, &JsValue::from_str(&format!("tombstones:{b}")))).await;
-    ok(raw_delete(&db, "tombstones", &b)).await;
+    ok(raw_delete(&db, "tombstones", b)).await;
+    // (and a copy of the entry as it was, set aside too: a version that reads it would restore it)
+    set(&kept, "store", &JsValue::from_str("entries"));
+    ok(raw_put(&db, "quarantine", &kept, &JsValue::from_str(&format!("entries:{b}")))).await;
 
     outbox.start(JsValue::from_str("u1")).unwrap();
-    eventually(8_000, "both deletes complete", || async { num(&stats(&outbox, "u1").await, "completed") == 4.0 }).await;
+    eventually(8_000, "two deletes complete", || async { num(&stats(&outbox, "u1").await, "completed") == 5.0 }).await;
     let deletes: Vec<String> = requests(&stub).iter().filter(|r| opt_string(r, "method").as_deref() == Some("DELETE")).map(|r| string(r, "path")).collect();
     assert_eq!(deletes.len(), 2, "{deletes:?}");
     assert!(deletes.iter().any(|p| p.ends_with("/srv-a")) && deletes.iter().any(|p| p.ends_with("/srv-b")), "{deletes:?}");
-    // Their work done, neither tombstone stays: not in place, nor set aside.
-    assert!(ok(raw_get(&db, "tombstones", &a)).await.is_undefined());
+    // Their work done, no tombstone stays: not in place, nor set aside.
+    assert!(ok(raw_get(&db, "tombstones", a)).await.is_undefined());
     assert!(ok(raw_get(&db, "quarantine", &format!("tombstones:{b}"))).await.is_undefined());
+    assert!(ok(raw_get(&db, "quarantine", &format!("entries:{b}"))).await.is_undefined(), "a deleted entry is never brought back");
+    // The third, holding no id, is set aside by the claim that came across it; its delete waits
+    // for a version that reads it, unsent.
+    let waiting = || events(&outbox, r#"{"userId": "u1", "status": "failed"}"#);
+    eventually(8_000, "the third delete is looked at", || async { !waiting().await.is_empty() }).await;
+    let e = waiting().await;
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!((opt_string(&e[0], "operation").as_deref(), opt_string(&e[0], "entityId").as_deref()), (Some("delete"), Some(c.as_str())), "{e:?}");
+    assert_eq!(num(&e[0], "requestCount"), 0.0, "{e:?}");
+    assert!(!get(&e[0], "gaveUp").is_truthy() && !get(&e[0], "nextAttemptAt").is_null(), "it waits: {e:?}");
+    assert!(string(&e[0], "errorMessage").contains("unreadable"), "{e:?}");
+    assert!(ok(raw_get(&db, "tombstones", c)).await.is_undefined());
+    assert!(!ok(raw_get(&db, "quarantine", &format!("tombstones:{c}"))).await.is_undefined());
     assert_eq!(num(&stats(&outbox, "u1").await, "gaveUp"), 0.0);
     finish(&db, &[&outbox]).await;
 }
