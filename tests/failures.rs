@@ -31,6 +31,9 @@ mod lead;
 #[path = "failures/unreadable.rs"]
 mod unreadable;
 
+#[path = "failures/set_aside.rs"]
+mod set_aside;
+
 #[path = "failures/open_close.rs"]
 mod open_close;
 

@@ -214,8 +214,12 @@ pub const SET_ASIDE_WAIT_MS: u64 = 7 * 24 * 3_600_000;
 /// Where the entry of an update or delete with no backend id is on this device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKept {
-    /// The entry or its tombstone is stored.
-    Stored,
+    /// The entry or its tombstone is stored, readable, without a backend id; `since` is when the
+    /// edit was written.
+    Stored {
+        /// When the edit was written.
+        since: TimeMs,
+    },
     /// Only a record this version cannot read is kept aside (quarantined) under its id, since
     /// `since` (wall clock), with no backend id. (A kept copy with a backend id addresses the
     /// event: it never gets here.)
@@ -229,7 +233,9 @@ pub enum EntryKept {
 
 /// An update or delete at the head of its entry's queue, while the entry has no backend id:
 /// nothing is sent. While the entry (or its tombstone) is stored, an id may still come (from its
-/// create's answer): it waits and is looked at again, uncounted. While the entry is set aside as
+/// create's answer): it waits and is looked at again, uncounted, for [`SET_ASIDE_WAIT_MS`] from
+/// when the edit was written (at the head of its queue its create is done, so only another
+/// version of the app that dropped the id leaves it waiting that long). While the entry is set aside as
 /// unreadable, a version of the app that reads it may restore it with its id: it waits so for
 /// [`SET_ASIDE_WAIT_MS`] from the setting aside (a time ahead of now, the clock set back since,
 /// counts as now: a correction never ends the wait early; the store moves such a stamp to now).
@@ -237,7 +243,13 @@ pub enum EntryKept {
 /// it reached the server, so it holds nothing back: the entry's next event is judged in its turn).
 pub fn unaddressable(entry: EntryKept, now: TimeMs) -> Decision {
     let message = match entry {
-        EntryKept::Stored => "waiting for the entry's backend id (its create has not been acknowledged); nothing was sent",
+        EntryKept::Stored { since } if now.saturating_sub(since) < SET_ASIDE_WAIT_MS as TimeMs => {
+            "waiting for the entry's backend id (its create has not been acknowledged); nothing was sent"
+        }
+        EntryKept::Stored { .. } => {
+            let message = "its entry is stored without a backend id, and none came within 7 days of this edit (another version of the app may have dropped it); nothing was sent".to_owned();
+            return Decision::GiveUp { message, refused: true, maybe_stored: false };
+        }
         EntryKept::SetAside { since } if now.saturating_sub(since) < SET_ASIDE_WAIT_MS as TimeMs => {
             "waiting (at most 7 days) for its entry, set aside as unreadable by this version of the app (see stats().quarantined), to be restored with its backend id; nothing was sent"
         }

@@ -62,42 +62,72 @@ pub fn ask_event(round: &mut Round, q: &idb::ObjectStore, id: &str) -> Result<As
 
 /// Asks (in `round`) for the kept record `id` of `store` (undefined when there is none).
 pub fn ask_kept(round: &mut Round, q: &idb::ObjectStore, store: &str, id: &str) -> Result<Asked> {
-    round.ask(q.get(quarantine_key(store, &JsValue::from_str(id))))
+    round.ask(q.get(kept_key(store, id)))
 }
 
-/// What a kept entry or tombstone (as `ask_kept` found it) tells of its entry: `None` when none is
-/// kept; else the backend id its record holds, if usable, and when it was set aside. A time
-/// further ahead than `now` (the clock was set back since) is moved to `now` in `q`, so the wait
-/// it starts counts from the correction, never ends early.
-pub fn kept_entry(q: &idb::ObjectStore, v: &JsValue, now: TimeMs) -> Result<Option<(Option<String>, TimeMs)>> {
-    if !v.is_object() {
+/// The key of the kept record `id` of `store`.
+fn kept_key(store: &str, id: &str) -> JsValue {
+    quarantine_key(store, &JsValue::from_str(id))
+}
+
+/// The backend id a kept copy (as `ask_kept` found it) holds for entry `entity`: only from a
+/// record that names that entry, and only a usable one.
+fn kept_id(kept: &JsValue, entity: &str) -> Option<String> {
+    let record = get(kept, "record");
+    let names_it = record.is_object() && get(&record, "id").as_string().as_deref() == Some(entity);
+    if names_it {
+        Looked::at(&record).backend_id()
+    } else {
+        None
+    }
+}
+
+/// What the kept copy of entry `entity` in `store` (as `ask_kept` found it) tells: `None` when
+/// none is kept; else the backend id it holds (see [`kept_id`]) and when it was set aside. A
+/// time that is no usable stamp, or further ahead than `now` (the clock was set back since), is
+/// moved to `now` in `q`, so the wait it starts counts from now: never ends early.
+pub fn kept_entry(q: &idb::ObjectStore, store: &str, entity: &str, kept: &JsValue, now: TimeMs) -> Result<Option<(Option<String>, TimeMs)>> {
+    if !kept.is_object() {
         return Ok(None);
     }
-    let mut kept = read(v);
-    if kept.at > now {
-        kept.at = now;
-        set(v, "at", &JsValue::from_f64(now as f64));
-        q.put(v, Some(&quarantine_key(&kept.store, &kept.key))).map_err(error(OP))?;
+    let since = match get(kept, "at").as_f64().filter(|at| at.is_finite() && *at >= 0.0 && *at <= now as f64) {
+        Some(at) => at as TimeMs,
+        None => {
+            set(kept, "at", &JsValue::from_f64(now as f64));
+            q.put(kept, Some(&kept_key(store, entity))).map_err(error(OP))?;
+            now
+        }
+    };
+    Ok(Some((kept_id(kept, entity), since)))
+}
+
+/// Gives `raw`, a record of entry `entity` about to be set aside over its kept copy `kept` (as
+/// `ask_kept` found it), the backend id that copy holds when `raw` holds none: setting aside
+/// never loses an id.
+pub fn carry_id(kept: &JsValue, raw: &JsValue, entity: &str) {
+    if Looked::at(raw).backend_id().is_none() {
+        if let Some(id) = kept_id(kept, entity) {
+            set(raw, "backendId", &JsValue::from_str(&id));
+        }
     }
-    Ok(Some((Looked::at(&kept.record).backend_id(), kept.at)))
 }
 
 /// Deletes the kept record `id` of `store`, if any (in the caller's transaction).
 pub fn forget(q: &idb::ObjectStore, store: &str, id: &str) -> Result<()> {
-    q.delete(quarantine_key(store, &JsValue::from_str(id))).map_err(error(OP))?;
+    q.delete(kept_key(store, id)).map_err(error(OP))?;
     Ok(())
 }
 
-/// Gives a kept entry (or tombstone) the backend id its create was acknowledged with, so the
-/// version of the app that can read it gets it back with its id. `false` when `kept` holds no
-/// record.
-pub fn give_backend_id(q: &idb::ObjectStore, store: &str, kept: &JsValue, id: &str) -> Result<bool> {
+/// Gives the kept copy of entry `entity` in `store` (as `ask_kept` found it) the backend id its
+/// create was acknowledged with, so the version of the app that can read it gets it back with its
+/// id. `false` when no record of that entry is kept there.
+pub fn give_backend_id(q: &idb::ObjectStore, store: &str, entity: &str, kept: &JsValue, id: &str) -> Result<bool> {
     let record = get(kept, "record");
-    if !record.is_object() {
+    if !record.is_object() || get(&record, "id").as_string().as_deref() != Some(entity) {
         return Ok(false);
     }
     set(&record, "backendId", &JsValue::from_str(id));
-    q.put(kept, Some(&quarantine_key(store, &get(kept, "key")))).map_err(error(OP))?;
+    q.put(kept, Some(&kept_key(store, entity))).map_err(error(OP))?;
     Ok(true)
 }
 
@@ -142,10 +172,21 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
             let mut round = Round::new(OP);
             let kept = round.ask(q.get_all(None, Some(1_000)))?;
             round.done().await?;
-            let kept = kept.values();
+            let kept: Vec<Quarantined> = kept.values().iter().map(read).collect();
+            // An entry deleted since (its tombstone stored, its delete pending) stays kept: put
+            // back, it would come back for good (the delete forgets the kept copy when it
+            // completes).
+            let tombstones = tx.store(TOMBSTONES)?;
+            let mut deleted = Vec::with_capacity(kept.len());
+            for k in &kept {
+                deleted.push(if k.store == ENTRIES && k.key.is_string() { Some(round.ask(tombstones.get(k.key.clone()))?) } else { None });
+            }
+            round.done().await?;
             let mut n = 0;
-            for raw in &kept {
-                let k = read(raw);
+            for (k, deleted) in kept.iter().zip(deleted) {
+                if deleted.is_some_and(|t| !t.value().is_undefined()) {
+                    continue;
+                }
                 let back = match k.store.as_str() {
                     EVENTS => decode_event(&k.record).ok().map(|e| (EVENTS, encode_event(&e))),
                     ENTRIES | TOMBSTONES => {

@@ -201,7 +201,18 @@ impl Store {
             let tx = self.db().begin(&[EVENTS, ENTRIES, QUARANTINE], Mode::Relaxed, OP).await?;
             tx.run(async {
                 let q = tx.store(QUARANTINE)?;
+                // An entry's copy kept before may hold its backend id: the new one carries it over.
+                let mut round = Round::new(OP);
+                let mut before = Vec::with_capacity(records.len());
                 for r in records {
+                    let entity = r.key.as_string().filter(|_| r.store == ENTRIES);
+                    before.push(entity.map(|id| quarantine::ask_kept(&mut round, &q, ENTRIES, &id).map(|k| (id, k))).transpose()?);
+                }
+                round.done().await?;
+                for (r, before) in records.iter().zip(before) {
+                    if let Some((entity, kept)) = before {
+                        quarantine::carry_id(&kept.value(), &r.record, &entity);
+                    }
                     quarantine::move_in(&tx.store(if r.store == EVENTS { EVENTS } else { ENTRIES })?, &q, &r.store, &r.record, &r.reason, r.at)?;
                 }
                 Ok(())

@@ -532,34 +532,48 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
             aside[i] = aside[i].take().or(unreadable);
         }
     }
+    // Round 5 (rarer): an edit whose entry is stored nowhere readable may find it kept aside as
+    // unreadable: the kept copy may hold the backend id (given when its create was acknowledged),
+    // else a version that reads it may restore it. A delete looks at the kept tombstone first
+    // (where its id was given), an update at the kept entry.
     let mut set_aside: Vec<Option<TimeMs>> = vec![None; picked.len()];
-    for (i, found) in aside.into_iter().enumerate() {
-        if let (None, false, Some((store, raw, why))) = (&ids[i], stored[i], found) {
-            quarantine::move_in(if store == ENTRIES { &entries } else { &tombstones }, &q, store, &raw, &why, at)?;
-            claim.quarantined += 1;
-            set_aside[i] = Some(at);
-        }
-    }
-    // Round 5 (rarer): one kept nowhere readable may have been set aside as unreadable before: its
-    // kept copy may hold the backend id (given when its create was acknowledged), else it may be
-    // restored. A delete looks at the kept tombstone first (where its id was given), an update at
-    // the kept entry.
     let mut kept = Vec::new();
     for (i, (e, _)) in picked.iter().enumerate() {
-        if e.operation != Operation::Create && ids[i].is_none() && !stored[i] && set_aside[i].is_none() {
-            let [first, second] = if e.operation == Operation::Delete { [TOMBSTONES, ENTRIES] } else { [ENTRIES, TOMBSTONES] };
-            kept.push((i, quarantine::ask_kept(&mut round, &q, first, &e.entity_id)?, quarantine::ask_kept(&mut round, &q, second, &e.entity_id)?));
+        if e.operation != Operation::Create && ids[i].is_none() && !stored[i] {
+            let order = if e.operation == Operation::Delete { [TOMBSTONES, ENTRIES] } else { [ENTRIES, TOMBSTONES] };
+            let mut asked = Vec::with_capacity(2);
+            for store in order {
+                asked.push((store, quarantine::ask_kept(&mut round, &q, store, &e.entity_id)?));
+            }
+            kept.push((i, asked));
         }
     }
+    let mut copies: Vec<Vec<(&str, JsValue)>> = vec![Vec::new(); picked.len()];
     if !kept.is_empty() {
         round.done().await?;
-        for (i, first, second) in kept {
-            for k in [first, second] {
-                if let Some((backend_id, since)) = quarantine::kept_entry(&q, &k.value(), at)? {
+        for (i, asked) in kept {
+            for (store, k) in asked {
+                let k = k.value();
+                if let Some((backend_id, since)) = quarantine::kept_entry(&q, store, &picked[i].0.entity_id, &k, at)? {
                     ids[i] = ids[i].take().or(backend_id);
                     set_aside[i] = set_aside[i].or(Some(since));
                 }
+                copies[i].push((store, k));
             }
+        }
+    }
+    // One unreadable in place and holding no id is set aside, as every read that comes across
+    // one does, over any copy kept before: with that copy's id, and its time (the wait for a
+    // version that restores it is bounded from the first setting aside).
+    for (i, found) in aside.into_iter().enumerate() {
+        if let (false, Some((store, raw, why))) = (stored[i], found) {
+            let entity = &picked[i].0.entity_id;
+            for (_, k) in copies[i].iter().filter(|(s, _)| *s == store) {
+                quarantine::carry_id(k, &raw, entity);
+            }
+            let since = *set_aside[i].get_or_insert(at);
+            quarantine::move_in(if store == ENTRIES { &entries } else { &tombstones }, &q, store, &raw, &why, since)?;
+            claim.quarantined += 1;
         }
     }
     // Events given up unsent whose entry has more events queued behind them.
@@ -569,7 +583,7 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
         if e.operation != Operation::Create && backend_id.is_none() {
             // Cannot be addressed (its entry has no server id): nothing is sent.
             let kept = match (stored, set_aside[i]) {
-                (true, _) => EntryKept::Stored,
+                (true, _) => EntryKept::Stored { since: e.created_at },
                 (false, Some(since)) => EntryKept::SetAside { since },
                 (false, None) => EntryKept::Nowhere,
             };
@@ -769,9 +783,9 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
                 tombstones.put(&encode_entry(&t, deleted_at), None).map_err(error(OP))?;
             } else if !give_unreadable(&tombstones, &raw, entity, id)
                 && !give_unreadable(&entries, unreadable, entity, id)
-                && !quarantine::give_backend_id(&q, ENTRIES, &kept_entry.value(), id)?
+                && !quarantine::give_backend_id(&q, ENTRIES, entity, &kept_entry.value(), id)?
             {
-                quarantine::give_backend_id(&q, TOMBSTONES, &kept_tombstone.value(), id)?;
+                quarantine::give_backend_id(&q, TOMBSTONES, entity, &kept_tombstone.value(), id)?;
             }
         }
     }

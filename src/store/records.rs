@@ -311,7 +311,8 @@ impl<'a> Reader<'a> {
 pub enum Looked {
     /// None is stored.
     Missing,
-    /// Readable, with its backend id if it has one.
+    /// Readable, with its backend id if it has a usable one (never `..`, which would address the
+    /// endpoint's parent).
     Readable(Option<String>),
     /// Another version of the app wrote it in a shape this one cannot read (`why`); the backend id
     /// it holds is read all the same, if usable.
@@ -330,7 +331,7 @@ impl Looked {
             return Looked::Missing;
         }
         match decode_entry(v) {
-            Ok(entry) => Looked::Readable(entry.backend_id),
+            Ok(entry) => Looked::Readable(entry.backend_id.and_then(usable_backend_id)),
             Err(why) => Looked::Unreadable { backend_id: get(v, "backendId").as_string().and_then(usable_backend_id), why },
         }
     }

@@ -229,10 +229,19 @@ fn backend_ids_that_cannot_name_the_entry_in_a_url_are_refused() {
 
 #[test]
 fn an_update_without_a_backend_id_waits_while_its_entry_is_stored_and_gives_up_when_it_is_gone() {
-    match unaddressable(EntryKept::Stored, 1_000) {
+    match unaddressable(EntryKept::Stored { since: 0 }, 1_000) {
         Decision::Retry { at, wait_ms, counted, sent, .. } => assert_eq!((at, wait_ms, counted, sent), (61_000, NO_BACKEND_ID_WAIT_MS, false, false)),
         other => panic!("{other:?}"),
     }
+    // Stored without an id for 7 days since the edit was written: none will come.
+    match unaddressable(EntryKept::Stored { since: 0 }, SET_ASIDE_WAIT_MS as i64) {
+        Decision::GiveUp { message, refused, .. } => {
+            assert!(refused);
+            assert!(message.contains("none came within 7 days"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(unaddressable(EntryKept::Stored { since: 5_000 }, 1_000), Decision::Retry { .. }), "a clock set back never ends it early");
     // Kept aside unreadable: a version that reads it may restore it with its id, so it waits, for
     // at most SET_ASIDE_WAIT_MS from the setting aside.
     let day = 86_400_000;
