@@ -211,14 +211,19 @@ pub const NO_BACKEND_ID_WAIT_MS: u64 = 60_000;
 /// id, to be restored by a version of the app that reads it: 7 days, then it gives up.
 pub const SET_ASIDE_WAIT_MS: u64 = 7 * 24 * 3_600_000;
 
+/// Looks at an edit whose entry is stored without a backend id, a minute apart, in 7 days.
+pub const MAX_LOOKS: u32 = (SET_ASIDE_WAIT_MS / NO_BACKEND_ID_WAIT_MS) as u32;
+
 /// Where the entry of an update or delete with no backend id is on this device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKept {
-    /// The entry or its tombstone is stored, readable, without a backend id; `since` is when the
-    /// edit was written.
+    /// The entry or its tombstone is stored, readable, without a backend id.
     Stored {
         /// When the edit was written.
         since: TimeMs,
+        /// How many times the edit was looked at so far (its claims): a bound that no clock
+        /// moves, for an edit written while the clock was far ahead.
+        looks: u32,
     },
     /// Only a record this version cannot read is kept aside (quarantined) under its id, since
     /// `since` (wall clock), with no backend id. (A kept copy with a backend id addresses the
@@ -234,8 +239,9 @@ pub enum EntryKept {
 /// An update or delete at the head of its entry's queue, while the entry has no backend id:
 /// nothing is sent. While the entry (or its tombstone) is stored, an id may still come (from its
 /// create's answer): it waits and is looked at again, uncounted, for [`SET_ASIDE_WAIT_MS`] from
-/// when the edit was written (at the head of its queue its create is done, so only another
-/// version of the app that dropped the id leaves it waiting that long). While the entry is set aside as
+/// when the edit was written, and at most [`MAX_LOOKS`] times (at the head of its queue its
+/// create is done, so only another version of the app that dropped the id leaves it waiting that
+/// long). While the entry is set aside as
 /// unreadable, a version of the app that reads it may restore it with its id: it waits so for
 /// [`SET_ASIDE_WAIT_MS`] from the setting aside (a time ahead of now, the clock set back since,
 /// counts as now: a correction never ends the wait early; the store moves such a stamp to now).
@@ -243,7 +249,7 @@ pub enum EntryKept {
 /// it reached the server, so it holds nothing back: the entry's next event is judged in its turn).
 pub fn unaddressable(entry: EntryKept, now: TimeMs) -> Decision {
     let message = match entry {
-        EntryKept::Stored { since } if now.saturating_sub(since) < SET_ASIDE_WAIT_MS as TimeMs => {
+        EntryKept::Stored { since, looks } if now.saturating_sub(since) < SET_ASIDE_WAIT_MS as TimeMs && looks < MAX_LOOKS => {
             "waiting for the entry's backend id (its create has not been acknowledged); nothing was sent"
         }
         EntryKept::Stored { .. } => {

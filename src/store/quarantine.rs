@@ -171,33 +171,45 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
             let q = tx.store(QUARANTINE)?;
             let mut round = Round::new(OP);
             let kept = round.ask(q.get_all(None, Some(1_000)))?;
+            // The keys they are kept under (in the same order): the store they came from is named
+            // there, whatever the kept wrapper's own fields say.
+            let keys = round.ask(q.get_all_keys(None, Some(1_000)))?;
             round.done().await?;
-            let kept: Vec<Quarantined> = kept.values().iter().map(read).collect();
+            let kept: Vec<(JsValue, String, JsValue)> = keys
+                .values()
+                .into_iter()
+                .zip(kept.values())
+                .filter_map(|(key, v)| {
+                    let from = key.as_string()?.split_once(':')?.0.to_owned();
+                    Some((key, from, get(&v, "record")))
+                })
+                .collect();
             // An entry deleted since (its tombstone stored, its delete pending) stays kept: put
             // back, it would come back for good (the delete forgets the kept copy when it
             // completes).
             let tombstones = tx.store(TOMBSTONES)?;
             let mut deleted = Vec::with_capacity(kept.len());
-            for k in &kept {
-                deleted.push(if k.store == ENTRIES && k.key.is_string() { Some(round.ask(tombstones.get(k.key.clone()))?) } else { None });
+            for (_, from, record) in &kept {
+                let id = get(record, "id").as_string().filter(|_| from == ENTRIES);
+                deleted.push(id.map(|id| round.ask(tombstones.get(JsValue::from_str(&id)))).transpose()?);
             }
             round.done().await?;
             let mut n = 0;
-            for (k, deleted) in kept.iter().zip(deleted) {
+            for ((key, from, record), deleted) in kept.iter().zip(deleted) {
                 if deleted.is_some_and(|t| !t.value().is_undefined()) {
                     continue;
                 }
-                let back = match k.store.as_str() {
-                    EVENTS => decode_event(&k.record).ok().map(|e| (EVENTS, encode_event(&e))),
+                let back = match from.as_str() {
+                    EVENTS => decode_event(record).ok().map(|e| (EVENTS, encode_event(&e))),
                     ENTRIES | TOMBSTONES => {
-                        let deleted_at = get(&k.record, "deletedAt").as_f64().map(|t| t as TimeMs);
-                        decode_entry(&k.record).ok().map(|e| (if k.store == ENTRIES { ENTRIES } else { TOMBSTONES }, encode_entry(&e, deleted_at)))
+                        let deleted_at = get(record, "deletedAt").as_f64().map(|t| t as TimeMs);
+                        decode_entry(record).ok().map(|e| (if from == ENTRIES { ENTRIES } else { TOMBSTONES }, encode_entry(&e, deleted_at)))
                     }
                     _ => None,
                 };
                 if let Some((store, value)) = back {
                     tx.store(store)?.put(&value, None).map_err(error(OP))?;
-                    q.delete(quarantine_key(&k.store, &k.key)).map_err(error(OP))?;
+                    q.delete(key.clone()).map_err(error(OP))?;
                     n += 1;
                 }
             }

@@ -532,14 +532,14 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
             aside[i] = aside[i].take().or(unreadable);
         }
     }
-    // Round 5 (rarer): an edit whose entry is stored nowhere readable may find it kept aside as
-    // unreadable: the kept copy may hold the backend id (given when its create was acknowledged),
-    // else a version that reads it may restore it. A delete looks at the kept tombstone first
+    // Round 5 (rarer): an edit whose entry holds no backend id may find it kept aside as
+    // unreadable: the kept copy may hold the id (given when its create was acknowledged), else a
+    // version that reads it may restore it. A delete looks at the kept tombstone first
     // (where its id was given), an update at the kept entry.
     let mut set_aside: Vec<Option<TimeMs>> = vec![None; picked.len()];
     let mut kept = Vec::new();
     for (i, (e, _)) in picked.iter().enumerate() {
-        if e.operation != Operation::Create && ids[i].is_none() && !stored[i] {
+        if e.operation != Operation::Create && ids[i].is_none() {
             let order = if e.operation == Operation::Delete { [TOMBSTONES, ENTRIES] } else { [ENTRIES, TOMBSTONES] };
             let mut asked = Vec::with_capacity(2);
             for store in order {
@@ -583,7 +583,7 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
         if e.operation != Operation::Create && backend_id.is_none() {
             // Cannot be addressed (its entry has no server id): nothing is sent.
             let kept = match (stored, set_aside[i]) {
-                (true, _) => EntryKept::Stored { since: e.created_at },
+                (true, _) => EntryKept::Stored { since: e.created_at, looks: e.claims },
                 (false, Some(since)) => EntryKept::SetAside { since },
                 (false, None) => EntryKept::Nowhere,
             };

@@ -1,9 +1,10 @@
 //! Edits of an entry another version of the app rewrote in a shape this one cannot read, when
 //! that version also wrote odd kept copies: stamps that are no time, copies naming another
-//! entry, an id of `..`, a copy put back over one holding the id, an entry restored without its
-//! id, a kept copy of an entry deleted since. Each failed on the code before its fix (the edit
-//! given up at once, sent to another entry's record or outside the endpoint, its id destroyed,
-//! waiting for good, or the deleted entry brought back).
+//! entry, an id of `..`, a copy put back over one holding the id (by a claim or by `entries()`),
+//! an entry restored without its id or put back readable without it, a kept copy of an entry
+//! deleted since, a wrapper whose own key names another entry. Each failed on the code before
+//! its fix (the edit given up at once, sent to another entry's record or outside the endpoint, its
+//! id destroyed, waiting for good, the deleted entry brought back, another entry's copy deleted).
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -241,4 +242,62 @@ async fn a_kept_copy_stamped_ahead_is_moved_to_now_under_the_key_it_was_read_und
         assert!(num(&ok(raw_get(&db, "quarantine", k)).await, "at") <= now, "{k} moved to now");
     }
     finish(&db, &[&outbox]).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_readable_entry_without_its_id_is_addressed_by_the_id_a_kept_copy_holds() {
+    let db = fresh_db("aside-readable-kept");
+    let (stub, outbox, ids) = setup(&db, 1).await;
+    let id = &ids[0];
+    let raw = ok(raw_get(&db, "entries", id)).await;
+    keep_aside(&db, id, Some(JsValue::from_f64(js_sys::Date::now())), |r| set(r, "backendId", &JsValue::from_str("srv-1"))).await;
+    // Another version put the entry back readable, without its id.
+    set(&raw, "backendId", &JsValue::NULL);
+    ok(raw_put(&db, "entries", &raw, &JsValue::UNDEFINED)).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    eventually(8_000, "the update is sent", || async { opt_string(&update_for(&outbox, id).await, "status").as_deref() == Some("completed") }).await;
+    assert_eq!(puts(&stub).len(), 1);
+    assert!(puts(&stub)[0].ends_with("/srv-1"), "{:?}", puts(&stub));
+    finish(&db, &[&outbox]).await;
+}
+
+#[wasm_bindgen_test]
+async fn entries_setting_an_entry_aside_over_a_kept_copy_keeps_the_backend_id_that_copy_holds() {
+    let db = fresh_db("aside-listing");
+    let (_stub, outbox, ids) = setup(&db, 1).await;
+    let id = &ids[0];
+    let raw = ok(raw_get(&db, "entries", id)).await;
+    keep_aside(&db, id, Some(JsValue::from_f64(js_sys::Date::now())), |r| set(r, "backendId", &JsValue::from_str("srv-1"))).await;
+    set(&raw, "quantity", &JsValue::from_str("seventy"));
+    set(&raw, "backendId", &JsValue::NULL);
+    ok(raw_put(&db, "entries", &raw, &JsValue::UNDEFINED)).await;
+    // Listing the entries comes across the unreadable one and sets it aside over the kept copy.
+    resolves(10_000, "entries", outbox.entries(JsValue::from_str("u1"))).await;
+    eventually(5_000, "set aside", || async { ok(raw_get(&db, "entries", id)).await.is_undefined() }).await;
+    let kept = ok(raw_get(&db, "quarantine", &format!("entries:{id}"))).await;
+    assert_eq!(get(&get(&kept, "record"), "quantity").as_string().as_deref(), Some("seventy"), "the newer copy is kept");
+    assert_eq!(opt_string(&get(&kept, "record"), "backendId").as_deref(), Some("srv-1"), "with the id the older one held");
+    finish(&db, &[&outbox]).await;
+}
+
+#[wasm_bindgen_test]
+async fn restoring_a_readable_copy_deletes_it_under_its_own_key_whatever_its_wrapper_says() {
+    let db = fresh_db("aside-restore-key");
+    let (_stub, outbox, ids) = setup(&db, 2).await;
+    outbox.close();
+    let now = Some(JsValue::from_f64(js_sys::Date::now()));
+    for id in &ids {
+        keep_aside(&db, id, now.clone(), |_| {}).await;
+    }
+    // The first becomes readable again, its wrapper's `key` naming the second entry.
+    let (ka, kb) = (format!("entries:{}", ids[0]), format!("entries:{}", ids[1]));
+    let w = ok(raw_get(&db, "quarantine", &ka)).await;
+    set(&get(&w, "record"), "quantity", &JsValue::from_f64(70.0));
+    set(&w, "key", &JsValue::from_str(&ids[1]));
+    ok(raw_put(&db, "quarantine", &w, &JsValue::from_str(&ka))).await;
+    let again = open(&db, CFG).await;
+    eventually(5_000, "restored", || async { ok(raw_get(&db, "entries", &ids[0])).await.is_object() }).await;
+    assert!(ok(raw_get(&db, "quarantine", &ka)).await.is_undefined(), "its own kept copy goes");
+    assert!(ok(raw_get(&db, "quarantine", &kb)).await.is_object(), "the other entry's kept copy stays");
+    finish(&db, &[&outbox, &again]).await;
 }

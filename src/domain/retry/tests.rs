@@ -229,19 +229,24 @@ fn backend_ids_that_cannot_name_the_entry_in_a_url_are_refused() {
 
 #[test]
 fn an_update_without_a_backend_id_waits_while_its_entry_is_stored_and_gives_up_when_it_is_gone() {
-    match unaddressable(EntryKept::Stored { since: 0 }, 1_000) {
+    match unaddressable(EntryKept::Stored { since: 0, looks: 3 }, 1_000) {
         Decision::Retry { at, wait_ms, counted, sent, .. } => assert_eq!((at, wait_ms, counted, sent), (61_000, NO_BACKEND_ID_WAIT_MS, false, false)),
         other => panic!("{other:?}"),
     }
     // Stored without an id for 7 days since the edit was written: none will come.
-    match unaddressable(EntryKept::Stored { since: 0 }, SET_ASIDE_WAIT_MS as i64) {
+    match unaddressable(EntryKept::Stored { since: 0, looks: 3 }, SET_ASIDE_WAIT_MS as i64) {
         Decision::GiveUp { message, refused, .. } => {
             assert!(refused);
             assert!(message.contains("none came within 7 days"), "{message}");
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(unaddressable(EntryKept::Stored { since: 5_000 }, 1_000), Decision::Retry { .. }), "a clock set back never ends it early");
+    assert!(matches!(unaddressable(EntryKept::Stored { since: 5_000, looks: 3 }, 1_000), Decision::Retry { .. }), "a clock set back never ends it early");
+    // Written while the clock was ten years ahead: the count of looks ends it all the same.
+    let ten_years = 10 * 365 * 86_400_000;
+    assert!(matches!(unaddressable(EntryKept::Stored { since: ten_years, looks: MAX_LOOKS - 1 }, 1_000), Decision::Retry { .. }));
+    assert!(matches!(unaddressable(EntryKept::Stored { since: ten_years, looks: MAX_LOOKS }, 1_000), Decision::GiveUp { refused: true, .. }));
+    assert_eq!(MAX_LOOKS, 10_080);
     // Kept aside unreadable: a version that reads it may restore it with its id, so it waits, for
     // at most SET_ASIDE_WAIT_MS from the setting aside.
     let day = 86_400_000;
