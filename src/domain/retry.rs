@@ -250,7 +250,7 @@ pub enum EntryKept {
 pub fn unaddressable(entry: EntryKept, now: TimeMs) -> Decision {
     let message = match entry {
         EntryKept::Stored { since, looks } if now.saturating_sub(since) < SET_ASIDE_WAIT_MS as TimeMs && looks < MAX_LOOKS => {
-            "waiting for the entry's backend id (its create has not been acknowledged); nothing was sent"
+            "waiting for the entry's backend id; nothing was sent"
         }
         EntryKept::Stored { .. } => {
             let message = "its entry is stored without a backend id, and none came within 7 days of this edit (another version of the app may have dropped it); nothing was sent".to_owned();

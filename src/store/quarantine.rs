@@ -180,8 +180,12 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
                 .into_iter()
                 .zip(kept.values())
                 .filter_map(|(key, v)| {
-                    let from = key.as_string()?.split_once(':')?.0.to_owned();
-                    Some((key, from, get(&v, "record")))
+                    // Only a record that is the one its key names (a copy kept under another
+                    // record's key would replace that record).
+                    let k = key.as_string()?;
+                    let (from, id) = k.split_once(':')?;
+                    let record = get(&v, "record");
+                    (get(&record, "id").as_string().as_deref() == Some(id)).then(|| (key.clone(), from.to_owned(), record))
                 })
                 .collect();
             // An entry deleted since (its tombstone stored, its delete pending) stays kept: put

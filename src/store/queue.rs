@@ -415,16 +415,19 @@ async fn delete_in(tx: &Tx, id: &str, max_attempts: u32, at: TimeMs, withdraw: &
 type Unreadable = (&'static str, JsValue, String);
 
 /// What a claim learns from an entry or tombstone of `store` (`undefined` when none): the backend
-/// id it holds (read even from one this version cannot read), whether it is readable, and, when
-/// it is not and holds no id, what to set aside and why.
-fn look(store: &'static str, raw: JsValue) -> (Option<String>, bool, Option<Unreadable>) {
+/// id it holds (read even from one this version cannot read), the record when it is readable,
+/// and, when it is not and holds no id, what to set aside and why.
+fn look(store: &'static str, raw: JsValue) -> (Option<String>, Option<Home>, Option<Unreadable>) {
     match Looked::at(&raw) {
-        Looked::Missing => (None, false, None),
-        Looked::Readable(id) => (id, true, None),
-        Looked::Unreadable { backend_id: Some(id), .. } => (Some(id), false, None),
-        Looked::Unreadable { backend_id: None, why } => (None, false, Some((store, raw, why))),
+        Looked::Missing => (None, None, None),
+        Looked::Readable(id) => (id, Some((store, raw)), None),
+        Looked::Unreadable { backend_id: Some(id), .. } => (Some(id), None, None),
+        Looked::Unreadable { backend_id: None, why } => (None, None, Some((store, raw, why))),
     }
 }
+
+/// A readable entry or tombstone a claim found: its store and the record.
+type Home = (&'static str, JsValue);
 
 async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], waiting: &[String], longest_wait: u64) -> Result<Claim> {
     const OP: &str = "claiming events";
@@ -509,12 +512,14 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     let mut ids: Vec<Option<String>> = Vec::with_capacity(picked.len());
     let mut stored: Vec<bool> = Vec::with_capacity(picked.len());
     let mut aside: Vec<Option<Unreadable>> = Vec::with_capacity(picked.len());
+    let mut homes: Vec<Option<Home>> = Vec::with_capacity(picked.len());
     for (e, lookup) in &picked {
         let store = if e.operation == Operation::Update { ENTRIES } else { TOMBSTONES };
         let raw = lookup.as_ref().map_or(JsValue::UNDEFINED, Asked::value);
-        let (id, readable, unreadable) = look(store, raw);
+        let (id, home, unreadable) = look(store, raw);
         ids.push(id);
-        stored.push(readable);
+        stored.push(home.is_some());
+        homes.push(home);
         aside.push(unreadable);
     }
     let mut again = Vec::new();
@@ -526,9 +531,12 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     if !again.is_empty() {
         round.done().await?;
         for (i, t) in again {
-            let (id, readable, unreadable) = look(TOMBSTONES, t.value());
+            let (id, home, unreadable) = look(TOMBSTONES, t.value());
             ids[i] = id;
-            stored[i] |= readable;
+            if home.is_some() {
+                stored[i] = true;
+                homes[i] = home;
+            }
             aside[i] = aside[i].take().or(unreadable);
         }
     }
@@ -555,6 +563,15 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
             for (store, k) in asked {
                 let k = k.value();
                 if let Some((backend_id, since)) = quarantine::kept_entry(&q, store, &picked[i].0.entity_id, &k, at)? {
+                    if let (None, Some(id), Some((home, raw))) = (&ids[i], &backend_id, &homes[i]) {
+                        // The entry stored readable lost its id: it gets it back, so its later
+                        // edits address the server's record too (never a second create).
+                        if let Ok(mut entry) = decode_entry(raw) {
+                            entry.backend_id = Some(id.clone());
+                            let deleted_at = crate::platform::get(raw, "deletedAt").as_f64().map(|d| d as TimeMs);
+                            put(if *home == ENTRIES { &entries } else { &tombstones }, &encode_entry(&entry, deleted_at), OP)?;
+                        }
+                    }
                     ids[i] = ids[i].take().or(backend_id);
                     set_aside[i] = set_aside[i].or(Some(since));
                 }

@@ -258,6 +258,12 @@ async fn a_readable_entry_without_its_id_is_addressed_by_the_id_a_kept_copy_hold
     eventually(8_000, "the update is sent", || async { opt_string(&update_for(&outbox, id).await, "status").as_deref() == Some("completed") }).await;
     assert_eq!(puts(&stub).len(), 1);
     assert!(puts(&stub)[0].ends_with("/srv-1"), "{:?}", puts(&stub));
+    // The entry got its id back: its next edit addresses the same record (never a second create).
+    assert_eq!(opt_string(&ok(raw_get(&db, "entries", id)).await, "backendId").as_deref(), Some("srv-1"));
+    resolves(10_000, "update", outbox.update(JsValue::from_str(id), json(r#"{"quantity": 72}"#))).await;
+    eventually(8_000, "the next edit is sent", || async { puts(&stub).len() == 2 }).await;
+    assert!(puts(&stub)[1].ends_with("/srv-1"), "{:?}", puts(&stub));
+    assert_eq!(requests(&stub).iter().filter(|r| opt_string(r, "method").as_deref() == Some("POST")).count(), 1, "one create, ever");
     finish(&db, &[&outbox]).await;
 }
 
@@ -281,14 +287,22 @@ async fn entries_setting_an_entry_aside_over_a_kept_copy_keeps_the_backend_id_th
 }
 
 #[wasm_bindgen_test]
-async fn restoring_a_readable_copy_deletes_it_under_its_own_key_whatever_its_wrapper_says() {
+async fn restoring_a_readable_copy_goes_by_the_key_it_is_kept_under_whatever_its_wrapper_says() {
     let db = fresh_db("aside-restore-key");
-    let (_stub, outbox, ids) = setup(&db, 2).await;
+    let (_stub, outbox, ids) = setup(&db, 3).await;
     outbox.close();
     let now = Some(JsValue::from_f64(js_sys::Date::now()));
-    for id in &ids {
+    for id in &ids[..2] {
         keep_aside(&db, id, now.clone(), |_| {}).await;
     }
+    // A readable copy of the third entry kept under another key: it is not that key's record.
+    let third = ok(raw_get(&db, "entries", &ids[2])).await;
+    let odd = json(&String::from(js_sys::JSON::stringify(&third).unwrap()));
+    set(&odd, "quantity", &JsValue::from_f64(99.0));
+    let wrapper = json(r#"{"store": "entries", "key": "elsewhere", "userId": "u1", "reason": "written by another version"}"#);
+    set(&wrapper, "record", &odd);
+    set(&wrapper, "at", &JsValue::from_f64(js_sys::Date::now()));
+    ok(raw_put(&db, "quarantine", &wrapper, &JsValue::from_str("entries:elsewhere"))).await;
     // The first becomes readable again, its wrapper's `key` naming the second entry.
     let (ka, kb) = (format!("entries:{}", ids[0]), format!("entries:{}", ids[1]));
     let w = ok(raw_get(&db, "quarantine", &ka)).await;
@@ -299,5 +313,7 @@ async fn restoring_a_readable_copy_deletes_it_under_its_own_key_whatever_its_wra
     eventually(5_000, "restored", || async { ok(raw_get(&db, "entries", &ids[0])).await.is_object() }).await;
     assert!(ok(raw_get(&db, "quarantine", &ka)).await.is_undefined(), "its own kept copy goes");
     assert!(ok(raw_get(&db, "quarantine", &kb)).await.is_object(), "the other entry's kept copy stays");
+    assert_eq!(num(&ok(raw_get(&db, "entries", &ids[2])).await, "quantity"), num(&third, "quantity"), "a copy kept under another key replaces nothing");
+    assert!(ok(raw_get(&db, "quarantine", "entries:elsewhere")).await.is_object());
     finish(&db, &[&outbox, &again]).await;
 }
