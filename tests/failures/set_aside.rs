@@ -70,6 +70,18 @@ async fn keep_aside(db: &str, id: &str, at: Option<JsValue>, edit: impl Fn(&JsVa
     ok(raw_delete(db, "entries", id)).await;
 }
 
+/// Entry `id` kept aside with its backend id srv-1, then put back in place by another version
+/// without the id: unreadable (`quantity` a string) or readable.
+async fn kept_with_id_then_put_back(db: &str, id: &str, unreadable: bool) {
+    let raw = ok(raw_get(db, "entries", id)).await;
+    keep_aside(db, id, Some(JsValue::from_f64(js_sys::Date::now())), |r| set(r, "backendId", &JsValue::from_str("srv-1"))).await;
+    if unreadable {
+        set(&raw, "quantity", &JsValue::from_str("seventy"));
+    }
+    set(&raw, "backendId", &JsValue::NULL);
+    ok(raw_put(db, "entries", &raw, &JsValue::UNDEFINED)).await;
+}
+
 fn puts(stub: &JsValue) -> Vec<String> {
     requests(stub).iter().filter(|r| opt_string(r, "method").as_deref() == Some("PUT")).map(|r| string(r, "path")).collect()
 }
@@ -141,12 +153,8 @@ async fn setting_an_entry_aside_over_a_kept_copy_keeps_the_backend_id_that_copy_
     let db = fresh_db("aside-overwrite");
     let (stub, outbox, ids) = setup(&db, 1).await;
     let id = &ids[0];
-    let raw = ok(raw_get(&db, "entries", id)).await;
-    keep_aside(&db, id, Some(JsValue::from_f64(js_sys::Date::now())), |r| set(r, "backendId", &JsValue::from_str("srv-1"))).await;
     // Another version puts a copy back in place, unreadable and without the id.
-    set(&raw, "quantity", &JsValue::from_str("seventy"));
-    set(&raw, "backendId", &JsValue::NULL);
-    ok(raw_put(&db, "entries", &raw, &JsValue::UNDEFINED)).await;
+    kept_with_id_then_put_back(&db, id, true).await;
     outbox.start(JsValue::from_str("u1")).unwrap();
     eventually(8_000, "the update is sent", || async { opt_string(&update_for(&outbox, id).await, "status").as_deref() == Some("completed") }).await;
     assert!(puts(&stub).iter().any(|p| p.ends_with("/srv-1")), "{:?}", puts(&stub));
@@ -249,11 +257,8 @@ async fn a_readable_entry_without_its_id_is_addressed_by_the_id_a_kept_copy_hold
     let db = fresh_db("aside-readable-kept");
     let (stub, outbox, ids) = setup(&db, 1).await;
     let id = &ids[0];
-    let raw = ok(raw_get(&db, "entries", id)).await;
-    keep_aside(&db, id, Some(JsValue::from_f64(js_sys::Date::now())), |r| set(r, "backendId", &JsValue::from_str("srv-1"))).await;
     // Another version put the entry back readable, without its id.
-    set(&raw, "backendId", &JsValue::NULL);
-    ok(raw_put(&db, "entries", &raw, &JsValue::UNDEFINED)).await;
+    kept_with_id_then_put_back(&db, id, false).await;
     outbox.start(JsValue::from_str("u1")).unwrap();
     eventually(8_000, "the update is sent", || async { opt_string(&update_for(&outbox, id).await, "status").as_deref() == Some("completed") }).await;
     assert_eq!(puts(&stub).len(), 1);
@@ -272,11 +277,7 @@ async fn entries_setting_an_entry_aside_over_a_kept_copy_keeps_the_backend_id_th
     let db = fresh_db("aside-listing");
     let (_stub, outbox, ids) = setup(&db, 1).await;
     let id = &ids[0];
-    let raw = ok(raw_get(&db, "entries", id)).await;
-    keep_aside(&db, id, Some(JsValue::from_f64(js_sys::Date::now())), |r| set(r, "backendId", &JsValue::from_str("srv-1"))).await;
-    set(&raw, "quantity", &JsValue::from_str("seventy"));
-    set(&raw, "backendId", &JsValue::NULL);
-    ok(raw_put(&db, "entries", &raw, &JsValue::UNDEFINED)).await;
+    kept_with_id_then_put_back(&db, id, true).await;
     // Listing the entries comes across the unreadable one and sets it aside over the kept copy.
     resolves(10_000, "entries", outbox.entries(JsValue::from_str("u1"))).await;
     eventually(5_000, "set aside", || async { ok(raw_get(&db, "entries", id)).await.is_undefined() }).await;
