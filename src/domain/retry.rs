@@ -241,12 +241,12 @@ pub enum EntryKept {
 /// create's answer): it waits and is looked at again, uncounted, for [`SET_ASIDE_WAIT_MS`] from
 /// when the edit was written, and at most [`MAX_LOOKS`] times (at the head of its queue its
 /// create is done, so only another version of the app that dropped the id leaves it waiting that
-/// long). While the entry is set aside as
-/// unreadable, a version of the app that reads it may restore it with its id: it waits so for
-/// [`SET_ASIDE_WAIT_MS`] from the setting aside (a time ahead of now, the clock set back since,
-/// counts as now: a correction never ends the wait early; the store moves such a stamp to now).
-/// When neither is kept, or that wait is over, nothing addresses it: it gives up, saying so, as refused (nothing of
-/// it reached the server, so it holds nothing back: the entry's next event is judged in its turn).
+/// long). While the entry is set aside as unreadable, a version of the app that reads it may
+/// restore it with its id: it waits so for [`SET_ASIDE_WAIT_MS`] from the setting aside (a time
+/// ahead of now, the clock set back since, counts as now: a correction never ends the wait early;
+/// the store moves such a stamp to now). When neither is kept, or a wait is over, nothing
+/// addresses it: it gives up, saying so, as refused (nothing of it reached the server, so it holds
+/// nothing back: the entry's next event is judged in its turn).
 pub fn unaddressable(entry: EntryKept, now: TimeMs) -> Decision {
     let message = match entry {
         EntryKept::Stored { since, looks } if now.saturating_sub(since) < SET_ASIDE_WAIT_MS as TimeMs && looks < MAX_LOOKS => {

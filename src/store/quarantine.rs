@@ -1,13 +1,13 @@
 //! Records that cannot be read (written by another version of the app, or damaged) are moved
 //! aside into the `quarantine` store: kept as they were, listed by `events()`, counted in
 //! `stats().quarantined`, and in the way of nothing but the edits of that very entry (which go
-//! with the backend id a kept copy holds, or wait a bounded time for it). A version of the app that can read
-//! them again brings them back when it opens the database.
+//! with the backend id a kept copy holds, or wait a bounded time for it). A version of the app
+//! that can read them again brings them back when it opens the database.
 
 use wasm_bindgen::JsValue;
 
 use super::connection::Db;
-use super::records::{decode_entry, decode_event, encode_entry, encode_event, index, Looked, ENTRIES, EVENTS, QUARANTINE, TOMBSTONES};
+use super::records::{decode_entry, decode_event, deleted_at, encode_entry, encode_event, index, Looked, ENTRIES, EVENTS, QUARANTINE, TOMBSTONES};
 use crate::domain::time::TimeMs;
 use crate::domain::Result;
 use crate::platform::idb::{error, Asked, Mode, Round};
@@ -175,13 +175,13 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
             // there, whatever the kept wrapper's own fields say.
             let keys = round.ask(q.get_all_keys(None, Some(1_000)))?;
             round.done().await?;
+            // Only a record that is the one its key names (a copy kept under another record's key
+            // would replace that record): its key, the store it came from, the record.
             let kept: Vec<(JsValue, String, JsValue)> = keys
                 .values()
                 .into_iter()
                 .zip(kept.values())
                 .filter_map(|(key, v)| {
-                    // Only a record that is the one its key names (a copy kept under another
-                    // record's key would replace that record).
                     let k = key.as_string()?;
                     let (from, id) = k.split_once(':')?;
                     let record = get(&v, "record");
@@ -190,12 +190,11 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
                 .collect();
             // An entry deleted since (its tombstone stored, its delete pending) stays kept: put
             // back, it would come back for good (the delete forgets the kept copy when it
-            // completes).
+            // completes). Its id is the record's, checked above.
             let tombstones = tx.store(TOMBSTONES)?;
             let mut deleted = Vec::with_capacity(kept.len());
             for (_, from, record) in &kept {
-                let id = get(record, "id").as_string().filter(|_| from == ENTRIES);
-                deleted.push(id.map(|id| round.ask(tombstones.get(JsValue::from_str(&id)))).transpose()?);
+                deleted.push(if from == ENTRIES { Some(round.ask(tombstones.get(get(record, "id")))?) } else { None });
             }
             round.done().await?;
             let mut n = 0;
@@ -206,8 +205,7 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
                 let back = match from.as_str() {
                     EVENTS => decode_event(record).ok().map(|e| (EVENTS, encode_event(&e))),
                     ENTRIES | TOMBSTONES => {
-                        let deleted_at = get(record, "deletedAt").as_f64().map(|t| t as TimeMs);
-                        decode_entry(record).ok().map(|e| (if from == ENTRIES { ENTRIES } else { TOMBSTONES }, encode_entry(&e, deleted_at)))
+                        decode_entry(record).ok().map(|e| (if from == ENTRIES { ENTRIES } else { TOMBSTONES }, encode_entry(&e, deleted_at(record))))
                     }
                     _ => None,
                 };

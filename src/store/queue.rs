@@ -9,7 +9,8 @@ use wasm_bindgen::JsValue;
 
 use super::quarantine;
 use super::records::{
-    decode_entry, decode_event, decode_leader, decode_meta, encode_entry, encode_event, encode_leader, encode_meta, index, leader_key, meta_key, Looked,
+    decode_entry, decode_event, decode_leader, decode_meta, encode_entry, encode_event, encode_leader, encode_meta, index, leader_key, meta_key,
+    with_backend_id, Looked,
 };
 use super::records::{ENTRIES, EVENTS, META, QUARANTINE, TOMBSTONES};
 use super::Store;
@@ -566,10 +567,8 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
                     if let (None, Some(id), Some((home, raw))) = (&ids[i], &backend_id, &homes[i]) {
                         // The entry stored readable lost its id: it gets it back, so its later
                         // edits address the server's record too (never a second create).
-                        if let Ok(mut entry) = decode_entry(raw) {
-                            entry.backend_id = Some(id.clone());
-                            let deleted_at = crate::platform::get(raw, "deletedAt").as_f64().map(|d| d as TimeMs);
-                            put(if *home == ENTRIES { &entries } else { &tombstones }, &encode_entry(&entry, deleted_at), OP)?;
+                        if let Some(back) = with_backend_id(raw, id) {
+                            put(if *home == ENTRIES { &entries } else { &tombstones }, &back, OP)?;
                         }
                     }
                     ids[i] = ids[i].take().or(backend_id);
@@ -794,10 +793,8 @@ async fn record_in(tx: &Tx, results: &[Outcome<'_>], lead: Option<&Lead>) -> Res
         round.done().await?;
         for ((entity, id, unreadable), [tombstone, kept_entry, kept_tombstone]) in orphans.iter().zip(reads) {
             let raw = tombstone.value();
-            if let Ok(mut t) = decode_entry(&raw) {
-                let deleted_at = crate::platform::get(&raw, "deletedAt").as_f64().map(|d| d as TimeMs);
-                t.backend_id = Some(id.clone());
-                tombstones.put(&encode_entry(&t, deleted_at), None).map_err(error(OP))?;
+            if let Some(t) = with_backend_id(&raw, id) {
+                tombstones.put(&t, None).map_err(error(OP))?;
             } else if !give_unreadable(&tombstones, &raw, entity, id)
                 && !give_unreadable(&entries, unreadable, entity, id)
                 && !quarantine::give_backend_id(&q, ENTRIES, entity, &kept_entry.value(), id)?

@@ -86,6 +86,19 @@ struct EntryRecord<'a> {
     deleted_at: Option<f64>,
 }
 
+/// When a stored record was deleted (a tombstone's `deletedAt`; `None` for an entry).
+pub fn deleted_at(raw: &JsValue) -> Option<TimeMs> {
+    get(raw, "deletedAt").as_f64().map(|t| t as TimeMs)
+}
+
+/// A stored entry or tombstone `raw` given backend id `id`, in its stored form (a tombstone stays
+/// one); `None` when it cannot be read.
+pub fn with_backend_id(raw: &JsValue, id: &str) -> Option<JsValue> {
+    let mut entry = decode_entry(raw).ok()?;
+    entry.backend_id = Some(id.to_owned());
+    Some(encode_entry(&entry, deleted_at(raw)))
+}
+
 /// The stored form of an entry (`deleted_at`: as a tombstone).
 pub fn encode_entry(e: &ProgressEntry, deleted_at: Option<TimeMs>) -> JsValue {
     to_js(&EntryRecord {
