@@ -479,10 +479,27 @@ async function renderLists() {
   ].filter((x) => !filter || x.type === filter).sort((a, b) => b.date - a.date);
   if (editing && !live.has(editing)) editing = null; // deleted meanwhile (here or in another tab)
   $("#entry-count").textContent = `(${entries.length})`;
-  $("#entries").replaceChildren(...items.slice(0, 300).map((x) => x.row()));
+  const list = $("#entries");
+  // Moving the row being edited takes its focus away: typing would go nowhere. Give it back.
+  const typing = list.contains(document.activeElement) ? document.activeElement : null;
+  const caret = typing && selectionOf(typing);
+  list.replaceChildren(...items.slice(0, 300).map((x) => x.row()));
+  if (typing && typing.isConnected && document.activeElement !== typing) {
+    typing.focus({ preventScroll: true });
+    if (caret) typing.setSelectionRange(...caret);
+  }
   renderCharts(entries);
   const failed = events.filter((ev) => ev.status === "failed");
   $("#failed").replaceChildren(...(failed.length ? failed.map(renderFailed) : [li("none", "muted")]));
+}
+
+/** An input's selection, or null where it has none (a date input). */
+function selectionOf(el) {
+  try {
+    return typeof el.selectionStart === "number" ? [el.selectionStart, el.selectionEnd, el.selectionDirection] : null;
+  } catch {
+    return null;
+  }
 }
 
 function renderFailed(ev) {
