@@ -7,7 +7,9 @@
 use wasm_bindgen::JsValue;
 
 use super::connection::Db;
+use super::queue::ask_queue_of;
 use super::records::{decode_entry, decode_event, deleted_at, encode_entry, encode_event, index, Looked, ENTRIES, EVENTS, QUARANTINE, TOMBSTONES};
+use crate::domain::event::{restorable, OutboxEvent};
 use crate::domain::time::TimeMs;
 use crate::domain::Result;
 use crate::platform::idb::{error, Asked, Mode, Round};
@@ -131,6 +133,20 @@ pub fn give_backend_id(q: &idb::ObjectStore, store: &str, entity: &str, kept: &J
     Ok(true)
 }
 
+/// What the restore looks at for one kept record.
+enum Look {
+    /// An entry: its tombstone.
+    Entry(Asked),
+    /// An event: its entry, its tombstone and its entry's queue.
+    Event(OutboxEvent, Asked, Asked, Asked),
+    Nothing,
+}
+
+/// A kept record as `ask_kept` found it, if there is one.
+pub fn read_kept(v: &JsValue) -> Option<Quarantined> {
+    v.is_object().then(|| read(v))
+}
+
 /// Reads a kept record.
 fn read(v: &JsValue) -> Quarantined {
     Quarantined {
@@ -190,21 +206,42 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
                 .collect();
             // An entry deleted since (its tombstone stored, its delete pending) stays kept: put
             // back, it would come back for good (the delete forgets the kept copy when it
-            // completes). Its id is the record's, checked above.
-            let tombstones = tx.store(TOMBSTONES)?;
-            let mut deleted = Vec::with_capacity(kept.len());
+            // completes). Its id is the record's, checked above. An event comes back only if
+            // its entry did not move on without it (`domain::event::restorable`).
+            let (entries, tombstones, events) = (tx.store(ENTRIES)?, tx.store(TOMBSTONES)?, tx.store(EVENTS)?);
+            let mut looks = Vec::with_capacity(kept.len());
             for (_, from, record) in &kept {
-                deleted.push(if from == ENTRIES { Some(round.ask(tombstones.get(get(record, "id")))?) } else { None });
+                looks.push(match from.as_str() {
+                    ENTRIES => Look::Entry(round.ask(tombstones.get(get(record, "id")))?),
+                    EVENTS => match decode_event(record) {
+                        Ok(e) => {
+                            let entity = JsValue::from_str(&e.entity_id);
+                            let (entry, tomb) = (round.ask(entries.get(entity.clone()))?, round.ask(tombstones.get(entity))?);
+                            let queue = ask_queue_of(&mut round, &events, &e.entity_id, OP)?;
+                            Look::Event(e, entry, tomb, queue)
+                        }
+                        Err(_) => Look::Nothing,
+                    },
+                    _ => Look::Nothing,
+                });
             }
             round.done().await?;
-            let mut n = 0;
-            for ((key, from, record), deleted) in kept.iter().zip(deleted) {
-                if deleted.is_some_and(|t| !t.value().is_undefined()) {
-                    continue;
-                }
-                let back = match from.as_str() {
-                    EVENTS => decode_event(record).ok().map(|e| (EVENTS, encode_event(&e))),
-                    ENTRIES | TOMBSTONES => {
+            let (mut n, mut dropped) = (0, 0);
+            for ((key, from, record), look) in kept.iter().zip(looks) {
+                let back = match look {
+                    Look::Entry(tomb) if !tomb.value().is_undefined() => continue,
+                    Look::Event(e, entry, tomb, queue) => {
+                        let stored = [entry.value(), tomb.value()].into_iter().find(|v| !v.is_undefined());
+                        let now = stored.map(|v| Looked::at(&v).backend_id().is_some());
+                        let queue: Vec<OutboxEvent> = queue.values().iter().filter_map(|raw| decode_event(raw).ok()).collect();
+                        if !restorable(&e, now, &queue) {
+                            q.delete(key.clone()).map_err(error(OP))?;
+                            dropped += 1;
+                            continue;
+                        }
+                        Some((EVENTS, encode_event(&e)))
+                    }
+                    _ if from == ENTRIES || from == TOMBSTONES => {
                         decode_entry(record).ok().map(|e| (if from == ENTRIES { ENTRIES } else { TOMBSTONES }, encode_entry(&e, deleted_at(record))))
                     }
                     _ => None,
@@ -214,6 +251,9 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
                     q.delete(key.clone()).map_err(error(OP))?;
                     n += 1;
                 }
+            }
+            if dropped > 0 {
+                db.log().info(|| format!("{dropped} events set aside earlier are readable again but were superseded meanwhile (their entry was edited, deleted or synced without them): dropped, not sent"));
             }
             Ok(n)
         })

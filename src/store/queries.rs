@@ -194,34 +194,45 @@ impl Store {
     }
 
     /// Moves unreadable records met by a read into quarantine (best effort: a failure leaves them
-    /// where they are, to be met again).
+    /// where they are, to be met again). Each is read again in this transaction and moved as it
+    /// stands now: between the read and this, another context may have given it its backend id
+    /// (an acknowledged create), deleted it, or rewritten it readable.
     async fn set_aside(&self, records: &[Quarantined]) {
         const OP: &str = "setting unreadable records aside";
-        let moved: Result<()> = async {
+        let moved: Result<usize> = async {
             let tx = self.db().begin(&[EVENTS, ENTRIES, QUARANTINE], Mode::Relaxed, OP).await?;
             tx.run(async {
                 let q = tx.store(QUARANTINE)?;
-                // An entry's copy kept before may hold its backend id: the new one carries it over.
+                let from = |r: &Quarantined| tx.store(if r.store == EVENTS { EVENTS } else { ENTRIES });
                 let mut round = Round::new(OP);
-                let mut before = Vec::with_capacity(records.len());
+                let (mut now, mut before) = (Vec::with_capacity(records.len()), Vec::with_capacity(records.len()));
                 for r in records {
+                    now.push(round.ask(from(r)?.get(r.key.clone()))?);
+                    // An entry's copy kept before may hold its backend id: the new one carries it over.
                     let entity = r.key.as_string().filter(|_| r.store == ENTRIES);
                     before.push(entity.map(|id| quarantine::ask_kept(&mut round, &q, ENTRIES, &id).map(|k| (id, k))).transpose()?);
                 }
                 round.done().await?;
-                for (r, before) in records.iter().zip(before) {
+                let mut moved = 0;
+                for ((r, now), before) in records.iter().zip(&now).zip(before) {
+                    let raw = now.value();
+                    let why = if r.store == EVENTS { decode_event(&raw).err() } else { decode_entry(&raw).err() };
+                    // Gone since, or readable again: nothing to set aside.
+                    let Some(why) = why.filter(|_| raw.is_object()) else { continue };
                     if let Some((entity, kept)) = before {
-                        quarantine::carry_id(&kept.value(), &r.record, &entity);
+                        quarantine::carry_id(&kept.value(), &raw, &entity);
                     }
-                    quarantine::move_in(&tx.store(if r.store == EVENTS { EVENTS } else { ENTRIES })?, &q, &r.store, &r.record, &r.reason, r.at)?;
+                    quarantine::move_in(&from(r)?, &q, &r.store, &raw, &why, r.at)?;
+                    moved += 1;
                 }
-                Ok(())
+                Ok(moved)
             })
             .await
         }
         .await;
         match moved {
-            Ok(()) => self.db().log().warn(|| format!("{} unreadable records were set aside (kept in quarantine; see stats().quarantined)", records.len())),
+            Ok(0) => {}
+            Ok(n) => self.db().log().warn(|| format!("{n} unreadable records were set aside (kept in quarantine; see stats().quarantined)")),
             Err(e) => self.db().log().warn(|| format!("could not set unreadable records aside: {e}")),
         }
     }

@@ -117,7 +117,7 @@ fn ask_behind(round: &mut Round, by_entity: &idb::Index, e: &OutboxEvent, limit:
 }
 
 /// Asks for the events of entry `id` (its whole queue) in `round`.
-fn ask_queue_of(round: &mut Round, events: &idb::ObjectStore, id: &str, op: &'static str) -> Result<Asked> {
+pub(super) fn ask_queue_of(round: &mut Round, events: &idb::ObjectStore, id: &str, op: &'static str) -> Result<Asked> {
     let by_entity = events.index(index::BY_ENTITY).map_err(error(op))?;
     round.ask(by_entity.get_all(Some(queue_from(id, 0.0)?), None))
 }
@@ -166,7 +166,7 @@ impl Store {
         by: Deadline,
     ) -> Result<Edit> {
         const OP: &str = "updating an entry";
-        let tx = self.db().begin_by(&[ENTRIES, EVENTS], Mode::Strict, OP, by).await?;
+        let tx = self.db().begin_by(&[ENTRIES, EVENTS, QUARANTINE], Mode::Strict, OP, by).await?;
         tx.run(update_in(&tx, id, input, max_attempts, at, withdraw)).await
     }
 
@@ -174,7 +174,7 @@ impl Store {
     /// transaction; or, when nothing of it ever reached the server, removes it and its events.
     pub async fn delete(&self, id: &str, max_attempts: u32, at: TimeMs, withdraw: &dyn Fn(&OutboxEvent) -> bool, by: Deadline) -> Result<Edit> {
         const OP: &str = "deleting an entry";
-        let tx = self.db().begin_by(&[ENTRIES, EVENTS, TOMBSTONES], Mode::Strict, OP, by).await?;
+        let tx = self.db().begin_by(&[ENTRIES, EVENTS, TOMBSTONES, QUARANTINE], Mode::Strict, OP, by).await?;
         tx.run(delete_in(&tx, id, max_attempts, at, withdraw)).await
     }
 
@@ -292,22 +292,22 @@ impl Store {
 }
 
 /// Reads entry `id` and its queue (one round); `method` names the call in an unknown-id error.
-async fn entry_and_queue(
-    entries: &idb::ObjectStore,
-    events: &idb::ObjectStore,
-    id: &str,
-    method: &'static str,
-    op: &'static str,
-) -> Result<(ProgressEntry, Vec<OutboxEvent>)> {
+async fn entry_and_queue(tx: &Tx, id: &str, method: &'static str, op: &'static str) -> Result<(ProgressEntry, Vec<OutboxEvent>)> {
     let mut round = Round::new(op);
-    let raw = round.ask(entries.get(s(id)))?;
-    let queue = ask_queue_of(&mut round, events, id, op)?;
+    let raw = round.ask(tx.store(ENTRIES)?.get(s(id)))?;
+    let queue = ask_queue_of(&mut round, &tx.store(EVENTS)?, id, op)?;
+    let kept = quarantine::ask_kept(&mut round, &tx.store(QUARANTINE)?, ENTRIES, id)?;
     round.done().await?;
     let raw = raw.value();
+    let unreadable = |why: &str| Error::Storage { operation: op, detail: format!("the entry cannot be read ({why})") };
     if raw.is_undefined() {
+        // Set aside as unreadable: still there, as it was while in place.
+        if let Some(kept) = quarantine::read_kept(&kept.value()) {
+            return Err(unreadable(&format!("set aside in quarantine: {}", kept.reason)));
+        }
         return Err(Error::UnknownEntry { method, id: id.into() });
     }
-    let entry = decode_entry(&raw).map_err(|why| Error::Storage { operation: op, detail: format!("the entry cannot be read ({why})") })?;
+    let entry = decode_entry(&raw).map_err(|why| unreadable(&why))?;
     Ok((entry, unfinished(&queue, op)?))
 }
 
@@ -329,7 +329,7 @@ fn take_back(events: &idb::ObjectStore, unfinished: &mut [OutboxEvent], withdraw
 async fn update_in(tx: &Tx, id: &str, input: UpdateInput, max_attempts: u32, at: TimeMs, withdraw: &dyn Fn(&OutboxEvent) -> bool) -> Result<Edit> {
     const OP: &str = "updating an entry";
     let (entries, events) = (tx.store(ENTRIES)?, tx.store(EVENTS)?);
-    let (mut entry, mut unfinished) = entry_and_queue(&entries, &events, id, "update", OP).await?;
+    let (mut entry, mut unfinished) = entry_and_queue(tx, id, "update", OP).await?;
     let change = input.change_for(&entry)?;
     take_back(&events, &mut unfinished, withdraw, OP)?;
     let plan = plan_update(&entry, &unfinished);
@@ -391,7 +391,7 @@ fn queue_event(
 async fn delete_in(tx: &Tx, id: &str, max_attempts: u32, at: TimeMs, withdraw: &dyn Fn(&OutboxEvent) -> bool) -> Result<Edit> {
     const OP: &str = "deleting an entry";
     let (entries, events, tombstones) = (tx.store(ENTRIES)?, tx.store(EVENTS)?, tx.store(TOMBSTONES)?);
-    let (mut entry, mut unfinished) = entry_and_queue(&entries, &events, id, "delete", OP).await?;
+    let (mut entry, mut unfinished) = entry_and_queue(tx, id, "delete", OP).await?;
     take_back(&events, &mut unfinished, withdraw, OP)?;
     entries.delete(s(id)).map_err(error(OP))?;
     let event_id = match plan_delete(&entry, &unfinished) {

@@ -454,7 +454,7 @@ impl Pass<'_> {
             shared.schedule(id, t + *wait as f64);
         }
         if claim.quarantined > 0 {
-            log.warn(|| format!("{} unreadable event records were set aside (kept in quarantine, not deleted)", claim.quarantined));
+            log.warn(|| format!("{} unreadable records were set aside (kept in quarantine, not deleted; see stats().quarantined)", claim.quarantined));
         }
         for (id, entry, message) in &claim.gave_up {
             log.warn(|| format!("event {id} gave up unsent ({message}); entry {entry}"));

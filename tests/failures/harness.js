@@ -413,6 +413,36 @@ export async function holdTransaction(name, ms) {
   return { ended };
 }
 
+// Orders transactions by the rule IndexedDB keeps (transactions whose scopes overlap run in the
+// order they were created, whatever the connection): holds every store of `name` in a readwrite
+// transaction until `release()`, so a transaction the code under test creates meanwhile waits
+// behind it; `write(store, key, patch)` creates, right then, a readwrite transaction that merges
+// `patch` into that record: it runs after the waiting one and before any created later.
+// Resolves once the hold is running; `write` returns a promise of its commit.
+export async function gate(name) {
+  const db = await idbOpen(name);
+  const tx = db.transaction([...db.objectStoreNames], "readwrite");
+  const store = tx.objectStore(db.objectStoreNames[0]);
+  let held = true;
+  await new Promise((running) => {
+    const spin = () => { const r = store.get("none"); r.onsuccess = () => { running(); if (held) spin(); }; };
+    spin();
+  });
+  const other = await idbOpen(name);
+  return {
+    release: () => { held = false; },
+    write: (storeName, key, patch) => new Promise((resolve, reject) => {
+      const w = other.transaction(storeName, "readwrite");
+      const s = w.objectStore(storeName);
+      const r = s.get(key);
+      r.onsuccess = () => s.put(Object.assign(r.result, patch));
+      w.oncomplete = () => resolve();
+      w.onabort = () => reject(w.error || new Error("the gated write aborted"));
+    }),
+    close: () => { db.close(); other.close(); },
+  };
+}
+
 // Deletes the database the way site-data clearing (or this app's other code) does; resolves once
 // the delete went through ("success") or reports "blocked" if it is still waiting after `ms`.
 export function wipeDb(name, ms) {

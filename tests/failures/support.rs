@@ -60,6 +60,7 @@ extern "C" {
     pub fn raw_stores(db: &str) -> Promise;
     #[wasm_bindgen(js_name = createLegacyDb)]
     pub fn create_legacy_db(db: &str, entries: &JsValue) -> Promise;
+    pub fn gate(db: &str) -> Promise;
     #[wasm_bindgen(js_name = holdTransaction)]
     pub fn hold_transaction(db: &str, ms: u32) -> Promise;
     #[wasm_bindgen(js_name = stubbornConnection)]

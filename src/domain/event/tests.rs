@@ -317,3 +317,30 @@ fn a_create_that_gave_up_after_a_request_that_may_have_been_stored_is_never_take
         assert_eq!(plan_update(&entry(), std::slice::from_ref(&e)), EditPlan::Queue { operation: Operation::Update, waiting: true, drop: vec![] });
     }
 }
+
+#[test]
+fn a_set_aside_event_comes_back_only_while_its_entry_did_not_move_on_without_it() {
+    let (c, u) = (create(), queued(Operation::Update, true));
+    // Nothing happened meanwhile: back.
+    assert!(restorable(&c, Some(false), &[]));
+    assert!(restorable(&u, Some(true), &[]));
+    // The entry is gone: not back.
+    assert!(!restorable(&c, None, &[]) && !restorable(&u, None, &[]));
+    // A create, once the entry has its id or another create: superseded.
+    assert!(!restorable(&c, Some(true), &[]));
+    let mut other = create();
+    other.id = "ev9".into();
+    assert!(!restorable(&c, Some(false), std::slice::from_ref(&other)));
+    // An event of the same id in place is not another one.
+    assert!(restorable(&c, Some(false), std::slice::from_ref(&c)));
+    // An update or delete, once a later event of the entry exists; an earlier one is no matter.
+    let mut later = queued(Operation::Update, false);
+    (later.id, later.seq) = ("ev3".into(), u.seq + 1);
+    assert!(!restorable(&u, Some(true), std::slice::from_ref(&later)));
+    assert!(!restorable(&queued(Operation::Delete, true), Some(true), std::slice::from_ref(&later)));
+    assert!(restorable(&u, Some(true), &[create()]));
+    // A finished one is history: always back.
+    let mut finished = create();
+    finished.status = EventStatus::Completed;
+    assert!(restorable(&finished, None, std::slice::from_ref(&other)));
+}
