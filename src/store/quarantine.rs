@@ -133,15 +133,6 @@ pub fn give_backend_id(q: &idb::ObjectStore, store: &str, entity: &str, kept: &J
     Ok(true)
 }
 
-/// What the restore looks at for one kept record.
-enum Look {
-    /// An entry: its tombstone.
-    Entry(Asked),
-    /// An event: its entry, its tombstone and its entry's queue.
-    Event(OutboxEvent, Asked, Asked, Asked),
-    Nothing,
-}
-
 /// A kept record as `ask_kept` found it, if there is one.
 pub fn read_kept(v: &JsValue) -> Option<Quarantined> {
     v.is_object().then(|| read(v))
@@ -204,52 +195,56 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
                     (get(&record, "id").as_string().as_deref() == Some(id)).then(|| (key.clone(), from.to_owned(), record))
                 })
                 .collect();
-            // An entry deleted since (its tombstone stored, its delete pending) stays kept: put
-            // back, it would come back for good (the delete forgets the kept copy when it
-            // completes). Its id is the record's, checked above. An event comes back only if
-            // its entry did not move on without it (`domain::event::restorable`).
             let (entries, tombstones, events) = (tx.store(ENTRIES)?, tx.store(TOMBSTONES)?, tx.store(EVENTS)?);
-            let mut looks = Vec::with_capacity(kept.len());
+            let mut n = 0;
+            let mut back = |store: &str, value: &JsValue, key: &JsValue| -> Result<()> {
+                tx.store(store)?.put(value, None).map_err(error(OP))?;
+                q.delete(key.clone()).map_err(error(OP))?;
+                n += 1;
+                Ok(())
+            };
+            // First the entries and tombstones. An entry deleted since (its tombstone stored, its
+            // delete pending) stays kept: put back, it would come back for good (the delete
+            // forgets the kept copy when it completes). Its id is the record's, checked above.
+            let mut deleted = Vec::with_capacity(kept.len());
             for (_, from, record) in &kept {
-                looks.push(match from.as_str() {
-                    ENTRIES => Look::Entry(round.ask(tombstones.get(get(record, "id")))?),
-                    EVENTS => match decode_event(record) {
-                        Ok(e) => {
-                            let entity = JsValue::from_str(&e.entity_id);
-                            let (entry, tomb) = (round.ask(entries.get(entity.clone()))?, round.ask(tombstones.get(entity))?);
-                            let queue = ask_queue_of(&mut round, &events, &e.entity_id, OP)?;
-                            Look::Event(e, entry, tomb, queue)
-                        }
-                        Err(_) => Look::Nothing,
-                    },
-                    _ => Look::Nothing,
-                });
+                deleted.push(if from == ENTRIES { Some(round.ask(tombstones.get(get(record, "id")))?) } else { None });
             }
             round.done().await?;
-            let (mut n, mut dropped) = (0, 0);
-            for ((key, from, record), look) in kept.iter().zip(looks) {
-                let back = match look {
-                    Look::Entry(tomb) if !tomb.value().is_undefined() => continue,
-                    Look::Event(e, entry, tomb, queue) => {
-                        let stored = [entry.value(), tomb.value()].into_iter().find(|v| !v.is_undefined());
-                        let now = stored.map(|v| Looked::at(&v).backend_id().is_some());
-                        let queue: Vec<OutboxEvent> = queue.values().iter().filter_map(|raw| decode_event(raw).ok()).collect();
-                        if !restorable(&e, now, &queue) {
-                            q.delete(key.clone()).map_err(error(OP))?;
-                            dropped += 1;
-                            continue;
-                        }
-                        Some((EVENTS, encode_event(&e)))
-                    }
-                    _ if from == ENTRIES || from == TOMBSTONES => {
-                        decode_entry(record).ok().map(|e| (if from == ENTRIES { ENTRIES } else { TOMBSTONES }, encode_entry(&e, deleted_at(record))))
-                    }
-                    _ => None,
-                };
-                if let Some((store, value)) = back {
-                    tx.store(store)?.put(&value, None).map_err(error(OP))?;
+            for ((key, from, record), deleted) in kept.iter().zip(deleted) {
+                if (from != ENTRIES && from != TOMBSTONES) || deleted.is_some_and(|t| !t.value().is_undefined()) {
+                    continue;
+                }
+                if let Ok(e) = decode_entry(record) {
+                    back(if from == ENTRIES { ENTRIES } else { TOMBSTONES }, &encode_entry(&e, deleted_at(record)), key)?;
+                }
+            }
+            // Then the events, judged against their entries as they are now (those just put back
+            // included: the reads of this transaction see its writes). An event comes back only
+            // if its entry did not move on without it (`domain::event::restorable`); while its
+            // entry is still kept unreadable, it stays kept too.
+            let mut looks = Vec::new();
+            for (key, from, record) in &kept {
+                let Some(e) = (from == EVENTS).then(|| decode_event(record).ok()).flatten() else { continue };
+                let id = e.entity_id.as_str();
+                let stored = [round.ask(entries.get(JsValue::from_str(id)))?, round.ask(tombstones.get(JsValue::from_str(id)))?];
+                let aside = [ask_kept(&mut round, &q, ENTRIES, id)?, ask_kept(&mut round, &q, TOMBSTONES, id)?];
+                let queue = ask_queue_of(&mut round, &events, id, OP)?;
+                looks.push((key, e, stored, aside, queue));
+            }
+            round.done().await?;
+            let mut dropped = 0;
+            for (key, e, stored, aside, queue) in looks {
+                let now = stored.iter().map(Asked::value).find(|v| !v.is_undefined()).map(|v| Looked::at(&v).backend_id().is_some());
+                if now.is_none() && aside.iter().any(|k| k.value().is_object()) {
+                    continue;
+                }
+                let queue: Vec<OutboxEvent> = queue.values().iter().filter_map(|raw| decode_event(raw).ok()).collect();
+                if restorable(&e, now, &queue) {
+                    back(EVENTS, &encode_event(&e), key)?;
+                } else {
                     q.delete(key.clone()).map_err(error(OP))?;
-                    n += 1;
+                    dropped += 1;
                 }
             }
             if dropped > 0 {

@@ -116,7 +116,12 @@ impl Store {
         }
         let mut all_odd = kept;
         all_odd.extend(met);
-        Ok((merge_newest_first(runs, limit), all_odd))
+        let listed = merge_newest_first(runs, limit);
+        // `limit` bounds the whole list: the records set aside come after the readable ones.
+        if let Some(l) = limit {
+            all_odd.truncate((l as usize).saturating_sub(listed.len()));
+        }
+        Ok((listed, all_odd))
     }
 
     /// One event by id (`None`: unknown, or unreadable).
@@ -164,12 +169,15 @@ impl Store {
                 };
                 let idx = if q.metric.is_some() { index::BY_USER_METRIC_DATE } else { index::BY_USER_DATE };
                 // Without `to`, the range runs past every number, to the records whose date is
-                // not one (a string written by an older app sorts after numbers, an array after
-                // everything): they come first, newest first, and are quarantined as unreadable.
+                // not one (a string written by an older app sorts after numbers, arrays after
+                // strings): they come first, newest first, and are quarantined as unreadable. Its
+                // end is the key just past the user's (or metric's) last: the next string after
+                // it ("\0" appended) ends the range, whatever key the date holds.
+                let next = |v: &str| s(&[v, "\0"].concat());
                 let upper: JsValue = match (q.to, q.metric) {
                     (Some(_), _) => key(to),
-                    (None, Some(m)) => js_sys::Array::of3(&u, &s(m.name()), &js_sys::Array::new()).into(),
-                    (None, None) => js_sys::Array::of2(&u, &js_sys::Array::new()).into(),
+                    (None, Some(m)) => js_sys::Array::of2(&u, &next(m.name())).into(),
+                    (None, None) => js_sys::Array::of1(&next(&q.user_id)).into(),
                 };
                 let range = bound(&key(from), &upper)?;
                 let index = entries.index(idx).map_err(error(OP))?;
