@@ -577,13 +577,15 @@ async function saveFromForm(e) {
   $("#form-ok").textContent = "";
   const metric = $("#metric").value;
   // Hand the library what the user typed: it is the one that validates (and explains).
-  const quantity = parseQuantity($("#quantity").value);
+  const typed = $("#quantity").value;
+  const quantity = parseQuantity(typed);
   const dateValue = $("#date").value;
   const options = dateValue ? { date: new Date(dateValue) } : {};
   try {
     const entry = await outbox.save(metric, quantity, options);
     if (!navigator.onLine) registerBackgroundSync(); // the worker finishes the job when the network returns
-    $("#quantity").value = "";
+    // Emptied for the next value, unless the user already typed it while this one was stored.
+    if ($("#quantity").value === typed) $("#quantity").value = "";
     $("#form-ok").textContent = `Saved ${metricOf(metric).label.toLowerCase()}: ${numText(entry.quantity)} ${entry.unit}.`;
     refreshAll(0);
   } catch (err) {

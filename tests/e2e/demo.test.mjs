@@ -37,10 +37,9 @@ test("(a) saved while the API is offline, page reloaded, API back: every entry s
   await server.faults({ mode: "healthy" });
   await waitFor("5 records on the server", async () => (await server.records()).length >= 5, { timeout: 30000 });
   await waitFor("all entries synced in the page", async () => (await entriesOf(page)).every((e) => e.backendId));
-  await new Promise((r) => setTimeout(r, 500));
   const entries = await entriesOf(page);
   assertExactlyOnce(await server.records(), entries);
-  assert.equal(await page.locator("#entries .badge.synced").count(), 5);
+  await waitFor("every badge synced", async () => (await page.locator("#entries .badge.synced").count()) === 5);
   const s = await statsOf(page);
   assert.equal(s.completed, 5);
   assert.equal(s.pending + s.processing + s.failed, 0);
@@ -104,6 +103,34 @@ test("(c) bad input in the form: the library's error is shown, nothing stored, n
   assert.equal(await page.evaluate(async () => (await window.demo.outbox.events({})).length), 0, "no outbox event");
   assert.equal(Object.keys(await server.attempts()).length, 0, "nothing sent");
   assert.equal(await page.locator("#entries li").count(), 0);
+}));
+
+test("(c2) a value typed while the previous save is still being stored stays in the form", async () => withDemo("profile-c2", async ({ server, context }) => {
+  const page = await openDemo(context, server.url);
+  await login(page, "cleo");
+  // A value typed while the previous save is still being stored stays in the field (the form
+  // emptied it once that save resolved). The save is held behind another connection's transaction.
+  await page.evaluate(() => new Promise((held) => {
+    const r = indexedDB.open("progress-outbox");
+    r.onsuccess = () => {
+      const db = r.result;
+      const tx = db.transaction([...db.objectStoreNames], "readwrite");
+      const store = tx.objectStore(db.objectStoreNames[0]);
+      window.releaseHold = () => { window.holding = false; };
+      window.holding = true;
+      const spin = () => { store.get("none").onsuccess = () => { held(); if (window.holding) spin(); else db.close(); }; };
+      spin();
+    };
+  }));
+  await page.fill("#quantity", "70");
+  await page.click("#save");
+  await page.fill("#quantity", "71");
+  await page.evaluate(() => window.releaseHold());
+  await waitFor("the held save", async () => /Saved weight: 70 kg/.test(await page.textContent("#form-ok")));
+  assert.equal(await page.inputValue("#quantity"), "71", "what was typed meanwhile is kept");
+  await saveViaForm(page, 71);
+  await waitFor("both stored", async () => (await entriesOf(page)).length === 2);
+  assert.deepEqual((await entriesOf(page)).map((e) => e.quantity).sort(), [70, 71]);
 }));
 
 test("(d) a 422 shows in the failed panel; after the server is fixed, Retry delivers it", async () => withDemo("profile-d", async ({ server, context }) => {

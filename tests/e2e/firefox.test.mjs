@@ -62,7 +62,7 @@ const FLOW = `
     const login = await fetch("/api/v1/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ userId: user }) });
     const { token } = await login.json();
     // A token function, a Date and a callback: values that cross from the caller's realm.
-    const outbox = await Outbox.open({ endpoint: "/api/v1/progress", dbName: user, token: async () => token, processingIntervalMs: 100, backoffMs: [300], log: "off" });
+    const outbox = await Outbox.open({ endpoint: "/api/v1/progress", dbName: user, token: async () => token, processingIntervalMs: 100, backoffMs: [1500], log: "off" }); // the retry comes after the fault switch is back to healthy, even on a stalled page
     const seen = [];
     const off = outbox.subscribe((s) => seen.push(s));
     const refused = [];
@@ -96,6 +96,8 @@ const FLOW = `
       retried = (await outbox.events({})).find((e) => e.entityId === second.id);
       await new Promise((r) => setTimeout(r, 50));
     }
+    // The subscriber hears of the completion a little later (its stats read, storage estimate).
+    for (let i = 0; i < 100 && seen[seen.length - 1]?.completed !== 2; i++) await new Promise((r) => setTimeout(r, 50));
     const lastSeen = seen[seen.length - 1];
     // Edits and deletes, and another metric: an update (PUT) and a delete (DELETE) of synced entries.
     const edited = await outbox.update(saved.id, { quantity: 72.7 });

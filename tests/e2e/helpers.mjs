@@ -103,11 +103,15 @@ export async function login(page, user) {
   await page.waitForSelector("#logout-btn:not([hidden])");
 }
 
-/** Types a value into the demo's form and presses Save (metric: one of the six; default weight). */
+/**
+ * Types a value into the demo's form, presses Save (metric: one of the six; default weight) and
+ * waits until the save is over (stored, or refused): the next fill then never races it.
+ */
 export async function saveViaForm(page, value, metric = "weight") {
   if ((await page.inputValue("#metric")) !== metric) await page.selectOption("#metric", metric);
   await page.fill("#quantity", String(value));
-  await page.click("#save");
+  await page.click("#save"); // the submit handler empties both messages before it awaits the save
+  await page.waitForFunction(() => document.querySelector("#form-ok").textContent || document.querySelector("#form-error").textContent, null, { timeout: 15000 });
 }
 
 /** The demo's entry row of `entryId` (a live entry, or a deleted one whose delete is under way). */
