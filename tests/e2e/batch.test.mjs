@@ -42,10 +42,10 @@ async function withServer(tag, body) {
 }
 
 test("the browser killed mid-batch and relaunched: every entry stored once", async () => withServer("batch-kill", async ({ server, profile, context, relaunch }) => {
-  // The server holds each write 1.5 s, so batches are in flight when the page is frozen (its
+  // The server holds each write 4 s, so batches are in flight when the page is frozen (its
   // JavaScript paused through the DevTools protocol): the server stores them and answers, the
   // page never reads the answers, and the browser is SIGKILLed in that window.
-  await server.faults({ latencyMs: 1500 });
+  await server.faults({ latencyMs: 4000 });
   let page = await openOutbox(context, server.url, { ...BATCH, dbName: "e2e-batch-kill" });
   const ids = await saveMany(page, "kb", 25);
   await page.evaluate(() => window.outbox.start("kb"));

@@ -189,7 +189,10 @@ async fn transient_statuses_redirects_network_errors_and_timeouts_are_retried_wi
     ] {
         let db = fresh_db("p-transient");
         let stub = stub_fetch(&json(&format!("[{spec}]")), &json(r#"{"hang": true}"#));
-        let outbox = open_with(&db, r#"{"requestTimeoutMs": 100, "backoffMs": [60000]}"#, None).await;
+        // A short timeout only where the request hangs: elsewhere a stalled page must not turn
+        // the stub's answer into a timeout.
+        let timeout = if spec.contains("hang") { 100 } else { 3000 };
+        let outbox = open_with(&db, &format!(r#"{{"requestTimeoutMs": {timeout}, "backoffMs": [60000]}}"#), None).await;
         outbox.start(JsValue::from_str("u1")).unwrap();
         save(&outbox, 70.0, "{}").await;
         let ev = wait_status(&outbox, "u1", "failed", 3000).await;
@@ -230,7 +233,7 @@ async fn no_answer_never_uses_up_attempts_and_never_gives_up() {
         "globalThis.__tokenCalls = (globalThis.__tokenCalls || 0) + 1; if (globalThis.__tokenCalls === 2) throw new Error('no session yet'); return 't';",
     );
     js_sys::Reflect::set(&js_sys::global(), &JsValue::from_str("__tokenCalls"), &JsValue::from_f64(0.0)).unwrap();
-    let outbox = open_with(&db, r#"{"maxAttempts": 1, "backoffMs": [1], "requestTimeoutMs": 100}"#, Some(&tokens)).await;
+    let outbox = open_with(&db, r#"{"maxAttempts": 1, "backoffMs": [1], "requestTimeoutMs": 600}"#, Some(&tokens)).await;
     outbox.start(JsValue::from_str("u1")).unwrap();
     save(&outbox, 70.0, "{}").await;
     let ev = wait_status(&outbox, "u1", "completed", 5000).await;
