@@ -555,26 +555,35 @@ pub fn plan_delete(entry: &ProgressEntry, unfinished: &[OutboxEvent]) -> EditPla
     EditPlan::Queue { operation: Operation::Delete, waiting: unfinished.iter().any(OutboxEvent::blocking), drop: refused_ids(unfinished) }
 }
 
-/// What became of an entry while one of its events was set aside as unreadable: `None` when
-/// neither the entry nor its tombstone is stored any more; else whether it holds a backend id.
-pub type EntityNow = Option<bool>;
+/// What an entry is now, stored (or its tombstone), when one of its events set aside as
+/// unreadable becomes readable again.
+#[derive(Debug, Clone, Copy)]
+pub struct EntityNow {
+    /// It holds a backend id.
+    pub synced: bool,
+    /// Its `rev`: the `seq` of the last event written for it (events completed and cleaned up
+    /// since included).
+    pub rev: u32,
+}
 
 /// Whether an unfinished event set aside as unreadable, readable again, may go back in its
-/// entry's queue (`queue`: the entry's readable events). Not when its entry moved on without it:
-/// edits made meanwhile took it for never made, so a create is superseded once the entry has a
-/// backend id or another create (sent again, it would store a second record), and an update or
-/// delete once a later event of the entry carries newer state (sent after it, its older values
-/// would win); and no event of an entry that is gone (deleted with nothing of it sent, or its
-/// delete completed). A finished event is history and always comes back.
-pub fn restorable(kept: &OutboxEvent, entity: EntityNow, queue: &[OutboxEvent]) -> bool {
+/// entry's queue (`entity`: the entry now, `None` when neither it nor its tombstone is stored;
+/// `queue`: its readable events, and the other events coming back with a higher `seq`). Not when
+/// its entry moved on without it: edits made meanwhile took it for never made, so a create is
+/// superseded once the entry has a backend id or another create (sent again, it would store a
+/// second record), and an update or delete once a later event of the entry was written, even if
+/// that one completed and was cleaned up since (sent after it, its older values would win); and
+/// no event of an entry that is gone (deleted with nothing of it sent, or its delete completed).
+/// A finished event is history and always comes back.
+pub fn restorable(kept: &OutboxEvent, entity: Option<EntityNow>, queue: &[OutboxEvent]) -> bool {
     if !kept.is_unfinished() {
         return true;
     }
-    let Some(has_id) = entity else { return false };
+    let Some(now) = entity else { return false };
     let others = || queue.iter().filter(|e| e.id != kept.id);
     match kept.operation {
-        Operation::Create => !has_id && !others().any(|e| e.operation == Operation::Create),
-        Operation::Update | Operation::Delete => !others().any(|e| e.seq > kept.seq),
+        Operation::Create => !now.synced && !others().any(|e| e.operation == Operation::Create),
+        Operation::Update | Operation::Delete => now.rev <= kept.seq && !others().any(|e| e.seq > kept.seq),
     }
 }
 

@@ -9,7 +9,7 @@ use wasm_bindgen::JsValue;
 use super::connection::Db;
 use super::queue::ask_queue_of;
 use super::records::{decode_entry, decode_event, deleted_at, encode_entry, encode_event, index, Looked, ENTRIES, EVENTS, QUARANTINE, TOMBSTONES};
-use crate::domain::event::{restorable, OutboxEvent};
+use crate::domain::event::{restorable, EntityNow, Operation, OutboxEvent};
 use crate::domain::time::TimeMs;
 use crate::domain::Result;
 use crate::platform::idb::{error, Asked, Mode, Round};
@@ -222,10 +222,14 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
             // Then the events, judged against their entries as they are now (those just put back
             // included: the reads of this transaction see its writes). An event comes back only
             // if its entry did not move on without it (`domain::event::restorable`); while its
-            // entry is still kept unreadable, it stays kept too.
+            // entry is still kept unreadable it stays kept, and so does an update or delete with
+            // no `seq` (its place in the entry's queue is unknown).
             let mut looks = Vec::new();
             for (key, from, record) in &kept {
                 let Some(e) = (from == EVENTS).then(|| decode_event(record).ok()).flatten() else { continue };
+                if e.operation != Operation::Create && get(record, "seq").as_f64().is_none() {
+                    continue;
+                }
                 let id = e.entity_id.as_str();
                 let stored = [round.ask(entries.get(JsValue::from_str(id)))?, round.ask(tombstones.get(JsValue::from_str(id)))?];
                 let aside = [ask_kept(&mut round, &q, ENTRIES, id)?, ask_kept(&mut round, &q, TOMBSTONES, id)?];
@@ -233,22 +237,33 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
                 looks.push((key, e, stored, aside, queue));
             }
             round.done().await?;
-            let mut dropped = 0;
-            for (key, e, stored, aside, queue) in looks {
-                let now = stored.iter().map(Asked::value).find(|v| !v.is_undefined()).map(|v| Looked::at(&v).backend_id().is_some());
+            let mut dropped = Vec::new();
+            for &(key, ref e, ref stored, ref aside, ref queue) in &looks {
+                let now = stored.iter().map(Asked::value).find(|v| !v.is_undefined()).map(|v| EntityNow {
+                    synced: Looked::at(&v).backend_id().is_some(),
+                    rev: get(&v, "rev").as_f64().filter(|r| r.is_finite() && *r >= 0.0).map_or(0, |r| r as u32),
+                });
                 if now.is_none() && aside.iter().any(|k| k.value().is_object()) {
                     continue;
                 }
-                let queue: Vec<OutboxEvent> = queue.values().iter().filter_map(|raw| decode_event(raw).ok()).collect();
-                if restorable(&e, now, &queue) {
-                    back(EVENTS, &encode_event(&e), key)?;
+                // The queue in place, and the entry's other events coming back after this one.
+                let mut queue: Vec<OutboxEvent> = queue.values().iter().filter_map(|raw| decode_event(raw).ok()).collect();
+                queue.extend(looks.iter().map(|l| &l.1).filter(|o| o.entity_id == e.entity_id && o.seq > e.seq).cloned());
+                if restorable(e, now, &queue) {
+                    back(EVENTS, &encode_event(e), key)?;
                 } else {
                     q.delete(key.clone()).map_err(error(OP))?;
-                    dropped += 1;
+                    dropped.push(e.id.as_str());
                 }
             }
-            if dropped > 0 {
-                db.log().info(|| format!("{dropped} events set aside earlier are readable again but were superseded meanwhile (their entry was edited, deleted or synced without them): dropped, not sent"));
+            if !dropped.is_empty() {
+                db.log().warn(|| {
+                    format!(
+                        "{} events set aside earlier are readable again but were superseded meanwhile (their entry was edited, deleted or synced without them): dropped, not sent: {}",
+                        dropped.len(),
+                        dropped.join(", ")
+                    )
+                });
             }
             Ok(n)
         })

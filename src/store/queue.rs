@@ -166,7 +166,7 @@ impl Store {
         by: Deadline,
     ) -> Result<Edit> {
         const OP: &str = "updating an entry";
-        let tx = self.db().begin_by(&[ENTRIES, EVENTS, QUARANTINE], Mode::Strict, OP, by).await?;
+        let tx = self.db().begin_by(&[ENTRIES, EVENTS, TOMBSTONES, QUARANTINE], Mode::Strict, OP, by).await?;
         tx.run(update_in(&tx, id, input, max_attempts, at, withdraw)).await
     }
 
@@ -297,12 +297,13 @@ async fn entry_and_queue(tx: &Tx, id: &str, method: &'static str, op: &'static s
     let raw = round.ask(tx.store(ENTRIES)?.get(s(id)))?;
     let queue = ask_queue_of(&mut round, &tx.store(EVENTS)?, id, op)?;
     let kept = quarantine::ask_kept(&mut round, &tx.store(QUARANTINE)?, ENTRIES, id)?;
+    let deleted = round.ask(tx.store(TOMBSTONES)?.get(s(id)))?;
     round.done().await?;
     let raw = raw.value();
     let unreadable = |why: &str| Error::Storage { operation: op, detail: format!("the entry cannot be read ({why})") };
     if raw.is_undefined() {
-        // Set aside as unreadable: still there, as it was while in place.
-        if let Some(kept) = quarantine::read_kept(&kept.value()) {
+        // Set aside as unreadable (and not deleted since): still there, as it was in place.
+        if let Some(kept) = quarantine::read_kept(&kept.value()).filter(|_| deleted.value().is_undefined()) {
             return Err(unreadable(&format!("set aside in quarantine: {}", kept.reason)));
         }
         return Err(Error::UnknownEntry { method, id: id.into() });

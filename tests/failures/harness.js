@@ -443,6 +443,22 @@ export async function gate(name) {
   };
 }
 
+// Resolves when the page next creates a transaction over `store` in `mode` (the code under test
+// asked for it; with a `gate` held, it now waits behind it).
+export function nextTransaction(store, mode) {
+  return new Promise((resolve) => {
+    const original = IDBDatabase.prototype.transaction;
+    IDBDatabase.prototype.transaction = function (names, m, options) {
+      const tx = original.call(this, names, m, options);
+      if ((m || "readonly") === mode && [].concat(names).includes(store)) {
+        IDBDatabase.prototype.transaction = original;
+        resolve();
+      }
+      return tx;
+    };
+  });
+}
+
 // Deletes the database the way site-data clearing (or this app's other code) does; resolves once
 // the delete went through ("success") or reports "blocked" if it is still waiting after `ms`.
 export function wipeDb(name, ms) {

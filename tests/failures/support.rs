@@ -61,6 +61,8 @@ extern "C" {
     #[wasm_bindgen(js_name = createLegacyDb)]
     pub fn create_legacy_db(db: &str, entries: &JsValue) -> Promise;
     pub fn gate(db: &str) -> Promise;
+    #[wasm_bindgen(js_name = nextTransaction)]
+    pub fn next_transaction(store: &str, mode: &str) -> Promise;
     #[wasm_bindgen(js_name = holdTransaction)]
     pub fn hold_transaction(db: &str, ms: u32) -> Promise;
     #[wasm_bindgen(js_name = stubbornConnection)]

@@ -321,24 +321,27 @@ fn a_create_that_gave_up_after_a_request_that_may_have_been_stored_is_never_take
 #[test]
 fn a_set_aside_event_comes_back_only_while_its_entry_did_not_move_on_without_it() {
     let (c, u) = (create(), queued(Operation::Update, true));
+    let at = |synced: bool, rev: u32| Some(EntityNow { synced, rev });
     // Nothing happened meanwhile: back.
-    assert!(restorable(&c, Some(false), &[]));
-    assert!(restorable(&u, Some(true), &[]));
+    assert!(restorable(&c, at(false, 1), &[]));
+    assert!(restorable(&u, at(true, u.seq), &[]));
     // The entry is gone: not back.
     assert!(!restorable(&c, None, &[]) && !restorable(&u, None, &[]));
     // A create, once the entry has its id or another create: superseded.
-    assert!(!restorable(&c, Some(true), &[]));
+    assert!(!restorable(&c, at(true, 1), &[]));
     let mut other = create();
     other.id = "ev9".into();
-    assert!(!restorable(&c, Some(false), std::slice::from_ref(&other)));
+    assert!(!restorable(&c, at(false, 1), std::slice::from_ref(&other)));
     // An event of the same id in place is not another one.
-    assert!(restorable(&c, Some(false), std::slice::from_ref(&c)));
+    assert!(restorable(&c, at(false, 1), std::slice::from_ref(&c)));
     // An update or delete, once a later event of the entry exists; an earlier one is no matter.
     let mut later = queued(Operation::Update, false);
     (later.id, later.seq) = ("ev3".into(), u.seq + 1);
-    assert!(!restorable(&u, Some(true), std::slice::from_ref(&later)));
-    assert!(!restorable(&queued(Operation::Delete, true), Some(true), std::slice::from_ref(&later)));
-    assert!(restorable(&u, Some(true), &[create()]));
+    assert!(!restorable(&u, at(true, later.seq), std::slice::from_ref(&later)));
+    assert!(!restorable(&queued(Operation::Delete, true), at(true, later.seq), std::slice::from_ref(&later)));
+    assert!(restorable(&u, at(true, u.seq), &[create()]));
+    // ...or was written and is gone since (completed, then cleaned up): the entry's rev tells.
+    assert!(!restorable(&u, at(true, u.seq + 1), &[]));
     // A finished one is history: always back.
     let mut finished = create();
     finished.status = EventStatus::Completed;
