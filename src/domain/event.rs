@@ -587,5 +587,32 @@ pub fn restorable(kept: &OutboxEvent, entity: Option<EntityNow>, queue: &[Outbox
     }
 }
 
+/// Sets `waiting` and `blocks` across an entry's unfinished events, in queue (`seq`) order, as the
+/// queue rules have them: a pending event waits while an earlier one blocks, and the last
+/// blocking event before a waiting one is marked to release it when it ends. For a queue put
+/// together from outside those rules (events set aside and restored, or dropped at restore, with
+/// flags from before). Returns the positions of the events changed.
+pub fn requeue(queue: &mut [OutboxEvent]) -> Vec<usize> {
+    let mut changed = Vec::new();
+    let mut blocker: Option<usize> = None;
+    for i in 0..queue.len() {
+        let wait = blocker.is_some();
+        if queue[i].status == EventStatus::Pending && queue[i].waiting != wait {
+            queue[i].waiting = wait;
+            changed.push(i);
+        }
+        if let (Some(b), true) = (blocker, queue[i].state_key() == StateKey::Waiting) {
+            if !queue[b].blocks {
+                queue[b].blocks = true;
+                changed.push(b);
+            }
+        }
+        if queue[i].blocking() {
+            blocker = Some(i);
+        }
+    }
+    changed
+}
+
 #[cfg(test)]
 mod tests;

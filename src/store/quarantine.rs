@@ -9,10 +9,10 @@ use wasm_bindgen::JsValue;
 use super::connection::Db;
 use super::queue::ask_queue_of;
 use super::records::{decode_entry, decode_event, deleted_at, encode_entry, encode_event, index, Looked, ENTRIES, EVENTS, QUARANTINE, TOMBSTONES};
-use crate::domain::event::{restorable, EntityNow, Operation, OutboxEvent};
+use crate::domain::event::{requeue, restorable, EntityNow, Operation, OutboxEvent};
 use crate::domain::time::TimeMs;
 use crate::domain::Result;
-use crate::platform::idb::{error, Asked, Mode, Round};
+use crate::platform::idb::{bound, error, Asked, Mode, Round};
 use crate::platform::timer::Deadline;
 use crate::platform::{get, set};
 
@@ -177,17 +177,26 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
         tx.run(async {
             let q = tx.store(QUARANTINE)?;
             let mut round = Round::new(OP);
-            let kept = round.ask(q.get_all(None, Some(1_000)))?;
-            // The keys they are kept under (in the same order): the store they came from is named
-            // there, whatever the kept wrapper's own fields say.
-            let keys = round.ask(q.get_all_keys(None, Some(1_000)))?;
+            // Up to 1,000 of each store's (keys `store:id`, "store;" just past them), so records
+            // that stay unreadable in one never keep the others from a look. With the keys they
+            // are kept under (in the same order): the store they came from is named there,
+            // whatever the kept wrapper's own fields say.
+            let mut asked = Vec::with_capacity(3);
+            for store in [ENTRIES, TOMBSTONES, EVENTS] {
+                let range = bound(&JsValue::from_str(&[store, ":"].concat()), &JsValue::from_str(&[store, ";"].concat()))?;
+                asked.push((round.ask(q.get_all(Some(range.clone()), Some(1_000)))?, round.ask(q.get_all_keys(Some(range), Some(1_000)))?));
+            }
             round.done().await?;
+            let (mut keys, mut values) = (Vec::new(), Vec::new());
+            for (v, k) in &asked {
+                values.extend(v.values());
+                keys.extend(k.values());
+            }
             // Only a record that is the one its key names (a copy kept under another record's key
             // would replace that record): its key, the store it came from, the record.
             let kept: Vec<(JsValue, String, JsValue)> = keys
-                .values()
                 .into_iter()
-                .zip(kept.values())
+                .zip(values)
                 .filter_map(|(key, v)| {
                     let k = key.as_string()?;
                     let (from, id) = k.split_once(':')?;
@@ -237,11 +246,11 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
                 looks.push((key, e, stored, aside, queue));
             }
             round.done().await?;
-            let mut dropped = Vec::new();
+            let (mut dropped, mut coming) = (Vec::new(), Vec::new());
             for &(key, ref e, ref stored, ref aside, ref queue) in &looks {
                 let now = stored.iter().map(Asked::value).find(|v| !v.is_undefined()).map(|v| EntityNow {
                     synced: Looked::at(&v).backend_id().is_some(),
-                    rev: get(&v, "rev").as_f64().filter(|r| r.is_finite() && *r >= 0.0).map_or(0, |r| r as u32),
+                    rev: get(&v, "rev").as_f64().filter(|r| r.is_finite() && *r >= 1.0).map_or(1, |r| r as u32),
                 });
                 if now.is_none() && aside.iter().any(|k| k.value().is_object()) {
                     continue;
@@ -250,11 +259,40 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
                 let mut queue: Vec<OutboxEvent> = queue.values().iter().filter_map(|raw| decode_event(raw).ok()).collect();
                 queue.extend(looks.iter().map(|l| &l.1).filter(|o| o.entity_id == e.entity_id && o.seq > e.seq).cloned());
                 if restorable(e, now, &queue) {
-                    back(EVENTS, &encode_event(e), key)?;
+                    coming.push((key, e.clone()));
                 } else {
                     q.delete(key.clone()).map_err(error(OP))?;
                     dropped.push(e.id.as_str());
                 }
+            }
+            // Each entry touched: its queue as the rules have it, the events back in it included
+            // and those dropped gone (their `waiting` and `blocks` date from before: one put back
+            // waiting for an event that completed while it was aside would wait for good).
+            let mut seen: Vec<&str> = Vec::new();
+            for (_, e, _, _, queue) in &looks {
+                if seen.contains(&e.entity_id.as_str()) {
+                    continue;
+                }
+                seen.push(&e.entity_id);
+                let mut line: Vec<(OutboxEvent, bool)> =
+                    queue.values().iter().filter_map(|raw| decode_event(raw).ok()).filter(OutboxEvent::is_unfinished).map(|x| (x, false)).collect();
+                for (_, c) in coming.iter().filter(|(_, c)| c.entity_id == e.entity_id && c.is_unfinished()) {
+                    let at = line.iter().position(|(x, _)| x.seq > c.seq).unwrap_or(line.len());
+                    line.insert(at, (c.clone(), true));
+                }
+                let (mut order, back_from_aside): (Vec<OutboxEvent>, Vec<bool>) = line.into_iter().unzip();
+                for i in requeue(&mut order) {
+                    if back_from_aside[i] {
+                        if let Some(c) = coming.iter_mut().find(|(_, c)| c.id == order[i].id) {
+                            c.1 = order[i].clone();
+                        }
+                    } else {
+                        events.put(&encode_event(&order[i]), None).map_err(error(OP))?;
+                    }
+                }
+            }
+            for (key, e) in &coming {
+                back(EVENTS, &encode_event(e), key)?;
             }
             if !dropped.is_empty() {
                 db.log().warn(|| {

@@ -769,3 +769,39 @@ async fn an_edit_of_a_deleted_entry_with_a_kept_copy_is_unknown_entry() {
     assert_eq!(opt_string(&e, "code").as_deref(), Some("UNKNOWN_ENTRY"), "{}", message(&e));
     finish(&db, &[&outbox]).await;
 }
+
+/// An update queued behind its entry's create in flight (so waiting for it) was set aside as
+/// unreadable by another version; the create then completed, with nothing in the queue to
+/// release. Put back at restore still waiting, it waited for good: the edit never reached the
+/// server, and every later edit of the entry queued behind it (review U). The restore now sets
+/// `waiting` and `blocks` across the entry's queue as the rules have them.
+#[wasm_bindgen_test]
+async fn an_update_set_aside_while_it_waited_for_its_create_is_sent_once_restored() {
+    let db = fresh_db("aside-waiting");
+    let (stub, outbox, id) = create_in_flight(&db, "srv-w1", r#"{"status": 200}"#).await;
+    resolves(10_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 71}"#))).await;
+    let update = events(&outbox, r#"{"userId": "u1"}"#)
+        .await
+        .iter()
+        .find(|e| opt_string(e, "operation").as_deref() == Some("update"))
+        .map(|e| string(e, "id"))
+        .expect("the update is queued");
+    let raw = ok(raw_get(&db, "events", &update)).await;
+    assert_eq!(get(&raw, "waiting").as_bool(), Some(true), "it waits for the create");
+    js_sys::Reflect::delete_property(raw.unchecked_ref::<js_sys::Object>(), &JsValue::from_str("status")).unwrap();
+    ok(raw_put(&db, "events", &raw, &JsValue::UNDEFINED)).await;
+    events(&outbox, r#"{"userId": "u1"}"#).await;
+    eventually(3_000, "the update set aside", || async { num(&stats(&outbox, "u1").await, "quarantined") == 1.0 }).await;
+    call(&stub, "release", &[JsValue::from_str("answer")]);
+    eventually(5_000, "the create completes", || async { num(&stats(&outbox, "u1").await, "completed") == 1.0 }).await;
+    outbox.close();
+    let key = format!("events:{update}");
+    let kept = ok(raw_get(&db, "quarantine", &key)).await;
+    set(&get(&kept, "record"), "status", &JsValue::from_str("pending"));
+    ok(raw_put(&db, "quarantine", &kept, &JsValue::from_str(&key))).await;
+    let again = open(&db, CFG).await;
+    again.start(JsValue::from_str("u1")).unwrap();
+    eventually(8_000, "the restored update is sent", || async { sent_to(&stub, "srv-w1") == 1 }).await;
+    eventually(5_000, "and completes", || async { status(&again, &update).await.as_deref() == Some("completed") }).await;
+    finish(&db, &[&outbox, &again]).await;
+}

@@ -347,3 +347,38 @@ fn a_set_aside_event_comes_back_only_while_its_entry_did_not_move_on_without_it(
     finished.status = EventStatus::Completed;
     assert!(restorable(&finished, None, std::slice::from_ref(&other)));
 }
+
+#[test]
+fn requeue_sets_waiting_and_blocks_as_the_queue_rules_have_them() {
+    // Restored still waiting, with nothing ahead of it any more: released.
+    let mut q = vec![queued(Operation::Update, true)];
+    assert_eq!(requeue(&mut q), vec![0]);
+    assert!(!q[0].waiting);
+    // Its blocker dropped, the next one waited for good: the head goes, the one behind it waits
+    // for it, and the head is marked to release it.
+    let mut behind = queued(Operation::Delete, true);
+    (behind.id, behind.seq) = ("ev3".into(), 3);
+    let mut q = vec![queued(Operation::Update, true), behind];
+    let changed = requeue(&mut q);
+    assert!(!q[0].waiting && q[0].blocks && q[1].waiting, "{q:?}");
+    assert_eq!(changed.len(), 2);
+    // Restored not waiting behind an earlier event that blocks: it waits again.
+    let mut q = vec![create(), queued(Operation::Update, false)];
+    requeue(&mut q);
+    assert!(q[1].waiting && q[0].blocks);
+    // A refused event blocks nothing; an event already sent keeps its state.
+    let mut refused = create();
+    refused.status = EventStatus::Failed;
+    refused.refused = true;
+    let mut q = vec![refused, queued(Operation::Update, true)];
+    requeue(&mut q);
+    assert!(!q[1].waiting);
+    let mut sent = queued(Operation::Update, false);
+    sent.status = EventStatus::Processing;
+    let mut q = vec![create(), sent];
+    assert_eq!(requeue(&mut q), Vec::<usize>::new());
+    // Already as the rules have them: nothing changed.
+    let mut q = vec![create(), queued(Operation::Update, true)];
+    q[0].blocks = true;
+    assert!(requeue(&mut q).is_empty());
+}
