@@ -489,9 +489,7 @@ async fn creates_set_aside_are_not_sent_after_their_entry_was_edited_or_deleted_
     let creates: Vec<String> = events(&outbox, r#"{"userId": "u1"}"#).await.iter().map(|e| string(e, "id")).collect();
     assert_eq!(creates.len(), 2);
     for id in &creates {
-        let raw = ok(raw_get(&db, "events", id)).await;
-        js_sys::Reflect::delete_property(raw.unchecked_ref::<js_sys::Object>(), &JsValue::from_str("status")).unwrap();
-        ok(raw_put(&db, "events", &raw, &JsValue::UNDEFINED)).await;
+        unset_status(&db, id).await;
     }
     outbox.start(JsValue::from_str("u1")).unwrap();
     eventually(5_000, "the claim sets both creates aside", || async { num(&stats(&outbox, "u1").await, "quarantined") == 2.0 }).await;
@@ -502,10 +500,7 @@ async fn creates_set_aside_are_not_sent_after_their_entry_was_edited_or_deleted_
 
     // A version that reads them again.
     for id in &creates {
-        let key = format!("events:{id}");
-        let kept = ok(raw_get(&db, "quarantine", &key)).await;
-        set(&get(&kept, "record"), "status", &JsValue::from_str("pending"));
-        ok(raw_put(&db, "quarantine", &kept, &JsValue::from_str(&key))).await;
+        pending_again(&db, id).await;
     }
     let again = open(&db, CFG).await;
     again.start(JsValue::from_str("u1")).unwrap();
@@ -555,6 +550,21 @@ async fn an_edit_of_an_entry_set_aside_is_refused_as_unreadable_not_unknown() {
     refused("set aside").await;
     assert_eq!(num(&stats(&outbox, "u1").await, "quarantined"), 1.0);
     finish(&db, &[&outbox]).await;
+}
+
+/// Rewrites event `id` without its `status`, as a version whose events this one cannot read would.
+async fn unset_status(db: &str, id: &str) {
+    let raw = ok(raw_get(db, "events", id)).await;
+    js_sys::Reflect::delete_property(raw.unchecked_ref::<js_sys::Object>(), &JsValue::from_str("status")).unwrap();
+    ok(raw_put(db, "events", &raw, &JsValue::UNDEFINED)).await;
+}
+
+/// A version that reads the kept event `id` again: its `status` back to pending.
+async fn pending_again(db: &str, id: &str) {
+    let key = format!("events:{id}");
+    let kept = ok(raw_get(db, "quarantine", &key)).await;
+    set(&get(&kept, "record"), "status", &JsValue::from_str("pending"));
+    ok(raw_put(db, "quarantine", &kept, &JsValue::from_str(&key))).await;
 }
 
 /// Rewrites the `date` of a record (an entry, or an event's metadata) as a string, the way an
@@ -685,9 +695,7 @@ async fn a_kept_update_older_than_a_cleaned_up_edit_is_not_sent() {
     let b = open(&db, RET).await;
     resolves(10_000, "update", b.update(JsValue::from_str(&id), json(r#"{"quantity": 75}"#))).await;
     let older = events(&b, r#"{"userId": "u1", "status": "pending"}"#).await.iter().map(|e| string(e, "id")).next().expect("the update");
-    let raw = ok(raw_get(&db, "events", &older)).await;
-    js_sys::Reflect::delete_property(raw.unchecked_ref::<js_sys::Object>(), &JsValue::from_str("status")).unwrap();
-    ok(raw_put(&db, "events", &raw, &JsValue::UNDEFINED)).await;
+    unset_status(&db, &older).await;
     events(&b, r#"{"userId": "u1"}"#).await;
     eventually(3_000, "the older update set aside", || async { num(&stats(&b, "u1").await, "quarantined") == 1.0 }).await;
     resolves(10_000, "update", b.update(JsValue::from_str(&id), json(r#"{"quantity": 80}"#))).await;
@@ -696,9 +704,7 @@ async fn a_kept_update_older_than_a_cleaned_up_edit_is_not_sent() {
     eventually(8_000, "cleanup", || async { array(&ok(raw_get_all(&db, "events")).await).is_empty() }).await;
     b.close();
     let key = format!("events:{older}");
-    let kept = ok(raw_get(&db, "quarantine", &key)).await;
-    set(&get(&kept, "record"), "status", &JsValue::from_str("pending"));
-    ok(raw_put(&db, "quarantine", &kept, &JsValue::from_str(&key))).await;
+    pending_again(&db, &older).await;
     let c = open(&db, RET).await;
     c.start(JsValue::from_str("u1")).unwrap();
     process_now(&c, 10_000).await;
@@ -719,9 +725,7 @@ async fn of_two_kept_creates_of_one_entry_only_the_later_comes_back() {
     let id = string(&save_for(&outbox, 78.0).await, "id");
     let set_aside_pending = || async {
         let pending = events(&outbox, r#"{"userId": "u1", "status": "pending"}"#).await.iter().map(|e| string(e, "id")).next().expect("a pending create");
-        let raw = ok(raw_get(&db, "events", &pending)).await;
-        js_sys::Reflect::delete_property(raw.unchecked_ref::<js_sys::Object>(), &JsValue::from_str("status")).unwrap();
-        ok(raw_put(&db, "events", &raw, &JsValue::UNDEFINED)).await;
+        unset_status(&db, &pending).await;
         events(&outbox, r#"{"userId": "u1"}"#).await;
         pending
     };
@@ -732,10 +736,7 @@ async fn of_two_kept_creates_of_one_entry_only_the_later_comes_back() {
     eventually(3_000, "both set aside", || async { num(&stats(&outbox, "u1").await, "quarantined") == 2.0 }).await;
     outbox.close();
     for ev in [&first, &second] {
-        let key = format!("events:{ev}");
-        let kept = ok(raw_get(&db, "quarantine", &key)).await;
-        set(&get(&kept, "record"), "status", &JsValue::from_str("pending"));
-        ok(raw_put(&db, "quarantine", &kept, &JsValue::from_str(&key))).await;
+        pending_again(&db, ev).await;
     }
     let again = open(&db, CFG).await;
     again.start(JsValue::from_str("u1")).unwrap();
@@ -786,19 +787,14 @@ async fn an_update_set_aside_while_it_waited_for_its_create_is_sent_once_restore
         .find(|e| opt_string(e, "operation").as_deref() == Some("update"))
         .map(|e| string(e, "id"))
         .expect("the update is queued");
-    let raw = ok(raw_get(&db, "events", &update)).await;
-    assert_eq!(get(&raw, "waiting").as_bool(), Some(true), "it waits for the create");
-    js_sys::Reflect::delete_property(raw.unchecked_ref::<js_sys::Object>(), &JsValue::from_str("status")).unwrap();
-    ok(raw_put(&db, "events", &raw, &JsValue::UNDEFINED)).await;
+    assert_eq!(get(&ok(raw_get(&db, "events", &update)).await, "waiting").as_bool(), Some(true), "it waits for the create");
+    unset_status(&db, &update).await;
     events(&outbox, r#"{"userId": "u1"}"#).await;
     eventually(3_000, "the update set aside", || async { num(&stats(&outbox, "u1").await, "quarantined") == 1.0 }).await;
     call(&stub, "release", &[JsValue::from_str("answer")]);
     eventually(5_000, "the create completes", || async { num(&stats(&outbox, "u1").await, "completed") == 1.0 }).await;
     outbox.close();
-    let key = format!("events:{update}");
-    let kept = ok(raw_get(&db, "quarantine", &key)).await;
-    set(&get(&kept, "record"), "status", &JsValue::from_str("pending"));
-    ok(raw_put(&db, "quarantine", &kept, &JsValue::from_str(&key))).await;
+    pending_again(&db, &update).await;
     let again = open(&db, CFG).await;
     again.start(JsValue::from_str("u1")).unwrap();
     eventually(8_000, "the restored update is sent", || async { sent_to(&stub, "srv-w1") == 1 }).await;
