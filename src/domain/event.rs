@@ -587,28 +587,26 @@ pub fn restorable(kept: &OutboxEvent, entity: Option<EntityNow>, queue: &[Outbox
     }
 }
 
-/// Sets `waiting` and `blocks` across an entry's unfinished events, in queue (`seq`) order, as the
-/// queue rules have them: a pending event waits while an earlier one blocks, and the last
-/// blocking event before a waiting one is marked to release it when it ends. For a queue put
-/// together from outside those rules (events set aside and restored, or dropped at restore, with
-/// flags from before). Returns the positions of the events changed.
+/// Sets `waiting` and `blocks` across an entry's events (every record of it, completed ones too,
+/// in `seq` order) as the queue rules have them, which is how an event's end releases the next:
+/// a pending event waits while the record just before it blocks, and that one is marked to
+/// release it when it ends. For a queue put together from outside those rules (events set aside
+/// and restored, or dropped at restore, with flags from before). Returns the positions of the
+/// events changed.
 pub fn requeue(queue: &mut [OutboxEvent]) -> Vec<usize> {
     let mut changed = Vec::new();
-    let mut blocker: Option<usize> = None;
     for i in 0..queue.len() {
-        let wait = blocker.is_some();
-        if queue[i].status == EventStatus::Pending && queue[i].waiting != wait {
-            queue[i].waiting = wait;
+        if queue[i].status != EventStatus::Pending {
+            continue;
+        }
+        let before = i.checked_sub(1).filter(|&b| queue[b].blocking());
+        if queue[i].waiting != before.is_some() {
+            queue[i].waiting = before.is_some();
             changed.push(i);
         }
-        if let (Some(b), true) = (blocker, queue[i].state_key() == StateKey::Waiting) {
-            if !queue[b].blocks {
-                queue[b].blocks = true;
-                changed.push(b);
-            }
-        }
-        if queue[i].blocking() {
-            blocker = Some(i);
+        if let Some(b) = before.filter(|&b| !queue[b].blocks) {
+            queue[b].blocks = true;
+            changed.push(b);
         }
     }
     changed

@@ -234,11 +234,20 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
             // entry is still kept unreadable it stays kept, and so does an update or delete with
             // no `seq` (its place in the entry's queue is unknown).
             let mut looks = Vec::new();
+            // Entries with an event that stays kept: their queues are left as they are (that event
+            // may be what the others wait for).
+            let mut held: Vec<String> = Vec::new();
             for (key, from, record) in &kept {
-                let Some(e) = (from == EVENTS).then(|| decode_event(record).ok()).flatten() else { continue };
-                if e.operation != Operation::Create && get(record, "seq").as_f64().is_none() {
+                if from != EVENTS {
                     continue;
                 }
+                let e = match decode_event(record) {
+                    Ok(e) if e.operation == Operation::Create || get(record, "seq").as_f64().is_some() => e,
+                    _ => {
+                        held.extend(get(record, "entityId").as_string());
+                        continue;
+                    }
+                };
                 let id = e.entity_id.as_str();
                 let stored = [round.ask(entries.get(JsValue::from_str(id)))?, round.ask(tombstones.get(JsValue::from_str(id)))?];
                 let aside = [ask_kept(&mut round, &q, ENTRIES, id)?, ask_kept(&mut round, &q, TOMBSTONES, id)?];
@@ -253,6 +262,7 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
                     rev: get(&v, "rev").as_f64().filter(|r| r.is_finite() && *r >= 1.0).map_or(1, |r| r as u32),
                 });
                 if now.is_none() && aside.iter().any(|k| k.value().is_object()) {
+                    held.push(e.entity_id.clone());
                     continue;
                 }
                 // The queue in place, and the entry's other events coming back after this one.
@@ -265,20 +275,34 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
                     dropped.push(e.id.as_str());
                 }
             }
-            // Each entry touched: its queue as the rules have it, the events back in it included
-            // and those dropped gone (their `waiting` and `blocks` date from before: one put back
-            // waiting for an event that completed while it was aside would wait for good).
+            // Each entry touched (an event back or dropped, none still kept): its queue as the
+            // rules have them, the events back in it included and those dropped gone (their
+            // `waiting` and `blocks` date from before: one put back waiting for an event that
+            // completed while it was aside would wait for good). Every event of it in `seq`
+            // order, completed ones too (a completed or refused one releases the next record
+            // only); left as it is if one cannot be read or two share a `seq`.
             let mut seen: Vec<&str> = Vec::new();
             for (_, e, _, _, queue) in &looks {
-                if seen.contains(&e.entity_id.as_str()) {
+                let entity = e.entity_id.as_str();
+                if seen.contains(&entity) || held.iter().any(|h| h == entity) {
                     continue;
                 }
-                seen.push(&e.entity_id);
-                let mut line: Vec<(OutboxEvent, bool)> =
-                    queue.values().iter().filter_map(|raw| decode_event(raw).ok()).filter(OutboxEvent::is_unfinished).map(|x| (x, false)).collect();
-                for (_, c) in coming.iter().filter(|(_, c)| c.entity_id == e.entity_id && c.is_unfinished()) {
+                seen.push(entity);
+                let mut line: Vec<(OutboxEvent, bool)> = Vec::new();
+                let mut readable = true;
+                for raw in queue.values() {
+                    match decode_event(&raw) {
+                        Ok(x) if coming.iter().any(|(_, c)| c.id == x.id) => {}
+                        Ok(x) => line.push((x, false)),
+                        Err(_) => readable = false,
+                    }
+                }
+                for (_, c) in coming.iter().filter(|(_, c)| c.entity_id == entity) {
                     let at = line.iter().position(|(x, _)| x.seq > c.seq).unwrap_or(line.len());
                     line.insert(at, (c.clone(), true));
+                }
+                if !readable || line.windows(2).any(|w| w[0].0.seq == w[1].0.seq) {
+                    continue;
                 }
                 let (mut order, back_from_aside): (Vec<OutboxEvent>, Vec<bool>) = line.into_iter().unzip();
                 for i in requeue(&mut order) {

@@ -377,6 +377,15 @@ fn requeue_sets_waiting_and_blocks_as_the_queue_rules_have_them() {
     sent.status = EventStatus::Processing;
     let mut q = vec![create(), sent];
     assert_eq!(requeue(&mut q), Vec::<usize>::new());
+    // Only the record just before releases (as an event's end releases the next record): behind
+    // a completed one, an event goes; equal behind a refused one.
+    let mut done_one = queued(Operation::Update, false);
+    done_one.status = EventStatus::Completed;
+    let mut last = queued(Operation::Delete, true);
+    (last.id, last.seq) = ("ev3".into(), 3);
+    let mut q = vec![create(), done_one, last];
+    requeue(&mut q);
+    assert!(!q[2].waiting, "{q:?}");
     // Already as the rules have them: nothing changed.
     let mut q = vec![create(), queued(Operation::Update, true)];
     q[0].blocks = true;
