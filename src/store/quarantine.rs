@@ -255,10 +255,21 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
                 looks.push((key, e, stored, aside, queue));
             }
             round.done().await?;
+            // Each entry's queue in place, read once: its readable events, and whether all were.
+            let queues: Vec<(Vec<OutboxEvent>, bool)> = looks
+                .iter()
+                .map(|l| {
+                    let raws = l.4.values();
+                    let readable: Vec<OutboxEvent> = raws.iter().filter_map(|raw| decode_event(raw).ok()).collect();
+                    let all = readable.len() == raws.len();
+                    (readable, all)
+                })
+                .collect();
             let (mut dropped, mut coming) = (Vec::new(), Vec::new());
-            for &(key, ref e, ref stored, ref aside, ref queue) in &looks {
+            for (&(key, ref e, ref stored, ref aside, _), (in_place, _)) in looks.iter().zip(&queues) {
                 let now = stored.iter().map(Asked::value).find(|v| !v.is_undefined()).map(|v| EntityNow {
                     synced: Looked::at(&v).backend_id().is_some(),
+                    // Read raw, as the id is: an entry unreadable in place still tells its rev.
                     rev: get(&v, "rev").as_f64().filter(|r| r.is_finite() && *r >= 1.0).map_or(1, |r| r as u32),
                 });
                 if now.is_none() && aside.iter().any(|k| k.value().is_object()) {
@@ -266,7 +277,7 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
                     continue;
                 }
                 // The queue in place, and the entry's other events coming back after this one.
-                let mut queue: Vec<OutboxEvent> = queue.values().iter().filter_map(|raw| decode_event(raw).ok()).collect();
+                let mut queue = in_place.clone();
                 queue.extend(looks.iter().map(|l| &l.1).filter(|o| o.entity_id == e.entity_id && o.seq > e.seq).cloned());
                 if restorable(e, now, &queue) {
                     coming.push((key, e.clone()));
@@ -282,26 +293,19 @@ pub async fn restore_readable(db: &Db, by: Deadline) {
             // order, completed ones too (a completed or refused one releases the next record
             // only); left as it is if one cannot be read or two share a `seq`.
             let mut seen: Vec<&str> = Vec::new();
-            for (_, e, _, _, queue) in &looks {
+            for ((_, e, ..), (in_place, readable)) in looks.iter().zip(&queues) {
                 let entity = e.entity_id.as_str();
-                if seen.contains(&entity) || held.iter().any(|h| h == entity) {
+                if !readable || seen.contains(&entity) || held.iter().any(|h| h == entity) {
                     continue;
                 }
                 seen.push(entity);
-                let mut line: Vec<(OutboxEvent, bool)> = Vec::new();
-                let mut readable = true;
-                for raw in queue.values() {
-                    match decode_event(&raw) {
-                        Ok(x) if coming.iter().any(|(_, c)| c.id == x.id) => {}
-                        Ok(x) => line.push((x, false)),
-                        Err(_) => readable = false,
-                    }
-                }
+                let mut line: Vec<(OutboxEvent, bool)> =
+                    in_place.iter().filter(|x| !coming.iter().any(|(_, c)| c.id == x.id)).map(|x| (x.clone(), false)).collect();
                 for (_, c) in coming.iter().filter(|(_, c)| c.entity_id == entity) {
                     let at = line.iter().position(|(x, _)| x.seq > c.seq).unwrap_or(line.len());
                     line.insert(at, (c.clone(), true));
                 }
-                if !readable || line.windows(2).any(|w| w[0].0.seq == w[1].0.seq) {
+                if line.windows(2).any(|w| w[0].0.seq == w[1].0.seq) {
                     continue;
                 }
                 let (mut order, back_from_aside): (Vec<OutboxEvent>, Vec<bool>) = line.into_iter().unzip();

@@ -296,13 +296,15 @@ async fn entry_and_queue(tx: &Tx, id: &str, method: &'static str, op: &'static s
     let mut round = Round::new(op);
     let raw = round.ask(tx.store(ENTRIES)?.get(s(id)))?;
     let queue = ask_queue_of(&mut round, &tx.store(EVENTS)?, id, op)?;
-    let kept = quarantine::ask_kept(&mut round, &tx.store(QUARANTINE)?, ENTRIES, id)?;
-    let deleted = round.ask(tx.store(TOMBSTONES)?.get(s(id)))?;
     round.done().await?;
     let raw = raw.value();
     let unreadable = |why: &str| Error::Storage { operation: op, detail: format!("the entry cannot be read ({why})") };
     if raw.is_undefined() {
         // Set aside as unreadable (and not deleted since): still there, as it was in place.
+        // Looked at only here, off the path of every edit of an entry that is stored.
+        let kept = quarantine::ask_kept(&mut round, &tx.store(QUARANTINE)?, ENTRIES, id)?;
+        let deleted = round.ask(tx.store(TOMBSTONES)?.get(s(id)))?;
+        round.done().await?;
         if let Some(kept) = quarantine::read_kept(&kept.value()).filter(|_| deleted.value().is_undefined()) {
             return Err(unreadable(&format!("set aside in quarantine: {}", kept.reason)));
         }
