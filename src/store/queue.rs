@@ -25,8 +25,9 @@ use crate::platform::idb::{bound, error, key2, key3, Asked, Mode, Round, Tx};
 use crate::platform::timer::Deadline;
 use crate::platform::{new_id, now};
 
-/// Due retries promoted per claim, so one claim stays short even after a long outage.
-const PROMOTE_PER_CLAIM: u32 = 500;
+/// Due retries promoted per claim by each of the ways they come due (the wall clock, beyond any
+/// allowed wait, this context's schedule), so one claim stays short even after a long outage.
+pub const PROMOTE_PER_CLAIM: u32 = 500;
 
 /// The context that uploads, as written in the uploader record (it fences claims and beats).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,7 +186,7 @@ impl Store {
     /// (ids whose backoff elapsed on this context's monotonic clock). `waiting`: ids whose backoff
     /// runs on this context's monotonic clock and has not elapsed: never due early because of a
     /// clock set back. Update and delete events come with their entry's backend id.
-    pub async fn claim(&self, user: &str, lead: &Lead, limit: u32, due: &[String], waiting: &[String], longest_wait: u64) -> Result<Claim> {
+    pub async fn claim(&self, user: &str, lead: &Lead, limit: u32, due: &[String], waiting: &dyn Fn(&str) -> bool, longest_wait: u64) -> Result<Claim> {
         const OP: &str = "claiming events";
         let tx = self.db().begin(&[EVENTS, ENTRIES, TOMBSTONES, META, QUARANTINE], Mode::Relaxed, OP).await?;
         tx.run(claim_in(&tx, user, lead, limit, due, waiting, longest_wait)).await
@@ -433,7 +434,7 @@ fn look(store: &'static str, raw: JsValue) -> (Option<String>, Option<Home>, Opt
 /// A readable entry or tombstone a claim found: its store and the record.
 type Home = (&'static str, JsValue);
 
-async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], waiting: &[String], longest_wait: u64) -> Result<Claim> {
+async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], waiting: &dyn Fn(&str) -> bool, longest_wait: u64) -> Result<Claim> {
     const OP: &str = "claiming events";
     let (events, entries, tombstones, meta, q) = (tx.store(EVENTS)?, tx.store(ENTRIES)?, tx.store(TOMBSTONES)?, tx.store(META)?, tx.store(QUARANTINE)?);
     let mut claim = Claim::default();
@@ -466,12 +467,14 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     let mut due_raws: Vec<JsValue> = ranges[0].values();
     // Beyond any allowed wait: due, unless this context times that retry itself (then its clock
     // was set back, and the backoff still runs here).
-    due_raws.extend(ranges[1].values().into_iter().filter(|raw| crate::platform::get(raw, "id").as_string().is_none_or(|id| !waiting.contains(&id))));
+    due_raws.extend(ranges[1].values().into_iter().filter(|raw| crate::platform::get(raw, "id").as_string().is_none_or(|id| !waiting(&id))));
     due_raws.extend(by_id.iter().map(Asked::value).filter(|v| !v.is_undefined()));
+    // An event due both ways was read twice: promoted (written) once.
+    let mut promoted = std::collections::HashSet::with_capacity(due_raws.len());
     for raw in &due_raws {
         match decode_event(raw) {
             Ok(mut e) => {
-                if e.user_id == user && e.promote().is_ok() {
+                if e.user_id == user && promoted.insert(e.id.clone()) && e.promote().is_ok() {
                     put(&events, &encode_event(&e), OP)?;
                     claim.promoted += 1;
                 }

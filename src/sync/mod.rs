@@ -360,22 +360,26 @@ impl Shared {
         self.schedule.borrow_mut().insert(event_id.to_owned(), at);
     }
 
-    /// The events whose retry this context times (not due yet).
-    pub fn scheduled(&self) -> Vec<String> {
-        self.schedule.borrow().keys().cloned().collect()
+    /// Does this context time the retry of this event (not due yet)?
+    pub fn is_scheduled(&self, event_id: &str) -> bool {
+        self.schedule.borrow().contains_key(event_id)
     }
 
-    /// Takes the scheduled events due at monotonic time `now`.
-    pub fn take_due(&self, now: f64) -> Vec<String> {
-        let mut due = Vec::new();
-        self.schedule.borrow_mut().retain(|id, at| {
-            let is_due = *at <= now;
-            if is_due {
-                due.push(id.clone());
-            }
-            !is_due
-        });
-        due
+    /// Takes at most `most` of the scheduled events due at monotonic time `now`, those due first
+    /// first; the rest stay scheduled (due: the next claim takes them). A backlog whose retries
+    /// come due together is promoted a bounded number per claim, each claim a short transaction.
+    pub fn take_due(&self, now: f64, most: usize) -> Vec<String> {
+        let mut schedule = self.schedule.borrow_mut();
+        let mut due: Vec<(f64, &String)> = schedule.iter().filter(|(_, at)| **at <= now).map(|(id, at)| (*at, id)).collect();
+        if due.len() > most {
+            due.select_nth_unstable_by(most, |a, b| a.0.total_cmp(&b.0));
+            due.truncate(most);
+        }
+        let ids: Vec<String> = due.into_iter().map(|(_, id)| id.clone()).collect();
+        for id in &ids {
+            schedule.remove(id);
+        }
+        ids
     }
 
     /// The earliest scheduled retry (monotonic), if any.

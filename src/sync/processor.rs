@@ -34,7 +34,7 @@ use crate::platform::locks::Held;
 use crate::platform::timer::{first, join_all, sleep, Alarm, Notify, Signal, Ticker};
 use crate::platform::{get, global, is_online, mono, network, now};
 use crate::store::lease::Renewal;
-use crate::store::queue::{Claimed, Lead, Outcome as Result_, Recorded};
+use crate::store::queue::{Claimed, Lead, Outcome as Result_, Recorded, PROMOTE_PER_CLAIM};
 
 /// One upload result waiting for the recorder.
 struct Done {
@@ -430,8 +430,8 @@ impl Pass<'_> {
         }
         let n = if self.probing { 1 } else { n };
         self.claim_seen.set(shared.work.count());
-        let due = shared.take_due(mono());
-        let waiting = shared.scheduled();
+        let due = shared.take_due(mono(), PROMOTE_PER_CLAIM as usize);
+        let waiting = |id: &str| shared.is_scheduled(id);
         let claim = match shared.store.claim(user, &self.lead, n, &due, &waiting, cfg.retry.longest_wait()).await {
             Ok(c) => c,
             Err(e) => {
@@ -899,7 +899,8 @@ async fn load_schedule(shared: &Shared, user: &str) {
     if let Ok(retrying) = shared.store.in_state(user, StateKey::Retrying).await {
         let (t, wall, longest) = (mono(), now(), shared.config.retry.longest_wait());
         for e in retrying {
-            if let Some(at) = e.next_attempt_at {
+            // One due on the wall clock already is found by every claim (a bounded number each).
+            if let Some(at) = e.next_attempt_at.filter(|&at| at > wall) {
                 shared.schedule(&e.id, t + remaining_wait(at, e.wait_ms, wall, longest) as f64);
             }
         }

@@ -288,6 +288,57 @@ export async function rawSchema(name) {
   }
 }
 
+// Turns the one retrying event of `user` into `count` (its entry cloned with each), all due at
+// `dueAt` (wall clock, ms): a backlog that failed together and comes due together, written in one
+// transaction (saving thousands through the API would take most of a test's time).
+export async function cloneRetrying(name, user, count, dueAt) {
+  const db = await idbOpen(name);
+  try {
+    const tx = db.transaction(["entries", "events"], "readwrite");
+    const events = tx.objectStore("events");
+    const entries = tx.objectStore("entries");
+    const all = await new Promise((resolve, reject) => {
+      const req = events.getAll();
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    });
+    const [event] = all.filter((e) => e.userId === user && e.status === "failed");
+    const entry = await new Promise((resolve, reject) => {
+      const req = entries.get(event.entityId);
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    });
+    for (let i = 0; i < count; i++) {
+      const id = i === 0 ? event.id : crypto.randomUUID();
+      const entityId = i === 0 ? event.entityId : crypto.randomUUID();
+      entries.put({ ...entry, id: entityId });
+      events.put({ ...event, id, entityId, nextAttemptAt: dueAt, due: dueAt, createdAt: event.createdAt + i });
+    }
+    await new Promise((resolve, reject) => {
+      tx.oncomplete = resolve;
+      tx.onerror = tx.onabort = () => reject(tx.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
+// Counts the puts into `storeName` per transaction: `max()` is the most one transaction made.
+export function countPuts(storeName) {
+  const put = IDBObjectStore.prototype.put;
+  const perTx = new WeakMap();
+  let max = 0;
+  IDBObjectStore.prototype.put = function (...args) {
+    if (this.name === storeName) {
+      const n = (perTx.get(this.transaction) || 0) + 1;
+      perTx.set(this.transaction, n);
+      max = Math.max(max, n);
+    }
+    return put.apply(this, args);
+  };
+  return { max: () => max, restore: () => { IDBObjectStore.prototype.put = put; } };
+}
+
 export function deleteDb(name) {
   return new Promise((resolve) => {
     const req = indexedDB.deleteDatabase(name);

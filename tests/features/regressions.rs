@@ -1046,3 +1046,44 @@ async fn process_now_answers_within_10_s_while_the_server_stalls_and_the_pass_go
     assert_eq!(get(&report, "finished").as_bool(), Some(true), "{}", show(&report));
     finish(&db, &[&o]).await;
 }
+
+/// A probe found: retries that came due together (a backlog the server answered 503 to, then a
+/// reload) were all promoted by the next claim, in one transaction: with 30,000 it outlived the
+/// 9 s bound, was aborted, and the same claim was tried again for ever (nothing uploaded; saves
+/// queued behind it rejected with `TIMEOUT`). A claim now promotes a bounded number of them and
+/// leaves the rest for the next one.
+#[wasm_bindgen_test]
+async fn retries_coming_due_together_are_promoted_a_bounded_number_per_claim() {
+    let db = fresh_db("due-together");
+    let srv = Server::new("(req, st) => st.down ? { status: 503, body: { error: 'down' } } : undefined", "");
+    set(&srv.st, "down", &JsValue::TRUE);
+    let config = r#"{"batchEndpoint": "/api/v1/progress/batch", "backoffMs": [60000], "maxAttempts": 100, "processingIntervalMs": 100}"#;
+    let o = Ob::open(&db, config).await;
+    let first = string(&o.save("steps", 1.0, r#"{"userId": "u1"}"#).await, "id");
+    o.start("u1");
+    let event = string(&o.events("u1").await[0], "id");
+    let failed = o.wait_status("u1", &event, "failed", 5_000).await;
+    assert_eq!(num(&failed, "attemptCount"), 1.0);
+    o.stop();
+    o.close();
+    // 3,000 retries due 1.5 s after the next session starts: it times each of them itself.
+    const N: u32 = 3_000;
+    wasm_bindgen_futures::JsFuture::from(clone_retrying(&db, "u1", N, js_sys::Date::now() + 1_500.0)).await.unwrap();
+    set(&srv.st, "down", &JsValue::FALSE);
+    let puts = count_puts("events");
+    let o = Ob::open(&db, config).await;
+    o.start("u1");
+    eventually(60_000, "every retry uploaded", || async { num(&o.stats("u1").await, "completed") == f64::from(N) }).await;
+    let most = call_method(&puts, "max");
+    call_method(&puts, "restore");
+    // A claim promotes at most 500 timed by this context and 500 more due on the wall clock, then
+    // claims a batch (the same 3,000 in one claim: 3,500 puts).
+    assert!(most.as_f64().unwrap() <= 1_100.0, "one transaction wrote {most:?} events");
+    assert_eq!(srv.live().len(), N as usize, "each stored once");
+    assert_eq!(srv.by_local(&first).len(), 1);
+    finish(&db, &[&o]).await;
+}
+
+fn call_method(obj: &JsValue, name: &str) -> JsValue {
+    js_sys::Reflect::get(obj, &s(name)).unwrap().unchecked_into::<js_sys::Function>().call0(obj).unwrap()
+}

@@ -31,6 +31,10 @@ extern "C" {
     pub fn raw_schema(name: &str) -> Promise;
     #[wasm_bindgen(js_name = deleteDb)]
     pub fn delete_db(name: &str) -> Promise;
+    #[wasm_bindgen(js_name = cloneRetrying)]
+    pub fn clone_retrying(name: &str, user: &str, count: u32, due_at: f64) -> Promise;
+    #[wasm_bindgen(js_name = countPuts)]
+    pub fn count_puts(store: &str) -> JsValue;
     #[wasm_bindgen(js_name = isInstance)]
     pub fn is_instance(value: &JsValue, ctor: &str) -> bool;
     #[wasm_bindgen(js_name = jsonValue)]

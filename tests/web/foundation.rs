@@ -381,7 +381,7 @@ async fn claim_order_is_priority_desc_then_oldest_first_and_per_user() {
         ids.push(ev.id);
     }
     let me = lead(&s, "u1", "me").await;
-    let first = s.claim("u1", &me, 3, &[], &[], longest_wait()).await.unwrap();
+    let first = s.claim("u1", &me, 3, &[], &|_| false, longest_wait()).await.unwrap();
     let got: Vec<&str> = first.items.iter().map(|c| c.event.id.as_str()).collect();
     assert_eq!(got, [ids[1].as_str(), ids[3].as_str(), ids[0].as_str()]);
     for c in &first.items {
@@ -389,19 +389,19 @@ async fn claim_order_is_priority_desc_then_oldest_first_and_per_user() {
         assert_eq!((e.status, e.request_count, e.attempt_count, e.claimed_by.as_deref()), (EventStatus::Processing, 1, 0, Some("me")));
         assert!(c.backend_id.is_none(), "a create has no backend id yet");
     }
-    let second = s.claim("u1", &me, 10, &[], &[], longest_wait()).await.unwrap();
+    let second = s.claim("u1", &me, 10, &[], &|_| false, longest_wait()).await.unwrap();
     let got: Vec<&str> = second.items.iter().map(|c| c.event.id.as_str()).collect();
     assert_eq!(got, [ids[5].as_str(), ids[4].as_str()], "u2's event is not claimed for u1");
-    assert!(s.claim("u1", &me, 10, &[], &[], longest_wait()).await.unwrap().items.is_empty(), "processing events are not claimed twice");
+    assert!(s.claim("u1", &me, 10, &[], &|_| false, longest_wait()).await.unwrap().items.is_empty(), "processing events are not claimed twice");
 
     // Fenced: once another context took the uploads over, the old lead claims nothing.
     let (e, ev) = new_pair("u1", 80.0, 0, now());
     s.save(&e, &ev, Deadline::from_now()).await.unwrap();
     let other = lead(&s, "u1", "other").await;
     assert!(other.gen > me.gen);
-    let fenced = s.claim("u1", &me, 10, &[], &[], longest_wait()).await.unwrap();
+    let fenced = s.claim("u1", &me, 10, &[], &|_| false, longest_wait()).await.unwrap();
     assert!(fenced.fenced == Some(progress_outbox::store::lease::Renewal::TakenOver) && fenced.items.is_empty());
-    assert_eq!(s.claim("u1", &other, 10, &[], &[], longest_wait()).await.unwrap().items.len(), 1);
+    assert_eq!(s.claim("u1", &other, 10, &[], &|_| false, longest_wait()).await.unwrap().items.len(), 1);
     s.close();
     ok(delete_db(&db)).await;
 }
@@ -418,7 +418,7 @@ async fn due_retries_rejoin_the_queue_and_future_ones_wait() {
         ids.push(ev.id);
     }
     let me = lead(&s, "u1", "me").await;
-    assert_eq!(s.claim("u1", &me, 10, &[], &[], longest_wait()).await.unwrap().items.len(), 4);
+    assert_eq!(s.claim("u1", &me, 10, &[], &|_| false, longest_wait()).await.unwrap().items.len(), 4);
     // 0: due already on the wall clock; 1 and 2: a minute ahead; 3: further ahead than any
     // wait allows (the device clock was set back after it was written).
     record(&s, &ids[0], retry(t - 1, 1_000, "HTTP 503", true), t - 1_001).await;
@@ -426,7 +426,7 @@ async fn due_retries_rejoin_the_queue_and_future_ones_wait() {
     record(&s, &ids[2], retry(t + 60_000, 60_000, "network error", false), t).await;
     record(&s, &ids[3], retry(t + longest_wait() as i64 + 60_000, 60_000, "HTTP 503", true), t).await;
 
-    let c = s.claim("u1", &me, 10, &[], &[], longest_wait()).await.unwrap();
+    let c = s.claim("u1", &me, 10, &[], &|_| false, longest_wait()).await.unwrap();
     let mut got: Vec<&str> = c.items.iter().map(|c| c.event.id.as_str()).collect();
     got.sort();
     let mut want = [ids[0].as_str(), ids[3].as_str()];
@@ -436,11 +436,11 @@ async fn due_retries_rejoin_the_queue_and_future_ones_wait() {
     assert_eq!((e0.event.attempt_count, e0.event.request_count), (1, 2), "one failed answer, a second request");
 
     // Not due yet on the wall clock, but due by this context's monotonic schedule: named in `due`.
-    let c = s.claim("u1", &me, 10, &[ids[2].clone()], &[], longest_wait()).await.unwrap();
+    let c = s.claim("u1", &me, 10, &[ids[2].clone()], &|_| false, longest_wait()).await.unwrap();
     assert_eq!((c.promoted, c.items.len()), (1, 1));
     assert_eq!(c.items[0].event.id, ids[2]);
     assert_eq!((c.items[0].event.attempt_count, c.items[0].event.request_count), (0, 2), "a network error is not a failed answer");
-    assert!(s.claim("u1", &me, 10, &[], &[], longest_wait()).await.unwrap().items.is_empty(), "the last one waits");
+    assert!(s.claim("u1", &me, 10, &[], &|_| false, longest_wait()).await.unwrap().items.is_empty(), "the last one waits");
     s.close();
     ok(delete_db(&db)).await;
 }
@@ -462,7 +462,7 @@ async fn stats_events_stale_events_and_reset_for_retry() {
 
     // A tab that is gone ("ghost": no liveness lock held) claimed 5 of u1's 6; 0..=3 got results.
     let ghost = lead(&s, "u1", "ghost").await;
-    assert_eq!(s.claim("u1", &ghost, 5, &[], &[], longest_wait()).await.unwrap().items.len(), 5);
+    assert_eq!(s.claim("u1", &ghost, 5, &[], &|_| false, longest_wait()).await.unwrap().items.len(), 5);
     record(&s, &ids[0], complete("b0"), t - 80_000).await;
     record(&s, &ids[1], retry(t + 3_600_000, 3_600_000, "HTTP 503", true), t - 80_000).await;
     record(&s, &ids[2], give_up("HTTP 422: nope"), t - 80_000).await;
@@ -537,8 +537,8 @@ async fn cleanup_deletes_only_completed_events_past_retention() {
     }
     let l1 = lead(&s, "u1", "me").await;
     let l2 = lead(&s, "u2", "me").await;
-    s.claim("u1", &l1, 10, &[], &[], longest_wait()).await.unwrap();
-    s.claim("u2", &l2, 10, &[], &[], longest_wait()).await.unwrap();
+    s.claim("u1", &l1, 10, &[], &|_| false, longest_wait()).await.unwrap();
+    s.claim("u2", &l2, 10, &[], &|_| false, longest_wait()).await.unwrap();
     record(&s, &ids[0], complete("a"), t - 8 * day).await; // old: goes
     record(&s, &ids[1], complete("b"), t - day).await; // recent: stays
     record(&s, &ids[2], give_up("HTTP 400"), t - 9 * day).await; // failed: stays
@@ -569,7 +569,7 @@ async fn cleanup_works_through_batches_larger_than_one_transaction() {
     let me = lead(&s, "u1", "me").await;
     let done = complete("x");
     loop {
-        let c = s.claim("u1", &me, 1000, &[], &[], longest_wait()).await.unwrap();
+        let c = s.claim("u1", &me, 1000, &[], &|_| false, longest_wait()).await.unwrap();
         if c.items.is_empty() {
             break;
         }

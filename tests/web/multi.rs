@@ -338,7 +338,7 @@ async fn without_web_locks_an_old_claim_of_a_crashed_context_is_recovered_within
     // A tab claimed it ten minutes ago (by its stamp), then crashed: its lease has expired too.
     let s = Store::open(&db, 5, Log { level: LogLevel::Off }).await.expect("store opens");
     let ghost = s.take_lead("u1", "crashed-tab", None).await.expect("take_lead").expect("the record was taken");
-    assert_eq!(s.claim("u1", &ghost, 10, &[], &[], RetryPolicy::default().longest_wait()).await.unwrap().items.len(), 1);
+    assert_eq!(s.claim("u1", &ghost, 10, &[], &|_| false, RetryPolicy::default().longest_wait()).await.unwrap().items.len(), 1);
     s.close();
     let record = ok(raw_get(&db, "events", &JsValue::from_str(&id))).await;
     set(&record, "lastAttemptAt", &JsValue::from_f64(Date::now() - 600_000.0));

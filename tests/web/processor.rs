@@ -517,7 +517,7 @@ async fn stale_processing_events_are_recovered_and_resent_with_the_same_key() {
     // liveness lock is not held.
     let other_tab = Store::open(&db, 5, Log { level: LogLevel::Off }).await.unwrap();
     let lead = other_tab.take_lead("u1", "dead-tab", None).await.unwrap().expect("the uploader record");
-    let claim = other_tab.claim("u1", &lead, 10, &[], &[], RetryPolicy::default().longest_wait()).await.unwrap();
+    let claim = other_tab.claim("u1", &lead, 10, &[], &|_| false, RetryPolicy::default().longest_wait()).await.unwrap();
     let id = claim.items[0].event.id.clone();
     other_tab.close();
     let stale = array(&ok(outbox.stale_events(JsValue::from_str("u1"))).await);
