@@ -70,7 +70,7 @@
 import { createServer as createHttpServer } from "node:http";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync, statSync, createReadStream } from "node:fs";
-import { dirname, extname, join, normalize, resolve } from "node:path";
+import { dirname, extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -606,7 +606,12 @@ export function createDevServer({ dataDir = resolve(here, "..", ".dev-data"), ww
   }
 
   function serveFile(req, res, url) {
-    let rel = decodeURIComponent(url.pathname);
+    let rel;
+    try {
+      rel = decodeURIComponent(url.pathname);
+    } catch {
+      return send(res, 400, { error: "malformed percent-encoding in the path" });
+    }
     let root = wwwDir;
     // `npm run bench` also serves its pages and the npm packages they import (workbox).
     const roots = [["/pkg/", pkgDir], ...(bench ? [["/bench/", resolve(here, "..", "bench")], ["/node_modules/", resolve(here, "..", "node_modules")]] : [])];
@@ -619,7 +624,8 @@ export function createDevServer({ dataDir = resolve(here, "..", ".dev-data"), ww
     }
     if (rel === "/") rel = "/index.html";
     const file = normalize(join(root, rel));
-    if (!file.startsWith(normalize(root))) return send(res, 404, { error: "not found" });
+    // Inside the root itself, not a sibling folder whose name starts like it ("/pkg/..%2fpkg-x").
+    if (rel.includes("\0") || !file.startsWith(join(normalize(root), sep))) return send(res, 404, { error: "not found" });
     let stat;
     try {
       stat = statSync(file);
@@ -637,12 +643,19 @@ export function createDevServer({ dataDir = resolve(here, "..", ".dev-data"), ww
       ...(bench ? { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" } : {}),
     });
     if (req.method === "HEAD") return res.end();
-    createReadStream(file).pipe(res);
+    // A file removed meanwhile (a rebuild empties pkg/) ends this response, not the server.
+    createReadStream(file).on("error", () => res.destroy()).pipe(res);
   }
 
   const server = createHttpServer((req, res) => {
-    const url = new URL(req.url, "http://localhost");
-    const handle = url.pathname.startsWith("/api/") ? api(req, res, url, remember(req, res, url)) : Promise.resolve(serveFile(req, res, url));
+    let url;
+    try {
+      url = new URL(req.url, "http://localhost");
+    } catch {
+      return send(res, 400, { error: "malformed request target" });
+    }
+    // Async, so whatever a handler throws at once lands in the catch below, not in the process.
+    const handle = (async () => (url.pathname.startsWith("/api/") ? api(req, res, url, remember(req, res, url)) : serveFile(req, res, url)))();
     handle.catch((e) => {
       console.error("[dev-api] error:", e);
       if (!res.headersSent) send(res, 500, { error: "internal error" });

@@ -565,3 +565,30 @@ test("throughput: 10,000 items as 100 batches of 100 (printed, not asserted)", (
   console.log(`  batch throughput: 10,000 items in ${ms.toFixed(0)} ms = ${Math.round(10000 / (ms / 1000))} items/s (sequential batches of 100)`);
   assert.equal((await s.records()).length, 10000);
 }));
+
+/** Sends `target` exactly as written (fetch would normalise it) and returns the status line. */
+function rawGet(base, target) {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: hostname, port, method: "GET", path: target, agent: false }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+test("hostile request targets get a 4xx and the server lives on: bad percent-encoding, an unparsable URL, a sibling folder", () => withServer(async (s) => {
+  // Each of these threw inside the request handler and ended the process (npm start and every e2e test).
+  assert.equal(await rawGet(s.base, "/%E0"), 400);
+  assert.equal(await rawGet(s.base, "/pkg/%E0%A4"), 400);
+  assert.equal(await rawGet(s.base, "http://[x/"), 400);
+  // A prefix check without a separator served files of pkg-template/ next to pkg/.
+  assert.equal(await rawGet(s.base, "/pkg/..%2fpkg-template%2findex.js"), 404);
+  assert.equal(await rawGet(s.base, "/..%2fpackage.json"), 404);
+  assert.equal(await rawGet(s.base, "/index.html%00"), 404);
+  // Still serving.
+  assert.equal(await rawGet(s.base, "/index.html"), 200);
+  assert.equal((await s.call("GET", "/api/v1/progress?all=1")).status, 200);
+}));
