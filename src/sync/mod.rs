@@ -208,6 +208,8 @@ impl Shared {
 
     /// Switches the session; returns the new generation.
     pub fn set_user(&self, user: Option<String>) -> u64 {
+        // A new session's first reading is heard even if it equals the last one shown.
+        self.subscribers.forget_last();
         let mut s = self.session.borrow_mut();
         s.user = user;
         s.generation += 1;

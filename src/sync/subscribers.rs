@@ -89,6 +89,8 @@ impl Subscribers {
             loop {
                 let Some(user) = shared.user() else { return };
                 match stats(&shared, &user).await {
+                    // Read for a user no longer current (`stop()`, `start(other)` meanwhile): again.
+                    Ok(_) if shared.user().as_deref() != Some(user.as_str()) => {}
                     Ok(s) if subscribed() => return Self::call(&shared, &callback, &s),
                     // Storage stuck behind another tab's transaction: the first callback must
                     // still come once it frees up, however quiet the app (once
@@ -99,6 +101,11 @@ impl Subscribers {
             }
         });
         id
+    }
+
+    /// Forgets the stats last delivered (the session changed).
+    pub fn forget_last(&self) {
+        self.last.borrow_mut().take();
     }
 
     /// Removes a subscriber.
@@ -121,6 +128,8 @@ impl Subscribers {
                 let Some(user) = shared.user() else { break };
                 let started = mono();
                 let backlog = match stats(&shared, &user).await {
+                    // Read for a user no longer current: never shown (a new user's start reads again).
+                    Ok(_) if shared.user().as_deref() != Some(user.as_str()) => 0,
                     Ok(s) => {
                         let backlog = s.pending + s.processing + s.retrying;
                         me.deliver(&shared, s);
