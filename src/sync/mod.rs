@@ -367,21 +367,20 @@ impl Shared {
         self.schedule.borrow().contains_key(event_id)
     }
 
-    /// Takes at most `most` of the scheduled events due at monotonic time `now`, those due first
-    /// first; the rest stay scheduled (due: the next claim takes them). A backlog whose retries
-    /// come due together is promoted a bounded number per claim, each claim a short transaction.
+    /// Takes at most `most` of the scheduled events due at monotonic time `now`; the rest stay
+    /// scheduled, due (the next claim takes them). A backlog whose retries come due together is
+    /// promoted a bounded number per claim, each claim a short transaction. Which come first does
+    /// not matter: promoted events upload in the queue's order (priority, then oldest).
     pub fn take_due(&self, now: f64, most: usize) -> Vec<String> {
-        let mut schedule = self.schedule.borrow_mut();
-        let mut due: Vec<(f64, &String)> = schedule.iter().filter(|(_, at)| **at <= now).map(|(id, at)| (*at, id)).collect();
-        if due.len() > most {
-            due.select_nth_unstable_by(most, |a, b| a.0.total_cmp(&b.0));
-            due.truncate(most);
-        }
-        let ids: Vec<String> = due.into_iter().map(|(_, id)| id.clone()).collect();
-        for id in &ids {
-            schedule.remove(id);
-        }
-        ids
+        let mut due = Vec::new();
+        self.schedule.borrow_mut().retain(|id, at| {
+            let take = *at <= now && due.len() < most;
+            if take {
+                due.push(id.clone());
+            }
+            !take
+        });
+        due
     }
 
     /// The earliest scheduled retry (monotonic), if any.
