@@ -99,11 +99,18 @@ function localInput(ms) {
   return new Date(ms - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
 }
 
-/** What the user typed, handed to the library as is when it is not a number: the library explains. */
-function parseQuantity(text) {
-  const raw = text.trim().replace(",", ".");
-  if (raw === "") return undefined;
-  return /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(raw) ? Number(raw) : raw;
+/** What the user typed, handed to the library as is when it is not a number: the library explains.
+ *  One comma is a decimal comma ("72,5"), except in a number written in groups of three digits
+ *  ("10,000", "10.000", "10 000"): those are whole numbers for a metric that counts (steps), and
+ *  ambiguous for the others (refused as typed, never read as 10). */
+function parseQuantity(text, metric) {
+  const typed = text.trim();
+  if (typed === "") return undefined;
+  if (/^\d{1,3}([,.\u00a0\u202f ']\d{3})+$/.test(typed)) {
+    return metricOf(metric).integer ? Number(typed.replace(/\D/g, "")) : typed;
+  }
+  const raw = typed.replace(",", ".");
+  return /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(raw) ? Number(raw) : typed;
 }
 
 function showBanner(text) {
@@ -168,6 +175,8 @@ function logout() {
   renderSession();
   renderRole();
   renderStats(null);
+  for (const id of ["#form-ok", "#form-error", "#pass"]) $(id).textContent = "";
+  rowCache.clear();
   $("#entries").replaceChildren();
   $("#entry-count").textContent = "";
   $("#failed").replaceChildren(li("none", "muted"));
@@ -203,7 +212,7 @@ const HEALTH = {
   offline: {
     title: "Offline",
     why: (s) => `This device reports no network, so nothing is uploaded. Saving, editing and deleting still work: ${s.pending + s.retrying ? plural(s.pending + s.retrying, "change") + " wait" : "changes wait"} safely on this device.`,
-    todo: () => "Nothing to do: uploads resume by themselves when the network returns (even after this tab is closed: the service worker finishes the job).",
+    todo: () => "Nothing to do: uploads resume by themselves when the network returns (after this tab is closed too, while the browser keeps the service worker running with a login token; otherwise when the app is next opened).",
   },
   failing: {
     title: "Uploads are failing",
@@ -259,9 +268,11 @@ function renderStats(s) {
 }
 
 async function refreshStats() {
-  if (!outbox.currentUser) return;
+  const user = outbox.currentUser;
+  if (!user) return;
   try {
-    renderStats(await outbox.stats());
+    const s = await outbox.stats();
+    if (outbox.currentUser === user) renderStats(s); // not after a logout or a switch meanwhile
   } catch (e) {
     handle(e);
   }
@@ -305,6 +316,7 @@ function badgeFor(entry, evs) {
     case "pending": {
       // A later event of an entry waits until the earlier ones are done (and it has a backend id).
       const earlier = evs.slice(1).find((e) => e.status !== "completed");
+      if (earlier && earlier.status === "failed" && earlier.gaveUp) return ["gaveup", `blocked${opText}`, `The earlier ${earlier.operation} of this entry gave up: retry it in Failed events below.`];
       if (earlier) return ["waiting", `waiting${opText}`, `Waits for the earlier ${earlier.operation} of this entry to reach the server.`];
       return ["pending", `pending${opText}`, "Waiting to be uploaded."];
     }
@@ -400,7 +412,10 @@ function deletedRow(entityId, evs) {
 }
 
 function startEdit(row, e) {
+  // One edit form at a time: another one open closes (its row is rebuilt at the next render).
+  if (editing && editing !== e.id) rowCache.delete(editing);
   editing = e.id;
+  rowCache.delete(e.id); // this row now holds the form: never reused as a plain row
   row.classList.add("editing");
   const m = metricOf(e.type);
   row.innerHTML = `<form class="edit-form" novalidate>
@@ -419,23 +434,32 @@ function startEdit(row, e) {
   const initialDate = localInput(e.date);
   d.value = initialDate;
   $(".edit-cancel", row).addEventListener("click", () => {
-    editing = null;
+    if (editing === e.id) editing = null;
     refreshAll(0);
   });
   $(".edit-form", row).addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const changes = { quantity: parseQuantity(q.value) };
+    if (submitting) return; // a double submit would queue the same edit twice
+    if (d.validity.badInput) {
+      $(".row-error", row).textContent = "Complete the date and time (or put back the one shown).";
+      return;
+    }
+    const changes = { quantity: parseQuantity(q.value, e.type) };
     // An untouched date stays exactly as stored (the input only shows minutes).
     if (d.value !== initialDate) changes.date = d.value ? new Date(d.value) : undefined;
+    submitting = true;
     try {
       const updated = await outbox.update(e.id, changes);
       editing = null;
+      rowCache.delete(e.id);
       $("#form-ok").textContent = `Updated ${m.label.toLowerCase()}: ${numText(updated.quantity)} ${updated.unit}.`;
       refreshAll(0);
     } catch (err) {
       // The library's words, next to the value that caused them.
       $(".row-error", row).textContent = err.message;
       if (!(err instanceof TypeError || err instanceof RangeError)) handle(err);
+    } finally {
+      submitting = false;
     }
   });
   q.focus({ preventScroll: true });
@@ -452,8 +476,37 @@ async function deleteEntry(row, e) {
     $("#form-error").textContent = err.message;
     handle(err);
   }
+  rowCache.delete(e.id); // its buttons were disabled for the call
   refreshAll(0);
 }
+
+/** Rows by key, with what they show: a render keeps a row whose content did not change, so a
+ *  click, the keyboard focus, a date segment or an IME composition in it survive the upload
+ *  results that re-render the list several times a second. */
+const rowCache = new Map();
+let submitting = false;
+
+/** The cached row of `key` if it shows `sig`, else a new one from `build`. */
+function keyedRow(key, sig, build) {
+  const hit = rowCache.get(key);
+  if (hit && hit.sig === sig) return hit.node;
+  const node = build();
+  rowCache.set(key, { sig, node });
+  return node;
+}
+
+/** Makes `list` hold `nodes` in order: rows gone are removed, new ones inserted, and a kept row
+ *  is moved only when the order changed (an edited date). */
+function reconcile(list, nodes) {
+  const keep = new Set(nodes);
+  for (const child of [...list.children]) if (!keep.has(child)) child.remove();
+  nodes.forEach((n, i) => {
+    if (list.children[i] !== n) list.insertBefore(n, list.children[i] || null);
+  });
+}
+
+/** What a row shows of its events (a retry's countdown is shown to the half minute). */
+const eventsSig = (evs) => JSON.stringify(evs.map((ev) => [ev.id, ev.status, ev.operation, ev.gaveUp, ev.attemptCount, ev.requestCount, ev.errorMessage, ev.status === "failed" && ev.nextAttemptAt ? Math.round((ev.nextAttemptAt - Date.now()) / 30000) : 0]));
 
 let renderSeq = 0;
 async function renderLists() {
@@ -473,9 +526,10 @@ async function renderLists() {
         const open = $(`#entries li.editing[data-entry-id="${CSS.escape(e.id)}"]`);
         if (open) return open; // keep what is being typed
       }
-      return entryRow(e, byEntity.get(e.id) || []);
+      const evs = byEntity.get(e.id) || [];
+      return keyedRow(e.id, JSON.stringify([e, eventsSig(evs)]), () => entryRow(e, evs));
     } })),
-    ...tombstones.map(([id, evs]) => ({ date: evs[0].metadata?.date ?? 0, type: evs[0].metadata?.type, row: () => deletedRow(id, evs) })),
+    ...tombstones.map(([id, evs]) => ({ date: evs[0].metadata?.date ?? 0, type: evs[0].metadata?.type, row: () => keyedRow(`deleted:${id}`, eventsSig(evs), () => deletedRow(id, evs)) })),
   ].filter((x) => !filter || x.type === filter).sort((a, b) => b.date - a.date);
   if (editing && !live.has(editing)) editing = null; // deleted meanwhile (here or in another tab)
   $("#entry-count").textContent = `(${entries.length})`;
@@ -483,14 +537,20 @@ async function renderLists() {
   // Moving the row being edited takes its focus away: typing would go nowhere. Give it back.
   const typing = list.contains(document.activeElement) ? document.activeElement : null;
   const caret = typing && selectionOf(typing);
-  list.replaceChildren(...items.slice(0, 300).map((x) => x.row()));
+  const nodes = items.slice(0, 300).map((x) => x.row());
+  reconcile(list, nodes);
+  list.dataset.renders = String(Number(list.dataset.renders || 0) + 1); // observable by tests
   if (typing && typing.isConnected && document.activeElement !== typing) {
     typing.focus({ preventScroll: true });
     if (caret) typing.setSelectionRange(...caret);
   }
   renderCharts(entries);
   const failed = events.filter((ev) => ev.status === "failed");
-  $("#failed").replaceChildren(...(failed.length ? failed.map(renderFailed) : [li("none", "muted")]));
+  const failedNodes = failed.map((ev) => keyedRow(`failed:${ev.id}`, eventsSig([ev]) + ev.quarantined, () => renderFailed(ev)));
+  // Rows no longer shown are forgotten (the filter, a delete, a user switch).
+  const shown = new Set([...nodes, ...failedNodes]);
+  for (const [key, { node }] of rowCache) if (!shown.has(node)) rowCache.delete(key);
+  reconcile($("#failed"), failedNodes.length ? failedNodes : [li("none", "muted")]);
 }
 
 /** An input's selection, or null where it has none (a date input). */
@@ -571,16 +631,25 @@ function renderMetricHint() {
   $("#metric-rule").textContent = `${m.label} in ${m.unit}: ${m.rule}.`;
 }
 
+let saving = false;
 async function saveFromForm(e) {
   e.preventDefault();
+  if (saving) return; // a double click or a second Enter while this save is stored: saved once
   $("#form-error").textContent = "";
   $("#form-ok").textContent = "";
   const metric = $("#metric").value;
   // Hand the library what the user typed: it is the one that validates (and explains).
   const typed = $("#quantity").value;
-  const quantity = parseQuantity(typed);
-  const dateValue = $("#date").value;
+  const quantity = parseQuantity(typed, metric);
+  const dateInput = $("#date");
+  // A half-filled date reads as "" (it would save as now): say so instead.
+  if (dateInput.validity.badInput) {
+    $("#form-error").textContent = "Complete the date and time, or clear it to save with the current time.";
+    return;
+  }
+  const dateValue = dateInput.value;
   const options = dateValue ? { date: new Date(dateValue) } : {};
+  saving = true;
   try {
     const entry = await outbox.save(metric, quantity, options);
     if (!navigator.onLine) registerBackgroundSync(); // the worker finishes the job when the network returns
@@ -592,6 +661,8 @@ async function saveFromForm(e) {
     // Validation errors are the library's words, shown where the user typed.
     $("#form-error").textContent = err.message;
     if (!(err instanceof TypeError || err instanceof RangeError)) handle(err);
+  } finally {
+    saving = false;
   }
 }
 
@@ -674,19 +745,19 @@ async function registerServiceWorker() {
 
 // ---------- wiring ----------
 async function main() {
-  await init();
   try {
+    await init();
     outbox = await Outbox.open(config);
   } catch (e) {
-    showBanner(`The outbox could not open: ${e.message}`);
+    showBanner(`The outbox could not load or open: ${e.message}`);
     throw e;
   }
   window.demo = { outbox, tokens, METRICS, config }; // handy in the console (and for the end-to-end tests)
 
   outbox.subscribe((s) => {
+    if (s.userId !== outbox.currentUser) return;
     renderStats(s);
     refreshAll();
-    countServer();
   });
 
   for (const [name, m] of Object.entries(METRICS)) {
@@ -748,7 +819,11 @@ async function main() {
   loadFaults();
   countServer();
   setInterval(countServer, 2000);
-  setInterval(() => lastStats && renderStats(lastStats), 5000); // keep "x s ago" fresh
+  // Keep "x s ago" and the retry countdowns fresh (a render keeps every row that did not change).
+  setInterval(() => {
+    if (lastStats) renderStats(lastStats);
+    if (outbox.currentUser) refreshAll(0);
+  }, 5000);
   registerServiceWorker();
   // Leaving with work queued: let the service worker finish it (Background Sync).
   addEventListener("pagehide", () => {

@@ -44,7 +44,10 @@ self.addEventListener("fetch", (event) => {
     const cache = await caches.open(SHELL_CACHE);
     try {
       const fresh = await fetch(event.request);
-      if (fresh.ok) cache.put(url.pathname === "/index.html" ? "/" : event.request, fresh.clone());
+      // One copy of the page whatever its query (?fast=1&db=...), and a full answer only; a
+      // refused write (quota) costs the cache, never the page.
+      const key = url.pathname === "/index.html" || url.pathname === "/" ? "/" : event.request;
+      if (fresh.ok && fresh.status === 200) event.waitUntil(cache.put(key, fresh.clone()).catch(() => {}));
       return fresh;
     } catch (err) {
       const cached = await cache.match(event.request, { ignoreSearch: true }) || (event.request.mode === "navigate" ? await cache.match("/") : undefined);

@@ -305,7 +305,7 @@ test("(h) edit and delete through the UI, offline and back: badges go uploading/
   // the focus in it: typing right after goes into the field, not nowhere (a CI run lost "71.5").
   const renders = await page.evaluate(() => new Promise((resolve) => {
     const seen = new MutationObserver(() => { seen.disconnect(); resolve(document.activeElement?.className); });
-    seen.observe(document.querySelector("#entries"), { childList: true });
+    seen.observe(document.querySelector("#entries"), { attributes: true, attributeFilter: ["data-renders"] });
     document.querySelector("#entries-metric").dispatchEvent(new Event("change"));
   }));
   assert.equal(renders, "edit-quantity", "the edit field keeps the focus through a render");
@@ -359,6 +359,74 @@ test("(h) edit and delete through the UI, offline and back: badges go uploading/
   const events = await eventsOf(page);
   assert.deepEqual(events.filter((e) => e.status !== "completed"), [], "nothing left to send");
   assert.deepEqual(events.map((e) => e.operation).sort(), ["create", "create", "delete", "update", "update"]);
+}));
+
+/** Forces a render of the entries list (as any upload result does) and resolves once it is over. */
+const forceRender = (page) => page.evaluate(() => new Promise((resolve) => {
+  const list = document.querySelector("#entries");
+  const seen = new MutationObserver(() => { seen.disconnect(); resolve(); });
+  seen.observe(list, { attributes: true, attributeFilter: ["data-renders"] });
+  document.querySelector("#entries-metric").dispatchEvent(new Event("change"));
+}));
+
+test("(h2) the form and the list under a user's hands: a double click saves once, 10,000 steps are 10,000, a half-filled date is refused, a click and the focus survive a render, logout clears the screen", async () => withDemo("profile-h2", async ({ server, context }) => {
+  const page = await openDemo(context, server.url);
+  await login(page, "lena");
+  await server.faults({ mode: "offline" }); // nothing syncs: only the renders this test makes
+
+  // A double click on Save (two submits while the first is being stored): one entry.
+  await page.fill("#quantity", "80.5");
+  await page.dblclick("#save");
+  await page.waitForFunction(() => document.querySelector("#form-ok").textContent);
+  await page.waitForTimeout(300);
+  assert.deepEqual((await entriesOf(page)).map((e) => e.quantity), [80.5], "saved once");
+
+  // Thousands separators: whole steps for a metric that counts; refused (as typed) for weight.
+  await saveViaForm(page, "10,000", "steps");
+  assert.match(await page.textContent("#form-ok"), /10000 count|10,000 count/);
+  await saveViaForm(page, "1,234", "weight");
+  assert.match(await page.textContent("#form-error"), /1,234/);
+  assert.deepEqual((await entriesOf(page)).map((e) => e.quantity).sort((a, b) => a - b), [80.5, 10000], "10,000 steps stored as 10000; 1,234 kg not stored");
+
+  // A half-filled date (the day typed, no time) is refused, not saved with the current time.
+  await page.fill("#quantity", "70");
+  await page.click("#date");
+  await page.keyboard.type("01152025");
+  assert.equal(await page.evaluate(() => document.querySelector("#date").validity.badInput), true, "the date input holds a half-filled date");
+  await page.click("#save");
+  await waitFor("the refusal", async () => /Complete the date/.test(await page.textContent("#form-error")));
+  assert.equal((await entriesOf(page)).length, 2, "nothing saved");
+  await page.fill("#date", "");
+
+  // A click whose press and release straddle a render still lands; the keyboard focus stays.
+  const [weight] = (await entriesOf(page)).filter((e) => e.type === "weight");
+  const edit = entryRow(page, weight.id).locator("button.edit");
+  const box = await edit.boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  await forceRender(page);
+  await page.mouse.up();
+  await waitFor("the edit form opened by the click", async () => (await entryRow(page, weight.id).locator(".edit-form").count()) === 1);
+  await entryRow(page, weight.id).locator(".edit-cancel").click();
+  await waitFor("the plain row back", async () => (await entryRow(page, weight.id).locator("button.edit").count()) === 1);
+  await entryRow(page, weight.id).locator("button.delete").focus();
+  await forceRender(page);
+  assert.equal(await page.evaluate(() => document.activeElement?.className), "link delete", "the focused Delete button keeps the focus through a render");
+
+  // Logout right after a save: nothing of the previous user stays on screen.
+  await page.evaluate(async () => {
+    await window.demo.outbox.save("mood", 7);
+    document.querySelector("#logout-btn").click();
+  });
+  await page.waitForTimeout(1500);
+  const screen = await page.evaluate(() => ({
+    ok: document.querySelector("#form-ok").textContent,
+    healthHidden: document.querySelector("#health").hidden,
+    tiles: [...document.querySelectorAll("#dashboard .n")].map((n) => n.textContent),
+  }));
+  assert.equal(screen.ok, "", "the last message is gone");
+  assert.equal(screen.healthHidden, true, "no health banner with nobody logged in");
+  assert.ok(screen.tiles.every((t) => t === "–"), `no counts with nobody logged in: ${screen.tiles}`);
 }));
 
 test("(i) the health banner: ok, offline (platform), stalled (API unreachable), failing (refused), and back to ok", async () => withDemo("profile-i", async ({ server, context }) => {
