@@ -72,8 +72,11 @@ test("the origin's IndexedDB cleared under a started outbox (DevTools protocol):
     const records = await server.records();
     return later.every((id) => records.some((r) => r.localId === id));
   }, { timeout: 20000 });
-  const local = await page.evaluate(() => window.t.outbox.entries());
-  for (const id of later) assert.ok(local.some((e) => e.id === id && e.backendId), `entry ${id} acknowledged locally`);
+  // The server stores a record before it answers; the device records the answer after: wait for it.
+  await waitFor("the saves after the wipe acknowledged on the device", async () => {
+    const local = await page.evaluate(() => window.t.outbox.entries());
+    return later.every((id) => local.some((e) => e.id === id && e.backendId));
+  });
   const counts = countByLocalId(await server.records());
   for (const id of later) assert.equal(counts.get(id), 1);
   const errors = await page.evaluate(() => window.t.errors);
