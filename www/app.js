@@ -106,8 +106,11 @@ function localInput(ms) {
 function parseQuantity(text, metric) {
   const typed = text.trim();
   if (typed === "") return undefined;
-  if (/^\d{1,3}([,.\u00a0\u202f ']\d{3})+$/.test(typed)) {
-    return metricOf(metric).integer ? Number(typed.replace(/\D/g, "")) : typed;
+  // Groups of three: whole numbers for a metric that counts ("10.000" too: a count has no
+  // decimals); for the others a "." is a decimal point ("72.125") and any other separator ambiguous.
+  const integer = metricOf(metric).integer;
+  if ((integer ? /^\+?\d{1,3}([,.\u00a0\u202f ']\d{3})+$/ : /^\+?\d{1,3}([,\u00a0\u202f ']\d{3})+$/).test(typed)) {
+    return integer ? Number(typed.replace(/\D/g, "")) : typed;
   }
   const raw = typed.replace(",", ".");
   return /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(raw) ? Number(raw) : typed;
@@ -433,13 +436,14 @@ function startEdit(row, e) {
   const d = $(".edit-date", row);
   const initialDate = localInput(e.date);
   d.value = initialDate;
+  let submitting = false;
   $(".edit-cancel", row).addEventListener("click", () => {
     if (editing === e.id) editing = null;
     refreshAll(0);
   });
   $(".edit-form", row).addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    if (submitting) return; // a double submit would queue the same edit twice
+    if (submitting) return; // a double submit of this form would queue the same edit twice
     if (d.validity.badInput) {
       $(".row-error", row).textContent = "Complete the date and time (or put back the one shown).";
       return;
@@ -450,7 +454,7 @@ function startEdit(row, e) {
     submitting = true;
     try {
       const updated = await outbox.update(e.id, changes);
-      editing = null;
+      if (editing === e.id) editing = null; // another entry's form may be open by now
       rowCache.delete(e.id);
       $("#form-ok").textContent = `Updated ${m.label.toLowerCase()}: ${numText(updated.quantity)} ${updated.unit}.`;
       refreshAll(0);
@@ -484,7 +488,6 @@ async function deleteEntry(row, e) {
  *  click, the keyboard focus, a date segment or an IME composition in it survive the upload
  *  results that re-render the list several times a second. */
 const rowCache = new Map();
-let submitting = false;
 
 /** The cached row of `key` if it shows `sig`, else a new one from `build`. */
 function keyedRow(key, sig, build) {
@@ -505,8 +508,8 @@ function reconcile(list, nodes) {
   });
 }
 
-/** What a row shows of its events (a retry's countdown is shown to the half minute). */
-const eventsSig = (evs) => JSON.stringify(evs.map((ev) => [ev.id, ev.status, ev.operation, ev.gaveUp, ev.attemptCount, ev.requestCount, ev.errorMessage, ev.status === "failed" && ev.nextAttemptAt ? Math.round((ev.nextAttemptAt - Date.now()) / 30000) : 0]));
+/** What a row shows of its events (times as shown: a countdown changes the row). */
+const eventsSig = (evs) => JSON.stringify(evs.map((ev) => [ev.id, ev.status, ev.operation, ev.gaveUp, ev.attemptCount, ev.requestCount, ev.errorMessage, ev.status === "failed" && ev.nextAttemptAt ? fmtTime(ev.nextAttemptAt) : 0]));
 
 let renderSeq = 0;
 async function renderLists() {
@@ -527,9 +530,9 @@ async function renderLists() {
         if (open) return open; // keep what is being typed
       }
       const evs = byEntity.get(e.id) || [];
-      return keyedRow(e.id, JSON.stringify([e, eventsSig(evs)]), () => entryRow(e, evs));
+      return keyedRow(e.id, JSON.stringify([e, badgeFor(e, evs), eventsSig(evs)]), () => entryRow(e, evs));
     } })),
-    ...tombstones.map(([id, evs]) => ({ date: evs[0].metadata?.date ?? 0, type: evs[0].metadata?.type, row: () => keyedRow(`deleted:${id}`, eventsSig(evs), () => deletedRow(id, evs)) })),
+    ...tombstones.map(([id, evs]) => ({ date: evs[0].metadata?.date ?? 0, type: evs[0].metadata?.type, row: () => keyedRow(`deleted:${id}`, JSON.stringify([badgeFor(null, evs), eventsSig(evs)]), () => deletedRow(id, evs)) })),
   ].filter((x) => !filter || x.type === filter).sort((a, b) => b.date - a.date);
   if (editing && !live.has(editing)) editing = null; // deleted meanwhile (here or in another tab)
   $("#entry-count").textContent = `(${entries.length})`;
@@ -587,6 +590,7 @@ function renderFailed(ev) {
     } catch (err) {
       handle(err);
     }
+    rowCache.delete(`failed:${ev.id}`); // its button was disabled for the call
     refreshAll(0);
   });
   return row;

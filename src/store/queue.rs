@@ -50,8 +50,8 @@ pub struct Claimed {
 /// What a claim handed to the processor.
 #[derive(Debug, Default)]
 pub struct Claim {
-    /// Failed events whose retry came due and went back to the queue.
-    pub promoted: u32,
+    /// Failed events whose retry came due and went back to the queue (their ids).
+    pub promoted: Vec<String>,
     /// Claimed events.
     pub items: Vec<Claimed>,
     /// Unreadable records set aside.
@@ -470,14 +470,12 @@ async fn claim_in(tx: &Tx, user: &str, lead: &Lead, limit: u32, due: &[String], 
     due_raws.extend(ranges[1].values().into_iter().filter(|raw| crate::platform::get(raw, "id").as_string().is_none_or(|id| !waiting(&id))));
     due_raws.extend(by_id.iter().map(Asked::value).filter(|v| !v.is_undefined()));
     // An event due both ways was read twice: promoted (written) once.
-    let mut promoted: Vec<String> = Vec::with_capacity(due_raws.len());
     for raw in &due_raws {
         match decode_event(raw) {
             Ok(mut e) => {
-                if e.user_id == user && !promoted.contains(&e.id) && e.promote().is_ok() {
-                    promoted.push(e.id.clone());
+                if e.user_id == user && !claim.promoted.contains(&e.id) && e.promote().is_ok() {
                     put(&events, &encode_event(&e), OP)?;
-                    claim.promoted += 1;
+                    claim.promoted.push(e.id);
                 }
             }
             Err(why) => {

@@ -362,6 +362,11 @@ impl Shared {
         self.schedule.borrow_mut().insert(event_id.to_owned(), at);
     }
 
+    /// Forgets the retry of this event (it went back to the queue).
+    pub fn unschedule(&self, event_id: &str) {
+        self.schedule.borrow_mut().remove(event_id);
+    }
+
     /// Does this context time the retry of this event (not due yet)?
     pub fn is_scheduled(&self, event_id: &str) -> bool {
         self.schedule.borrow().contains_key(event_id)

@@ -435,8 +435,9 @@ impl Pass<'_> {
         let claim = match shared.store.claim(user, &self.lead, n, &due, &waiting, cfg.retry.longest_wait()).await {
             Ok(c) => c,
             Err(e) => {
+                // Due again in a second (not at once: storage that refuses fast would spin).
                 for id in &due {
-                    shared.schedule(id, mono());
+                    shared.schedule(id, mono() + 1_000.0);
                 }
                 self.more.set(false);
                 self.failure.borrow_mut().get_or_insert(e);
@@ -459,11 +460,15 @@ impl Pass<'_> {
         for (id, entry, message) in &claim.gave_up {
             log.warn(|| format!("event {id} gave up unsent ({message}); entry {entry}"));
         }
+        // Promoted by the wall clock before this context's schedule handed them out: not again.
+        for id in &claim.promoted {
+            shared.unschedule(id);
+        }
         let got = claim.items.len() as u32;
         self.more.set(got >= n && !self.probing);
         let first = {
             let mut r = self.report.borrow_mut();
-            r.promoted += claim.promoted;
+            r.promoted += claim.promoted.len() as u32;
             r.gave_up += claim.gave_up.len() as u32;
             let first = r.claimed == 0;
             r.claimed += got;
@@ -899,8 +904,7 @@ async fn load_schedule(shared: &Shared, user: &str) {
     if let Ok(retrying) = shared.store.in_state(user, StateKey::Retrying).await {
         let (t, wall, longest) = (mono(), now(), shared.config.retry.longest_wait());
         for e in retrying {
-            // One due on the wall clock already is found by every claim (a bounded number each).
-            if let Some(at) = e.next_attempt_at.filter(|&at| at > wall) {
+            if let Some(at) = e.next_attempt_at {
                 shared.schedule(&e.id, t + remaining_wait(at, e.wait_ms, wall, longest) as f64);
             }
         }

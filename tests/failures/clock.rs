@@ -139,3 +139,33 @@ async fn f4_a_clock_set_back_a_year_fires_no_retry_before_its_backoff() {
     set_clock_offset(0.0);
     finish(&db, &[&outbox]).await;
 }
+
+/// A review found (of this stop's bounded promotion): a retry already due when a context starts
+/// uploading was left out of its monotonic schedule, to the claim's wall-clock range; a clock set
+/// back an hour before that claim (here: the context starts offline, so its first claim comes
+/// later) made it wait an hour more. Due is due, whatever the wall clock does next.
+#[wasm_bindgen_test]
+async fn f4_a_retry_due_at_takeover_stays_due_when_the_clock_is_then_set_back() {
+    let db = fresh_db("clock-due-then-back");
+    set_clock_offset(0.0);
+    let stub = stub_fetch(&json(r#"[{"status": 503}]"#), &json(r#"{"status": 201}"#));
+    let first = open(&db, CFG).await;
+    first.start(JsValue::from_str("u1")).unwrap();
+    let entry = save(&first, 70.0).await;
+    let id = string(&entry, "id");
+    eventually(5_000, "the first upload fails", || async { status_of(&first, &id).await == "failed" }).await;
+    first.close();
+    sleep(2_000).await; // its 1.5 s backoff is over: due on both clocks
+    set_online(false);
+    let second = open(&db, CFG).await;
+    second.start(JsValue::from_str("u1")).unwrap();
+    eventually(5_000, "the second outbox leads", || async { second.is_leader() }).await;
+    sleep(300).await;
+    set_clock_offset(-HOUR_MS);
+    set_online(true);
+    eventually(6_000, "the retry after the clock was set back", || async { status_of(&second, &id).await == "completed" }).await;
+    assert_eq!(sent(&stub, &string(&event_of(&second, "u1", &id).await, "id")), 2, "one failure, one retry");
+    restore_online();
+    set_clock_offset(0.0);
+    finish(&db, &[&second]).await;
+}

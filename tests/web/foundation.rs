@@ -431,13 +431,13 @@ async fn due_retries_rejoin_the_queue_and_future_ones_wait() {
     got.sort();
     let mut want = [ids[0].as_str(), ids[3].as_str()];
     want.sort();
-    assert_eq!((c.promoted, got), (2, want.to_vec()), "the due one and the one from a clock set back");
+    assert_eq!((c.promoted.len(), got), (2, want.to_vec()), "the due one and the one from a clock set back");
     let e0 = c.items.iter().find(|c| c.event.id == ids[0]).unwrap();
     assert_eq!((e0.event.attempt_count, e0.event.request_count), (1, 2), "one failed answer, a second request");
 
     // Not due yet on the wall clock, but due by this context's monotonic schedule: named in `due`.
     let c = s.claim("u1", &me, 10, &[ids[2].clone()], &|_| false, longest_wait()).await.unwrap();
-    assert_eq!((c.promoted, c.items.len()), (1, 1));
+    assert_eq!((c.promoted.len(), c.items.len()), (1, 1));
     assert_eq!(c.items[0].event.id, ids[2]);
     assert_eq!((c.items[0].event.attempt_count, c.items[0].event.request_count), (0, 2), "a network error is not a failed answer");
     assert!(s.claim("u1", &me, 10, &[], &|_| false, longest_wait()).await.unwrap().items.is_empty(), "the last one waits");
