@@ -60,25 +60,32 @@ async fn f4_clock_set_back_one_hour_after_a_failure() {
     retry_after_jump("clock-minus-1h", 0.0, -HOUR_MS).await;
 }
 
-#[wasm_bindgen_test]
-async fn f4_a_deadline_written_ten_years_ahead_is_due_after_a_reopen() {
-    // No in-memory schedule survives a reload: the stored deadline (in 2036) must be judged by
-    // its rule (never further than the longest backoff) when another outbox opens the database.
-    let db = fresh_db("clock-reopen");
-    set_clock_offset(10.0 * YEAR_MS);
+/// With the clock at `offset`: one save whose first upload fails (503), then its outbox closed.
+/// Returns the fetch stub (every later request answered 201) and the entry's id.
+async fn failed_once_then_closed(db: &str, offset: f64) -> (JsValue, String) {
+    set_clock_offset(offset);
     let stub = stub_fetch(&json(r#"[{"status": 503}]"#), &json(r#"{"status": 201}"#));
-    let first = open(&db, CFG).await;
+    let first = open(db, CFG).await;
     first.start(JsValue::from_str("u1")).unwrap();
     let entry = save(&first, 70.0).await;
     let id = string(&entry, "id");
     eventually(5_000, "the first upload fails", || async { status_of(&first, &id).await == "failed" }).await;
     first.close();
+    (stub, id)
+}
+
+#[wasm_bindgen_test]
+async fn f4_a_deadline_written_ten_years_ahead_is_due_after_a_reopen() {
+    // No in-memory schedule survives a reload: the stored deadline (in 2036) must be judged by
+    // its rule (never further than the longest backoff) when another outbox opens the database.
+    let db = fresh_db("clock-reopen");
+    let (stub, id) = failed_once_then_closed(&db, 10.0 * YEAR_MS).await;
     set_clock_offset(0.0);
     let second = open(&db, CFG).await;
     second.start(JsValue::from_str("u1")).unwrap();
     eventually(8_000, "the retry by the reopened outbox", || async { status_of(&second, &id).await == "completed" }).await;
     assert_eq!(sent(&stub, &string(&event_of(&second, "u1", &id).await, "id")), 2);
-    finish(&db, &[&first, &second]).await;
+    finish(&db, &[&second]).await;
 }
 
 #[wasm_bindgen_test]
@@ -147,14 +154,7 @@ async fn f4_a_clock_set_back_a_year_fires_no_retry_before_its_backoff() {
 #[wasm_bindgen_test]
 async fn f4_a_retry_due_at_takeover_stays_due_when_the_clock_is_then_set_back() {
     let db = fresh_db("clock-due-then-back");
-    set_clock_offset(0.0);
-    let stub = stub_fetch(&json(r#"[{"status": 503}]"#), &json(r#"{"status": 201}"#));
-    let first = open(&db, CFG).await;
-    first.start(JsValue::from_str("u1")).unwrap();
-    let entry = save(&first, 70.0).await;
-    let id = string(&entry, "id");
-    eventually(5_000, "the first upload fails", || async { status_of(&first, &id).await == "failed" }).await;
-    first.close();
+    let (stub, id) = failed_once_then_closed(&db, 0.0).await;
     sleep(2_000).await; // its 1.5 s backoff is over: due on both clocks
     set_online(false);
     let second = open(&db, CFG).await;
