@@ -87,10 +87,11 @@ impl Subscribers {
         wasm_bindgen_futures::spawn_local(async move {
             let subscribed = || shared.subscribers.list.borrow().iter().any(|(i, _)| *i == id);
             loop {
-                let Some(user) = shared.user() else { return };
+                let session = shared.session();
+                let Some(user) = session.user else { return };
                 match stats(&shared, &user).await {
-                    // Read for a user no longer current (`stop()`, `start(other)` meanwhile): again.
-                    Ok(_) if shared.user().as_deref() != Some(user.as_str()) => {}
+                    // Read for a session no longer current (`stop()`, `start()` meanwhile): again.
+                    Ok(_) if !shared.is_current(session.generation) => {}
                     Ok(s) if subscribed() => return Self::call(&shared, &callback, &s),
                     // Storage stuck behind another tab's transaction: the first callback must
                     // still come once it frees up, however quiet the app (once
@@ -125,11 +126,12 @@ impl Subscribers {
         wasm_bindgen_futures::spawn_local(async move {
             let me = &shared.subscribers;
             while me.dirty.replace(false) {
-                let Some(user) = shared.user() else { break };
+                let session = shared.session();
+                let Some(user) = session.user else { break };
                 let started = mono();
                 let backlog = match stats(&shared, &user).await {
-                    // Read for a user no longer current: never shown (a new user's start reads again).
-                    Ok(_) if shared.user().as_deref() != Some(user.as_str()) => 0,
+                    // Read for a session no longer current: never shown (its `start()` reads again).
+                    Ok(_) if !shared.is_current(session.generation) => 0,
                     Ok(s) => {
                         let backlog = s.pending + s.processing + s.retrying;
                         me.deliver(&shared, s);
