@@ -147,10 +147,13 @@ function serve(dir) {
   return new Promise((r) => server.listen(0, "127.0.0.1", () => r({ origin: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((c) => { server.closeAllConnections(); server.close(c); }) })));
 }
 
-/** Starts `vite` (the dev server) in the consumer folder; resolves with its origin. */
+/**
+ * Starts `vite` (the dev server) in the consumer folder; resolves with its origin, read from its
+ * output. Vite picks the port (its first free one from 5173 up, found by binding it), so no port is
+ * freed here and taken by another process before vite binds it.
+ */
 async function viteDev(dir) {
-  const port = await new Promise((r) => { const s = createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => r(p)); }); });
-  const proc = spawn(process.execPath, [join(dir, "node_modules", "vite", "bin", "vite.js"), "--host", "127.0.0.1", "--port", String(port), "--strictPort", "--clearScreen", "false"], {
+  const proc = spawn(process.execPath, [join(dir, "node_modules", "vite", "bin", "vite.js"), "--host", "127.0.0.1", "--clearScreen", "false"], {
     cwd: dir, env: { ...process.env, API_ORIGIN: api.origin }, stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

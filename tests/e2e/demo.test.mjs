@@ -274,10 +274,10 @@ test("(g) every metric through the form: unit and rule shown, bad input refused 
 test("(h) edit and delete through the UI, offline and back: badges go uploading/retrying/waiting/deleting to synced, the server ends equal to the device", async () => withDemo("profile-h", async ({ server, context }) => {
   const page = await openDemo(context, server.url);
   await login(page, "hugo");
-  await server.faults({ mode: "slow", delayMs: 1500 });
+  await server.faults({ mode: "slow", delayMs: 2500 }); // under ?fast's 4 s request timeout
   await saveViaForm(page, 70.1);
   const [first] = await entriesOf(page);
-  await waitForBadge(page, first.id, "uploading"); // the server holds the request for 1.5 s
+  await waitForBadge(page, first.id, "uploading"); // the server holds the request for 2.5 s
   const synced = await waitForBadge(page, first.id, "synced");
   assert.match(synced, /^synced · srv-\d+$/, "the badge shows the backend id");
 

@@ -124,7 +124,7 @@ test("an update written while its create is in flight reaches the server after t
   const profile = tempDir("edits-inflight");
   const context = await launch(profile);
   try {
-    const delayMs = 1500;
+    const delayMs = 4000; // under requestTimeoutMs (5 s); long enough that a stalled page still reads the create in flight
     await server.faults({ mode: "slow", delayMs });
     const page = await openOutbox(context, server.url, { ...FAST, dbName: "e2e-inflight" });
     const id = await page.evaluate(async () => {

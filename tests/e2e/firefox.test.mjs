@@ -7,36 +7,29 @@
 // (DELETE) and a steps entry reach the server too.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createServer } from "node:net";
 import { cleanup, countByLocalId, startServer, tempDir } from "./helpers.mjs";
 
 const FIREFOX = ["/usr/bin/firefox-esr", "/usr/bin/firefox"].find(existsSync);
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
-
-/** geckodriver on a free port; resolves with a tiny WebDriver client once it listens. */
+/**
+ * geckodriver on a port it picks itself (`--port 0`, read back from "Listening on": no port freed
+ * here and taken by another process before geckodriver binds it); resolves with a tiny WebDriver
+ * client once it listens.
+ */
 async function geckodriver() {
-  const port = await freePort();
-  const proc = spawn("geckodriver", ["--port", String(port)], { stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn("geckodriver", ["--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
-  await new Promise((resolve, reject) => {
+  const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`geckodriver did not start:\n${out}`)), 15000);
     const seen = (d) => {
       out += d;
-      if (out.includes("Listening on")) {
+      const m = /Listening on [\d.]+:(\d+)/.exec(out);
+      if (m) {
         clearTimeout(timer);
-        resolve();
+        resolve(Number(m[1]));
       }
     };
     proc.stdout.on("data", seen);
@@ -203,7 +196,11 @@ async function withFirefox(name, prepare, run) {
     try {
       await run(driver, sessionId, server);
     } finally {
-      await driver.call("DELETE", `/session/${sessionId}`).catch(() => {});
+      await driver.call("DELETE", `/session/${sessionId}`).catch(() => {
+        // geckodriver could not end it: the Firefox running on this profile would outlive the test
+        // (killing geckodriver leaves it running), so it is found by its profile path.
+        spawnSync("pkill", ["-KILL", "-f", profile]);
+      });
     }
   } finally {
     driver.stop();

@@ -213,14 +213,15 @@ async fn a_frozen_leader_holding_the_lock_is_taken_over() {
     let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
     // A "tab" that took the lock and froze: it holds it forever and its heartbeat is old.
     freeze_a_tab_holding_the_lock(&db).await;
-    let a = open(&db, r#"{"processingIntervalMs": 50, "requestTimeoutMs": 500, "backoffMs": [50]}"#).await;
+    // takeover = 2 x 50 ms + 2 s + 1 s after a started watching: far from the 500 ms looked at
+    // below, so a timer that fires late does not reach it.
+    let a = open(&db, r#"{"processingIntervalMs": 50, "requestTimeoutMs": 2000, "backoffMs": [50]}"#).await;
     write_beat(&db, "frozen-tab", Date::now() - 3_600_000.0).await;
     save_for(&a, "u1", 70.0).await;
     a.start(JsValue::from_str("u1")).unwrap();
     sleep(500).await;
     assert!(!a.is_leader(), "not before the takeover time");
-    // takeover = 2 x 50 ms + 500 ms + 1 s after we started waiting
-    eventually(5000, "the takeover and upload", || async { completed(&a, "u1").await == 1.0 }).await;
+    eventually(9000, "the takeover and upload", || async { completed(&a, "u1").await == 1.0 }).await;
     assert!(a.is_leader());
     assert_eq!(requests(&stub).len(), 1);
     finish(&db, &[&a]).await;
@@ -271,13 +272,14 @@ async fn without_web_locks_an_expired_lease_is_taken_over() {
     let restore = hide_web_locks();
     let db = fresh_db("m-lease-expiry");
     stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
-    let a = open(&db, FAST).await;
+    // A request timeout of 2 s: the lease lasts seconds past the 600 ms looked at below.
+    let a = open(&db, r#"{"processingIntervalMs": 50, "requestTimeoutMs": 2000, "backoffMs": [50]}"#).await;
     // A leaseholder that crashed a moment ago: its lease is fresh, then expires.
     write_beat(&db, "crashed-tab", Date::now()).await;
     a.start(JsValue::from_str("u1")).unwrap();
     sleep(600).await;
     assert!(!a.is_leader(), "the lease is still valid");
-    eventually(4000, "the expired lease to be taken", || async { a.is_leader() }).await;
+    eventually(9000, "the expired lease to be taken", || async { a.is_leader() }).await;
     a.close();
     restore.call0(&JsValue::NULL).unwrap();
     ok(delete_db(&db)).await;
