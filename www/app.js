@@ -137,14 +137,19 @@ function renderSession() {
   $("#save").disabled = !user;
 }
 
-function login(userId) {
+/** Bumped at every login and logout: a call's message is shown only in the session that made it. */
+let session = 0;
+
+/** `fromOtherTab`: another tab of the app logged in (the stored user changed): follow it. */
+function login(userId, fromOtherTab = false) {
   try {
     outbox.start(userId); // returns at once; uploads begin in the background
   } catch (e) {
     $("#form-error").textContent = e.message;
     return;
   }
-  localStorage.setItem(USER_KEY, userId);
+  session++;
+  if (!fromOtherTab) localStorage.setItem(USER_KEY, userId);
   tellServiceWorker();
   renderSession();
   refreshStats();
@@ -155,7 +160,7 @@ function login(userId) {
 function tellServiceWorker() {
   const userId = outbox.currentUser;
   if (!userId) return;
-  postToServiceWorker({ type: "user", userId, fast, batch });
+  postToServiceWorker({ type: "user", userId, fast, batch, db: config.dbName });
   tokens.share(userId).catch(() => {});
 }
 
@@ -168,12 +173,16 @@ async function registerBackgroundSync() {
   }
 }
 
-function logout() {
+/** `fromOtherTab`: another tab of the app logged out (the stored user is gone): follow it. */
+function logout(fromOtherTab = false) {
   const user = outbox.currentUser;
   outbox.stop();
+  session++;
   if (user) tokens.forget(user);
-  localStorage.removeItem(USER_KEY);
-  postToServiceWorker({ type: "logout" });
+  if (!fromOtherTab) {
+    localStorage.removeItem(USER_KEY);
+    postToServiceWorker({ type: "logout" });
+  }
   editing = null;
   renderSession();
   renderRole();
@@ -452,8 +461,10 @@ function startEdit(row, e) {
     // An untouched date stays exactly as stored (the input only shows minutes).
     if (d.value !== initialDate) changes.date = d.value ? new Date(d.value) : undefined;
     submitting = true;
+    const mine = session;
     try {
       const updated = await outbox.update(e.id, changes);
+      if (mine !== session) return; // the screen was cleared by a logout meanwhile
       if (editing === e.id) editing = null; // another entry's form may be open by now
       rowCache.delete(e.id);
       $("#form-ok").textContent = `Updated ${m.label.toLowerCase()}: ${numText(updated.quantity)} ${updated.unit}.`;
@@ -472,11 +483,14 @@ function startEdit(row, e) {
 
 async function deleteEntry(row, e) {
   for (const b of row.querySelectorAll("button")) b.disabled = true;
+  const mine = session;
   try {
     await outbox.delete(e.id);
+    if (mine !== session) return; // the screen was cleared by a logout meanwhile
     $("#form-ok").textContent = `Deleted ${metricOf(e.type).label.toLowerCase()}: ${numText(e.quantity)} ${e.unit}.`;
     if (!navigator.onLine) registerBackgroundSync();
   } catch (err) {
+    if (mine !== session) return;
     $("#form-error").textContent = err.message;
     handle(err);
   }
@@ -654,16 +668,18 @@ async function saveFromForm(e) {
   const dateValue = dateInput.value;
   const options = dateValue ? { date: new Date(dateValue) } : {};
   saving = true;
+  const mine = session;
   try {
     const entry = await outbox.save(metric, quantity, options);
     if (!navigator.onLine) registerBackgroundSync(); // the worker finishes the job when the network returns
+    if (mine !== session) return; // logged out (or in as another user) meanwhile: not this screen's news
     // Emptied for the next value, unless the user already typed it while this one was stored.
     if ($("#quantity").value === typed) $("#quantity").value = "";
     $("#form-ok").textContent = `Saved ${metricOf(metric).label.toLowerCase()}: ${numText(entry.quantity)} ${entry.unit}.`;
     refreshAll(0);
   } catch (err) {
     // Validation errors are the library's words, shown where the user typed.
-    $("#form-error").textContent = err.message;
+    if (mine === session) $("#form-error").textContent = err.message;
     if (!(err instanceof TypeError || err instanceof RangeError)) handle(err);
   } finally {
     saving = false;
@@ -785,12 +801,24 @@ async function main() {
     $("#form-error").textContent = "";
     login(id);
   });
-  $("#logout-btn").addEventListener("click", logout);
+  $("#logout-btn").addEventListener("click", () => logout());
+  // Another tab of the app logged in or out (localStorage fires this in the other tabs only): one
+  // session per browser, as a user expects of an app, not one per tab.
+  addEventListener("storage", (e) => {
+    if (e.key !== USER_KEY && e.key !== null) return; // null: the whole storage was cleared
+    const stored = localStorage.getItem(USER_KEY);
+    const user = outbox.currentUser;
+    if (stored === user) return;
+    if (user) logout(true);
+    if (stored) login(stored, true);
+  });
   $("#entry-form").addEventListener("submit", saveFromForm);
 
   $("#process-now").addEventListener("click", async () => {
+    const mine = session;
     try {
       const r = await outbox.processNow();
+      if (mine !== session) return;
       $("#pass").textContent = r.offline ? "offline: nothing sent" : `${r.delegated ? "by the uploading context: " : ""}claimed ${r.claimed}, completed ${r.completed}, retrying ${r.retrying}, gave up ${r.gaveUp}, requests ${r.requests ?? "?"}`;
     } catch (err) {
       handle(err);

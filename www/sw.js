@@ -107,10 +107,20 @@ async function tokenFor(userId, hint) {
 }
 
 // ---------- the outbox ----------
-let outboxReady = null;
+// Opened with the settings of the page that logged in last (its ?db=, ?fast and ?batch): a page
+// with other settings closes this one and opens its own, so the worker always uploads the
+// database the pages write, the way they would.
+let current = null; // { key, ready }
+const settingsKey = (s) => JSON.stringify([(s && s.db) || null, !!(s && s.fast), !!(s && s.batch)]);
 function outbox(settings) {
-  if (!outboxReady) {
-    outboxReady = (async () => {
+  const key = settingsKey(settings);
+  if (current && current.key !== key) {
+    const old = current.ready;
+    current = null;
+    old.then((o) => o.close(), () => {});
+  }
+  if (!current) {
+    const ready = (async () => {
       await init();
       const fast = settings && settings.fast;
       // Configured like the pages: of the contexts sharing a dbName, the one that uploads uses
@@ -121,12 +131,14 @@ function outbox(settings) {
         log: "info",
         ...(fast ? { processingIntervalMs: 300, backoffMs: [300, 600, 1000, 2000, 3000], requestTimeoutMs: 4000, staleAfterMs: 5000 } : {}),
         ...(settings && settings.batch ? { batchEndpoint: "/api/v1/progress/batch" } : {}),
-        onVersionChange: () => { outboxReady = null; },
+        ...(settings && settings.db ? { dbName: settings.db } : {}),
+        onVersionChange: () => { if (current && current.ready === ready) current = null; },
       });
     })();
-    outboxReady.catch(() => { outboxReady = null; });
+    current = { key, ready };
+    ready.catch(() => { if (current && current.ready === ready) current = null; });
   }
-  return outboxReady;
+  return current.ready;
 }
 
 async function startFor(session) {
@@ -142,11 +154,11 @@ self.addEventListener("message", (event) => {
     for (const resolve of tokenWaiters.get(msg.userId) || []) resolve(msg.token);
     tokenWaiters.delete(msg.userId);
   } else if (msg.type === "user") {
-    const session = { userId: msg.userId, fast: !!msg.fast, batch: !!msg.batch };
+    const session = { userId: msg.userId, fast: !!msg.fast, batch: !!msg.batch, db: typeof msg.db === "string" && msg.db ? msg.db : null };
     event.waitUntil(state.set(session).then(() => startFor(session)));
   } else if (msg.type === "logout") {
     tokens.clear();
-    event.waitUntil(state.set(null).then(async () => { if (outboxReady) (await outboxReady).stop(); }));
+    event.waitUntil(state.set(null).then(async () => { if (current) (await current.ready).stop(); }).catch(() => {}));
   }
 });
 

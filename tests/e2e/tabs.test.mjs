@@ -3,7 +3,7 @@
 // and the service worker finishing the job after the last tab is gone.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { countByLocalId, login, openDemo, saveViaForm, waitFor, withDemo } from "./helpers.mjs";
+import { countByLocalId, login, openDemo, requestLog, saveViaForm, waitFor, withDemo } from "./helpers.mjs";
 
 const LOCK = (user) => `progress-outbox:progress-outbox:${user}`;
 
@@ -194,4 +194,71 @@ test("the service worker uploads once the last tab is gone, and on a Background 
   await waitFor("3 records", async () => (await server.records()).length === 3, { timeout: 10000 });
   const counts = countByLocalId(await server.records());
   assert.ok([...counts.values()].every((n) => n === 1), "each entry stored once");
+}));
+
+test("the service worker uploads the database the pages write (?db=) with the settings of the page that logged in last (?batch=1)", async () => withDemo("tabs-sw-settings", async ({ server, context }) => {
+  const db = "demo-sw-settings";
+  let page = await openDemo(context, server.url, `fast=1&db=${db}`);
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  if (!(await page.evaluate(() => !!navigator.serviceWorker.controller))) {
+    await page.reload();
+    await page.waitForSelector("body[data-ready='1']");
+  }
+  await login(page, "sw-db");
+  const lock = `progress-outbox:${db}:sw-db`; // the upload lock of that database and user
+  const queued = () => page.evaluate((n) => navigator.locks.query().then((q) => q.pending.some((l) => l.name === n)), lock);
+  await waitFor("the worker to queue for the upload lock of the page's database", queued);
+  // The same user reopens the app with batches on: the worker follows the new settings.
+  await page.goto(`${server.url}/?fast=1&batch=1&db=${db}`);
+  await page.waitForSelector("body[data-ready='1']");
+  await waitFor("the session restored", () => page.evaluate(() => window.demo.outbox.currentUser === "sw-db"));
+  await waitFor("the worker to queue again", queued);
+  await server.faults({ mode: "offline" });
+  await saveViaForm(page, 81.5);
+  await waitFor("a failed attempt", () => page.evaluate(async () => (await window.demo.outbox.stats()).failed >= 1));
+  // The last tab goes away: what is left is the worker's to send.
+  await page.goto(`${server.url}/manifest.webmanifest`);
+  await server.api("/api/v1/debug/requests", { method: "DELETE" });
+  await server.faults({ mode: "healthy" });
+  await waitFor("the record uploaded by the service worker", async () => (await server.records()).length === 1, { timeout: 20000 });
+  const sent = (await requestLog(server)).filter((r) => r.method === "POST" && r.path.startsWith("/api/v1/progress"));
+  assert.ok(sent.length > 0 && sent.every((r) => r.path === "/api/v1/progress/batch"), `the worker used the batch endpoint: ${JSON.stringify(sent)}`);
+}));
+
+test("a login or logout in one tab is every tab's, and a call's message never shows after a logout", async () => withDemo("tabs-session", async ({ server, context }) => {
+  const a = await openDemo(context, server.url);
+  const b = await context.newPage();
+  await b.goto(`${server.url}/?fast=1`);
+  await b.waitForSelector("body[data-ready='1']");
+  await login(a, "ann");
+  await waitFor("tab b to follow the login", () => b.evaluate(() => window.demo.outbox.currentUser === "ann" && document.querySelector("#who").textContent === "logged in as ann"));
+  await saveViaForm(b, 70.2);
+  await waitFor("tab a to show the entry", async () => (await a.locator("#entries li").count()) === 1);
+  // A switch of user in b: a follows (the other user's list, empty).
+  await b.click("#logout-btn");
+  await waitFor("tab a to follow the logout", () => a.evaluate(() => window.demo.outbox.currentUser === null && document.querySelector("#entries").children.length === 0 && document.querySelector("#logout-btn").hidden));
+  await login(b, "bob");
+  await waitFor("tab a to follow the new login", () => a.evaluate(() => window.demo.outbox.currentUser === "bob"));
+  await waitFor("bob's list is empty in a", async () => (await a.locator("#entries li").count()) === 0);
+  // Save, then log out before the save has been stored: its "Saved" never reaches the cleared
+  // screen. The app's save call is watched, so the check comes right after the app's own handling.
+  await a.fill("#quantity", "71.3");
+  const after = await a.evaluate(async () => {
+    const o = window.demo.outbox;
+    const save = o.save;
+    let done;
+    o.save = (...args) => {
+      const p = save.apply(o, args);
+      done = p.then(() => "stored", (e) => `refused: ${e.message}`); // runs before the app's await resumes
+      return p;
+    };
+    document.querySelector("#save").click(); // the handler calls save() before this returns
+    document.querySelector("#logout-btn").click();
+    const outcome = await done;
+    await new Promise((r) => setTimeout(r, 0));
+    delete o.save;
+    return { outcome, ok: document.querySelector("#form-ok").textContent, error: document.querySelector("#form-error").textContent };
+  });
+  assert.deepEqual(after, { outcome: "stored", ok: "", error: "" }, "no message of the logged-out session");
+  await waitFor("tab b to follow that logout too", () => b.evaluate(() => window.demo.outbox.currentUser === null));
 }));
