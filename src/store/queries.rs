@@ -137,7 +137,8 @@ impl Store {
         .await
     }
 
-    /// `user`'s events in one state (`Processing` or `Retrying`: small sets).
+    /// `user`'s events in one state: `Processing` (at most a few batches), or `Retrying` (read
+    /// once per lead, for the retry schedule; all of them, however many).
     pub async fn in_state(&self, user: &str, sk: StateKey) -> Result<Vec<OutboxEvent>> {
         const OP: &str = "listing events in one state";
         let tx = self.db().begin(&[EVENTS], Mode::Read, OP).await?;

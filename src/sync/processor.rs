@@ -898,15 +898,26 @@ async fn campaign(shared: Rc<Shared>, user: String, generation: u64, cancelled: 
 }
 
 /// Loads the retrying events of `user` into this context's schedule (monotonic deadlines, never
-/// further than their wait: a clock set back does not stretch them).
-async fn load_schedule(shared: &Shared, user: &str) {
+/// further than their wait: a clock set back does not stretch them). False when they could not
+/// be read: the caller tries again at its next turn (without the schedule, retries come due on
+/// the wall clock alone, and a clock set back would hold them back).
+async fn load_schedule(shared: &Shared, user: &str) -> bool {
+    // Cleared before the read: a result recorded (then scheduled) during it stays scheduled, and
+    // one recorded before it is read back.
     shared.clear_schedule();
-    if let Ok(retrying) = shared.store.in_state(user, StateKey::Retrying).await {
-        let (t, wall, longest) = (mono(), now(), shared.config.retry.longest_wait());
-        for e in retrying {
-            if let Some(at) = e.next_attempt_at {
-                shared.schedule(&e.id, t + remaining_wait(at, e.wait_ms, wall, longest) as f64);
+    match shared.store.in_state(user, StateKey::Retrying).await {
+        Ok(retrying) => {
+            let (t, wall, longest) = (mono(), now(), shared.config.retry.longest_wait());
+            for e in retrying {
+                if let Some(at) = e.next_attempt_at {
+                    shared.schedule(&e.id, t + remaining_wait(at, e.wait_ms, wall, longest) as f64);
+                }
             }
+            true
+        }
+        Err(e) => {
+            shared.log.warn(|| format!("the retry schedule of user {user} could not be read ({e}); trying again at the next pass"));
+            false
         }
     }
 }
@@ -915,9 +926,11 @@ async fn load_schedule(shared: &Shared, user: &str) {
 async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell<bool>, wake: &Rc<Notify>, leadership: &Leadership) {
     let cfg = &shared.config;
     let log = shared.log;
-    load_schedule(shared, user).await;
+    // Read at the first turn, and at each next one until it could be read.
+    let mut scheduled = false;
     let mut next_cleanup = mono();
     let mut alarm = Alarm::default();
+    let mut pass_failed;
     loop {
         {
             while shared.asked.get() > 0 {
@@ -930,9 +943,10 @@ async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell
             if !leadership.renew().await {
                 return;
             }
-            if let Err(e) = run_pass(shared, user, generation, false).await {
-                log.warn(|| format!("pass for user {user} failed: {e}"));
+            if !scheduled {
+                scheduled = load_schedule(shared, user).await;
             }
+            pass_failed = run_pass(shared, user, generation, false).await.map_err(|e| log.warn(|| format!("pass for user {user} failed: {e}"))).is_err();
             if mono() >= next_cleanup && !cancelled.get() {
                 match shared.store.cleanup(now(), cfg.retention_ms).await {
                     Ok(n) => {
@@ -953,15 +967,26 @@ async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell
             log.info(|| format!("hidden, frozen or a worker: handing the uploads of user {user} to a page that asked"));
             return;
         }
-        // Wake at the next interval tick, or earlier when a retry or the cleanup comes due.
+        // Wake at the next interval tick, or earlier when a retry or the cleanup comes due. A
+        // retry is woken for no earlier than a pass can claim it: offline, at the next probe;
+        // after no answer, when that wait ends (an event's own step can end before it). Woken at
+        // its due time, the pass would return without taking it and the loop turn again at once.
         let t = mono();
         let mut soonest = next_cleanup;
+        let (until, claimable) = {
+            let n = shared.net.borrow();
+            (n.until, if is_online() { n.until } else { n.last_probe + offline_probe_every(cfg) })
+        };
         if let Some(due) = shared.next_due() {
-            soonest = soonest.min(due);
+            soonest = soonest.min(due.max(claimable));
         }
-        let until = shared.net.borrow().until;
         if until > t {
             soonest = soonest.min(until);
+        }
+        // A pass that failed (storage refusing at once, a claim that failed with more retries due
+        // than it takes) is not run again at once: in a second at the soonest, or at the tick.
+        if pass_failed {
+            soonest = soonest.max(t + 1_000.0);
         }
         alarm.at_most((soonest - t).max(0.0) as u64 + 1, t, wake);
         wake.notified().await;

@@ -169,3 +169,26 @@ async fn f4_a_retry_due_at_takeover_stays_due_when_the_clock_is_then_set_back() 
     set_clock_offset(0.0);
     finish(&db, &[&second]).await;
 }
+
+/// The takeover reads every retrying event into the monotonic schedule. When that read failed,
+/// the failure was dropped and the context led with no schedule: retries came due on the wall
+/// clock only, so a clock then set back an hour held each of them back an hour instead of its
+/// backoff (review X, F2). The read is made again at the next pass until it succeeds.
+#[wasm_bindgen_test]
+async fn f4_a_schedule_that_could_not_be_read_at_takeover_is_read_again() {
+    let db = fresh_db("clock-schedule-reread");
+    let (stub, id) = failed_once_then_closed(&db, 0.0).await;
+    set_online(false); // nothing goes before the clock is set back
+    let second = open(&db, CFG).await;
+    fail_next_transaction("events", "readonly"); // the takeover's read of the retrying events
+    second.start(JsValue::from_str("u1")).unwrap();
+    eventually(5_000, "the second outbox leads", || async { second.is_leader() }).await;
+    sleep(300).await;
+    set_clock_offset(-HOUR_MS);
+    set_online(true);
+    eventually(6_000, "the retry after the clock was set back", || async { status_of(&second, &id).await == "completed" }).await;
+    assert_eq!(sent(&stub, &string(&event_of(&second, "u1", &id).await, "id")), 2, "one failure, one retry");
+    restore_online();
+    set_clock_offset(0.0);
+    finish(&db, &[&second]).await;
+}

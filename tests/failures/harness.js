@@ -459,6 +459,20 @@ export function nextTransaction(store, mode) {
   });
 }
 
+// Makes the page's next transaction over exactly [`store`] in `mode` fail as it is created (as a
+// browser refusing it would), once.
+export function failNextTransaction(store, mode) {
+  const original = IDBDatabase.prototype.transaction;
+  IDBDatabase.prototype.transaction = function (names, m, options) {
+    const list = [].concat(names);
+    if ((m || "readonly") === mode && list.length === 1 && list[0] === store) {
+      IDBDatabase.prototype.transaction = original;
+      throw new DOMException("refused by the test", "NotFoundError");
+    }
+    return original.call(this, names, m, options);
+  };
+}
+
 // Deletes the database the way site-data clearing (or this app's other code) does; resolves once
 // the delete went through ("success") or reports "blocked" if it is still waiting after `ms`.
 export function wipeDb(name, ms) {

@@ -100,3 +100,61 @@ async fn f5_offline_starts_no_request_and_online_wakes_the_processor() {
     assert_eq!(num(&e, "requestCount"), 1.0, "{e:?}");
     finish(&db, &[&outbox]).await;
 }
+
+/// The uploader's heartbeat count of `user` (one per turn of its processing loop).
+async fn beats(db: &str, user: &str) -> f64 {
+    num(&ok(raw_get(db, "meta", &format!("leader:{user}"))).await, "beat")
+}
+
+/// A retry due while no claim can take it (offline, the probe minutes away) woke the processing
+/// loop at its due time; the pass then returned at "offline" without taking it off the schedule,
+/// so the loop was re-armed at 1 ms and turned at once, over and over (a heartbeat write, a read
+/// of the claims and a subscriber refresh each time) until the network came back (review X, F1).
+#[wasm_bindgen_test]
+async fn f5_a_retry_due_while_offline_does_not_spin_the_uploader() {
+    let db = fresh_db("offline-due-spin");
+    restore_online();
+    let stub = stub_fetch(&json(r#"[{"status": 503}]"#), &json(r#"{"status": 201, "body": {"id": "b-1"}}"#));
+    let outbox = open(&db, r#"{"processingIntervalMs": 60000, "backoffMs": [300], "log": "off"}"#).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let id = string(&save(&outbox, 70.0).await, "id");
+    eventually(5_000, "the 503 recorded", || async { string(&event_of(&outbox, "u1", &id).await, "status") == "failed" }).await;
+    set_online(false);
+    sleep(600).await; // its 300 ms backoff is over; the offline probe is 5 minutes away
+    let before = beats(&db, "u1").await;
+    sleep(2_000).await;
+    let turns = beats(&db, "u1").await - before;
+    assert!(turns <= 2.0, "{turns} turns of the processing loop in 2 s while offline (its interval is a minute)");
+    // Back online: the retry goes at once.
+    set_online(true);
+    eventually(5_000, "the retry once online", || async { string(&event_of(&outbox, "u1", &id).await, "status") == "completed" }).await;
+    assert_eq!(sent(&stub, &string(&event_of(&outbox, "u1", &id).await, "id")), 2);
+    restore_online();
+    finish(&db, &[&outbox]).await;
+}
+
+/// The same while the server is unreachable: an event's own wait (its backoff step) can end long
+/// before the outbox-wide wait after no answer (the streak's step), e.g. for an event a
+/// `processNow()` sent during the outage; the loop then spun from the one to the other.
+#[wasm_bindgen_test]
+async fn f5_a_retry_due_before_the_unreachable_servers_backoff_ends_does_not_spin_the_uploader() {
+    let db = fresh_db("offline-until-spin");
+    restore_online();
+    let stub = stub_fetch(&json("[]"), &json(r#"{"networkError": true}"#));
+    let outbox = open(&db, r#"{"processingIntervalMs": 60000, "requestTimeoutMs": 1000, "backoffMs": [200, 4000], "log": "off"}"#).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    save(&outbox, 70.0).await;
+    // No answer twice: the outbox waits 4 s (the streak's second step).
+    eventually(5_000, "two requests without an answer", || async { requests(&stub).len() >= 2 }).await;
+    sleep(100).await;
+    // A new event sent now (forced) fails too: its own wait is the first step, 200 ms.
+    let second = string(&save(&outbox, 71.0).await, "id");
+    process_now(&outbox, 5_000).await;
+    assert_eq!(num(&event_of(&outbox, "u1", &second).await, "requestCount"), 1.0);
+    sleep(300).await; // due on its own, while the outbox still waits
+    let before = beats(&db, "u1").await;
+    sleep(2_000).await;
+    let turns = beats(&db, "u1").await - before;
+    assert!(turns <= 2.0, "{turns} turns of the processing loop in 2 s while the server's backoff runs");
+    finish(&db, &[&outbox]).await;
+}
