@@ -290,13 +290,13 @@ impl OutboxCore {
             }
             if shared.is_leader() {
                 if let Some(r) = self.detached_pass(&user, deadline).await {
-                    return Ok(r);
+                    return r;
                 }
             } else {
                 // Asking who uploads reads storage, which may be stuck: within the deadline too.
                 let left = (deadline - mono()).max(0.0) as u64;
                 match within(left, self.uploader_elsewhere(&user)).await {
-                    Some(true) => return Ok(self.delegate_pass(&user, deadline).await),
+                    Some(true) => return self.delegate_pass(&user, deadline).await,
                     Some(false) => {}
                     None => break,
                 }
@@ -314,10 +314,11 @@ impl OutboxCore {
     /// call: a pass already running comes first, and a request may take `requestTimeoutMs`.
     /// Past the deadline the pass goes on in the background and this answers with what it has
     /// done so far (`unfinished`); giving up waiting never cancels a pass half-way (its claims
-    /// would be left in flight). `None`: this context does not lead `user`'s uploads.
-    async fn detached_pass(&self, user: &str, deadline: f64) -> Option<PassReport> {
+    /// would be left in flight). `None`: this context does not lead `user`'s uploads. A pass that
+    /// failed is the call's error.
+    async fn detached_pass(&self, user: &str, deadline: f64) -> Option<Result<PassReport>> {
         let shared = &self.shared;
-        let slot: Rc<RefCell<Option<Option<PassReport>>>> = Rc::default();
+        let slot: Rc<RefCell<Option<Option<Result<PassReport>>>>> = Rc::default();
         let done = Rc::new(Notify::default());
         {
             let (shared, slot, done) = (shared.clone(), slot.clone(), done.clone());
@@ -328,7 +329,8 @@ impl OutboxCore {
             });
         }
         match within((deadline - mono()).max(0.0) as u64, done.notified()).await {
-            Some(()) => slot.borrow_mut().take().flatten(),
+            // A pass of another user (the session switched meanwhile) is not this call's.
+            Some(()) => slot.borrow_mut().take().flatten().filter(|r| r.as_ref().map_or(true, |r| r.user_id.as_deref() == Some(user))),
             None => {
                 // The running pass's counts, if it is this user's (it may be one this call's
                 // pass waits behind, for the user before a switch).
@@ -337,7 +339,7 @@ impl OutboxCore {
                 so_far.user_id = Some(user.to_owned());
                 so_far.unfinished = true;
                 shared.log.info(|| format!("processNow: the pass for user {user} goes on in the background; answering with what it did so far"));
-                Some(so_far)
+                Some(Ok(so_far))
             }
         }
     }
@@ -357,7 +359,7 @@ impl OutboxCore {
     /// Asks the uploader of `user` (another context) for a pass and waits for its report. If
     /// that uploader goes away unanswering (crashed, frozen) and this context takes over
     /// meanwhile, the pass runs here instead, within what is left of the bound.
-    async fn delegate_pass(&self, user: &str, deadline: f64) -> PassReport {
+    async fn delegate_pass(&self, user: &str, deadline: f64) -> Result<PassReport> {
         let shared = &self.shared;
         let id = new_id();
         let (slot, done) = shared.await_pass(&id);
@@ -369,7 +371,7 @@ impl OutboxCore {
             }
             if shared.is_leader() && slot.borrow().is_none() && shared.user().as_deref() == Some(user) {
                 shared.forget_pass(&id);
-                return self.detached_pass(user, deadline).await.unwrap_or_else(|| PassReport::of(user));
+                return self.detached_pass(user, deadline).await.unwrap_or_else(|| Ok(PassReport::of(user)));
             }
         }
         shared.forget_pass(&id);
@@ -380,7 +382,7 @@ impl OutboxCore {
         report.user_id = Some(user.to_owned());
         report.delegated = true;
         report.unfinished |= unfinished;
-        report
+        Ok(report)
     }
 
     /// True while this context uploads for the current user.

@@ -448,10 +448,14 @@ impl Shared {
             Message::PassRequest { id, user } if mine(&user) && self.is_leader() => {
                 let shared = self.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    // Answered only with the asking user's pass: after a switch of user here
-                    // meanwhile, the asker hears nothing and answers at its bound.
-                    if let Some(report) = processor::pass_now(&shared, true).await.filter(|r| r.user_id.as_deref() == Some(user.as_str())) {
-                        shared.post(&Message::PassDone { id, report });
+                    // Answered only with the asking user's pass that ran: after a switch of user
+                    // here meanwhile, or a pass that failed (its storage refused), the asker hears
+                    // nothing and answers `finished: false` at its bound, never as a finished
+                    // pass that found nothing to do.
+                    if let Some(Ok(report)) = processor::pass_now(&shared, true).await {
+                        if report.user_id.as_deref() == Some(user.as_str()) {
+                            shared.post(&Message::PassDone { id, report });
+                        }
                     }
                 });
             }

@@ -53,7 +53,9 @@ const PASS_CLAIMS_FOR_MS: u32 = 10_000;
 
 /// Runs one pass now in this context, if it leads the current user's uploads (`processNow()`,
 /// or another context's request). `forced`: even while uploads wait out an unreachable server.
-pub async fn pass_now(shared: &Rc<Shared>, forced: bool) -> Option<PassReport> {
+/// `Some(Err(..))`: the pass failed (storage refused its claim, say), said as such, not as a pass
+/// that found nothing to do.
+pub async fn pass_now(shared: &Rc<Shared>, forced: bool) -> Option<Result<PassReport>> {
     let _turn = {
         // Counted while waiting, however the wait ends (a dropped future included).
         struct Asking<'a>(&'a Cell<u32>);
@@ -71,13 +73,14 @@ pub async fn pass_now(shared: &Rc<Shared>, forced: bool) -> Option<PassReport> {
     if !shared.leads(session.generation) {
         return None;
     }
-    match run_pass(shared, &user, session.generation, forced).await {
-        Ok(r) => Some(r),
-        Err(e) => {
-            shared.log.warn(|| format!("pass for user {user} failed: {e}"));
-            Some(PassReport::of(user))
-        }
+    let pass = run_pass(shared, &user, session.generation, forced).await;
+    if let Err(e) = &pass {
+        shared.log.warn(|| format!("pass for user {user} failed: {e}"));
     }
+    // The processing loop sleeps until its next deadline as it was before this pass: this one may
+    // have changed it (an answer ends the unreachable server's wait; a retry it recorded).
+    shared.wake();
+    Some(pass)
 }
 
 /// Runs one pass for `user` under session `generation`. The caller holds the pass gate.
@@ -128,6 +131,8 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
         claim_seen: Cell::new(shared.work.count()),
         more: Cell::new(true),
         claim_until: mono() + f64::from(PASS_CLAIMS_FOR_MS),
+        ending: Cell::new(f64::INFINITY),
+        sending: RefCell::new(Vec::new()),
         probing,
         stop: Cell::new(false),
         unreachable: Cell::new(false),
@@ -181,9 +186,15 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
         let mut n = shared.net.borrow_mut();
         *n = super::NetState { last_probe: n.last_probe, ..Default::default() };
     }
-    let report = report.take();
+    let mut report = report.take();
     if let Some(e) = failure.into_inner() {
-        return Err(e);
+        if report.claimed == 0 {
+            return Err(e);
+        }
+        // It failed after work was done (a later claim refused): the counts of that work, and
+        // not finished; the next pass goes on.
+        log.warn(|| format!("pass for user {user} stopped early: {e}"));
+        report.unfinished = true;
     }
     if report.claimed == 0 {
         log.debug(|| format!("pass for user {user}: nothing due"));
@@ -398,6 +409,11 @@ struct Pass<'a> {
     more: Cell<bool>,
     /// No claims after this (monotonic ms): see [`PASS_CLAIMS_FOR_MS`].
     claim_until: f64,
+    /// When the pass first had to end (its claim window over, or a pass asked for), monotonic
+    /// ms; `INFINITY` until then. See [`Pass::held_open`].
+    ending: Cell<f64>,
+    /// When each upload out now began (its token call and request), monotonic ms.
+    sending: RefCell<Vec<f64>>,
     /// The platform reports offline: this pass is the one probe (see [`offline_probe_every`]).
     probing: bool,
     /// No more uploads in this pass (no answer from the server, lost lead, logout).
@@ -421,7 +437,7 @@ impl Pass<'_> {
         }
         let (shared, user) = (self.shared, self.user);
         let (cfg, log) = (&shared.config, shared.log);
-        if mono() >= self.claim_until || shared.asked.get() > 0 {
+        if self.must_end() && !self.held_open() {
             // The pass ends with what it has; the next one (an asked-for pass first) starts at once.
             log.debug(|| format!("pass for user {user} ends (claiming for {PASS_CLAIMS_FOR_MS} ms at most, or a pass was asked for); the next one goes on"));
             self.more.set(false);
@@ -512,7 +528,7 @@ impl Pass<'_> {
     async fn idle(&self) -> bool {
         let shared = self.shared;
         loop {
-            let may_claim = self.wanted() && !self.probing && self.failure.borrow().is_none() && mono() < self.claim_until && shared.asked.get() == 0;
+            let may_claim = self.wanted() && !self.probing && self.failure.borrow().is_none() && (!self.must_end() || self.held_open());
             if self.busy.get() == 0 || !may_claim {
                 return false;
             }
@@ -523,6 +539,44 @@ impl Pass<'_> {
             }
             first(shared.work.since(seen), self.all_idle.since(idle_seen)).await;
         }
+    }
+
+    /// Should the pass end (stop claiming)? Its claim window is over, or a pass was asked for
+    /// (`processNow()`, another context's request): it hands over at its next claim. Notes when
+    /// that first became so.
+    fn must_end(&self) -> bool {
+        let must = mono() >= self.claim_until || self.shared.asked.get() > 0;
+        if must && self.ending.get() == f64::INFINITY {
+            self.ending.set(mono());
+        }
+        must
+    }
+
+    /// An upload begun before the pass had to end (as first noted by [`Pass::must_end`], at a
+    /// claim or an idle slot's look) is still out: a slow or hung server or token function, up to
+    /// a token call and a request. The pass cannot end before it anyway, so it goes on claiming
+    /// what comes meanwhile rather than hold every new save (and the pass asked for) behind it.
+    /// Uploads begun later never hold it open, so it claims for one upload's bound at most past
+    /// that point, then ends once what it claimed is sent.
+    fn held_open(&self) -> bool {
+        let ending = self.ending.get();
+        self.sending.borrow().iter().any(|&began| began < ending)
+    }
+
+    /// Counts an upload as out until the guard is dropped (see [`Pass::held_open`]).
+    fn sending(&self) -> impl Drop + '_ {
+        struct Sending<'p, 'a>(&'p Pass<'a>, f64);
+        impl Drop for Sending<'_, '_> {
+            fn drop(&mut self) {
+                let mut out = self.0.sending.borrow_mut();
+                if let Some(i) = out.iter().position(|&began| began == self.1) {
+                    out.swap_remove(i);
+                }
+            }
+        }
+        let began = mono();
+        self.sending.borrow_mut().push(began);
+        Sending(self, began)
     }
 
     /// Counts a slot as holding events until the guard is dropped; the last one to let go tells
@@ -623,7 +677,11 @@ async fn single_worker(pass: &Pass<'_>, workers: usize) {
         }
         shared.log.info(|| format!("uploading event {} ({} of entry {})", c.event.id, c.event.operation.as_str(), c.event.entity_id));
         let wanted = || pass.wanted();
-        match shared.transport.send_one(&c, &wanted).await {
+        let sent = {
+            let _out = pass.sending();
+            shared.transport.send_one(&c, &wanted).await
+        };
+        match sent {
             Some(outcome) => {
                 pass.report.borrow_mut().requests += u32::from(!matches!(outcome, Outcome::Token(_)));
                 let done = pass.decide(&c, &outcome);
@@ -662,7 +720,11 @@ async fn batch_worker(pass: &Pass<'_>, url: &str) {
         }
         shared.log.info(|| format!("uploading a batch of {} events to {url}", items.len()));
         let wanted = || pass.wanted();
-        match shared.transport.send_batch(url, &items, pass.user, &wanted).await {
+        let sent = {
+            let _out = pass.sending();
+            shared.transport.send_batch(url, &items, pass.user, &wanted).await
+        };
+        match sent {
             Some((outcomes, signal)) => {
                 pass.report.borrow_mut().requests += u32::from(!matches!(outcomes.first(), Some(Some(Outcome::Token(_)))));
                 let mut size = shared.batch.get();
@@ -902,14 +964,13 @@ async fn campaign(shared: Rc<Shared>, user: String, generation: u64, cancelled: 
 /// be read: the caller tries again at its next turn (without the schedule, retries come due on
 /// the wall clock alone, and a clock set back would hold them back).
 async fn load_schedule(shared: &Shared, user: &str) -> bool {
-    // Cleared before the read: a result recorded (then scheduled) during it stays scheduled, and
-    // one recorded before it is read back.
-    shared.clear_schedule();
     match shared.store.in_state(user, StateKey::Retrying).await {
         Ok(retrying) => {
             let (t, wall, longest) = (mono(), now(), shared.config.retry.longest_wait());
             for e in retrying {
-                if let Some(at) = e.next_attempt_at {
+                // One this lead scheduled itself (a result recorded during the read, or by a
+                // pass after a read that failed) keeps its own deadline, timed here.
+                if let (Some(at), false) = (e.next_attempt_at, shared.is_scheduled(&e.id)) {
                     shared.schedule(&e.id, t + remaining_wait(at, e.wait_ms, wall, longest) as f64);
                 }
             }
@@ -926,7 +987,9 @@ async fn load_schedule(shared: &Shared, user: &str) -> bool {
 async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell<bool>, wake: &Rc<Notify>, leadership: &Leadership) {
     let cfg = &shared.config;
     let log = shared.log;
-    // Read at the first turn, and at each next one until it could be read.
+    // Read at the first turn, and at each next one until it could be read. A new lead starts
+    // from what storage says (another context may have recorded retries meanwhile).
+    shared.clear_schedule();
     let mut scheduled = false;
     let mut next_cleanup = mono();
     let mut alarm = Alarm::default();

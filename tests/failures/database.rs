@@ -283,3 +283,24 @@ async fn a_subscriber_added_while_storage_is_held_hears_the_stats_once_it_frees_
     heard.off();
     finish(&db, &[&outbox]).await;
 }
+
+/// A `processNow()` whose pass could not read or claim (another tab holds the stores past the
+/// call's bound) answered as a finished pass that found nothing to do, all zeros (probe X, X3):
+/// the caller could not tell "nothing due" from "storage stuck". It now rejects with the pass's
+/// error (or, should its own bound come first, answers `finished: false`).
+#[wasm_bindgen_test]
+async fn f3_a_process_now_whose_pass_failed_says_so() {
+    let db = fresh_db("pn-failed");
+    let _stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, r#"{"processingIntervalMs": 3600000, "log": "off"}"#).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    eventually(3_000, "u1's uploader", || async { outbox.is_leader() }).await;
+    sleep(300).await; // its first pass is over
+    let hold = resolves(5_000, "the other tab's transaction", hold_transaction(&db, 14_000)).await;
+    match settles(14_000, "processNow() behind the transaction", outbox.process_now()).await {
+        Err(e) => assert_eq!(get(&e, "code").as_string().as_deref(), Some("TIMEOUT"), "{}", message(&e)),
+        Ok(report) => assert_eq!(get(&report, "finished").as_bool(), Some(false), "a pass that could not claim reported as finished: {report:?}"),
+    }
+    let _ = wasm_bindgen_futures::JsFuture::from(get(&hold, "ended").unchecked_into::<js_sys::Promise>()).await;
+    finish(&db, &[&outbox]).await;
+}

@@ -1120,3 +1120,32 @@ async fn subscribers_hear_nothing_of_a_user_after_stop() {
     eventually(3_000, "a reading for the same user's new session", || async { array(&get(&rec, "seen")).len() > heard }).await;
     finish(&db, &[&o]).await;
 }
+
+/// A `processNow()` asked while an upload hung (a stalled server, or a token function that does
+/// not answer) made the running pass stop claiming at once, and that pass could not end before
+/// the hung upload: every save made meanwhile waited for it, up to `requestTimeoutMs` (30 s by
+/// default), though "one stuck request holds back nothing else" (probe X, X1).
+#[wasm_bindgen_test]
+async fn a_process_now_asked_during_a_hung_upload_holds_back_no_new_save() {
+    let db = fresh_db("pn-hung");
+    let srv = Server::new(r#"(req, st) => st.heldOnce ? undefined : ((st.heldOnce = true), { hold: "first" })"#, "");
+    let o = Ob::open(&db, r#"{"requestTimeoutMs": 30000}"#).await;
+    o.start("u1");
+    let a = string(&o.save("weight", 70.0, r#"{"userId": "u1"}"#).await, "id");
+    eventually(3000, "the first upload held by the server", || async { srv.held("first") == 1 }).await;
+    let asked: js_sys::Promise = o.call_sync("processNow", &[]).unwrap().unchecked_into();
+    sleep(50).await;
+    let b = string(&o.save("weight", 71.0, r#"{"userId": "u1"}"#).await, "id");
+    eventually(5000, "the new save uploaded while the first upload hangs", || async {
+        o.events_of("u1", &b).await.iter().any(|e| string(e, "status") == "completed")
+    })
+    .await;
+    assert_eq!(srv.held("first"), 1, "the first upload still hangs");
+    srv.release("first");
+    // The asked-for pass settles (it ran once the held upload ended, or answered at its bound).
+    wasm_bindgen_futures::JsFuture::from(asked).await.unwrap();
+    o.drained("u1", Some(2), 5000).await;
+    assert!(o.events_of("u1", &a).await.iter().all(|e| string(e, "status") == "completed"));
+    assert_eq!(srv.count("POST", ""), 2, "each sent once");
+    finish(&db, &[&o]).await;
+}
