@@ -321,16 +321,15 @@ impl OutboxCore {
         let slot: Rc<RefCell<Option<Option<Result<PassReport>>>>> = Rc::default();
         let done = Rc::new(Notify::default());
         {
-            let (shared, slot, done) = (shared.clone(), slot.clone(), done.clone());
+            let (shared, slot, done, user) = (shared.clone(), slot.clone(), done.clone(), user.to_owned());
             wasm_bindgen_futures::spawn_local(async move {
-                let report = processor::pass_now(&shared, true).await;
+                let report = processor::pass_now(&shared, &user, true).await;
                 *slot.borrow_mut() = Some(report);
                 done.notify();
             });
         }
         match within((deadline - mono()).max(0.0) as u64, done.notified()).await {
-            // A pass of another user (the session switched meanwhile) is not this call's.
-            Some(()) => slot.borrow_mut().take().flatten().filter(|r| r.as_ref().map_or(true, |r| r.user_id.as_deref() == Some(user))),
+            Some(()) => slot.borrow_mut().take().flatten(),
             None => {
                 // The running pass's counts, if it is this user's (it may be one this call's
                 // pass waits behind, for the user before a switch).

@@ -5,6 +5,7 @@
 // through batchEndpoint; ?log=debug|info|warn|off; ?db=<name>; ?staleMs=, ?stalledMs=, ?failingAfter=
 // set staleAfterMs, stalledAfterMs and failingAfter.
 import init, { Outbox } from "/pkg/progress_outbox.js";
+import { BATCH_ENDPOINT, outboxSettings } from "/settings.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const params = new URLSearchParams(location.search);
@@ -12,21 +13,18 @@ const fast = params.has("fast");
 const batch = params.get("batch") === "1";
 const USER_KEY = "progress-demo.user"; // the user id only: tokens never touch storage
 const SYNC_TAG = "progress-outbox";
-const BATCH_ENDPOINT = "/api/v1/progress/batch";
 const number = (name) => (params.has(name) ? { [name]: Number(params.get(name)) } : {});
 
+const db = params.get("db") || null;
 const config = {
-  endpoint: "/api/v1/progress",
+  ...outboxSettings({ fast, batch, db }), // the service worker opens its outbox with the same
   // The outbox asks for the token of the user whose events it uploads (that may be another user
   // than the one logged in here, e.g. events saved before a switch of user): use the argument.
   token: (userId, hint) => tokens.get(userId, hint && hint.refresh),
   log: params.get("log") || "info",
-  ...(fast ? { processingIntervalMs: 300, backoffMs: [300, 600, 1000, 2000, 3000], requestTimeoutMs: 4000, staleAfterMs: 5000 } : {}),
-  ...(batch ? { batchEndpoint: BATCH_ENDPOINT } : {}),
   ...(params.has("staleMs") ? { staleAfterMs: Number(params.get("staleMs")) } : {}),
   ...(params.has("stalledMs") ? { stalledAfterMs: Number(params.get("stalledMs")) } : {}),
   ...number("failingAfter"),
-  ...(params.has("db") ? { dbName: params.get("db") } : {}),
   onVersionChange: () => showBanner("A newer version of this app was opened in another tab and upgraded the database. Reload this page to continue."),
 };
 
@@ -149,8 +147,12 @@ function login(userId, fromOtherTab = false) {
     return;
   }
   session++;
-  if (!fromOtherTab) localStorage.setItem(USER_KEY, userId);
-  tellServiceWorker();
+  // The tab where the user logged in tells the service worker (with its own settings); the tabs
+  // that follow it do not, or the worker would take the settings of whichever followed last.
+  if (!fromOtherTab) {
+    localStorage.setItem(USER_KEY, userId);
+    tellServiceWorker();
+  }
   renderSession();
   refreshStats();
   refreshAll();
@@ -160,7 +162,7 @@ function login(userId, fromOtherTab = false) {
 function tellServiceWorker() {
   const userId = outbox.currentUser;
   if (!userId) return;
-  postToServiceWorker({ type: "user", userId, fast, batch, db: config.dbName });
+  postToServiceWorker({ type: "user", userId, fast, batch, db });
   tokens.share(userId).catch(() => {});
 }
 

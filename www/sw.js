@@ -7,9 +7,10 @@
 //    when no tab does (e.g. after the last tab closed), never alongside one.
 // 3. Tokens arrive from the page by postMessage and live in memory only, never in storage.
 import init, { Outbox } from "/pkg/progress_outbox.js";
+import { outboxSettings } from "/settings.js";
 
-const SHELL_CACHE = "progress-shell-v4";
-const SHELL = ["/", "/index.html", "/app.js", "/style.css", "/manifest.webmanifest", "/icons/icon-192.png", "/icons/icon-512.png"];
+const SHELL_CACHE = "progress-shell-v5";
+const SHELL = ["/", "/index.html", "/app.js", "/settings.js", "/style.css", "/manifest.webmanifest", "/icons/icon-192.png", "/icons/icon-512.png"];
 
 /** The app files plus every module of the package (`pkg/files.json`, written by the build). */
 async function shellFiles() {
@@ -117,21 +118,17 @@ function outbox(settings) {
   if (current && current.key !== key) {
     const old = current.ready;
     current = null;
-    old.then((o) => o.close(), () => {});
+    old.then((o) => o.close()).catch(() => {});
   }
   if (!current) {
     const ready = (async () => {
       await init();
-      const fast = settings && settings.fast;
-      // Configured like the pages: of the contexts sharing a dbName, the one that uploads uses
-      // its own endpoints and token source.
+      // Configured like the pages (www/settings.js): of the contexts sharing a dbName, the one
+      // that uploads uses its own endpoints and token source.
       return Outbox.open({
-        endpoint: "/api/v1/progress",
+        ...outboxSettings(settings || {}),
         token: tokenFor, // called with the userId whose events upload: asks a page for that user's token
         log: "info",
-        ...(fast ? { processingIntervalMs: 300, backoffMs: [300, 600, 1000, 2000, 3000], requestTimeoutMs: 4000, staleAfterMs: 5000 } : {}),
-        ...(settings && settings.batch ? { batchEndpoint: "/api/v1/progress/batch" } : {}),
-        ...(settings && settings.db ? { dbName: settings.db } : {}),
         onVersionChange: () => { if (current && current.ready === ready) current = null; },
       });
     })();
@@ -165,13 +162,26 @@ self.addEventListener("message", (event) => {
 self.addEventListener("sync", (event) => {
   if (event.tag !== SYNC_TAG) return;
   event.waitUntil((async () => {
-    const session = await state.get();
-    if (!session) return;
-    const o = await startFor(session);
-    let report = await o.processNow(); // runs here, or in the tab that uploads for this user
+    if (!(await state.get())) return;
+    // Each call on the outbox of the session stored now: a page that logs in with other settings
+    // meanwhile closes the one this event began with.
+    const current = async () => {
+      const session = await state.get();
+      if (!session) throw new Error("logged out during the sync");
+      return startFor(session);
+    };
+    const onCurrent = async (call) => {
+      try {
+        return await call(await current());
+      } catch (e) {
+        if (e && e.code === "CLOSED") return call(await current());
+        throw e;
+      }
+    };
+    let report = await onCurrent((o) => o.processNow()); // runs here, or in the tab that uploads for this user
     // processNow() answers within 10 s; a pass still going (a slow server) keeps the worker alive.
-    while (!report.finished) report = await o.processNow();
-    const s = await o.stats();
+    while (!report.finished) report = await onCurrent((o) => o.processNow());
+    const s = await onCurrent((o) => o.stats());
     // Ask the browser to fire `sync` again later while work remains (it backs off on its own).
     const left = s.pending + s.processing + s.retrying;
     if (left > 0 && !report.offline) throw new Error(`${left} events still waiting`);

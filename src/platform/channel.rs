@@ -69,18 +69,24 @@ struct Wire<'a> {
     counts: Option<[u32; 8]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     offline: Option<bool>,
+    /// A pass that stopped early (a later claim failed): its report says `finished: false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unfinished: Option<bool>,
 }
 
 impl Message {
     fn encode(&self) -> Option<JsValue> {
-        let mut w = Wire { t: "", user: None, id: None, owner: None, gen: None, counts: None, offline: None };
+        let mut w = Wire { t: "", user: None, id: None, owner: None, gen: None, counts: None, offline: None, unfinished: None };
         match self {
             Message::Saved { user } => (w.t, w.user) = ("saved", Some(user.as_str())),
             Message::Changed { user } => (w.t, w.user) = ("changed", Some(user.as_str())),
             Message::WantLead { user } => (w.t, w.user) = ("want-lead", Some(user.as_str())),
             Message::Lead { user, owner, gen } => (w.t, w.user, w.owner, w.gen) = ("lead", Some(user.as_str()), Some(owner.as_str()), Some(*gen)),
             Message::PassRequest { id, user } => (w.t, w.user, w.id) = ("pass?", Some(user.as_str()), Some(id.as_str())),
-            Message::PassDone { id, report } => (w.t, w.id, w.counts, w.offline) = ("pass!", Some(id.as_str()), Some(report.counts()), Some(report.offline)),
+            Message::PassDone { id, report } => {
+                (w.t, w.id, w.counts, w.offline, w.unfinished) =
+                    ("pass!", Some(id.as_str()), Some(report.counts()), Some(report.offline), Some(report.unfinished))
+            }
         }
         serde_wasm_bindgen::to_value(&w).ok()
     }
@@ -99,7 +105,8 @@ impl Message {
                 for (i, slot) in c.iter_mut().enumerate() {
                     *slot = counts.get(i as u32).as_f64().unwrap_or(0.0) as u32;
                 }
-                let mut report = PassReport { offline: get(v, "offline").as_bool().unwrap_or(false), ..PassReport::default() };
+                let flag = |k: &str| get(v, k).as_bool().unwrap_or(false);
+                let mut report = PassReport { offline: flag("offline"), unfinished: flag("unfinished"), ..PassReport::default() };
                 report.set_counts(c);
                 Message::PassDone { id: s("id")?, report }
             }

@@ -452,10 +452,8 @@ impl Shared {
                     // here meanwhile, or a pass that failed (its storage refused), the asker hears
                     // nothing and answers `finished: false` at its bound, never as a finished
                     // pass that found nothing to do.
-                    if let Some(Ok(report)) = processor::pass_now(&shared, true).await {
-                        if report.user_id.as_deref() == Some(user.as_str()) {
-                            shared.post(&Message::PassDone { id, report });
-                        }
+                    if let Some(Ok(report)) = processor::pass_now(&shared, &user, true).await {
+                        shared.post(&Message::PassDone { id, report });
                     }
                 });
             }

@@ -25,6 +25,7 @@ use wasm_bindgen::JsCast;
 
 use super::leader::Leadership;
 use super::{Shared, Unrecorded};
+use crate::domain::error::Written;
 use crate::domain::event::{Applied, OutboxEvent, StateKey};
 use crate::domain::retry::{decide, remaining_wait, Decision, Outcome};
 use crate::domain::stats::PassReport;
@@ -51,11 +52,12 @@ struct Done {
 /// here, the pass ends with what it claimed and the processor starts the next one at once.
 const PASS_CLAIMS_FOR_MS: u32 = 10_000;
 
-/// Runs one pass now in this context, if it leads the current user's uploads (`processNow()`,
-/// or another context's request). `forced`: even while uploads wait out an unreachable server.
-/// `Some(Err(..))`: the pass failed (storage refused its claim, say), said as such, not as a pass
-/// that found nothing to do.
-pub async fn pass_now(shared: &Rc<Shared>, forced: bool) -> Option<Result<PassReport>> {
+/// Runs one pass now in this context for `user`, if it is still the current user and this
+/// context leads its uploads (`processNow()`, or another context's request): `None` otherwise
+/// (the session switched while the pass waited for its turn, say). `forced`: even while uploads
+/// wait out an unreachable server. `Some(Err(..))`: the pass failed before claiming anything
+/// (storage refused its reads or its claim), said as such, not as a pass that found nothing to do.
+pub async fn pass_now(shared: &Rc<Shared>, user: &str, forced: bool) -> Option<Result<PassReport>> {
     let _turn = {
         // Counted while waiting, however the wait ends (a dropped future included).
         struct Asking<'a>(&'a Cell<u32>);
@@ -69,14 +71,18 @@ pub async fn pass_now(shared: &Rc<Shared>, forced: bool) -> Option<Result<PassRe
         shared.gate.lock().await
     };
     let session = shared.session();
-    let user = session.user?;
-    if !shared.leads(session.generation) {
+    if session.user.as_deref() != Some(user) || !shared.leads(session.generation) {
         return None;
     }
-    let pass = run_pass(shared, &user, session.generation, forced).await;
-    if let Err(e) = &pass {
+    let pass = run_pass(shared, user, session.generation, forced).await.map_err(|e| {
         shared.log.warn(|| format!("pass for user {user} failed: {e}"));
-    }
+        // The caller asked for a pass, not a write: a claim whose commit was not confirmed in
+        // time is not "look for it before doing it again" (its claims come back to the queue).
+        match e {
+            Error::TimedOut(op, Written::Maybe) => Error::TimedOut(op, Written::Read),
+            e => e,
+        }
+    });
     // The processing loop sleeps until its next deadline as it was before this pass: this one may
     // have changed it (an answer ends the unreachable server's wait; a retry it recorded).
     shared.wake();

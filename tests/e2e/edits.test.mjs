@@ -124,9 +124,11 @@ test("an update written while its create is in flight reaches the server after t
   const profile = tempDir("edits-inflight");
   const context = await launch(profile);
   try {
-    const delayMs = 4000; // under requestTimeoutMs (5 s); long enough that a stalled page still reads the create in flight
+    // Long enough that a stalled page still reads the create in flight, and well under this page's
+    // request timeout (a timed-out create would be sent again).
+    const delayMs = 4000;
     await server.faults({ mode: "slow", delayMs });
-    const page = await openOutbox(context, server.url, { ...FAST, dbName: "e2e-inflight" });
+    const page = await openOutbox(context, server.url, { ...FAST, requestTimeoutMs: 15000, dbName: "e2e-inflight" });
     const id = await page.evaluate(async () => {
       window.outbox.start("fly");
       return (await window.outbox.saveWeight(70)).id;

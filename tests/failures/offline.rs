@@ -115,12 +115,14 @@ async fn f5_a_retry_due_while_offline_does_not_spin_the_uploader() {
     let db = fresh_db("offline-due-spin");
     restore_online();
     let stub = stub_fetch(&json(r#"[{"status": 503}]"#), &json(r#"{"status": 201, "body": {"id": "b-1"}}"#));
-    let outbox = open(&db, r#"{"processingIntervalMs": 60000, "backoffMs": [300], "log": "off"}"#).await;
+    let outbox = open(&db, r#"{"processingIntervalMs": 60000, "backoffMs": [1500], "log": "off"}"#).await;
     outbox.start(JsValue::from_str("u1")).unwrap();
     let id = string(&save(&outbox, 70.0).await, "id");
     eventually(5_000, "the 503 recorded", || async { string(&event_of(&outbox, "u1", &id).await, "status") == "failed" }).await;
     set_online(false);
-    sleep(600).await; // its 300 ms backoff is over; the offline probe is 5 minutes away
+    assert_eq!(string(&event_of(&outbox, "u1", &id).await, "status"), "failed", "offline before its retry");
+    sleep(1_800).await; // its 1.5 s backoff is over; the offline probe is 5 minutes away
+    assert_eq!(string(&event_of(&outbox, "u1", &id).await, "status"), "failed", "due, and not sent while offline");
     let before = beats(&db, "u1").await;
     sleep(2_000).await;
     let turns = beats(&db, "u1").await - before;
