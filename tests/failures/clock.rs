@@ -156,18 +156,26 @@ async fn f4_a_retry_due_at_takeover_stays_due_when_the_clock_is_then_set_back() 
     let db = fresh_db("clock-due-then-back");
     let (stub, id) = failed_once_then_closed(&db, 0.0).await;
     sleep(2_000).await; // its 1.5 s backoff is over: due on both clocks
+    taken_over_offline_then_retried_after_the_clock_is_set_back(&db, &stub, &id, || {}).await;
+}
+
+/// A second outbox on `db` starts offline (nothing goes yet), `before_start` running between its
+/// open and its start; once it leads, the clock is set back an hour and the network comes back:
+/// the event `id` (failed once) must be retried within seconds, once.
+async fn taken_over_offline_then_retried_after_the_clock_is_set_back(db: &str, stub: &JsValue, id: &str, before_start: impl FnOnce()) {
     set_online(false);
-    let second = open(&db, CFG).await;
+    let second = open(db, CFG).await;
+    before_start();
     second.start(JsValue::from_str("u1")).unwrap();
     eventually(5_000, "the second outbox leads", || async { second.is_leader() }).await;
     sleep(300).await;
     set_clock_offset(-HOUR_MS);
     set_online(true);
-    eventually(6_000, "the retry after the clock was set back", || async { status_of(&second, &id).await == "completed" }).await;
-    assert_eq!(sent(&stub, &string(&event_of(&second, "u1", &id).await, "id")), 2, "one failure, one retry");
+    eventually(6_000, "the retry after the clock was set back", || async { status_of(&second, id).await == "completed" }).await;
+    assert_eq!(sent(stub, &string(&event_of(&second, "u1", id).await, "id")), 2, "one failure, one retry");
     restore_online();
     set_clock_offset(0.0);
-    finish(&db, &[&second]).await;
+    finish(db, &[&second]).await;
 }
 
 /// The takeover reads every retrying event into the monotonic schedule. When that read failed,
@@ -178,17 +186,6 @@ async fn f4_a_retry_due_at_takeover_stays_due_when_the_clock_is_then_set_back() 
 async fn f4_a_schedule_that_could_not_be_read_at_takeover_is_read_again() {
     let db = fresh_db("clock-schedule-reread");
     let (stub, id) = failed_once_then_closed(&db, 0.0).await;
-    set_online(false); // nothing goes before the clock is set back
-    let second = open(&db, CFG).await;
-    fail_next_transaction("events", "readonly"); // the takeover's read of the retrying events
-    second.start(JsValue::from_str("u1")).unwrap();
-    eventually(5_000, "the second outbox leads", || async { second.is_leader() }).await;
-    sleep(300).await;
-    set_clock_offset(-HOUR_MS);
-    set_online(true);
-    eventually(6_000, "the retry after the clock was set back", || async { status_of(&second, &id).await == "completed" }).await;
-    assert_eq!(sent(&stub, &string(&event_of(&second, "u1", &id).await, "id")), 2, "one failure, one retry");
-    restore_online();
-    set_clock_offset(0.0);
-    finish(&db, &[&second]).await;
+    // The takeover's read of the retrying events fails.
+    taken_over_offline_then_retried_after_the_clock_is_set_back(&db, &stub, &id, || fail_next_transaction("events", "readonly")).await;
 }
