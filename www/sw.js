@@ -112,9 +112,8 @@ async function tokenFor(userId, hint) {
 // with other settings closes this one and opens its own, so the worker always uploads the
 // database the pages write, the way they would.
 let current = null; // { key, ready }
-const settingsKey = (s) => JSON.stringify([(s && s.db) || null, !!(s && s.fast), !!(s && s.batch)]);
 function outbox(settings) {
-  const key = settingsKey(settings);
+  const key = JSON.stringify(outboxSettings(settings || {})); // what the settings change, and nothing else
   if (current && current.key !== key) {
     const old = current.ready;
     current = null;

@@ -22,6 +22,17 @@ async function openTabs(context, url, n, user) {
   return tabs;
 }
 
+/** The demo with its service worker active and controlling the page (reloaded once if need be). */
+async function openControlledDemo(context, url, query) {
+  const page = await openDemo(context, url, query);
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  if (!(await page.evaluate(() => !!navigator.serviceWorker.controller))) {
+    await page.reload();
+    await page.waitForSelector("body[data-ready='1']");
+  }
+  return page;
+}
+
 const leaders = async (tabs) => {
   const flags = [];
   for (const t of tabs) flags.push(await t.evaluate(() => window.demo.outbox.isLeader).catch(() => false));
@@ -159,12 +170,7 @@ test("a newer app version upgrading the database: the old tab lets it through an
 }));
 
 test("the service worker uploads once the last tab is gone, and on a Background Sync event", async () => withDemo("tabs-sw", async ({ server, context }) => {
-  let page = await openDemo(context, server.url);
-  await page.evaluate(() => navigator.serviceWorker.ready);
-  if (!(await page.evaluate(() => !!navigator.serviceWorker.controller))) {
-    await page.reload();
-    await page.waitForSelector("body[data-ready='1']");
-  }
+  const page = await openControlledDemo(context, server.url);
   await login(page, "worker");
   // The service worker got the user and a token (by postMessage) and waits in the lock queue.
   await waitFor("the worker to queue for the upload lock", () => page.evaluate((n) => navigator.locks.query().then((q) => q.pending.some((l) => l.name === n)), LOCK("worker")));
@@ -198,12 +204,7 @@ test("the service worker uploads once the last tab is gone, and on a Background 
 
 test("the service worker uploads the database the pages write (?db=) with the settings of the page that logged in last (?batch=1)", async () => withDemo("tabs-sw-settings", async ({ server, context }) => {
   const db = "demo-sw-settings";
-  let page = await openDemo(context, server.url, `fast=1&db=${db}`);
-  await page.evaluate(() => navigator.serviceWorker.ready);
-  if (!(await page.evaluate(() => !!navigator.serviceWorker.controller))) {
-    await page.reload();
-    await page.waitForSelector("body[data-ready='1']");
-  }
+  const page = await openControlledDemo(context, server.url, `fast=1&db=${db}`);
   await login(page, "sw-db");
   const lock = `progress-outbox:${db}:sw-db`; // the upload lock of that database and user
   const queued = () => page.evaluate((n) => navigator.locks.query().then((q) => q.pending.some((l) => l.name === n)), lock);
