@@ -66,7 +66,7 @@ impl OutboxCore {
                 // newer version once nothing of them is in flight: let the liveness lock go then.
                 let shared = core.shared.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    let _ = within(shared.config.request_timeout_ms + 2_000, async { drop(shared.gate.lock().await) }).await;
+                    let _ = within(shared.config.request_timeout_ms + 2_000, shared.passes_ended()).await;
                     shared.drop_alive_lock();
                 });
             }
@@ -333,7 +333,7 @@ impl OutboxCore {
             None => {
                 // The running pass's counts, if it is this user's (it may be one this call's
                 // pass waits behind, for the user before a switch).
-                let running = shared.pass_progress.borrow().clone();
+                let running = shared.pass_progress.borrow().borrow().clone();
                 let mut so_far = if running.user_id.as_deref() == Some(user) { running } else { PassReport::default() };
                 so_far.user_id = Some(user.to_owned());
                 so_far.unfinished = true;
@@ -428,8 +428,8 @@ impl OutboxCore {
         wasm_bindgen_futures::spawn_local(async move {
             let bound = shared.config.request_timeout_ms + 2_000;
             let _ = within(bound, async {
-                // The running pass (if any) ends: it claims nothing more and hands back the rest.
-                drop(shared.gate.lock().await);
+                // The running passes (if any) end: they claim nothing more and hand back the rest.
+                shared.passes_ended().await;
                 // Results storage refused earlier get a last try while the connection is open
                 // (otherwise their events wait for another context to find them stale).
                 processor::record_leftovers(&shared, None).await;

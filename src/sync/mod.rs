@@ -81,15 +81,25 @@ pub struct Shared {
     pub transport: Transport,
     /// Console output.
     pub log: Log,
-    /// One pass at a time per `Outbox`.
+    /// One pass at a time per `Outbox` and session: a pass whose session ended (a switch of
+    /// user, a logout) lets it go while its last uploads are still out (see
+    /// `processor::run_pass`).
     pub gate: Mutex<()>,
+    /// Passes running, their session's or one that ended (see [`Shared::passes_ended`]).
+    pub passes: Cell<u32>,
+    /// Uploads out now (a token call and its request), of every pass: a pass opens only the
+    /// slots those of a session that ended leave (one at least).
+    pub uploads_out: Cell<u32>,
+    /// A pass ended.
+    pub pass_ended: Signal,
     /// Passes asked for (`processNow()`, another context's request) waiting for the gate: the
     /// running pass ends early for them, and the processing loop lets them go first (the gate
     /// is not fair: the loop would take it again before a woken waiter runs).
     pub asked: Cell<u32>,
-    /// What the running pass has done so far (one pass at a time, under the pass gate): a
-    /// `processNow()` that stops waiting for it answers with this.
-    pub pass_progress: RefCell<PassReport>,
+    /// What the last pass to start has done so far (one of the current session, unless none
+    /// started since the switch): a `processNow()` that stops waiting for it answers with this
+    /// when it is for the same user.
+    pub pass_progress: RefCell<Rc<RefCell<PassReport>>>,
     /// This `Outbox` instance (uploader record owner; its liveness lock is named after it).
     pub instance_id: String,
     /// Held for this instance's lifetime: another context seeing it held knows this one is
@@ -109,7 +119,8 @@ pub struct Shared {
     pub net: RefCell<NetState>,
     step_down: Cell<bool>,
     wake: RefCell<Option<Rc<Notify>>>,
-    /// Every [`Shared::wake`]: a running pass's idle upload slots watch it (new work).
+    /// Every [`Shared::wake`] and every switch of session: a running pass's idle upload slots
+    /// watch it (new work, or their session ended).
     pub work: Signal,
     /// Events this outbox is uploading right now: alive, never stale however slow.
     in_flight: RefCell<Vec<String>>,
@@ -150,6 +161,9 @@ impl Shared {
             transport,
             log,
             gate: Mutex::new(()),
+            passes: Cell::new(0),
+            uploads_out: Cell::new(0),
+            pass_ended: Signal::default(),
             asked: Cell::new(0),
             pass_progress: RefCell::default(),
             instance_id: crate::platform::new_id(),
@@ -210,10 +224,28 @@ impl Shared {
     pub fn set_user(&self, user: Option<String>) -> u64 {
         // A new session's first reading is heard even if it equals the last one shown.
         self.subscribers.forget_last();
-        let mut s = self.session.borrow_mut();
-        s.user = user;
-        s.generation += 1;
-        s.generation
+        let generation = {
+            let mut s = self.session.borrow_mut();
+            s.user = user;
+            s.generation += 1;
+            s.generation
+        };
+        // A running pass of the session that ended lets the pass gate go (its idle upload slots end).
+        self.work.notify_all();
+        generation
+    }
+
+    /// Resolves once no pass runs: none under the pass gate, and none of an ended session still
+    /// finishing its uploads.
+    pub async fn passes_ended(&self) {
+        drop(self.gate.lock().await);
+        loop {
+            let seen = self.pass_ended.count();
+            if self.passes.get() == 0 {
+                return;
+            }
+            self.pass_ended.since(seen).await;
+        }
     }
 
     /// `close()` was called: the API refuses calls from now on.

@@ -58,7 +58,7 @@ const PASS_CLAIMS_FOR_MS: u32 = 10_000;
 /// wait out an unreachable server. `Some(Err(..))`: the pass failed before claiming anything
 /// (storage refused its reads or its claim), said as such, not as a pass that found nothing to do.
 pub async fn pass_now(shared: &Rc<Shared>, user: &str, forced: bool) -> Option<Result<PassReport>> {
-    let _turn = {
+    let turn = {
         // Counted while waiting, however the wait ends (a dropped future included).
         struct Asking<'a>(&'a Cell<u32>);
         impl Drop for Asking<'_> {
@@ -68,13 +68,13 @@ pub async fn pass_now(shared: &Rc<Shared>, user: &str, forced: bool) -> Option<R
         }
         shared.asked.set(shared.asked.get() + 1);
         let _asking = Asking(&shared.asked);
-        shared.gate.lock().await
+        RefCell::new(Some(shared.gate.lock().await))
     };
     let session = shared.session();
     if session.user.as_deref() != Some(user) || !shared.leads(session.generation) {
         return None;
     }
-    let pass = run_pass(shared, user, session.generation, forced).await.map_err(|e| {
+    let pass = run_pass(shared, user, session.generation, forced, &|| drop(turn.take())).await.map_err(|e| {
         shared.log.warn(|| format!("pass for user {user} failed: {e}"));
         // The caller asked for a pass, not a write: a claim whose commit was not confirmed in
         // time is not "look for it before doing it again" (its claims come back to the queue).
@@ -89,8 +89,22 @@ pub async fn pass_now(shared: &Rc<Shared>, user: &str, forced: bool) -> Option<R
     Some(pass)
 }
 
-/// Runs one pass for `user` under session `generation`. The caller holds the pass gate.
-pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: bool) -> Result<PassReport> {
+/// Runs one pass for `user` under session `generation`. The caller holds the pass gate;
+/// `let_go` releases it. A pass whose session ends (a switch of user, a logout, `close()`) while
+/// uploads of it are still out (a stalled server or token function, up to a token call and a
+/// request) lets the gate go at once: it claims and sends nothing more, and the next session's
+/// passes need not wait for those uploads, which finish and are recorded here.
+/// [`Shared::passes_ended`] waits for them.
+pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: bool, let_go: &dyn Fn()) -> Result<PassReport> {
+    struct Counted<'a>(&'a Shared);
+    impl Drop for Counted<'_> {
+        fn drop(&mut self) {
+            self.0.passes.set(self.0.passes.get() - 1);
+            self.0.pass_ended.notify_all();
+        }
+    }
+    shared.passes.set(shared.passes.get() + 1);
+    let _counted = Counted(shared);
     let (cfg, log, store) = (&shared.config, shared.log, &shared.store);
     let mut report = PassReport::of(user);
     let Some(lead) = shared.current_lead(generation) else { return Ok(report) };
@@ -117,21 +131,26 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     }
 
     let net = network();
-    // A probe is one request: one worker, one event.
-    let workers = if probing { 1 } else { net.concurrency(cfg.max_concurrent) };
-    shared.pass_progress.replace(report);
+    // A probe is one request: one worker, one event. Uploads still out here belong to a pass of
+    // a session that ended (this one holds the gate): they count against `maxConcurrent`, yet
+    // leave this pass one slot at least (they may hang for a request timeout).
+    let out = shared.uploads_out.get();
+    let workers = if probing { 1 } else { net.concurrency(cfg.max_concurrent).saturating_sub(out).max(1) };
+    let progress = Rc::new(RefCell::new(report));
+    *shared.pass_progress.borrow_mut() = progress.clone();
     let pass = Pass {
         shared,
         user,
         generation,
         lead,
         queue: RefCell::new(VecDeque::new()),
-        report: &shared.pass_progress,
+        report: progress,
+        let_go,
         released: RefCell::new(Vec::new()),
         results: RefCell::new(Vec::new()),
         results_ready: Notify::default(),
         workers_left: Cell::new(workers as usize),
-        finished: Notify::default(),
+        finished: Signal::default(),
         busy: Cell::new(0),
         all_idle: Signal::default(),
         claim_seen: Cell::new(shared.work.count()),
@@ -155,6 +174,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     }
     tasks.push(Box::pin(recorder(&pass)));
     tasks.push(Box::pin(heartbeat(&pass)));
+    tasks.push(Box::pin(let_go_when_ended(&pass)));
     join_all(tasks).await;
 
     // The counts stay readable (a timed-out `processNow()`) until the claims are handed back.
@@ -178,7 +198,9 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
             }
         }
     }
-    if unreachable.get() && !answered.get() {
+    if !shared.is_current(generation) {
+        // What the network did for a session that ended is old news for the current one's passes.
+    } else if unreachable.get() && !answered.get() {
         let (wait, streak) = {
             let mut n = shared.net.borrow_mut();
             n.streak += 1;
@@ -397,14 +419,16 @@ struct Pass<'a> {
     lead: Lead,
     queue: RefCell<VecDeque<Claimed>>,
     /// What it has done so far: [`Shared::pass_progress`].
-    report: &'a RefCell<PassReport>,
+    report: Rc<RefCell<PassReport>>,
+    /// Releases the pass gate (see [`run_pass`]).
+    let_go: &'a dyn Fn(),
     /// Claims never sent, to hand back.
     released: RefCell<Vec<(String, u32)>>,
     results: RefCell<Vec<Done>>,
     results_ready: Notify,
     workers_left: Cell<usize>,
-    /// The last upload slot ended.
-    finished: Notify,
+    /// The last upload slot ended (watched by the heartbeat and [`let_go_when_ended`]).
+    finished: Signal,
     /// Upload slots holding events (sending them, or about to).
     busy: Cell<usize>,
     /// Bumped each time `busy` drops to 0: idle slots then end.
@@ -574,6 +598,8 @@ impl Pass<'_> {
         struct Sending<'p, 'a>(&'p Pass<'a>, f64);
         impl Drop for Sending<'_, '_> {
             fn drop(&mut self) {
+                let uploads = &self.0.shared.uploads_out;
+                uploads.set(uploads.get() - 1);
                 let mut out = self.0.sending.borrow_mut();
                 if let Some(i) = out.iter().position(|&began| began == self.1) {
                     out.swap_remove(i);
@@ -581,6 +607,8 @@ impl Pass<'_> {
             }
         }
         let began = mono();
+        let uploads = &self.shared.uploads_out;
+        uploads.set(uploads.get() + 1);
         self.sending.borrow_mut().push(began);
         Sending(self, began)
     }
@@ -622,7 +650,7 @@ impl Pass<'_> {
         self.workers_left.set(left);
         self.results_ready.notify();
         if left == 0 {
-            self.finished.notify();
+            self.finished.notify_all();
         }
     }
 
@@ -733,9 +761,12 @@ async fn batch_worker(pass: &Pass<'_>, url: &str) {
         match sent {
             Some((outcomes, signal)) => {
                 pass.report.borrow_mut().requests += u32::from(!matches!(outcomes.first(), Some(Some(Outcome::Token(_)))));
-                let mut size = shared.batch.get();
-                size.on(signal);
-                shared.batch.set(size);
+                // What a batch of a session that ended met is old news, as for the network.
+                if shared.is_current(pass.generation) {
+                    let mut size = shared.batch.get();
+                    size.on(signal);
+                    shared.batch.set(size);
+                }
                 for (i, (c, outcome)) in items.iter().zip(&outcomes).enumerate() {
                     // A 401 whose second request was no longer wanted: never decided on the first.
                     let Some(outcome) = outcome else {
@@ -763,7 +794,7 @@ async fn heartbeat(pass: &Pass<'_>) {
     let shared = pass.shared;
     let every = shared.config.processing_interval_ms.clamp(100, 60_000);
     loop {
-        first(sleep(every), pass.finished.notified()).await;
+        first(sleep(every), pass.finished.since(0)).await;
         if pass.workers_left.get() == 0 {
             return;
         }
@@ -773,6 +804,25 @@ async fn heartbeat(pass: &Pass<'_>) {
             pass.stop.set(true);
             return;
         }
+    }
+}
+
+/// Lets the pass gate go once the session this pass is for has ended (see [`run_pass`]).
+async fn let_go_when_ended(pass: &Pass<'_>) {
+    let shared = pass.shared;
+    loop {
+        let seen = shared.work.count();
+        if pass.workers_left.get() == 0 {
+            return;
+        }
+        if !shared.is_current(pass.generation) {
+            if pass.busy.get() > 0 {
+                shared.log.info(|| format!("user {} is no longer current: the uploads of it still out finish in the background", pass.user));
+            }
+            (pass.let_go)();
+            return;
+        }
+        first(shared.work.since(seen), pass.finished.since(0)).await;
     }
 }
 
@@ -1005,7 +1055,7 @@ async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell
             while shared.asked.get() > 0 {
                 sleep(10).await;
             }
-            let _turn = shared.gate.lock().await;
+            let turn = RefCell::new(Some(shared.gate.lock().await));
             if cancelled.get() || !shared.is_current(generation) {
                 return;
             }
@@ -1015,8 +1065,11 @@ async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell
             if !scheduled {
                 scheduled = load_schedule(shared, user).await;
             }
-            pass_failed = run_pass(shared, user, generation, false).await.map_err(|e| log.warn(|| format!("pass for user {user} failed: {e}"))).is_err();
-            if mono() >= next_cleanup && !cancelled.get() {
+            pass_failed = run_pass(shared, user, generation, false, &|| drop(turn.take()))
+                .await
+                .map_err(|e| log.warn(|| format!("pass for user {user} failed: {e}")))
+                .is_err();
+            if mono() >= next_cleanup && !cancelled.get() && shared.is_current(generation) {
                 match shared.store.cleanup(now(), cfg.retention_ms).await {
                     Ok(n) => {
                         log.info(|| format!("cleanup: deleted {n} completed events older than {} ms", cfg.retention_ms));

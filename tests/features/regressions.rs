@@ -1149,3 +1149,118 @@ async fn a_process_now_asked_during_a_hung_upload_holds_back_no_new_save() {
     assert_eq!(srv.count("POST", ""), 2, "each sent once");
     finish(&db, &[&o]).await;
 }
+
+/// `start(other)` while a request of the previous user hung (a stalled server): the new user's
+/// first pass waited for it, up to `requestTimeoutMs`, since one pass ran at a time per `Outbox`
+/// and the previous user's held the pass gate until its last upload ended (probe X, X2). The
+/// previous user's upload still finishes and is recorded, and `close()` still waits for it.
+#[wasm_bindgen_test]
+async fn a_switch_of_user_does_not_wait_for_the_previous_users_hung_request() {
+    let db = fresh_db("switch-hung");
+    let srv = Server::new(r#"(req, st) => st.heldOnce ? undefined : ((st.heldOnce = true), { hold: "first" })"#, "");
+    let o = Ob::open(&db, r#"{"requestTimeoutMs": 30000}"#).await;
+    o.start("u1");
+    let a = string(&o.save("weight", 70.0, r#"{"userId": "u1"}"#).await, "id");
+    eventually(3000, "u1's upload held by the server", || async { srv.held("first") == 1 }).await;
+    o.start("u2");
+    let b = string(&o.save("weight", 80.0, r#"{"userId": "u2"}"#).await, "id");
+    eventually(5000, "u2's save uploaded while u1's request hangs", || async {
+        o.events_of("u2", &b).await.iter().any(|e| string(e, "status") == "completed")
+    })
+    .await;
+    // A pass asked for now runs at once, not behind u1's request.
+    let report = o.process_now().await;
+    assert_eq!(get(&report, "finished"), JsValue::TRUE, "{report:?}");
+    assert_eq!(srv.held("first"), 1, "u1's request still hangs");
+    // Closing waits for it: answered, it is recorded (u1 is no longer current).
+    o.close();
+    sleep(300).await;
+    srv.release("first");
+    let reopened = Ob::open(&db, r#"{}"#).await;
+    eventually(5000, "u1's upload recorded after it was answered", || async {
+        reopened.events_of("u1", &a).await.iter().all(|e| string(e, "status") == "completed")
+    })
+    .await;
+    assert_eq!(srv.count("POST", ""), 2, "each sent once");
+    finish(&db, &[&reopened]).await;
+}
+
+/// A pass run by `processNow()` whose session ends while its upload hangs lets the pass gate go
+/// (see the test above); `close()` still waits for that upload and records its answer before it
+/// closes the connection (it waited for the gate alone, which that pass no longer holds).
+#[wasm_bindgen_test]
+async fn close_waits_for_a_process_now_pass_whose_session_ended() {
+    let db = fresh_db("close-detached");
+    // The first request gets no answer (uploads then wait out the backoff, 60 s here, so the
+    // processing loop leaves the next save alone); the second, sent by processNow(), is held.
+    let srv =
+        Server::new(r#"(req, st) => { st.n = (st.n || 0) + 1; return st.n === 1 ? { networkError: true } : st.n === 2 ? { hold: "b" } : undefined; }"#, "");
+    let o = Ob::open(&db, r#"{"requestTimeoutMs": 30000}"#).await;
+    o.start("u1");
+    o.save("weight", 70.0, r#"{}"#).await;
+    eventually(3000, "the first upload failed", || async {
+        srv.count("POST", "") == 1 && o.events("u1").await.iter().all(|e| string(e, "status") != "processing")
+    })
+    .await;
+    let b = string(&o.save("weight", 71.0, r#"{}"#).await, "id");
+    let asked: js_sys::Promise = o.call_sync("processNow", &[]).unwrap().unchecked_into();
+    eventually(3000, "the second upload held by the server", || async { srv.held("b") == 1 }).await;
+    o.close();
+    sleep(300).await;
+    srv.release("b");
+    wasm_bindgen_futures::JsFuture::from(asked).await.unwrap();
+    let reopened = Ob::open(&db, r#"{}"#).await;
+    eventually(5000, "the held upload recorded after it was answered", || async {
+        reopened.events_of("u1", &b).await.iter().all(|e| string(e, "status") == "completed")
+    })
+    .await;
+    assert_eq!(srv.count("POST", ""), 2, "each sent once");
+    finish(&db, &[&reopened]).await;
+}
+
+/// The same with `batchEndpoint` and a token function that does not answer for the previous
+/// user: the new user's batch goes at once. A token that answers after the switch sends nothing
+/// for the previous user (no new upload starts for a user no longer current): its event goes
+/// back to the queue, not left `processing`.
+#[wasm_bindgen_test]
+async fn a_switch_of_user_does_not_wait_for_the_previous_users_hung_token_in_batches() {
+    let db = fresh_db("switch-token");
+    let srv = Server::new("", "");
+    let token = js_sys::Function::new_with_args("user", "return user === 'u1' ? new Promise((r) => { globalThis.__u1Token = r; }) : 'tok';");
+    let o = Ob::open_with_token(&db, r#"{"batchEndpoint": "/api/v1/progress/batch", "requestTimeoutMs": 30000}"#, &token).await;
+    let global: JsValue = js_sys::global().into();
+    o.start("u1");
+    let a = string(&o.save("weight", 70.0, r#"{}"#).await, "id");
+    eventually(3000, "u1's token asked", || async { get(&global, "__u1Token").is_function() }).await;
+    o.start("u2");
+    let b = string(&o.save("weight", 80.0, r#"{}"#).await, "id");
+    eventually(5000, "u2's save uploaded while u1's token hangs", || async { o.events_of("u2", &b).await.iter().any(|e| string(e, "status") == "completed") })
+        .await;
+    let answer: js_sys::Function = get(&global, "__u1Token").unchecked_into();
+    answer.call1(&JsValue::NULL, &JsValue::from_str("tok")).unwrap();
+    eventually(5000, "u1's claim handed back unsent", || async { o.events_of("u1", &a).await.iter().all(|e| string(e, "status") == "pending") }).await;
+    assert_eq!(srv.batches().len(), 1, "only u2's batch was sent");
+    set(&global, "__u1Token", &JsValue::UNDEFINED);
+    finish(&db, &[&o]).await;
+}
+
+/// The previous user's requests still out after a switch count against `maxConcurrent`: the new
+/// user's pass opens only the slots they leave, one at least (review S, M1: each pass opened
+/// `maxConcurrent` of its own).
+#[wasm_bindgen_test]
+async fn requests_left_out_by_a_switch_count_against_max_concurrent() {
+    let db = fresh_db("switch-cap");
+    let srv = Server::new(r#"(req, st) => st.heldOnce ? { delayMs: 300 } : ((st.heldOnce = true), { hold: "first" })"#, "");
+    let o = Ob::open(&db, r#"{"requestTimeoutMs": 30000, "maxConcurrent": 2}"#).await;
+    o.start("u1");
+    o.save("weight", 70.0, r#"{}"#).await;
+    eventually(3000, "u1's upload held by the server", || async { srv.held("first") == 1 }).await;
+    for q in 0..4 {
+        o.save("weight", 80.0 + f64::from(q), r#"{"userId": "u2"}"#).await;
+    }
+    o.start("u2");
+    o.drained("u2", Some(4), 10_000).await;
+    assert_eq!(srv.max_in_flight(), 2, "u1's held request and one of u2's at a time");
+    srv.release("first");
+    finish(&db, &[&o]).await;
+}
