@@ -904,7 +904,10 @@ async fn recorder(pass: &Pass<'_>) {
                 }
                 (Decision::Retry { message, wait_ms, .. }, Applied::Retrying) => {
                     count(|r| &mut r.retrying);
-                    shared.schedule(id, t + *wait_ms as f64);
+                    // The schedule is the current session's: a lead of this user reads it again.
+                    if shared.is_current(pass.generation) {
+                        shared.schedule(id, t + *wait_ms as f64);
+                    }
                     let next = e.next_attempt_at.map(to_iso8601).unwrap_or_default();
                     log.info(|| format!("event {id} failed ({message}): {} failed answers of {}, next attempt at {next}", e.attempt_count, e.max_attempts));
                 }

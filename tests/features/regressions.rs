@@ -1264,3 +1264,25 @@ async fn requests_left_out_by_a_switch_count_against_max_concurrent() {
     srv.release("first");
     finish(&db, &[&o]).await;
 }
+
+/// What a pass of a session that ended met is old news for the current one: the previous user's
+/// request that ends without an answer after the switch does not make the new user's uploads
+/// wait out the unreachable server's backoff (60 s here), as the new user's own answers show the
+/// server answers (review S).
+#[wasm_bindgen_test]
+async fn no_answer_to_the_previous_users_request_after_a_switch_holds_back_nothing() {
+    let db = fresh_db("switch-neterr");
+    let srv = Server::new(r#"(req, st) => st.heldOnce ? undefined : ((st.heldOnce = true), { hold: "first", networkError: true })"#, "");
+    let o = Ob::open(&db, r#"{"requestTimeoutMs": 30000}"#).await;
+    o.start("u1");
+    let a = string(&o.save("weight", 70.0, r#"{}"#).await, "id");
+    eventually(3000, "u1's upload held by the server", || async { srv.held("first") == 1 }).await;
+    o.start("u2");
+    o.save("weight", 80.0, r#"{}"#).await;
+    o.drained("u2", Some(1), 5000).await;
+    srv.release("first");
+    eventually(3000, "u1's upload failed without an answer", || async { o.events_of("u1", &a).await.iter().all(|e| string(e, "status") == "failed") }).await;
+    o.save("weight", 81.0, r#"{}"#).await;
+    o.drained("u2", Some(2), 5000).await;
+    finish(&db, &[&o]).await;
+}
