@@ -167,7 +167,8 @@ export interface PassReport {
   requests: number;
   /** false: processNow() stopped waiting at 9 s (every call's bound: a stalled server, a token
    *  function that does not answer, storage stuck in another tab) while the pass goes on in the
-   *  background; the counts are what it had done so far. */
+   *  background, the counts being what it had done so far; or the pass stopped early (a later
+   *  claim failed); or no pass could run (no context took the lead within about a second). */
   finished: boolean;
 }
 

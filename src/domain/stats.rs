@@ -197,7 +197,8 @@ pub struct PassReport {
     /// Requests sent (one per event, or one per batch).
     pub requests: u32,
     /// `processNow()` stopped waiting for the pass at its bound while the pass went on in the
-    /// background: the counts are what it had done so far.
+    /// background (the counts are what it had done so far), the pass stopped early, or no pass
+    /// could run.
     pub unfinished: bool,
 }
 
