@@ -184,7 +184,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     if !released.is_empty() {
         match store.release(&released).await {
             Ok(n) => {
-                report.borrow_mut().released = n;
+                report.borrow_mut().released += n;
                 for (id, _) in &released {
                     shared.handed_back(id);
                 }
@@ -807,6 +807,28 @@ async fn heartbeat(pass: &Pass<'_>) {
     }
 }
 
+/// Hands back at once what a pass whose session ended claimed and will never send (it would
+/// otherwise show `processing` until the uploads still out end, up to a request timeout). What
+/// storage refuses now is handed back with the rest when the pass ends.
+async fn hand_back_unsent(pass: &Pass<'_>) {
+    let claims: Vec<(String, u32)> = pass.queue.borrow_mut().drain(..).map(|c| (c.event.id.clone(), c.event.claims)).collect();
+    if claims.is_empty() {
+        return;
+    }
+    let shared = pass.shared;
+    match shared.store.release(&claims).await {
+        Ok(n) => {
+            pass.report.borrow_mut().released += n;
+            for (id, _) in &claims {
+                shared.handed_back(id);
+            }
+            shared.log.info(|| format!("{} claimed events of user {} handed back unsent", claims.len(), pass.user));
+            shared.changed();
+        }
+        Err(_) => pass.released.borrow_mut().extend(claims),
+    }
+}
+
 /// Lets the pass gate go once the session this pass is for has ended (see [`run_pass`]).
 async fn let_go_when_ended(pass: &Pass<'_>) {
     let shared = pass.shared;
@@ -820,6 +842,7 @@ async fn let_go_when_ended(pass: &Pass<'_>) {
                 shared.log.info(|| format!("user {} is no longer current: the uploads of it still out finish in the background", pass.user));
             }
             (pass.let_go)();
+            hand_back_unsent(pass).await;
             return;
         }
         first(shared.work.since(seen), pass.finished.since(0)).await;

@@ -1286,3 +1286,28 @@ async fn no_answer_to_the_previous_users_request_after_a_switch_holds_back_nothi
     o.drained("u2", Some(2), 5000).await;
     finish(&db, &[&o]).await;
 }
+
+/// What the previous user's pass claimed and will never send goes back to the queue at the
+/// switch, not when its last upload ends (probe S2, LOW-2: `processing` for up to a request
+/// timeout, though only one request was out).
+#[wasm_bindgen_test]
+async fn a_switch_hands_back_the_previous_users_unsent_claims_at_once() {
+    let db = fresh_db("switch-handback");
+    let srv = Server::new(r#"(req, st) => st.heldOnce ? undefined : ((st.heldOnce = true), { hold: "first" })"#, "");
+    let o = Ob::open(&db, r#"{"requestTimeoutMs": 30000, "maxConcurrent": 1}"#).await;
+    for q in 0..4 {
+        o.save("weight", 70.0 + f64::from(q), r#"{"userId": "u1"}"#).await;
+    }
+    o.start("u1");
+    eventually(3000, "u1's first upload held by the server", || async { srv.held("first") == 1 }).await;
+    assert!(num(&o.stats("u1").await, "processing") > 1.0, "several claimed, one sent");
+    o.start("u2");
+    eventually(3000, "u1's unsent claims handed back", || async {
+        let s = o.stats("u1").await;
+        num(&s, "processing") == 1.0 && num(&s, "pending") == 3.0
+    })
+    .await;
+    assert_eq!(srv.held("first"), 1, "u1's first upload still hangs");
+    srv.release("first");
+    finish(&db, &[&o]).await;
+}
