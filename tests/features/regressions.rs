@@ -1121,6 +1121,19 @@ async fn subscribers_hear_nothing_of_a_user_after_stop() {
     finish(&db, &[&o]).await;
 }
 
+/// A fresh outbox (`requestTimeoutMs` 30 s) with u1 started, whose first upload (u1's weight 70)
+/// the server holds as "first" (then answers with `after_hold`'s fields, e.g. `, networkError:
+/// true`, once let go): (server, outbox, the entry's id).
+async fn u1_first_upload_held(db: &str, after_hold: &str) -> (Server, Ob, String) {
+    let script = format!(r#"(req, st) => st.heldOnce ? undefined : ((st.heldOnce = true), {{ hold: "first"{after_hold} }})"#);
+    let srv = Server::new(&script, "");
+    let o = Ob::open(db, r#"{"requestTimeoutMs": 30000}"#).await;
+    o.start("u1");
+    let a = string(&o.save("weight", 70.0, r#"{"userId": "u1"}"#).await, "id");
+    eventually(3000, "u1's first upload held by the server", || async { srv.held("first") == 1 }).await;
+    (srv, o, a)
+}
+
 /// A `processNow()` asked while an upload hung (a stalled server, or a token function that does
 /// not answer) made the running pass stop claiming at once, and that pass could not end before
 /// the hung upload: every save made meanwhile waited for it, up to `requestTimeoutMs` (30 s by
@@ -1128,11 +1141,7 @@ async fn subscribers_hear_nothing_of_a_user_after_stop() {
 #[wasm_bindgen_test]
 async fn a_process_now_asked_during_a_hung_upload_holds_back_no_new_save() {
     let db = fresh_db("pn-hung");
-    let srv = Server::new(r#"(req, st) => st.heldOnce ? undefined : ((st.heldOnce = true), { hold: "first" })"#, "");
-    let o = Ob::open(&db, r#"{"requestTimeoutMs": 30000}"#).await;
-    o.start("u1");
-    let a = string(&o.save("weight", 70.0, r#"{"userId": "u1"}"#).await, "id");
-    eventually(3000, "the first upload held by the server", || async { srv.held("first") == 1 }).await;
+    let (srv, o, a) = u1_first_upload_held(&db, "").await;
     let asked: js_sys::Promise = o.call_sync("processNow", &[]).unwrap().unchecked_into();
     sleep(50).await;
     let b = string(&o.save("weight", 71.0, r#"{"userId": "u1"}"#).await, "id");
@@ -1157,11 +1166,7 @@ async fn a_process_now_asked_during_a_hung_upload_holds_back_no_new_save() {
 #[wasm_bindgen_test]
 async fn a_switch_of_user_does_not_wait_for_the_previous_users_hung_request() {
     let db = fresh_db("switch-hung");
-    let srv = Server::new(r#"(req, st) => st.heldOnce ? undefined : ((st.heldOnce = true), { hold: "first" })"#, "");
-    let o = Ob::open(&db, r#"{"requestTimeoutMs": 30000}"#).await;
-    o.start("u1");
-    let a = string(&o.save("weight", 70.0, r#"{"userId": "u1"}"#).await, "id");
-    eventually(3000, "u1's upload held by the server", || async { srv.held("first") == 1 }).await;
+    let (srv, o, a) = u1_first_upload_held(&db, "").await;
     o.start("u2");
     let b = string(&o.save("weight", 80.0, r#"{"userId": "u2"}"#).await, "id");
     eventually(5000, "u2's save uploaded while u1's request hangs", || async {
@@ -1173,16 +1178,22 @@ async fn a_switch_of_user_does_not_wait_for_the_previous_users_hung_request() {
     assert_eq!(get(&report, "finished"), JsValue::TRUE, "{report:?}");
     assert_eq!(srv.held("first"), 1, "u1's request still hangs");
     // Closing waits for it: answered, it is recorded (u1 is no longer current).
+    closed_while_held_then_recorded(&db, &o, &srv, "first", &a).await;
+}
+
+/// Closes `o` while the server holds u1's upload of `entry` (`hold`), then answers it: `close()`
+/// waited, so the answer is recorded (seen from a new instance); two POSTs in all, each sent once.
+async fn closed_while_held_then_recorded(db: &str, o: &Ob, srv: &Server, hold: &str, entry: &str) {
     o.close();
     sleep(300).await;
-    srv.release("first");
-    let reopened = Ob::open(&db, r#"{}"#).await;
-    eventually(5000, "u1's upload recorded after it was answered", || async {
-        reopened.events_of("u1", &a).await.iter().all(|e| string(e, "status") == "completed")
+    srv.release(hold);
+    let reopened = Ob::open(db, r#"{}"#).await;
+    eventually(5000, "the held upload recorded after it was answered", || async {
+        reopened.events_of("u1", entry).await.iter().all(|e| string(e, "status") == "completed")
     })
     .await;
     assert_eq!(srv.count("POST", ""), 2, "each sent once");
-    finish(&db, &[&reopened]).await;
+    finish(db, &[&reopened]).await;
 }
 
 /// A pass run by `processNow()` whose session ends while its upload hangs lets the pass gate go
@@ -1205,17 +1216,8 @@ async fn close_waits_for_a_process_now_pass_whose_session_ended() {
     let b = string(&o.save("weight", 71.0, r#"{}"#).await, "id");
     let asked: js_sys::Promise = o.call_sync("processNow", &[]).unwrap().unchecked_into();
     eventually(3000, "the second upload held by the server", || async { srv.held("b") == 1 }).await;
-    o.close();
-    sleep(300).await;
-    srv.release("b");
+    closed_while_held_then_recorded(&db, &o, &srv, "b", &b).await;
     wasm_bindgen_futures::JsFuture::from(asked).await.unwrap();
-    let reopened = Ob::open(&db, r#"{}"#).await;
-    eventually(5000, "the held upload recorded after it was answered", || async {
-        reopened.events_of("u1", &b).await.iter().all(|e| string(e, "status") == "completed")
-    })
-    .await;
-    assert_eq!(srv.count("POST", ""), 2, "each sent once");
-    finish(&db, &[&reopened]).await;
 }
 
 /// The same with `batchEndpoint` and a token function that does not answer for the previous
@@ -1272,11 +1274,7 @@ async fn requests_left_out_by_a_switch_count_against_max_concurrent() {
 #[wasm_bindgen_test]
 async fn no_answer_to_the_previous_users_request_after_a_switch_holds_back_nothing() {
     let db = fresh_db("switch-neterr");
-    let srv = Server::new(r#"(req, st) => st.heldOnce ? undefined : ((st.heldOnce = true), { hold: "first", networkError: true })"#, "");
-    let o = Ob::open(&db, r#"{"requestTimeoutMs": 30000}"#).await;
-    o.start("u1");
-    let a = string(&o.save("weight", 70.0, r#"{}"#).await, "id");
-    eventually(3000, "u1's upload held by the server", || async { srv.held("first") == 1 }).await;
+    let (srv, o, a) = u1_first_upload_held(&db, ", networkError: true").await;
     o.start("u2");
     o.save("weight", 80.0, r#"{}"#).await;
     o.drained("u2", Some(1), 5000).await;
