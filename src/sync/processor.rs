@@ -105,7 +105,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     }
     shared.passes.set(shared.passes.get() + 1);
     let _counted = Counted(shared);
-    let (cfg, log, store) = (&shared.config, shared.log, &shared.store);
+    let (cfg, log) = (&shared.config, shared.log);
     let mut report = PassReport::of(user);
     let Some(lead) = shared.current_lead(generation) else { return Ok(report) };
 
@@ -181,22 +181,11 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     let Pass { report, released, failure, queue, unreachable, answered, .. } = pass;
     let mut released = released.into_inner();
     released.extend(queue.into_inner().into_iter().map(|c| (c.event.id.clone(), c.event.claims)));
-    if !released.is_empty() {
-        match store.release(&released).await {
-            Ok(n) => {
-                report.borrow_mut().released += n;
-                for (id, _) in &released {
-                    shared.handed_back(id);
-                }
-                log.info(|| format!("{} claimed events of user {user} handed back unsent", released.len()));
-            }
-            Err(e) => {
-                // Still `processing`, claimed by this live context: kept in flight here and
-                // handed back by the retry task (this context may lead no pass again).
-                log.warn(|| format!("{} claimed events of user {user} could not be handed back yet ({e}); they are retried", released.len()));
-                keep_leftovers(shared, Vec::new(), released);
-            }
-        }
+    if let Err((e, released)) = release_unsent(shared, user, &report, released).await {
+        // Still `processing`, claimed by this live context: kept in flight here and handed back
+        // by the retry task (this context may lead no pass again).
+        log.warn(|| format!("{} claimed events of user {user} could not be handed back yet ({e}); they are retried", released.len()));
+        keep_leftovers(shared, Vec::new(), released);
     }
     if !shared.is_current(generation) {
         // What the network did for a session that ended is old news for the current one's passes.
@@ -457,7 +446,13 @@ struct Pass<'a> {
 impl Pass<'_> {
     /// Still wanted: same session, still the uploader, not told to stop.
     fn wanted(&self) -> bool {
-        !self.stop.get() && self.shared.is_current(self.generation) && self.shared.leads(self.generation) && !self.shared.is_closing()
+        !self.stop.get() && !self.ended() && self.shared.leads(self.generation) && !self.shared.is_closing()
+    }
+
+    /// The session this pass is for has ended (a switch of user, a logout, `close()`): what it
+    /// meets is old news for the current session (network state, batch size, retry schedule).
+    fn ended(&self) -> bool {
+        !self.shared.is_current(self.generation)
     }
 
     /// Claims up to `n` events. `None`: nothing left to do in this pass.
@@ -762,7 +757,7 @@ async fn batch_worker(pass: &Pass<'_>, url: &str) {
             Some((outcomes, signal)) => {
                 pass.report.borrow_mut().requests += u32::from(!matches!(outcomes.first(), Some(Some(Outcome::Token(_)))));
                 // What a batch of a session that ended met is old news, as for the network.
-                if shared.is_current(pass.generation) {
+                if !pass.ended() {
                     let mut size = shared.batch.get();
                     size.on(signal);
                     shared.batch.set(size);
@@ -812,20 +807,34 @@ async fn heartbeat(pass: &Pass<'_>) {
 /// storage refuses now is handed back with the rest when the pass ends.
 async fn hand_back_unsent(pass: &Pass<'_>) {
     let claims: Vec<(String, u32)> = pass.queue.borrow_mut().drain(..).map(|c| (c.event.id.clone(), c.event.claims)).collect();
-    if claims.is_empty() {
-        return;
+    match release_unsent(pass.shared, pass.user, &pass.report, claims).await {
+        Ok(true) => pass.shared.changed(),
+        Ok(false) => {}
+        Err((_, claims)) => pass.released.borrow_mut().extend(claims),
     }
-    let shared = pass.shared;
+}
+
+/// Hands claims never sent back to the queue, counted in `report`. `Ok(false)`: there were none.
+/// `Err`: storage refused; the claims come back to the caller (still `processing` here).
+async fn release_unsent(
+    shared: &Rc<Shared>,
+    user: &str,
+    report: &RefCell<PassReport>,
+    claims: Vec<(String, u32)>,
+) -> std::result::Result<bool, (Error, Vec<(String, u32)>)> {
+    if claims.is_empty() {
+        return Ok(false);
+    }
     match shared.store.release(&claims).await {
         Ok(n) => {
-            pass.report.borrow_mut().released += n;
+            report.borrow_mut().released += n;
             for (id, _) in &claims {
                 shared.handed_back(id);
             }
-            shared.log.info(|| format!("{} claimed events of user {} handed back unsent", claims.len(), pass.user));
-            shared.changed();
+            shared.log.info(|| format!("{} claimed events of user {user} handed back unsent", claims.len()));
+            Ok(true)
         }
-        Err(_) => pass.released.borrow_mut().extend(claims),
+        Err(e) => Err((e, claims)),
     }
 }
 
@@ -837,7 +846,7 @@ async fn let_go_when_ended(pass: &Pass<'_>) {
         if pass.workers_left.get() == 0 {
             return;
         }
-        if !shared.is_current(pass.generation) {
+        if pass.ended() {
             if pass.busy.get() > 0 {
                 shared.log.info(|| format!("user {} is no longer current: the uploads of it still out finish in the background", pass.user));
             }
@@ -928,7 +937,7 @@ async fn recorder(pass: &Pass<'_>) {
                 (Decision::Retry { message, wait_ms, .. }, Applied::Retrying) => {
                     count(|r| &mut r.retrying);
                     // The schedule is the current session's: a lead of this user reads it again.
-                    if shared.is_current(pass.generation) {
+                    if !pass.ended() {
                         shared.schedule(id, t + *wait_ms as f64);
                     }
                     let next = e.next_attempt_at.map(to_iso8601).unwrap_or_default();
