@@ -333,10 +333,11 @@ impl OutboxCore {
         match within((deadline - mono()).max(0.0) as u64, done.notified()).await {
             Some(()) => slot.borrow_mut().take().flatten(),
             None => {
-                // The running pass's counts, if it is this user's (it may be one this call's
-                // pass waits behind, for the user before a switch).
-                let running = shared.pass_progress.borrow().borrow().clone();
-                let mut so_far = if running.user_id.as_deref() == Some(user) { running } else { PassReport::default() };
+                // The counts of this user's latest running pass (none: this call's pass still
+                // waits behind one of the user before a switch). After a switch that pass may
+                // run on beside the next user's.
+                let running = shared.pass_progress.borrow().iter().rev().map(|r| r.borrow().clone()).find(|r| r.user_id.as_deref() == Some(user));
+                let mut so_far = running.unwrap_or_default();
                 so_far.user_id = Some(user.to_owned());
                 so_far.unfinished = true;
                 shared.log.info(|| format!("processNow: the pass for user {user} goes on in the background; answering with what it did so far"));

@@ -137,7 +137,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     let out = shared.uploads_out.get();
     let workers = if probing { 1 } else { net.concurrency(cfg.max_concurrent).saturating_sub(out).max(1) };
     let progress = Rc::new(RefCell::new(report));
-    *shared.pass_progress.borrow_mut() = progress.clone();
+    shared.pass_progress.borrow_mut().push(progress.clone());
     let pass = Pass {
         shared,
         user,
@@ -203,6 +203,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
         let mut n = shared.net.borrow_mut();
         *n = super::NetState { last_probe: n.last_probe, ..Default::default() };
     }
+    shared.pass_progress.borrow_mut().retain(|r| !Rc::ptr_eq(r, &report));
     let mut report = report.take();
     if let Some(e) = failure.into_inner() {
         if report.claimed == 0 {

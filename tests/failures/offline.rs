@@ -160,3 +160,33 @@ async fn f5_a_retry_due_before_the_unreachable_servers_backoff_ends_does_not_spi
     assert!(turns <= 2.0, "{turns} turns of the processing loop in 2 s while the server's backoff runs");
     finish(&db, &[&outbox]).await;
 }
+
+/// A `processNow()` whose pass still waits for a hung request when the user is switched answers,
+/// at its bound, with what that pass did so far. It read the counts of the last pass to start,
+/// the next user's by then, so it answered zero claimed (review S, L4).
+#[wasm_bindgen_test]
+async fn a_timed_out_process_now_answers_its_own_users_counts_after_a_switch() {
+    let db = fresh_db("pn-switch-counts");
+    restore_online();
+    let responses = json(r#"[{"networkError": true}, {"networkError": true}, {"hold": "second"}]"#);
+    let stub = stub_fetch(&responses, &json(r#"{"status": 201}"#));
+    let outbox = open(&db, r#"{"processingIntervalMs": 60000, "requestTimeoutMs": 30000, "backoffMs": [200, 60000], "log": "off"}"#).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    save(&outbox, 70.0).await;
+    // No answer twice: the processing loop waits 60 s, so only a forced pass sends now.
+    eventually(5_000, "two requests without an answer", || async { requests(&stub).len() >= 2 }).await;
+    sleep(100).await;
+    save(&outbox, 71.0).await;
+    let asked = outbox.process_now();
+    eventually(5_000, "the second event's request held", || async { requests(&stub).len() >= 3 }).await;
+    outbox.start(JsValue::from_str("u2")).unwrap();
+    // A pass of u2 runs (and ends) while u1's still waits for its request.
+    let r2 = process_now(&outbox, 5_000).await;
+    assert_eq!(opt_string(&r2, "userId").as_deref(), Some("u2"), "{r2:?}");
+    let r1 = resolves(15_000, "u1's processNow()", asked).await;
+    assert_eq!(opt_string(&r1, "userId").as_deref(), Some("u1"), "{r1:?}");
+    assert_eq!(get(&r1, "finished"), JsValue::FALSE, "{r1:?}");
+    assert_eq!(num(&r1, "claimed"), 1.0, "u1's pass claimed the second event: {r1:?}");
+    call(&stub, "release", &[JsValue::from_str("second")]);
+    finish(&db, &[&outbox]).await;
+}
