@@ -1053,7 +1053,7 @@ async fn campaign(shared: Rc<Shared>, user: String, generation: u64, cancelled: 
 
 /// Loads the retrying events of `user` into this context's schedule (monotonic deadlines, never
 /// further than their wait: a clock set back does not stretch them). False when they could not
-/// be read: the caller tries again at its next turn (without the schedule, retries come due on
+/// be read: the caller tries again later (without the schedule, retries come due on
 /// the wall clock alone, and a clock set back would hold them back).
 async fn load_schedule(shared: &Shared, user: &str) -> bool {
     match shared.store.in_state(user, StateKey::Retrying).await {
@@ -1069,7 +1069,7 @@ async fn load_schedule(shared: &Shared, user: &str) -> bool {
             true
         }
         Err(e) => {
-            shared.log.warn(|| format!("the retry schedule of user {user} could not be read ({e}); trying again at the next pass"));
+            shared.log.warn(|| format!("the retry schedule of user {user} could not be read ({e}); trying again in a while"));
             false
         }
     }
@@ -1079,10 +1079,13 @@ async fn load_schedule(shared: &Shared, user: &str) -> bool {
 async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell<bool>, wake: &Rc<Notify>, leadership: &Leadership) {
     let cfg = &shared.config;
     let log = shared.log;
-    // Read at the first turn, and at each next one until it could be read. A new lead starts
+    // Read at the first turn, and again until it could be read. A new lead starts
     // from what storage says (another context may have recorded retries meanwhile).
     shared.clear_schedule();
     let mut scheduled = false;
+    // A read that failed is made again 1 s, 2 s, 4 s ... 60 s later, not at every turn: it reads
+    // every retrying event, and one stuck behind another tab's transaction takes the call bound.
+    let (mut reread_at, mut reread_wait) = (0.0, 1_000.0);
     let mut next_cleanup = mono();
     let mut alarm = Alarm::default();
     let mut pass_failed;
@@ -1098,8 +1101,10 @@ async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell
             if !leadership.renew().await {
                 return;
             }
-            if !scheduled {
+            if !scheduled && mono() >= reread_at {
                 scheduled = load_schedule(shared, user).await;
+                reread_at = mono() + reread_wait;
+                reread_wait = (reread_wait * 2.0).min(60_000.0);
             }
             pass_failed = run_pass(shared, user, generation, false, &|| drop(turn.take()))
                 .await
@@ -1140,6 +1145,9 @@ async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell
         }
         if until > t {
             soonest = soonest.min(until);
+        }
+        if !scheduled {
+            soonest = soonest.min(reread_at);
         }
         // A pass that failed (storage refusing at once, a claim that failed with more retries due
         // than it takes) is not run again at once: in a second at the soonest, or at the tick.

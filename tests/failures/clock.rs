@@ -189,3 +189,32 @@ async fn f4_a_schedule_that_could_not_be_read_at_takeover_is_read_again() {
     // The takeover's read of the retrying events fails.
     taken_over_offline_then_retried_after_the_clock_is_set_back(&db, &stub, &id, || fail_next_transaction("events", "readonly")).await;
 }
+
+/// A schedule read that kept failing (storage refusing it, or a read stuck behind another tab's
+/// transaction for the call bound) was made again at every turn of the processing loop, each a
+/// read of every retrying event (review Y, Y6). It is made again 1 s, 2 s, 4 s ... later, and the
+/// loop wakes for it; once storage answers, the schedule is read and the retry goes.
+#[wasm_bindgen_test]
+async fn f4_a_schedule_read_that_keeps_failing_is_made_again_with_a_backoff() {
+    let db = fresh_db("clock-schedule-backoff");
+    let (stub, id) = failed_once_then_closed(&db, 0.0).await;
+    let console = capture_console();
+    let refuse = fail_state_reads(3);
+    let second = open(&db, r#"{"processingIntervalMs": 100, "requestTimeoutMs": 2000, "backoffMs": [1500], "log": "warn"}"#).await;
+    second.start(JsValue::from_str("u1")).unwrap();
+    eventually(5_000, "the second outbox leads", || async { second.is_leader() }).await;
+    sleep(3_500).await;
+    let failed_reads = || console_lines(&console).iter().filter(|l| l.contains("retry schedule of user u1 could not be read")).count();
+    let reads = failed_reads();
+    refuse.call0(&JsValue::NULL).unwrap();
+    assert!((2..=4).contains(&reads), "{reads} failed reads of the retry schedule in 3.5 s (at every turn: about 35)");
+    // Storage answers again: the next read (4 s after the third) loads the schedule, and no
+    // failed read is logged after it.
+    sleep(5_000).await;
+    let after = failed_reads();
+    restore_console(&console);
+    assert_eq!(after, reads, "the read was made again once storage answered");
+    eventually(3_000, "the retry", || async { status_of(&second, &id).await == "completed" }).await;
+    assert_eq!(sent(&stub, &string(&event_of(&second, "u1", &id).await, "id")), 2, "one failure, one retry");
+    finish(&db, &[&second]).await;
+}

@@ -473,6 +473,22 @@ export function failNextTransaction(store, mode) {
   };
 }
 
+// Makes every full read of the events in state `state` (an unbounded `getAll` over one user's
+// `[userId, state, ..]` range of the state index; 3 = retrying) fail as it is made, until the
+// returned function is called.
+export function failStateReads(state) {
+  const original = IDBIndex.prototype.getAll;
+  IDBIndex.prototype.getAll = function (query, count) {
+    if (count === undefined && query instanceof IDBKeyRange && Array.isArray(query.lower) && query.lower[1] === state) {
+      throw new DOMException("refused by the test", "UnknownError");
+    }
+    return original.call(this, query, count);
+  };
+  return () => {
+    IDBIndex.prototype.getAll = original;
+  };
+}
+
 // Deletes the database the way site-data clearing (or this app's other code) does; resolves once
 // the delete went through ("success") or reports "blocked" if it is still waiting after `ms`.
 export function wipeDb(name, ms) {

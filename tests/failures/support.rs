@@ -63,6 +63,8 @@ extern "C" {
     pub fn gate(db: &str) -> Promise;
     #[wasm_bindgen(js_name = nextTransaction)]
     pub fn next_transaction(store: &str, mode: &str) -> Promise;
+    #[wasm_bindgen(js_name = failStateReads)]
+    pub fn fail_state_reads(state: u32) -> js_sys::Function;
     #[wasm_bindgen(js_name = failNextTransaction)]
     pub fn fail_next_transaction(store: &str, mode: &str);
     #[wasm_bindgen(js_name = holdTransaction)]
