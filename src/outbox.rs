@@ -244,16 +244,20 @@ impl OutboxCore {
         Ok(async move { core.reset_now(ids, by).await })
     }
 
-    /// Asks the Web Locks who is alive (up to 1 s), then resets in one transaction, both within
-    /// the call's bound.
+    /// Reads which of the events are claimed, asks the Web Locks who is alive (up to 1 s, only if
+    /// some are), then resets in one transaction, all within the call's bound.
     async fn reset_now(&self, ids: Vec<String>, by: Deadline) -> Result<u32> {
         if ids.is_empty() {
             // Nothing named, nothing to reset: no transaction to wait for behind another tab's.
             return Ok(0);
         }
         let shared = &self.shared;
-        let judge = Staleness::now().await;
-        let stale = |e: &OutboxEvent| judge.of(shared, e);
+        // The claims are read before the question: an answer judges only claims made before it
+        // was asked. A claim made since (by a context opened after the question, so missing from
+        // its answer, while this one was frozen, say) is left alone, as `recover_stale` does.
+        let claimed = shared.store.processing_claims(&ids, by).await?;
+        let judge = if claimed.is_empty() { None } else { Some(Staleness::now().await) };
+        let stale = |e: &OutboxEvent| judge.as_ref().is_some_and(|j| claimed.iter().any(|(id, n)| *id == e.id && *n == e.claims) && j.of(shared, e));
         let reset = shared.store.reset_for_retry(&ids, &stale, by).await?;
         if !reset.is_empty() {
             let list: Vec<&str> = reset.iter().map(|e| e.id.as_str()).collect();

@@ -14,6 +14,7 @@ use crate::domain::stats::{Counts, Stats};
 use crate::domain::time::TimeMs;
 use crate::domain::Result;
 use crate::platform::idb::{bound, error, key2, key3, walk, Asked, Mode, Round};
+use crate::platform::timer::Deadline;
 use crate::platform::{get, now};
 
 fn s(v: &str) -> JsValue {
@@ -133,6 +134,31 @@ impl Store {
             let found = round.ask(tx.store(EVENTS)?.get(s(id)))?;
             round.done().await?;
             Ok(decode_event(&found.value()).ok())
+        })
+        .await
+    }
+
+    /// The claims (id, claim number) of those of `ids` that are `processing` now.
+    pub async fn processing_claims(&self, ids: &[String], by: Deadline) -> Result<Vec<(String, u32)>> {
+        const OP: &str = "reading the claims of events to reset";
+        let tx = self.db().begin_by(&[EVENTS], Mode::Read, OP, by).await?;
+        tx.run(async {
+            let events = tx.store(EVENTS)?;
+            let mut round = Round::new(OP);
+            let mut reads = Vec::with_capacity(ids.len());
+            for id in ids {
+                reads.push(round.ask(events.get(s(id)))?);
+            }
+            round.done().await?;
+            let mut claims = Vec::new();
+            for read in reads {
+                if let Ok(e) = decode_event(&read.value()) {
+                    if e.status == EventStatus::Processing {
+                        claims.push((e.id, e.claims));
+                    }
+                }
+            }
+            Ok(claims)
         })
         .await
     }

@@ -309,6 +309,27 @@ export function hangLocksQuery(on) {
   } else delete navigator.locks.query;
 }
 
+// `navigator.locks.query()` answered late: the lock manager takes its snapshot when asked, and
+// the answer reaches the page only at `release()` (a main thread frozen in between). `asked`
+// counts the questions.
+export function delayLocksQuery() {
+  let open;
+  const gate = new Promise((r) => { open = r; });
+  const h = {
+    asked: 0,
+    release() {
+      delete navigator.locks.query;
+      open();
+    },
+  };
+  navigator.locks.query = () => {
+    h.asked++;
+    const answer = realLocksQuery.call(navigator.locks);
+    return gate.then(() => answer);
+  };
+  return h;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Raw IndexedDB: what another version of the app, or the browser, does to the database.
 

@@ -143,3 +143,44 @@ async fn a_slow_token_and_a_slow_server_in_one_upload_do_not_make_a_live_uploade
     assert_eq!(requests(&stub).len(), 1);
     finish(&db, &[&a, &b]).await;
 }
+
+/// Review AA (H1): `resetForRetry` asked the Web Locks who is alive before it read the events. A
+/// context opened after the question (missing from its answer) that claimed an event before the
+/// answer came (this page frozen in between, say) looked gone: its claim was reset while its
+/// request was in flight, and the event sent again. Now the claims are read first, and only
+/// those the answer can judge are.
+#[wasm_bindgen_test]
+async fn reset_for_retry_never_resets_a_claim_made_after_it_asked_who_is_alive() {
+    let db = fresh_db("lead-reset-after-question");
+    let cfg = r#"{"processingIntervalMs": 100, "requestTimeoutMs": 8000, "backoffMs": [200], "batchSize": 1, "maxConcurrent": 3}"#;
+    let stub = stub_fetch(&json(r#"[{"status": 503}, {"hold": "retry"}]"#), &json(r#"{"status": 201}"#));
+    // The first uploader: the event fails once (503, due again 200 ms later), then it goes away.
+    let gone = open_as(&db, cfg, "A0").await;
+    gone.start(JsValue::from_str("u1")).unwrap();
+    let entry = string(&save(&gone, 70.0).await, "id");
+    eventually(5_000, "the first upload failed", || async { string(&event_of(&gone, "u1", &entry).await, "status") == "failed" }).await;
+    let event = event_of(&gone, "u1", &entry).await;
+    let id = string(&event, "id");
+    gone.close();
+    sleep(300).await;
+    // b is asked to retry it; the answer to "who is alive" comes late.
+    let b = open_as(&db, cfg, "B").await;
+    let late = delay_locks_query();
+    let reset = b.reset_for_retry(js_sys::Array::of1(&JsValue::from_str(&id)).into());
+    // a, opened meanwhile, takes the uploads over and sends the retry (held by the server).
+    let a = open_as(&db, cfg, "A").await;
+    a.start(JsValue::from_str("u1")).unwrap();
+    eventually(5_000, "a sends the retry", || async { call(&stub, "isHeld", &[JsValue::from_str("retry")]).is_truthy() }).await;
+    call(&late, "release", &[]);
+    resolves(5_000, "resetForRetry", reset).await;
+    // A new save wakes a's pass (held open by the request out, it claims what comes): a claim
+    // reset under it would be claimed and sent again now.
+    save(&a, 71.0).await;
+    eventually(5_000, "the new save sent", || async { requests(&stub).len() >= 3 }).await;
+    sleep(500).await;
+    assert_eq!(sent(&stub, &id), 2, "sent again while its retry was in flight (asked {} times)", num(&late, "asked"));
+    call(&stub, "release", &[JsValue::from_str("retry")]);
+    eventually(10_000, "both delivered", || async { all_completed(&a, 2).await }).await;
+    assert_eq!(sent(&stub, &id), 2);
+    finish(&db, &[&a, &b]).await;
+}

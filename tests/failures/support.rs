@@ -42,6 +42,8 @@ extern "C" {
     pub fn capture_console() -> JsValue;
     #[wasm_bindgen(js_name = holdLock)]
     pub fn hold_lock(name: &str, steal: bool) -> JsValue;
+    #[wasm_bindgen(js_name = delayLocksQuery)]
+    pub fn delay_locks_query() -> JsValue;
     #[wasm_bindgen(js_name = hangLocksQuery)]
     pub fn hang_locks_query(on: bool);
     #[wasm_bindgen(js_name = heldLocks)]
