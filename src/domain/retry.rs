@@ -339,7 +339,7 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
                 None,
             ),
             // A 3xx is transient (CONTRACT §2): its Retry-After counts, where the page can see it
-            // (a batch item; a single request's redirect is opaque).
+            // (a batch item, a 300 or 304; a followable redirect is opaque to the page).
             StatusClass::Redirect => (redirect_message(*status), asked(retry_after)),
             StatusClass::Transient => (http_message(*status, body_excerpt), asked(retry_after)),
         },
@@ -347,7 +347,9 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
             let what = format!("batch request: {}", http_message(*status, detail));
             match classify_status(*status) {
                 StatusClass::Redirect => (redirect_message(*status), asked(retry_after)),
-                StatusClass::Permanent if *status != 413 => return refusal(what, "the batch", attempt),
+                // A 413 to one event (to several: `BatchTooLarge`) says that event is too big, as
+                // on the single endpoint: refused like any other 4xx.
+                StatusClass::Permanent => return refusal(what, "the batch", attempt),
                 StatusClass::Transient => (what, asked(retry_after)),
                 _ => (what, None),
             }

@@ -64,8 +64,8 @@ pub struct Call<'a> {
 pub enum Reply {
     /// The server answered.
     Answer(Answer),
-    /// The server redirected (not followed); 0 when the browser hides the status.
-    Redirect(u16),
+    /// The server redirected (not followed), and the browser hides the status and headers.
+    OpaqueRedirect,
     /// No answer: offline, DNS, refused, CORS, a `fetch` that threw or returned a non-Response.
     Network(String),
     /// No (complete) answer within the timeout; the request was aborted.
@@ -194,12 +194,11 @@ pub async fn send(call: Call<'_>) -> Reply {
     };
     let response: web_sys::Response = response.unchecked_into();
     if get(&response, "type").as_string().as_deref() == Some("opaqueredirect") {
-        return Reply::Redirect(0);
+        return Reply::OpaqueRedirect;
     }
+    // A 3xx the page can see (300, 304, or a fetch that reports redirects as responses) is an
+    // answer like any other: its status and Retry-After count (CONTRACT §2).
     let status = status as u16;
-    if (300..400).contains(&status) {
-        return Reply::Redirect(status);
-    }
     // Duck-typed too: `headers.get` of any realm's (or a polyfill's) Headers; a throw is no header.
     let headers = get(&response, "headers");
     let retry_after =
@@ -233,8 +232,11 @@ pub async fn send(call: Call<'_>) -> Reply {
         return Reply::Answer(Answer { status, retry_after, plain: false, excerpt, id: None, results: None });
     }
     let text = body.as_string().unwrap_or_default();
-    let parsed = if text.trim().is_empty() { None } else { JSON::parse(&text).ok().filter(|v| v.is_object() && !Array::is_array(v)) };
-    let plain = text.trim().is_empty() || parsed.is_some();
+    // Empty or any JSON (`true`, `[]`, `"ok"` too) is a plain answer (an update's 2xx is stored);
+    // only an object can carry an id or a result list.
+    let json = if text.trim().is_empty() { None } else { JSON::parse(&text).ok() };
+    let plain = text.trim().is_empty() || json.is_some();
+    let parsed = json.filter(|v| v.is_object() && !Array::is_array(v));
     let id = parsed.as_ref().and_then(id_of);
     let results = if call.batch {
         parsed.as_ref().map(|p| get(p, "results")).filter(Array::is_array).map(|r| {

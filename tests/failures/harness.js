@@ -175,7 +175,7 @@ export function stubFetch(responses, fallback) {
       }
       const body = spec.body === undefined ? JSON.stringify({ id: "srv-" + stub.requests.length })
         : typeof spec.body === "string" ? spec.body : JSON.stringify(spec.body);
-      return new Response(spec.status === 204 ? null : body, { status: spec.status || 201, headers: spec.headers || { "Content-Type": "application/json" } });
+      return new Response(spec.status === 204 || spec.status === 304 ? null : body, { status: spec.status || 201, headers: spec.headers || { "Content-Type": "application/json" } });
     } finally {
       stub.inFlight -= 1;
     }

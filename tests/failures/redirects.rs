@@ -50,3 +50,26 @@ async fn f1_a_redirect_never_completes_an_event() {
         redirect_case(&format!(r#"{{"redirect": {status}, "location": "/elsewhere", "opaque": false}}"#), &format!("redir-{status}")).await;
     }
 }
+
+/// A 3xx the page sees (a 300, a 304: not followable redirects, handed to the page as they are)
+/// had its `Retry-After` ignored: retried at the first backoff step (probe T, MED-3). CONTRACT §2:
+/// a 3xx is retried after `max(backoffMs[attempt-1], Retry-After)`.
+#[wasm_bindgen_test]
+async fn a_3xx_the_page_sees_has_its_retry_after_honoured() {
+    for status in [300, 304] {
+        let db = fresh_db(&format!("redir-retry-after-{status}"));
+        let spec = format!(r#"{{"status": {status}, "headers": {{"Retry-After": "30"}}}}"#);
+        let stub = stub_fetch(&json("[]"), &json(&spec));
+        let outbox = open(&db, r#"{"processingIntervalMs": 60000, "requestTimeoutMs": 2000, "backoffMs": [100], "maxAttempts": 5}"#).await;
+        outbox.start(JsValue::from_str("u1")).unwrap();
+        let id = string(&save(&outbox, 72.5).await, "id");
+        process_now(&outbox, 10_000).await;
+        let event = event_of(&outbox, "u1", &id).await;
+        assert_eq!(string(&event, "status"), "failed", "{status}: {event:?}");
+        assert_eq!(num(&event, "attemptCount"), 1.0, "{status}: {event:?}");
+        let wait = num(&event, "nextAttemptAt") - num(&event, "lastAttemptAt");
+        assert!(wait >= 29_000.0, "{status}: retried {wait} ms later, not after its Retry-After (30 s): {event:?}");
+        assert_eq!(sent(&stub, &string(&event, "id")), 1);
+        finish(&db, &[&outbox]).await;
+    }
+}

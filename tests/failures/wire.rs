@@ -129,3 +129,25 @@ async fn a_huge_answer_or_token_is_refused_by_its_length_never_copied_whole() {
     assert!(num(&stats(&other, "u1").await, "pending") + num(&stats(&other, "u1").await, "failed") >= 1.0);
     finish(&db, &[&outbox, &other]).await;
 }
+
+/// An update answered 2xx with JSON that is not an object (`true`, `[]`, `"ok"`, `null`, `1`) was
+/// taken for "a body that is not JSON": retried, counted, given up, and a later delete of the
+/// entry never sent (probe T, MED-1). Any JSON (or no body) stores an update.
+#[wasm_bindgen_test]
+async fn an_update_answered_2xx_with_any_json_is_stored() {
+    for body in ["true", "[]", r#""ok""#, "null", "1"] {
+        let db = fresh_db("put-any-json");
+        let answer = format!(r#"{{"status": 200, "body": {body:?}}}"#);
+        let stub = stub_fetch(&json(r#"[{"status": 201, "body": {"id": "b-1"}}]"#), &json(&answer));
+        let outbox = open(&db, r#"{"processingIntervalMs": 60000, "requestTimeoutMs": 2000, "backoffMs": [100], "maxAttempts": 5}"#).await;
+        outbox.start(JsValue::from_str("u1")).unwrap();
+        let id = string(&save(&outbox, 70.0).await, "id");
+        process_now(&outbox, 10_000).await;
+        resolves(5_000, "update", outbox.update(JsValue::from_str(&id), json(r#"{"quantity": 71}"#))).await;
+        process_now(&outbox, 10_000).await;
+        let all = events(&outbox, r#"{"userId": "u1"}"#).await;
+        assert!(all.iter().all(|e| opt_string(e, "status").as_deref() == Some("completed")), "{body}: {all:?}");
+        assert_eq!(requests(&stub).len(), 2, "{body}: one POST, one PUT");
+        finish(&db, &[&outbox]).await;
+    }
+}

@@ -290,6 +290,40 @@ async fn a_servers_batch_limit_costs_no_attempts_and_the_size_stays_under_it() {
     finish(&db, &[&o]).await;
 }
 
+/// A 413 to a batch of one event says that event is too big, as on the single endpoint, which
+/// refuses it at once (CONTRACT §2: other 4xx). It was counted and retried instead (sent three
+/// times, then given up; probe T, MED-2), and a later correction of the entry waited for it.
+#[wasm_bindgen_test]
+async fn a_413_to_a_batch_of_one_event_refuses_that_event_at_once() {
+    let db = fresh_db("batch-413-one");
+    let srv = Server::new(
+        "(req) => {
+            if (req.path.endsWith('/batch') && req.body.events.some((e) => e.quantity === 99999)) return { status: 413, body: { error: 'too large' } };
+        }",
+        "",
+    );
+    let o = Ob::open(&db, &cfg(r#""maxBatchEvents": 10, "maxAttempts": 3, "backoffMs": [100]"#)).await;
+    save_many(&o, "u1", 4, 1.0).await;
+    let big = string(&o.save("steps", 99999.0, r#"{"userId": "u1"}"#).await, "id");
+    o.start("u1");
+    eventually(10000, "the big one refused, the others completed", || async {
+        let evs = o.events("u1").await;
+        evs.iter().filter(|e| string(e, "status") == "completed").count() == 4 && evs.iter().any(|e| get(e, "gaveUp") == JsValue::TRUE)
+    })
+    .await;
+    let e = o.events_of("u1", &big).await.remove(0);
+    assert_eq!(get(&e, "gaveUp"), JsValue::TRUE, "{e:?}");
+    assert_eq!(num(&e, "attemptCount"), 1.0, "refused at its first answer: {e:?}");
+    assert!(string(&e, "errorMessage").contains("413"), "{e:?}");
+    let alone = srv.batches().iter().filter(|b| items(b).len() == 1 && num(&items(b)[0], "quantity") == 99999.0).count();
+    assert_eq!(alone, 1, "sent alone once: {:?}", srv.batch_sizes());
+    // Corrected, it goes (the update folds into the refused create, sent once more as a create).
+    o.update(&big, r#"{"quantity": 9999}"#).await;
+    o.drained("u1", None, 10000).await;
+    assert!(o.events_of("u1", &big).await.iter().all(|e| string(e, "status") == "completed"), "{:?}", o.events_of("u1", &big).await);
+    finish(&db, &[&o]).await;
+}
+
 #[wasm_bindgen_test]
 async fn save_data_or_a_2g_link_means_one_request_in_flight_and_small_batches() {
     let db = fresh_db("batch-network");

@@ -151,8 +151,8 @@ fn an_incomplete_answer_completes_nothing() {
             matches!(decide(&whole_failure(413, None, String::new(), 5), a, &policy, 7), Decision::Retry { counted: false, sent: true, wait_ms: 0, at: 7, .. }),
             "413 to a batch: smaller batches next, nothing counted"
         );
-        // 413 to one event: that event is too big; counted like any failed answer.
-        assert!(matches!(decide(&whole_failure(413, None, String::new(), 1), a, &policy, 0), Decision::Retry { counted: true, .. }));
+        // 413 to one event: that event is too big; refused, as on the single endpoint.
+        assert!(matches!(decide(&whole_failure(413, None, String::new(), 1), a, &policy, 0), Decision::GiveUp { refused: true, .. }));
         assert!(matches!(decide(&whole_failure(400, None, String::new(), 5), a, &policy, 0), Decision::GiveUp { refused: true, .. }));
         assert!(matches!(decide(&whole_failure(503, Some("60".into()), String::new(), 5), a, &policy, 0), Decision::Retry { wait_ms: 60_000, .. }));
     }
