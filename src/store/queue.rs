@@ -319,7 +319,7 @@ async fn entry_and_queue(tx: &Tx, id: &str, method: &'static str, op: &'static s
 /// started to send (`withdraw` says which): pending again, nothing counted, so the edit folds
 /// into them or removes them as it would had they never been claimed (CONTRACT: "no request made
 /// for it yet"). Should the edit's transaction still fail, such an event stays claimed by this
-/// context and unsent: the next pass takes it for a leftover and queues it again.
+/// context: the pass hands that claim back unsent (see `Shared::start_sending`).
 fn take_back(events: &idb::ObjectStore, unfinished: &mut [OutboxEvent], withdraw: &dyn Fn(&OutboxEvent) -> bool, op: &'static str) -> Result<()> {
     for e in unfinished.iter_mut().filter(|e| e.status == EventStatus::Processing) {
         let claim = e.claims;

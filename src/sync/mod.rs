@@ -351,11 +351,13 @@ impl Shared {
         remove_one(&self.withdrawn, event_id);
     }
 
-    /// A pass is about to upload a claimed event: `false` if an edit took it back meanwhile
-    /// (then it is no longer this pass's).
+    /// A pass is about to upload a claimed event: `false` if an edit took it back meanwhile.
+    /// The pass then hands its claim back all the same (it stays in flight here until then):
+    /// if the edit committed, the event is no longer in that claim and nothing happens; if the
+    /// edit failed (storage full at its commit, a lost connection), the claim is still there, and
+    /// handing it back returns the event to the queue as never sent.
     pub fn start_sending(&self, event_id: &str) -> bool {
         if remove_one(&self.withdrawn, event_id) {
-            remove_one(&self.in_flight, event_id);
             return false;
         }
         self.sending.borrow_mut().push(event_id.to_owned());

@@ -703,7 +703,8 @@ async fn single_worker(pass: &Pass<'_>, workers: usize) {
             continue;
         }
         if !shared.start_sending(&c.event.id) {
-            continue; // an edit of its entry took it back
+            pass.hand_back(&c); // an edit of its entry took it back
+            continue;
         }
         shared.log.info(|| format!("uploading event {} ({} of entry {})", c.event.id, c.event.operation.as_str(), c.event.entity_id));
         let wanted = || pass.wanted();
@@ -744,7 +745,13 @@ async fn batch_worker(pass: &Pass<'_>, url: &str) {
             items.iter().for_each(|c| pass.hand_back(c));
             break;
         }
-        items.retain(|c| shared.start_sending(&c.event.id));
+        items.retain(|c| {
+            let go = shared.start_sending(&c.event.id);
+            if !go {
+                pass.hand_back(c); // an edit of its entry took it back
+            }
+            go
+        });
         if items.is_empty() {
             continue;
         }

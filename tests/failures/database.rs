@@ -304,3 +304,38 @@ async fn f3_a_process_now_whose_pass_failed_says_so() {
     let _ = wasm_bindgen_futures::JsFuture::from(get(&hold, "ended").unchecked_into::<js_sys::Promise>()).await;
     finish(&db, &[&outbox]).await;
 }
+
+/// Review AA (M1): an edit takes back an event claimed here but not yet sent before its own
+/// transaction commits. When that transaction failed, the event stayed claimed in storage, and
+/// the pass dropped it without handing it back: `processing` until this context's next pass for
+/// that user (never, once it stopped uploading for it), then recovered as an interrupted upload,
+/// "may have been stored", its request counted though none went out. Now the pass hands it back.
+#[wasm_bindgen_test]
+async fn an_unsent_claim_an_edit_took_back_is_handed_back_when_the_edit_fails() {
+    let db = fresh_db("withdrawn-edit-fails");
+    let stub = stub_fetch(&json(r#"[{"hold": "first"}]"#), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, r#"{"processingIntervalMs": 3600000, "requestTimeoutMs": 8000, "maxConcurrent": 1, "batchSize": 10, "log": "off"}"#).await;
+    let save_u1 = |kg: f64| resolves(10_000, "saveWeight", outbox.save_weight(JsValue::from_f64(kg), json(r#"{"userId": "u1"}"#)));
+    let a = string(&save_u1(70.0).await, "id");
+    let b = string(&save_u1(71.0).await, "id");
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    // One pass claims both: a's upload is held, b waits for the one upload slot.
+    eventually(5_000, "a's upload held", || async { call(&stub, "isHeld", &[JsValue::from_str("first")]).is_truthy() }).await;
+    fail_next_put("entries");
+    let edit = settles(5_000, "update", outbox.update(JsValue::from_str(&b), json(r#"{"quantity": 72}"#))).await;
+    assert!(edit.is_err(), "the edit's transaction failed: {edit:?}");
+    call(&stub, "release", &[JsValue::from_str("first")]);
+    // The pass ends; b is back in the queue, never sent, not "interrupted".
+    eventually(5_000, "b handed back", || async { string(&event_of(&outbox, "u1", &b).await, "status") == "pending" }).await;
+    let e = event_of(&outbox, "u1", &b).await;
+    assert_eq!(num(&e, "requestCount"), 0.0, "no request went out for it: {e:?}");
+    assert!(opt_string(&e, "errorMessage").is_none(), "{e:?}");
+    assert_eq!(requests(&stub).len(), 1, "only a's request");
+    // And it goes at the next pass, once.
+    process_now(&outbox, 10_000).await;
+    eventually(5_000, "both delivered", || async { all_completed(&outbox, 2).await }).await;
+    let e = event_of(&outbox, "u1", &b).await;
+    assert_eq!(num(&e, "requestCount"), sent(&stub, &string(&e, "id")) as f64, "{e:?}");
+    assert!(completed(&outbox, "u1", &a).await);
+    finish(&db, &[&outbox]).await;
+}

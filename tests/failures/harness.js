@@ -510,6 +510,19 @@ export function failStateReads(state) {
   };
 }
 
+// Makes the page's next `put` into object store `store` throw (as a browser refusing the write
+// would), once.
+export function failNextPut(store) {
+  const original = IDBObjectStore.prototype.put;
+  IDBObjectStore.prototype.put = function (...args) {
+    if (this.name === store) {
+      IDBObjectStore.prototype.put = original;
+      throw new DOMException("refused by the test", "UnknownError");
+    }
+    return original.apply(this, args);
+  };
+}
+
 // Deletes the database the way site-data clearing (or this app's other code) does; resolves once
 // the delete went through ("success") or reports "blocked" if it is still waiting after `ms`.
 export function wipeDb(name, ms) {
