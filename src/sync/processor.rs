@@ -814,7 +814,11 @@ async fn heartbeat(pass: &Pass<'_>) {
 /// otherwise show `processing` until the uploads still out end, up to a request timeout). What
 /// storage refuses now is handed back with the rest when the pass ends.
 async fn hand_back_unsent(pass: &Pass<'_>) {
-    let claims: Vec<(String, u32)> = pass.queue.borrow_mut().drain(..).map(|c| (c.event.id.clone(), c.event.claims)).collect();
+    // A claim under way lands first (it may commit after the session ended), and a slot that
+    // held an event while it claimed puts that back (`Pass::hand_back`) before this runs.
+    let _claiming = pass.claiming.lock().await;
+    let mut claims = std::mem::take(&mut *pass.released.borrow_mut());
+    claims.extend(pass.queue.borrow_mut().drain(..).map(|c| (c.event.id.clone(), c.event.claims)));
     match release_unsent(pass.shared, pass.user, &pass.report, claims).await {
         Ok(true) => pass.shared.changed(),
         Ok(false) => {}
