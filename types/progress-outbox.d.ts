@@ -267,8 +267,7 @@ export class Outbox {
   /** True while this context uploads for the current user: one per user among all tabs and
    *  workers of the origin using the same dbName (Web Locks, or a lease in IndexedDB). */
   readonly isLeader: boolean;
-  /** wasm-bindgen's: frees the handle. Call `close()` instead (it stops processing, hands
-   *  claims back and closes the database): a started outbox goes on uploading after `free()`,
-   *  and every call through the handle throws. */
+  /** Closes the outbox (as `close()` does), then releases its wasm object: later calls throw
+   *  (or reject) with code CLOSED. `close()` alone is enough; this also frees the memory. */
   free(): void;
 }
