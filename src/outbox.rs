@@ -193,7 +193,7 @@ impl OutboxCore {
 
     /// An edit takes back an event this outbox claimed and has not started to send.
     fn withdraw(&self, e: &OutboxEvent) -> bool {
-        e.claimed_by.as_deref() == Some(self.shared.instance_id.as_str()) && self.shared.withdraw(&e.id)
+        e.claimed_by.as_deref() == Some(self.shared.instance_id.as_str()) && self.shared.withdraw(&e.id, e.claims)
     }
 
     fn after_write(&self, user: &str) {

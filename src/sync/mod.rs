@@ -122,13 +122,15 @@ pub struct Shared {
     /// Every [`Shared::wake`] and every switch of session: a running pass's idle upload slots
     /// watch it (new work, or their session ended).
     pub work: Signal,
-    /// Events this outbox is uploading right now: alive, never stale however slow.
-    in_flight: RefCell<Vec<String>>,
+    /// Claims (event id, claim number) this outbox is uploading right now: alive, never stale
+    /// however slow. Kept per claim, not per event: an event an edit took back may be claimed
+    /// again (by the same pass) before its first claim is handed back.
+    in_flight: RefCell<Vec<(String, u32)>>,
     /// Of those, the ones whose upload has started (the token asked for, the request sent).
-    sending: RefCell<Vec<String>>,
+    sending: RefCell<Vec<(String, u32)>>,
     /// Claimed here, not sent yet, and taken back by an edit of their entry (which folds into
     /// them, or removes them): never sent by the pass that claimed them.
-    withdrawn: RefCell<Vec<String>>,
+    withdrawn: RefCell<Vec<(String, u32)>>,
     /// Processing events of other contexts this one has seen, and since when (monotonic): a claim
     /// that stays for `staleAfterMs` of this context's own time is stale.
     seen_processing: RefCell<Vec<(String, String, u32, f64)>>,
@@ -323,32 +325,32 @@ impl Shared {
         self.work.notify_all();
     }
 
-    /// Marks an event as being uploaded by this outbox (until [`Shared::landed`]).
-    pub fn taking_off(&self, event_id: &str) {
-        self.in_flight.borrow_mut().push(event_id.to_owned());
+    /// Marks claim `claims` of an event as being uploaded by this outbox (until [`Shared::landed`]).
+    pub fn taking_off(&self, event_id: &str, claims: u32) {
+        self.in_flight.borrow_mut().push((event_id.to_owned(), claims));
     }
 
-    /// The upload of an event is over (recorded or not), or its claim was handed back. One mark
-    /// per claim: an event an edit took back may be claimed again by the same pass.
-    pub fn landed(&self, event_id: &str) {
-        remove_one(&self.in_flight, event_id);
-        remove_one(&self.sending, event_id);
+    /// The upload of that claim is over (recorded or not), or the claim was handed back.
+    pub fn landed(&self, event_id: &str, claims: u32) {
+        remove_one(&self.in_flight, event_id, claims);
+        remove_one(&self.sending, event_id, claims);
     }
 
-    /// An edit of its entry takes back an event claimed here whose upload has not started:
-    /// `true` if it did (the pass will not send it; the edit's transaction rewrites it).
-    pub fn withdraw(&self, event_id: &str) -> bool {
-        let ok = self.is_in_flight(event_id) && !self.sending.borrow().iter().any(|id| id == event_id);
+    /// An edit of its entry takes back an event in claim `claims` here whose upload has not
+    /// started: `true` if it did (the pass will not send it; the edit's transaction rewrites it).
+    pub fn withdraw(&self, event_id: &str, claims: u32) -> bool {
+        let mark = (event_id.to_owned(), claims);
+        let ok = self.in_flight.borrow().contains(&mark) && !self.sending.borrow().contains(&mark);
         if ok {
-            self.withdrawn.borrow_mut().push(event_id.to_owned());
+            self.withdrawn.borrow_mut().push(mark);
         }
         ok
     }
 
     /// A claim this context held went back unsent (the pass ended, or lost its lead): stored.
-    pub fn handed_back(&self, event_id: &str) {
-        self.landed(event_id);
-        remove_one(&self.withdrawn, event_id);
+    pub fn handed_back(&self, event_id: &str, claims: u32) {
+        self.landed(event_id, claims);
+        remove_one(&self.withdrawn, event_id, claims);
     }
 
     /// A pass is about to upload a claimed event: `false` if an edit took it back meanwhile.
@@ -356,17 +358,17 @@ impl Shared {
     /// if the edit committed, the event is no longer in that claim and nothing happens; if the
     /// edit failed (storage full at its commit, a lost connection), the claim is still there, and
     /// handing it back returns the event to the queue as never sent.
-    pub fn start_sending(&self, event_id: &str) -> bool {
-        if remove_one(&self.withdrawn, event_id) {
+    pub fn start_sending(&self, event_id: &str, claims: u32) -> bool {
+        if remove_one(&self.withdrawn, event_id, claims) {
             return false;
         }
-        self.sending.borrow_mut().push(event_id.to_owned());
+        self.sending.borrow_mut().push((event_id.to_owned(), claims));
         true
     }
 
-    /// Is this event being uploaded by this outbox?
+    /// Is this event being uploaded by this outbox (in any claim)?
     pub fn is_in_flight(&self, event_id: &str) -> bool {
-        self.in_flight.borrow().iter().any(|id| id == event_id)
+        self.in_flight.borrow().iter().any(|(id, _)| id == event_id)
     }
 
     /// Notes a processing event (of `user`) of another context seen now (`mono`); returns for how
@@ -546,9 +548,9 @@ impl Shared {
 }
 
 /// Removes one occurrence of `id`; `true` if there was one.
-fn remove_one(list: &RefCell<Vec<String>>, id: &str) -> bool {
+fn remove_one(list: &RefCell<Vec<(String, u32)>>, id: &str, claims: u32) -> bool {
     let mut list = list.borrow_mut();
-    match list.iter().position(|x| x == id) {
+    match list.iter().position(|(x, n)| x == id && *n == claims) {
         Some(i) => {
             list.remove(i);
             true

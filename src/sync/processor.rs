@@ -265,8 +265,8 @@ async fn release_leftovers(shared: &Rc<Shared>) {
     }
     match shared.store.release(&claims).await {
         Ok(_) => {
-            for (id, _) in &claims {
-                shared.handed_back(id);
+            for (id, claim) in &claims {
+                shared.handed_back(id, *claim);
             }
             shared.log.info(|| format!("{} claimed events that storage refused to hand back earlier are now handed back", claims.len()));
             shared.wake();
@@ -294,7 +294,7 @@ pub async fn record_leftovers(shared: &Rc<Shared>, lead: Option<&Lead>) {
             let t = mono();
             let mut next_free = false;
             for (u, w) in left.iter().zip(written) {
-                shared.landed(&u.event_id);
+                shared.landed(&u.event_id, u.claim);
                 if let Recorded::Applied(e, applied) = &w {
                     next_free |= e.blocks && *applied != Applied::Retrying;
                 }
@@ -530,7 +530,7 @@ impl Pass<'_> {
         for c in &claim.items {
             let e = &c.event;
             // Ours from the claim on: never stale here, until uploaded and recorded or handed back.
-            shared.taking_off(&e.id);
+            shared.taking_off(&e.id, e.claims);
             log.info(|| {
                 format!(
                     "event {} ({} of entry {}) claimed (attempt {} of {}; request {})",
@@ -702,7 +702,7 @@ async fn single_worker(pass: &Pass<'_>, workers: usize) {
             pass.hand_back(&c);
             continue;
         }
-        if !shared.start_sending(&c.event.id) {
+        if !shared.start_sending(&c.event.id, c.event.claims) {
             pass.hand_back(&c); // an edit of its entry took it back
             continue;
         }
@@ -746,7 +746,7 @@ async fn batch_worker(pass: &Pass<'_>, url: &str) {
             break;
         }
         items.retain(|c| {
-            let go = shared.start_sending(&c.event.id);
+            let go = shared.start_sending(&c.event.id, c.event.claims);
             if !go {
                 pass.hand_back(c); // an edit of its entry took it back
             }
@@ -840,8 +840,8 @@ async fn release_unsent(
     match shared.store.release(&claims).await {
         Ok(n) => {
             report.borrow_mut().released += n;
-            for (id, _) in &claims {
-                shared.handed_back(id);
+            for (id, claim) in &claims {
+                shared.handed_back(id, *claim);
             }
             shared.log.info(|| format!("{} claimed events of user {user} handed back unsent", claims.len()));
             Ok(true)
@@ -924,7 +924,7 @@ async fn recorder(pass: &Pass<'_>) {
         let mut next_free = false;
         for (d, w) in batch.iter().zip(written) {
             let id = &d.claimed.event.id;
-            shared.landed(id);
+            shared.landed(id, d.claimed.event.claims);
             let Recorded::Applied(e, applied) = w else {
                 log.debug(|| format!("event {id}: its result arrived after it moved on; ignored"));
                 continue;

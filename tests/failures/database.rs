@@ -339,3 +339,52 @@ async fn an_unsent_claim_an_edit_took_back_is_handed_back_when_the_edit_fails() 
     assert!(completed(&outbox, "u1", &a).await);
     finish(&db, &[&outbox]).await;
 }
+
+/// Review AB (AB-1): the in-flight ledger kept its marks per event, not per claim. An event an
+/// edit took back and the same pass claimed again had two claims here; handing back the first
+/// (at a switch of user or a logout) removed the second's "sending" mark while its request was
+/// out, and the next edit took back an event on the wire: folded into the create being sent, it
+/// was lost when that create's 201 came (the server kept the older value).
+#[wasm_bindgen_test]
+async fn handing_back_a_claim_an_edit_took_back_leaves_the_events_next_claim_in_flight() {
+    let db = fresh_db("withdrawn-reclaimed");
+    let stub = stub_fetch(&json(r#"[{"hold": "a"}, {"hold": "c"}, {"hold": "b"}]"#), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, r#"{"processingIntervalMs": 3600000, "requestTimeoutMs": 8000, "maxConcurrent": 2, "batchSize": 10, "log": "off"}"#).await;
+    let save_u1 = |kg: f64| resolves(10_000, "saveWeight", outbox.save_weight(JsValue::from_f64(kg), json(r#"{"userId": "u1"}"#)));
+    save_u1(70.0).await;
+    save_u1(75.0).await;
+    let b = string(&save_u1(71.0).await, "id");
+    let update = |kg: &str| resolves(5_000, "update", outbox.update(JsValue::from_str(&b), json(&format!(r#"{{"quantity": {kg}}}"#))));
+    let held = |name: &'static str| {
+        let stub = &stub;
+        async move { call(stub, "isHeld", &[JsValue::from_str(name)]).is_truthy() }
+    };
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    // One pass claims all three; a's and c's uploads are held, b waits for a slot. An edit takes
+    // b back (it folds into the create).
+    eventually(5_000, "a's and c's uploads held", || async { held("a").await && held("c").await }).await;
+    update("72").await;
+    // c answers; its slot claims b again in the same pass (a is still out) and sends it (72).
+    call(&stub, "release", &[JsValue::from_str("c")]);
+    eventually(5_000, "b's upload held", || held("b")).await;
+    // A logout hands back the pass's first claim of b; its second is still on the wire.
+    outbox.stop();
+    sleep(300).await;
+    update("73").await;
+    call(&stub, "release", &[JsValue::from_str("b")]);
+    call(&stub, "release", &[JsValue::from_str("a")]);
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    process_now(&outbox, 10_000).await;
+    eventually(5_000, "everything delivered", || async {
+        events(&outbox, r#"{"userId": "u1"}"#).await.iter().all(|e| opt_string(e, "status").as_deref() == Some("completed"))
+    })
+    .await;
+    // The last value reached the server: as a PUT after the create that carried 72.
+    let sent_b: Vec<(String, f64)> = requests(&stub)
+        .iter()
+        .filter(|r| get(&get(r, "body"), "localId").as_string().as_deref() == Some(b.as_str()))
+        .map(|r| (string(r, "method"), num(&get(r, "body"), "quantity")))
+        .collect();
+    assert_eq!(sent_b, vec![("POST".to_owned(), 72.0), ("PUT".to_owned(), 73.0)], "what was sent for b");
+    finish(&db, &[&outbox]).await;
+}
