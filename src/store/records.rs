@@ -449,7 +449,13 @@ pub fn decode_event(v: &JsValue) -> Result<OutboxEvent, String> {
         // Written before the field existed: a second request may have been stored.
         maybe_stored: r.bool_or("maybeStored", request_count > 1),
     };
-    r.finish(event)
+    let event = r.finish(event)?;
+    // Its id is its `Idempotency-Key` header: one no request can carry (another app wrote it)
+    // would fail every upload of it before anything is sent.
+    if !crate::domain::event::is_header_value(&event.id) {
+        return Err("its id cannot be sent as an Idempotency-Key header (a line break, a NUL or a character beyond U+00FF)".into());
+    }
+    Ok(event)
 }
 
 #[derive(Serialize)]

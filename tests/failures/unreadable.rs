@@ -801,3 +801,55 @@ async fn an_update_set_aside_while_it_waited_for_its_create_is_sent_once_restore
     eventually(5_000, "and completes", || async { status(&again, &update).await.as_deref() == Some("completed") }).await;
     finish(&db, &[&outbox, &again]).await;
 }
+
+/// Probe U (fault 1): a readable pending event whose id no request can carry as its
+/// `Idempotency-Key` (another app wrote `key-€` or a line break) failed every upload of it before
+/// anything was sent, taken for "no answer from the server": each pass stopped and the outbox
+/// backed off, so none of the user's own saves was uploaded. Now it is set aside as unreadable.
+/// And a token that cannot go in an `Authorization` header is "token unavailable", saying why.
+#[wasm_bindgen_test]
+async fn an_event_whose_id_no_request_can_carry_is_set_aside_and_blocks_nothing() {
+    let db = fresh_db("poison-id");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, CFG).await;
+    let first = save_for(&outbox, 70.0).await;
+    let stored = array(&ok(raw_get_all(&db, "events")).await);
+    for (n, bad_id) in ["key-€", "key\nx"].iter().enumerate() {
+        let poison = clone(&stored[0]);
+        let entry = clone(&ok(raw_get(&db, "entries", &string(&first, "id"))).await);
+        let entry_id = fresh_id();
+        set(&entry, "id", &JsValue::from_str(&entry_id));
+        set(&entry, "quantity", &JsValue::from_f64(60.0 + n as f64));
+        ok(raw_put(&db, "entries", &entry, &JsValue::UNDEFINED)).await;
+        set(&poison, "id", &JsValue::from_str(bad_id));
+        set(&poison, "entityId", &JsValue::from_str(&entry_id));
+        ok(raw_put(&db, "events", &poison, &JsValue::UNDEFINED)).await;
+    }
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let second = save_for(&outbox, 71.0).await;
+    for e in [&first, &second] {
+        let id = string(e, "id");
+        eventually(5_000, "the app's own saves upload", || async { string(&event_of(&outbox, "u1", &id).await, "status") == "completed" }).await;
+    }
+    assert_eq!(requests(&stub).len(), 2, "only the two readable events were sent");
+    let s = stats(&outbox, "u1").await;
+    assert_eq!(num(&s, "quarantined"), 2.0, "{s:?}");
+    finish(&db, &[&outbox]).await;
+
+    // A token function's token no header can carry: nothing sent, the event waits saying why.
+    let db = fresh_db("poison-token");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let c = config(&db, CFG);
+    let token = token_switch("abc€def");
+    set(&c, "token", &get(&token, "fn"));
+    let outbox = open_with(c).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let id = string(&save_for(&outbox, 72.0).await, "id");
+    eventually(5_000, "the upload fails", || async { opt_string(&event_of(&outbox, "u1", &id).await, "errorMessage").is_some() }).await;
+    let e = event_of(&outbox, "u1", &id).await;
+    let why = string(&e, "errorMessage");
+    assert!(why.contains("token") && why.contains("Authorization"), "{why}");
+    assert_eq!(num(&e, "attemptCount"), 0.0, "no answer: not counted: {e:?}");
+    assert_eq!(requests(&stub).len(), 0);
+    finish(&db, &[&outbox]).await;
+}
