@@ -231,7 +231,16 @@ async fn open_database(name: &str, max_attempts: u32, log: Log, by: Deadline) ->
     let why = refused.clone();
     request.on_upgrade_needed(move |event| {
         started.set(true);
-        if let Err(e) = upgrade(&event, max_attempts, log) {
+        // Running until its versionchange transaction ends: then the browser answers the open
+        // (or, should it never, the open times out like any other).
+        if let Some(tx) = idb::Event::target(&event).ok().and_then(|r| idb::Request::transaction(&r)) {
+            let raw: web_sys::IdbTransaction = tx.into();
+            let ended = started.clone();
+            let f = Closure::once_into_js(move || ended.set(false));
+            let _ = raw.add_event_listener_with_callback("complete", f.unchecked_ref());
+            let _ = raw.add_event_listener_with_callback("abort", f.unchecked_ref());
+        }
+        if let Err(e) = upgrade(&event, max_attempts, log, &why) {
             *why.borrow_mut() = Some(e.clone());
             log.warn(|| format!("schema upgrade failed, the database keeps its old version and all its data: {e}"));
             if let Some(tx) = idb::Event::target(&event).ok().and_then(|r| idb::Request::transaction(&r)) {
@@ -280,12 +289,20 @@ async fn open_database(name: &str, max_attempts: u32, log: Log, by: Deadline) ->
         Ok(db) => {
             let db: IdbDatabase = db.unchecked_into();
             let names = db.object_store_names();
-            let missing: Vec<&str> = [ENTRIES, EVENTS, META, TOMBSTONES, QUARANTINE].into_iter().filter(|s| !names.contains(s)).collect();
-            if missing.is_empty() {
-                return Ok(db);
+            let problem = match LAYOUT.iter().find(|(s, ..)| !names.contains(s)) {
+                Some((missing, ..)) => Some(format!("it has no \"{missing}\" store")),
+                None => idb::Database::from(db.clone())
+                    .transaction(&LAYOUT.map(|(s, ..)| s), idb::TransactionMode::ReadOnly)
+                    .map_err(error(OP))
+                    .map(|tx| layout_problem(|n| tx.object_store(n).ok()))?,
+            };
+            match problem {
+                None => Ok(db),
+                Some(p) => {
+                    db.close();
+                    Err(foreign(name, &p))
+                }
             }
-            db.close();
-            Err(foreign(name, &missing))
         }
         Err(Error::Storage { detail, .. }) if detail.starts_with("VersionError") => {
             Err(Error::NewerSchema { name: name.into(), found: found_version(&factory, name, by).await.unwrap_or(0), supported: VERSION })
@@ -320,15 +337,46 @@ fn close_late_connection() -> JsValue {
     })
 }
 
-/// A database named `name` exists but lacks our stores: another library's or app's.
-fn foreign(name: &str, missing: &[&str]) -> Error {
+/// A database named `name` exists but is not laid out as ours (`problem` says how): another
+/// library's or app's.
+fn foreign(name: &str, problem: &str) -> Error {
     Error::Storage {
         operation: "opening the database",
         detail: format!(
-            "database \"{name}\" was not created by progress-outbox (it has no {} store): it belongs to other code; give Outbox.open another dbName (nothing was changed)",
-            missing.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
+            "database \"{name}\" was not created by progress-outbox ({problem}): it belongs to other code; give Outbox.open another dbName (nothing was changed)"
         ),
     }
+}
+
+/// Each store of schema v[`VERSION`]: its key path (`None`: keys given apart, no generator) and
+/// its indexes.
+const LAYOUT: [(&str, Option<&str>, &[&str]); 5] = [
+    (ENTRIES, Some("id"), &[index::BY_USER_DATE, index::BY_USER_METRIC_DATE]),
+    (EVENTS, Some("id"), &[index::READY, index::RETRY, index::STATE, index::DONE, index::BY_ENTITY]),
+    (META, None, &[]),
+    (TOMBSTONES, Some("id"), &[]),
+    (QUARANTINE, None, &[index::BY_USER]),
+];
+
+/// How the stores `store` gives differ from [`LAYOUT`] (a store of the same name that other code
+/// made or changed: other keys, a key generator, an index missing), or `None`.
+fn layout_problem(store: impl Fn(&str) -> Option<idb::ObjectStore>) -> Option<String> {
+    for (name, key, indexes) in LAYOUT {
+        let Some(s) = store(name) else { return Some(format!("it has no \"{name}\" store")) };
+        let keys_ok = match (s.key_path(), key) {
+            (Ok(None), None) => true,
+            (Ok(Some(KeyPath::Single(p))), Some(k)) => p == k,
+            _ => false,
+        };
+        if !keys_ok || s.auto_increment() {
+            return Some(format!("its \"{name}\" store is keyed otherwise"));
+        }
+        let have = s.index_names();
+        if let Some(missing) = indexes.iter().find(|i| !have.iter().any(|h| h == *i)) {
+            return Some(format!("its \"{name}\" store has no \"{missing}\" index"));
+        }
+    }
+    None
 }
 
 async fn found_version(factory: &idb::Factory, name: &str, by: Deadline) -> Option<u32> {
@@ -363,7 +411,7 @@ fn create_index(store: &idb::ObjectStore, name: &str, key_path: &[&str]) -> Resu
 /// Runs the `upgradeneeded` steps from the event's old version to [`VERSION`]. Stores and
 /// indexes are created synchronously; record migrations continue asynchronously inside the
 /// same versionchange transaction, which aborts (keeping the old version and all data) if they fail.
-fn upgrade(event: &idb::event::VersionChangeEvent, max_attempts: u32, log: Log) -> Result<()> {
+fn upgrade(event: &idb::event::VersionChangeEvent, max_attempts: u32, log: Log, why: &Rc<RefCell<Option<Error>>>) -> Result<()> {
     let old = event.old_version().unwrap_or(0);
     let target = idb::Event::target(event).map_err(error(UPGRADE))?;
     let tx = idb::Request::transaction(&target).ok_or(Error::Storage { operation: UPGRADE, detail: "no versionchange transaction".into() })?;
@@ -376,9 +424,8 @@ fn upgrade(event: &idb::event::VersionChangeEvent, max_attempts: u32, log: Log) 
         1 | 2 => &[ENTRIES],
         _ => &[ENTRIES, EVENTS, META],
     };
-    let missing: Vec<&str> = expected.iter().copied().filter(|s| !names.iter().any(|n| n == s)).collect();
-    if !missing.is_empty() {
-        return Err(foreign(&db.name(), &missing));
+    if let Some(missing) = expected.iter().find(|s| !names.iter().any(|n| n == *s)) {
+        return Err(foreign(&db.name(), &format!("it has no \"{missing}\" store")));
     }
 
     if old < 1 {
@@ -404,8 +451,14 @@ fn upgrade(event: &idb::event::VersionChangeEvent, max_attempts: u32, log: Log) 
         let events = tx.object_store(EVENTS).map_err(error(UPGRADE))?;
         create_index(&events, index::BY_ENTITY, &["entityId", "seq"])?;
     }
+    // What the older version had, other code may have made or changed (a store of the same name
+    // keyed otherwise, an index missing): upgraded, it would fail every call for good.
+    if let Some(p) = layout_problem(|n| tx.object_store(n).ok()) {
+        return Err(foreign(&db.name(), &p));
+    }
     if (1..4).contains(&old) {
         let raw_tx: web_sys::IdbTransaction = tx.into();
+        let why = why.clone();
         wasm_bindgen_futures::spawn_local(async move {
             let tx = idb::Transaction::from(raw_tx.clone());
             match migrate(&tx, old, max_attempts).await {
@@ -414,6 +467,8 @@ fn upgrade(event: &idb::event::VersionChangeEvent, max_attempts: u32, log: Log) 
                 }),
                 Err(e) => {
                     log.warn(|| format!("schema upgrade aborted, the database keeps v{old} and all its data: {e}"));
+                    // The open rejects with this, not the browser's "transaction was aborted".
+                    *why.borrow_mut() = Some(e);
                     let _ = raw_tx.abort();
                 }
             }

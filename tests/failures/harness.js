@@ -318,10 +318,13 @@ export function delayLocksQuery() {
   const h = {
     asked: 0,
     release() {
+      clearTimeout(timer);
       delete navigator.locks.query;
       open();
     },
   };
+  // A failed test never leaves it to the next.
+  const timer = setTimeout(() => h.release(), 30000);
   navigator.locks.query = () => {
     h.asked++;
     const answer = realLocksQuery.call(navigator.locks);
@@ -505,22 +508,50 @@ export function failStateReads(state) {
     }
     return original.call(this, query, count);
   };
-  return () => {
+  const restore = () => {
+    clearTimeout(timer);
     IDBIndex.prototype.getAll = original;
   };
+  // A failed test never leaves it to the next.
+  const timer = setTimeout(restore, 30000);
+  return restore;
 }
 
 // Makes the page's next `put` into object store `store` throw (as a browser refusing the write
 // would), once.
 export function failNextPut(store) {
   const original = IDBObjectStore.prototype.put;
+  const restore = () => {
+    clearTimeout(timer);
+    IDBObjectStore.prototype.put = original;
+  };
   IDBObjectStore.prototype.put = function (...args) {
     if (this.name === store) {
-      IDBObjectStore.prototype.put = original;
+      restore();
       throw new DOMException("refused by the test", "UnknownError");
     }
     return original.apply(this, args);
   };
+  // A failed test never leaves it to the next.
+  const timer = setTimeout(restore, 30000);
+}
+
+// Makes every `indexedDB.open` request drop its `onsuccess` handler (a wedged storage backend,
+// or a wrapper that swallows it): the browser upgrades, then the page hears nothing. Until the
+// returned function is called (or 30 s pass).
+export function swallowOpenSuccess() {
+  const original = IDBFactory.prototype.open;
+  IDBFactory.prototype.open = function (...args) {
+    const r = original.apply(this, args);
+    Object.defineProperty(r, "onsuccess", { set() {}, get() { return null; } });
+    return r;
+  };
+  const restore = () => {
+    clearTimeout(timer);
+    IDBFactory.prototype.open = original;
+  };
+  const timer = setTimeout(restore, 30000);
+  return restore;
 }
 
 // Deletes the database the way site-data clearing (or this app's other code) does; resolves once

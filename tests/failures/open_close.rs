@@ -175,3 +175,23 @@ async fn a_console_that_throws_changes_nothing() {
     assert_eq!(requests(&stub).len(), 1);
     finish(&db, &[&outbox]).await;
 }
+
+/// Probe U (fault 3): once `upgradeneeded` had fired, `Outbox.open` waited for the upgrade with no
+/// bound (a running upgrade is never cut off); when the browser then answered neither success nor
+/// error, the open never settled. The upgrade counts as running until its transaction ends.
+#[wasm_bindgen_test]
+async fn open_settles_when_no_answer_follows_an_upgrade() {
+    let db = fresh_db("open-after-upgrade");
+    let restore = swallow_open_success();
+    let opened = within(20_000, progress_outbox::Outbox::open(config(&db, "{}"))).await;
+    restore.call0(&JsValue::NULL).unwrap();
+    let error = match opened {
+        None => panic!("Outbox.open did not settle within 20 s after its upgrade"),
+        Some(Ok(_)) => panic!("Outbox.open resolved without a connection"),
+        Some(Err(e)) => e,
+    };
+    assert_eq!(get(&error, "code").as_string().as_deref(), Some("TIMEOUT"), "{}", message(&error));
+    // The database it upgraded opens normally afterwards.
+    let outbox = open(&db, "{}").await;
+    finish(&db, &[&outbox]).await;
+}

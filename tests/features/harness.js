@@ -258,6 +258,29 @@ export async function createV3Db(name, fixture) {
   db.close();
 }
 
+// A database of `name` that other code made with our store names but laid out otherwise:
+// "v4-keygen": schema v4, `events` with a key generator; "v3-no-index": schema v3 whose `entries`
+// has no `byUserDate` index. One entry of u1 in `entries` (to see it left alone).
+export async function createOddDb(name, odd) {
+  const db = await idbOpen(name, odd === "v4-keygen" ? 4 : 3, (db) => {
+    const entries = db.createObjectStore("entries", { keyPath: "id" });
+    if (odd !== "v3-no-index") entries.createIndex("byUserDate", ["userId", "date"]);
+    const events = db.createObjectStore("events", { keyPath: "id", autoIncrement: odd === "v4-keygen" });
+    for (const [n, path] of [["ready", ["userId", "rdy", "createdAt"]], ["retry", ["userId", "due"]], ["state", ["userId", "sk", "createdAt"]], ["done", ["done"]]]) {
+      events.createIndex(n, path);
+    }
+    db.createObjectStore("meta");
+    if (odd === "v4-keygen") {
+      entries.createIndex("byUserMetricDate", ["userId", "type", "date"]);
+      events.createIndex("byEntity", ["entityId", "seq"]);
+      db.createObjectStore("tombstones", { keyPath: "id" });
+      db.createObjectStore("quarantine").createIndex("byUser", ["userId"]);
+    }
+    entries.put({ id: "e-1", userId: "u1", type: "weight", quantity: 70, unit: "kg", date: 1795000000000, createdAt: 1795000000000, updatedAt: 1795000000000 });
+  });
+  db.close();
+}
+
 export async function rawGetAll(name, storeName) {
   const db = await idbOpen(name);
   try {

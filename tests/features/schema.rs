@@ -3,6 +3,7 @@
 //! metadata without unit): every entry and event is intact after the upgrade, unfinished events
 //! upload, completed ones stay completed, and the upgraded entries can be edited and deleted.
 
+use progress_outbox::Outbox;
 use wasm_bindgen_test::wasm_bindgen_test;
 
 use crate::support::*;
@@ -219,4 +220,35 @@ async fn an_empty_v3_database_upgrades_and_works() {
     assert_eq!(srv.requests().len(), 1);
     assert_eq!(string(&get(&srv.requests()[0], "body"), "localId"), string(&e, "id"));
     finish(&db, &[&o]).await;
+}
+
+/// Probe U (fault 2): `Outbox.open` checked only the names of our stores. A database of the same
+/// name that other code laid out otherwise was used as ours: with `events` given a key generator,
+/// every claim added a record instead of updating it (3 saves made 45 uploads and 45 records stuck
+/// `processing`); with an index missing, saves resolved and every read failed for good, and an
+/// older version's database missing one was upgraded into that state. Now such a database is
+/// refused, saying why, and left as it was (its version, its records).
+#[wasm_bindgen_test]
+async fn a_database_of_our_name_laid_out_otherwise_is_refused_and_left_as_it_was() {
+    for (odd, version, why) in
+        [("v4-keygen", 4.0, "\"events\" store is keyed otherwise"), ("v3-no-index", 3.0, "\"entries\" store has no \"byUserDate\" index")]
+    {
+        let db = fresh_db(&format!("schema-odd-{odd}"));
+        wasm_bindgen_futures::JsFuture::from(create_odd_db(&db, odd)).await.unwrap();
+        let before = schema(&db).await;
+        let c = json(r#"{"endpoint": "/api/v1/progress", "log": "off", "persist": false}"#);
+        set(&c, "dbName", &s(&db));
+        let refused = match Outbox::open(c).await {
+            Ok(_) => panic!("{odd}: Outbox.open accepted a database laid out otherwise"),
+            Err(e) => e,
+        };
+        assert_eq!(get(&refused, "code").as_string().as_deref(), Some("STORAGE"), "{odd}: {}", message(&refused));
+        let text = message(&refused);
+        assert!(text.contains("not created by progress-outbox") && text.contains(why), "{odd}: {text}");
+        let after = schema(&db).await;
+        assert_eq!(num(&after, "version"), version, "{odd}: its version is kept");
+        assert_eq!(js_sys::JSON::stringify(&after).unwrap(), js_sys::JSON::stringify(&before).unwrap(), "{odd}: its stores and indexes are kept");
+        assert_eq!(raw(&db, "entries").await.len(), 1, "{odd}: its records are kept");
+        finish(&db, &[]).await;
+    }
 }

@@ -25,6 +25,8 @@ extern "C" {
     pub fn restore_platform();
     #[wasm_bindgen(js_name = createV3Db)]
     pub fn create_v3_db(name: &str, fixture: &JsValue) -> Promise;
+    #[wasm_bindgen(js_name = createOddDb)]
+    pub fn create_odd_db(name: &str, odd: &str) -> Promise;
     #[wasm_bindgen(js_name = rawGetAll)]
     pub fn raw_get_all(name: &str, store: &str) -> Promise;
     #[wasm_bindgen(js_name = rawSchema)]
