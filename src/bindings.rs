@@ -156,9 +156,8 @@ fn quarantined_js(q: &Quarantined) -> JsValue {
         // A copy of what can be read of it (a hostile getter cannot throw past `assign`'s catch).
         crate::platform::assign(&o, &q.record);
     }
-    if get(&o, "id").is_undefined() {
-        set(&o, "id", &q.key);
-    }
+    // Always a string (a key of another type, `5`, as `"5"`): what `resetForRetry` takes.
+    set(&o, "id", &JsValue::from_str(&crate::store::quarantine::key_text(&q.key)));
     set(&o, "status", &JsValue::from_str("failed"));
     set(&o, "gaveUp", &JsValue::TRUE);
     set(&o, "quarantined", &JsValue::TRUE);

@@ -36,8 +36,13 @@ pub struct Quarantined {
 }
 
 fn quarantine_key(store: &str, key: &JsValue) -> JsValue {
-    let k = key.as_string().unwrap_or_else(|| js_sys::JSON::stringify(key).ok().and_then(|s| s.as_string()).unwrap_or_default());
-    JsValue::from_str(&[store, ":", &k].concat())
+    JsValue::from_str(&[store, ":", &key_text(key)].concat())
+}
+
+/// A record's key as text (a string key as it is, any other as JSON: `5` is `"5"`): the id
+/// `events()` lists a record set aside by, which `resetForRetry` finds it by.
+pub fn key_text(key: &JsValue) -> String {
+    key.as_string().unwrap_or_else(|| js_sys::JSON::stringify(key).ok().and_then(|s| s.as_string()).unwrap_or_default())
 }
 
 /// Moves `raw` (a record of `from`, named `store`) into the quarantine store `q`, in the caller's

@@ -825,6 +825,11 @@ async fn an_event_whose_id_no_request_can_carry_is_set_aside_and_blocks_nothing(
         set(&poison, "entityId", &JsValue::from_str(&entry_id));
         ok(raw_put(&db, "events", &poison, &JsValue::UNDEFINED)).await;
     }
+    // And one keyed by a number (probe U, fault 5: listed with that number as its id, which
+    // resetForRetry refused, rejecting the whole call).
+    let numbered = clone(&stored[0]);
+    set(&numbered, "id", &JsValue::from_f64(5.0));
+    ok(raw_put(&db, "events", &numbered, &JsValue::UNDEFINED)).await;
     outbox.start(JsValue::from_str("u1")).unwrap();
     let second = save_for(&outbox, 71.0).await;
     for e in [&first, &second] {
@@ -833,7 +838,13 @@ async fn an_event_whose_id_no_request_can_carry_is_set_aside_and_blocks_nothing(
     }
     assert_eq!(requests(&stub).len(), 2, "only the two readable events were sent");
     let s = stats(&outbox, "u1").await;
-    assert_eq!(num(&s, "quarantined"), 2.0, "{s:?}");
+    assert_eq!(num(&s, "quarantined"), 3.0, "{s:?}");
+    // Every id events() lists is a string resetForRetry takes (records set aside are skipped).
+    let ids: js_sys::Array = events(&outbox, r#"{"userId": "u1", "status": "failed"}"#).await.iter().map(|e| get(e, "id")).collect();
+    assert_eq!(ids.length(), 3, "{ids:?}");
+    assert!(ids.iter().all(|id| id.is_string()), "{ids:?}");
+    let reset = resolves(5_000, "resetForRetry of the records set aside", outbox.reset_for_retry(ids.into())).await;
+    assert_eq!(reset.as_f64(), Some(0.0));
     finish(&db, &[&outbox]).await;
 
     // A token function's token no header can carry: nothing sent, the event waits saying why.
