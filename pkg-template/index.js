@@ -131,8 +131,8 @@ export class Outbox {
 
   // Closes the outbox (as close() does), then releases the wasm object; later calls throw CLOSED.
   free() {
-    const g = glue.get(Object(this));
-    if (!g) return;
+    if (glue.get(Object(this)) === null) return; // freed already: nothing to do
+    const g = of(this, "free");
     glue.set(this, null);
     try {
       g.close();

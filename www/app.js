@@ -4,7 +4,7 @@
 // URL switches: ?fast=1 shortens every interval (retries in seconds, not minutes); ?batch=1 uploads
 // through batchEndpoint; ?log=debug|info|warn|off; ?db=<name>; ?staleMs=, ?stalledMs=, ?failingAfter=
 // set staleAfterMs, stalledAfterMs and failingAfter.
-import init, { Outbox } from "/pkg/progress_outbox.js";
+import init, { Outbox } from "/pkg/index.js";
 import { BATCH_ENDPOINT, outboxSettings } from "/settings.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);

@@ -6,10 +6,10 @@
 //    when it starts up. Either way it is one more contender for the upload lock: it uploads only
 //    when no tab does (e.g. after the last tab closed), never alongside one.
 // 3. Tokens arrive from the page by postMessage and live in memory only, never in storage.
-import init, { Outbox } from "/pkg/progress_outbox.js";
+import init, { Outbox } from "/pkg/index.js";
 import { outboxSettings } from "/settings.js";
 
-const SHELL_CACHE = "progress-shell-v5";
+const SHELL_CACHE = "progress-shell-v6";
 const SHELL = ["/", "/index.html", "/app.js", "/settings.js", "/style.css", "/manifest.webmanifest", "/icons/icon-192.png", "/icons/icon-512.png"];
 
 /** The app files plus every module of the package (`pkg/files.json`, written by the build). */
@@ -17,7 +17,7 @@ async function shellFiles() {
   try {
     return SHELL.concat(await (await fetch("/pkg/files.json", { cache: "no-store" })).json());
   } catch {
-    return SHELL.concat(["/pkg/progress_outbox.js", "/pkg/progress_outbox_bg.wasm"]);
+    return SHELL.concat(["/pkg/index.js", "/pkg/progress_outbox.js", "/pkg/progress_outbox_bg.wasm"]);
   }
 }
 const SYNC_TAG = "progress-outbox";

@@ -227,10 +227,14 @@ async fn open_database(name: &str, max_attempts: u32, log: Log, by: Deadline) ->
     let mut request = idb::request::OpenDatabaseRequest::from(raw.clone());
     let upgrading = Rc::new(Cell::new(false));
     let started = upgrading.clone();
+    // An upgrade ran: the browser answers the open in a task after its transaction ends.
+    let upgraded = Rc::new(Cell::new(false));
+    let ran = upgraded.clone();
     let refused: Rc<RefCell<Option<Error>>> = Rc::default();
     let why = refused.clone();
     request.on_upgrade_needed(move |event| {
         started.set(true);
+        ran.set(true);
         // Running until its versionchange transaction ends: then the browser answers the open
         // (or, should it never, the open times out like any other).
         if let Some(tx) = idb::Event::target(&event).ok().and_then(|r| idb::Request::transaction(&r)) {
@@ -269,6 +273,7 @@ async fn open_database(name: &str, max_attempts: u32, log: Log, by: Deadline) ->
         while upgrading.get() {
             sleep(1_000).await;
         }
+        answer_after_upgrade(&upgraded).await;
         was_blocked.set(true);
     };
     let no_answer = async {
@@ -276,6 +281,7 @@ async fn open_database(name: &str, max_attempts: u32, log: Log, by: Deadline) ->
         while upgrading.get() {
             sleep(1_000).await;
         }
+        answer_after_upgrade(&upgraded).await;
     };
     first(async { result = Some(opened.await) }, first(give_up, no_answer)).await;
     let Some(result) = result else {
@@ -291,10 +297,13 @@ async fn open_database(name: &str, max_attempts: u32, log: Log, by: Deadline) ->
             let names = db.object_store_names();
             let problem = match LAYOUT.iter().find(|(s, ..)| !names.contains(s)) {
                 Some((missing, ..)) => Some(format!("it has no \"{missing}\" store")),
-                None => idb::Database::from(db.clone())
-                    .transaction(&LAYOUT.map(|(s, ..)| s), idb::TransactionMode::ReadOnly)
-                    .map_err(error(OP))
-                    .map(|tx| layout_problem(|n| tx.object_store(n).ok()))?,
+                None => match idb::Database::from(db.clone()).transaction(&LAYOUT.map(|(s, ..)| s), idb::TransactionMode::ReadOnly) {
+                    Ok(tx) => layout_problem(|n| tx.object_store(n).ok()),
+                    Err(e) => {
+                        db.close();
+                        return Err(error(OP)(e));
+                    }
+                },
             };
             match problem {
                 None => Ok(db),
@@ -308,6 +317,14 @@ async fn open_database(name: &str, max_attempts: u32, log: Log, by: Deadline) ->
             Err(Error::NewerSchema { name: name.into(), found: found_version(&factory, name, by).await.unwrap_or(0), supported: VERSION })
         }
         Err(e) => Err(e),
+    }
+}
+
+/// After an upgrade's transaction ended, the open's answer comes in a task of its own: a
+/// deadline that falls in between must not report an upgrade that committed as failed.
+async fn answer_after_upgrade(upgraded: &Cell<bool>) {
+    if upgraded.get() {
+        sleep(2_000).await;
     }
 }
 

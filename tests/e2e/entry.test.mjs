@@ -39,6 +39,7 @@ test("the entry's Outbox refuses calls on anything but an outbox with a coded Er
     out.otherRealm = await settle(() => Outbox.prototype.stats.call(new frame.contentWindow.Object(), "u1"));
     out.getter = await settle(() => Object.getOwnPropertyDescriptor(Outbox.prototype, "currentUser").get.call({}));
     out.constructed = await settle(() => new Outbox());
+    out.freeOther = await settle(() => Outbox.prototype.free.call({}));
     // The outbox itself is untouched by all of that.
     outbox.start("u1");
     const entry = await outbox.saveWeight(72.5);
@@ -55,7 +56,7 @@ test("the entry's Outbox refuses calls on anything but an outbox with a coded Er
     assert.equal(seen[key].coded, true, key);
     assert.match(seen[key].message, /not an outbox from Outbox\.open\(\)/, key);
   }
-  for (const key of ["detachedSync", "getter", "constructed"]) {
+  for (const key of ["detachedSync", "getter", "constructed", "freeOther"]) {
     assert.equal(seen[key].threw, true, `${key}: ${JSON.stringify(seen[key])}`);
     assert.equal(seen[key].code, "INVALID_TYPE", `${key}: ${JSON.stringify(seen[key])}`);
   }

@@ -369,7 +369,7 @@ async fn handing_back_a_claim_an_edit_took_back_leaves_the_events_next_claim_in_
     eventually(5_000, "b's upload held", || held("b")).await;
     // A logout hands back the pass's first claim of b; its second is still on the wire.
     outbox.stop();
-    sleep(300).await;
+    sleep(1_000).await;
     update("73").await;
     call(&stub, "release", &[JsValue::from_str("b")]);
     call(&stub, "release", &[JsValue::from_str("a")]);
