@@ -531,7 +531,7 @@ fn refused_ids(unfinished: &[OutboxEvent]) -> Vec<String> {
 }
 
 /// Can `v` go in an HTTP header (what `Headers` accepts: no NUL or line break, nothing beyond
-/// U+00FF)? An event id is its `Idempotency-Key`, a token goes in `Authorization`.
+/// U+00FF)? An event id is its `Idempotency-Key`.
 pub fn is_header_value(v: &str) -> bool {
     v.chars().all(|c| c as u32 <= 0xFF && !matches!(c, '\0' | '\r' | '\n'))
 }

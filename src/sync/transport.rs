@@ -8,7 +8,7 @@ use wasm_bindgen::JsValue;
 
 use crate::domain::batch::{item_outcomes, whole_failure, SizeSignal, FAST_ANSWER_MS};
 use crate::domain::config::item_url;
-use crate::domain::event::{is_header_value, Operation, OutboxEvent};
+use crate::domain::event::{Operation, OutboxEvent};
 use crate::domain::retry::Outcome;
 use crate::platform::http::{send, Call, Reply};
 use crate::platform::mono;
@@ -97,9 +97,6 @@ impl Transport {
         let mut refreshed = r.refresh;
         loop {
             let token = match self.token.get(user, refreshed, self.timeout_ms).await {
-                Ok(Some(t)) if !is_header_value(&t) => {
-                    return Some(Err("the token cannot be sent in an Authorization header (a line break, a NUL or a character beyond U+00FF)".into()))
-                }
                 Ok(t) => t,
                 Err(why) => return Some(Err(why)),
             };

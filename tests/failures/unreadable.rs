@@ -806,7 +806,7 @@ async fn an_update_set_aside_while_it_waited_for_its_create_is_sent_once_restore
 /// `Idempotency-Key` (another app wrote `key-€` or a line break) failed every upload of it before
 /// anything was sent, taken for "no answer from the server": each pass stopped and the outbox
 /// backed off, so none of the user's own saves was uploaded. Now it is set aside as unreadable.
-/// And a token that cannot go in an `Authorization` header is "token unavailable", saying why.
+/// (A token function's token no `Authorization` header can carry was already refused as such.)
 #[wasm_bindgen_test]
 async fn an_event_whose_id_no_request_can_carry_is_set_aside_and_blocks_nothing() {
     let db = fresh_db("poison-id");
