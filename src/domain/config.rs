@@ -127,14 +127,22 @@ impl Default for Config {
 }
 
 /// Why `token` cannot travel in an `Authorization: Bearer` header (fetch would refuse every
-/// request), or `None` when it can: header values are Latin-1 and one line.
+/// request), or `None` when it can.
 pub fn token_problem(token: &str) -> Option<&'static str> {
     if token.trim_matches([' ', '\t']).is_empty() {
         // A header value is sent trimmed: "Bearer " with no token at all.
         Some("nothing but spaces")
-    } else if token.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {
+    } else {
+        header_value_problem(token)
+    }
+}
+
+/// Why `v` cannot be an HTTP header value, or `None` when it can: header values are Latin-1 and
+/// one line. A token's rule, and an event id's (it is the `Idempotency-Key`).
+pub fn header_value_problem(v: &str) -> Option<&'static str> {
+    if v.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {
         Some("a line break or NUL character")
-    } else if token.chars().any(|c| c as u32 > 0xFF) {
+    } else if v.chars().any(|c| c as u32 > 0xFF) {
         Some("a character outside Latin-1 (HTTP header values cannot carry it)")
     } else {
         None

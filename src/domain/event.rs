@@ -530,12 +530,6 @@ fn refused_ids(unfinished: &[OutboxEvent]) -> Vec<String> {
     unfinished.iter().filter(|e| !e.blocking()).map(|e| e.id.clone()).collect()
 }
 
-/// Can `v` go in an HTTP header (what `Headers` accepts: no NUL or line break, nothing beyond
-/// U+00FF)? An event id is its `Idempotency-Key`.
-pub fn is_header_value(v: &str) -> bool {
-    v.chars().all(|c| c as u32 <= 0xFF && !matches!(c, '\0' | '\r' | '\n'))
-}
-
 /// How `update` of `entry` goes out, given its unfinished events in queue order.
 pub fn plan_update(entry: &ProgressEntry, unfinished: &[OutboxEvent]) -> EditPlan {
     let create_first = unfinished.first().is_some_and(|e| e.operation == Operation::Create);

@@ -452,8 +452,8 @@ pub fn decode_event(v: &JsValue) -> Result<OutboxEvent, String> {
     let event = r.finish(event)?;
     // Its id is its `Idempotency-Key` header: one no request can carry (another app wrote it)
     // would fail every upload of it before anything is sent.
-    if !crate::domain::event::is_header_value(&event.id) {
-        return Err("its id cannot be sent as an Idempotency-Key header (a line break, a NUL or a character beyond U+00FF)".into());
+    if let Some(why) = crate::domain::config::header_value_problem(&event.id) {
+        return Err(format!("its id cannot be sent as an Idempotency-Key header ({why})"));
     }
     Ok(event)
 }

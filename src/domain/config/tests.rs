@@ -123,3 +123,12 @@ fn an_item_url_puts_the_id_in_the_path_before_the_query() {
     assert_eq!(item_url("http://h/api/v1/progress/?tenant=1#x", "b%2F7"), "http://h/api/v1/progress/b%2F7?tenant=1");
     assert_eq!(item_url("http://h/api#frag?not-a-query", "b-7"), "http://h/api/b-7");
 }
+
+#[test]
+fn only_header_values_can_be_ids() {
+    assert!(header_value_problem("0f3c9a7e-2b1d-4c5e-9f00-123456789abc").is_none());
+    assert!(header_value_problem("key.def-ghi_jkl~é").is_none());
+    for bad in ["key-€", "key\nx", "key\rx", "key\0x", "日本"] {
+        assert!(header_value_problem(bad).is_some(), "{bad:?}");
+    }
+}
