@@ -315,9 +315,8 @@ async fn an_unsent_claim_an_edit_took_back_is_handed_back_when_the_edit_fails() 
     let db = fresh_db("withdrawn-edit-fails");
     let stub = stub_fetch(&json(r#"[{"hold": "first"}]"#), &json(r#"{"status": 201}"#));
     let outbox = open(&db, r#"{"processingIntervalMs": 3600000, "requestTimeoutMs": 8000, "maxConcurrent": 1, "batchSize": 10, "log": "off"}"#).await;
-    let save_u1 = |kg: f64| resolves(10_000, "saveWeight", outbox.save_weight(JsValue::from_f64(kg), json(r#"{"userId": "u1"}"#)));
-    let a = string(&save_u1(70.0).await, "id");
-    let b = string(&save_u1(71.0).await, "id");
+    let a = string(&save_for(&outbox, 70.0).await, "id");
+    let b = string(&save_for(&outbox, 71.0).await, "id");
     outbox.start(JsValue::from_str("u1")).unwrap();
     // One pass claims both: a's upload is held, b waits for the one upload slot.
     eventually(5_000, "a's upload held", || async { call(&stub, "isHeld", &[JsValue::from_str("first")]).is_truthy() }).await;
@@ -350,10 +349,9 @@ async fn handing_back_a_claim_an_edit_took_back_leaves_the_events_next_claim_in_
     let db = fresh_db("withdrawn-reclaimed");
     let stub = stub_fetch(&json(r#"[{"hold": "a"}, {"hold": "c"}, {"hold": "b"}]"#), &json(r#"{"status": 201}"#));
     let outbox = open(&db, r#"{"processingIntervalMs": 3600000, "requestTimeoutMs": 8000, "maxConcurrent": 2, "batchSize": 10, "log": "off"}"#).await;
-    let save_u1 = |kg: f64| resolves(10_000, "saveWeight", outbox.save_weight(JsValue::from_f64(kg), json(r#"{"userId": "u1"}"#)));
-    save_u1(70.0).await;
-    save_u1(75.0).await;
-    let b = string(&save_u1(71.0).await, "id");
+    save_for(&outbox, 70.0).await;
+    save_for(&outbox, 75.0).await;
+    let b = string(&save_for(&outbox, 71.0).await, "id");
     let update = |kg: &str| resolves(5_000, "update", outbox.update(JsValue::from_str(&b), json(&format!(r#"{{"quantity": {kg}}}"#))));
     let held = |name: &'static str| {
         let stub = &stub;

@@ -13,10 +13,6 @@ use crate::support::*;
 
 const CFG: &str = r#"{"processingIntervalMs": 100, "requestTimeoutMs": 2000, "backoffMs": [100]}"#;
 
-async fn save_for(outbox: &progress_outbox::Outbox, kg: f64) -> JsValue {
-    resolves(10_000, "saveWeight", outbox.save_weight(JsValue::from_f64(kg), json(r#"{"userId": "u1"}"#))).await
-}
-
 /// `n` entries whose creates completed (backend ids srv-1..srv-n), each with an update queued
 /// (quantity 71), the outbox stopped. Returns the stub, the outbox and the entry ids.
 async fn setup(db: &str, n: usize) -> (JsValue, progress_outbox::Outbox, Vec<String>) {

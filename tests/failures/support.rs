@@ -168,6 +168,11 @@ pub async fn save(outbox: &Outbox, kg: f64) -> JsValue {
     resolves(10_000, "saveWeight", outbox.save_weight(JsValue::from_f64(kg), JsValue::UNDEFINED)).await
 }
 
+/// `saveWeight(kg)` for user `u1`, whoever is started (or no one).
+pub async fn save_for(outbox: &Outbox, kg: f64) -> JsValue {
+    resolves(10_000, "saveWeight", outbox.save_weight(JsValue::from_f64(kg), json(r#"{"userId": "u1"}"#))).await
+}
+
 /// The console lines recorded so far by [`capture_console`], each `"<level> <text>"`.
 pub fn console_lines(console: &JsValue) -> Vec<String> {
     let f: js_sys::Function = get(console, "lines").unchecked_into();

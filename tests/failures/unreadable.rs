@@ -18,10 +18,6 @@ fn fresh_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-async fn save_for(outbox: &progress_outbox::Outbox, kg: f64) -> JsValue {
-    resolves(10_000, "saveWeight", outbox.save_weight(JsValue::from_f64(kg), json(r#"{"userId": "u1"}"#))).await
-}
-
 async fn status(outbox: &progress_outbox::Outbox, event_id: &str) -> Option<String> {
     events(outbox, r#"{"userId": "u1"}"#).await.iter().find(|e| opt_string(e, "id").as_deref() == Some(event_id)).and_then(|e| opt_string(e, "status"))
 }
