@@ -58,7 +58,12 @@ suite_run() { # browser, test binary, timeout (s)
         why="the $1 $2 run was stuck for ${limit} s"
       fi
       if [ -n "$why" ]; then
-        kill -0 "$pid" 2>/dev/null && echo "Failed to detect test as having been run (watchdog: $why; killed)" >>"$out"
+        if kill -0 "$pid" 2>/dev/null; then
+          # What was running when it stuck (the cause of the stuck start is still unknown): the
+          # browsers, drivers and runners, busiest first.
+          { echo "[watchdog] processes at the kill:"; ps -eo pid,ppid,etimes,pcpu,rss,args --sort=-pcpu | grep -E "[f]irefox|[g]eckodriver|[c]hrom|[w]asm-bindgen-test" | cut -c1-200 | head -20; } >>"$out"
+          echo "Failed to detect test as having been run (watchdog: $why; killed)" >>"$out"
+        fi
         sleep 2 # for the output's reader
         kill -- "-$pid" 2>/dev/null
         exit 0
