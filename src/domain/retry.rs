@@ -124,9 +124,9 @@ pub enum Outcome {
     /// verdict on any of them. They go again at once in smaller batches; not counted toward
     /// `maxAttempts` (else a server's batch limit would make events give up that it accepts).
     BatchTooLarge(u32),
-    /// The endpoint redirected (never followed). 0 when the browser hides the status
-    /// (an opaque redirect).
-    Redirect(u16),
+    /// The endpoint redirected and the browser hides the answer (an opaque redirect; never
+    /// followed). A redirect the page can see is a `Response` with its 3xx status.
+    OpaqueRedirect,
     /// `fetch` rejected: offline, DNS, connection refused, CORS.
     Network(String),
     /// No answer within `requestTimeoutMs`; the request was aborted.
@@ -143,14 +143,14 @@ impl Outcome {
     pub fn maybe_stored(&self) -> bool {
         match self {
             Outcome::Response { status, .. } | Outcome::Batch { status, .. } => !matches!(status, 400..=499) || *status == 409,
-            Outcome::Network(_) | Outcome::Timeout(_) | Outcome::Redirect(_) => true,
+            Outcome::Network(_) | Outcome::Timeout(_) | Outcome::OpaqueRedirect => true,
             Outcome::BatchTooLarge(_) | Outcome::Token(_) => false,
         }
     }
 
     /// The server answered (this counts toward `maxAttempts` when it is a failure).
     pub fn answered(&self) -> bool {
-        matches!(self, Outcome::Response { .. } | Outcome::Redirect(_) | Outcome::Batch { .. } | Outcome::BatchTooLarge(_))
+        matches!(self, Outcome::Response { .. } | Outcome::OpaqueRedirect | Outcome::Batch { .. } | Outcome::BatchTooLarge(_))
     }
 
     /// A failure only the app can fix, as opposed to one that passes by itself: no usable token,
@@ -358,7 +358,7 @@ pub fn decide(outcome: &Outcome, attempt: Attempt, policy: &RetryPolicy, now: Ti
             let message = format!("batch request: HTTP 413: {n} events were too many for the server at once; sent again in smaller batches (not counted)");
             return Decision::Retry { at: now, wait_ms: 0, message, counted: false, sent: true, maybe_stored: false, stepped: false };
         }
-        Outcome::Redirect(status) => (redirect_message(*status), None),
+        Outcome::OpaqueRedirect => (redirect_message(0), None),
         Outcome::Network(detail) => (format!("network error: {detail}"), None),
         Outcome::Timeout(ms) => (format!("no response within {ms} ms (requestTimeoutMs); request aborted"), None),
         Outcome::Token(detail) => (format!("token unavailable: {detail}"), None),

@@ -84,7 +84,7 @@ fn to_js<T: Serialize>(v: &T) -> Option<JsValue> {
 fn outcome(reply: Reply, timeout_ms: u64) -> Outcome {
     match reply {
         Reply::Answer(a) => Outcome::Response { status: a.status, retry_after: a.retry_after, backend_id: a.id, plain: a.plain, body_excerpt: a.excerpt },
-        Reply::OpaqueRedirect => Outcome::Redirect(0),
+        Reply::OpaqueRedirect => Outcome::OpaqueRedirect,
         Reply::Network(m) => Outcome::Network(m),
         Reply::Timeout => Outcome::Timeout(timeout_ms),
     }

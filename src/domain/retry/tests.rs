@@ -110,7 +110,7 @@ fn transient_answers_count_and_give_up_after_max_attempts() {
 
 #[test]
 fn redirects_are_answers_that_say_so() {
-    for o in [Outcome::Redirect(0), Outcome::Redirect(307), resp(301)] {
+    for o in [Outcome::OpaqueRedirect, resp(307), resp(301)] {
         match decide_now(&o, create()) {
             Decision::Retry { message, counted, .. } => {
                 assert!(counted);
@@ -308,7 +308,7 @@ fn a_refusal_after_a_request_that_may_have_been_stored_is_no_proof_it_never_was(
         (resp(425), false),
         (resp(302), true),
         (resp(303), true),
-        (Outcome::Redirect(0), true),
+        (Outcome::OpaqueRedirect, true),
         (resp(401), false),
         (Outcome::Timeout(30_000), true),
         (Outcome::Network("reset".into()), true),
