@@ -324,6 +324,7 @@ impl OutboxCore {
     /// failed is the call's error.
     async fn detached_pass(&self, user: &str, deadline: f64) -> Option<Result<PassReport>> {
         let shared = &self.shared;
+        let generation = shared.session().generation;
         let slot: Rc<RefCell<Option<Option<Result<PassReport>>>>> = Rc::default();
         let done = Rc::new(Notify::default());
         {
@@ -337,10 +338,18 @@ impl OutboxCore {
         match within((deadline - mono()).max(0.0) as u64, done.notified()).await {
             Some(()) => slot.borrow_mut().take().flatten(),
             None => {
-                // The counts of this user's latest running pass (none: this call's pass still
-                // waits behind one of the user before a switch). After a switch that pass may
-                // run on beside the next user's.
-                let running = shared.pass_progress.borrow().iter().rev().map(|r| r.borrow().clone()).find(|r| r.user_id.as_deref() == Some(user));
+                // The counts of the latest running pass of this call's session and user (none:
+                // this call's pass still waits behind a pass of a session before a switch).
+                // After a switch that pass may run on beside the next session's, of another
+                // user or of the same one again (u1, u2, u1).
+                let running = shared
+                    .pass_progress
+                    .borrow()
+                    .iter()
+                    .rev()
+                    .filter(|(g, _)| *g == generation)
+                    .map(|(_, r)| r.borrow().clone())
+                    .find(|r| r.user_id.as_deref() == Some(user));
                 let mut so_far = running.unwrap_or_default();
                 so_far.user_id = Some(user.to_owned());
                 so_far.unfinished = true;

@@ -96,10 +96,10 @@ pub struct Shared {
     /// running pass ends early for them, and the processing loop lets them go first (the gate
     /// is not fair: the loop would take it again before a woken waiter runs).
     pub asked: Cell<u32>,
-    /// What each running pass has done so far, oldest first (a pass whose session ended may
-    /// still run beside the current session's): a `processNow()` that stops waiting answers
-    /// with the latest one of its user.
-    pub pass_progress: RefCell<Vec<Rc<RefCell<PassReport>>>>,
+    /// What each running pass has done so far, with its session's generation, oldest first (a
+    /// pass whose session ended may still run beside the current session's): a `processNow()`
+    /// that stops waiting answers with the latest one of its own session.
+    pub pass_progress: RefCell<Vec<(u64, Rc<RefCell<PassReport>>)>>,
     /// This `Outbox` instance (uploader record owner; its liveness lock is named after it).
     pub instance_id: String,
     /// Held for this instance's lifetime: another context seeing it held knows this one is

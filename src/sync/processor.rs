@@ -137,7 +137,15 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
     let out = shared.uploads_out.get();
     let workers = if probing { 1 } else { net.concurrency(cfg.max_concurrent).saturating_sub(out).max(1) };
     let progress = Rc::new(RefCell::new(report));
-    shared.pass_progress.borrow_mut().push(progress.clone());
+    // Listed while the pass runs, however it ends (a dropped future included).
+    struct Listed<'a>(&'a Shared, Rc<RefCell<PassReport>>);
+    impl Drop for Listed<'_> {
+        fn drop(&mut self) {
+            self.0.pass_progress.borrow_mut().retain(|(_, r)| !Rc::ptr_eq(r, &self.1));
+        }
+    }
+    shared.pass_progress.borrow_mut().push((generation, progress.clone()));
+    let listed = Listed(shared, progress.clone());
     let pass = Pass {
         shared,
         user,
@@ -203,7 +211,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
         let mut n = shared.net.borrow_mut();
         *n = super::NetState { last_probe: n.last_probe, ..Default::default() };
     }
-    shared.pass_progress.borrow_mut().retain(|r| !Rc::ptr_eq(r, &report));
+    drop(listed);
     let mut report = report.take();
     if let Some(e) = failure.into_inner() {
         if report.claimed == 0 {

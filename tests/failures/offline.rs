@@ -190,3 +190,43 @@ async fn a_timed_out_process_now_answers_its_own_users_counts_after_a_switch() {
     call(&stub, "release", &[JsValue::from_str("second")]);
     finish(&db, &[&outbox]).await;
 }
+
+/// The same after switching back (u1, u2, u1): the first session's `processNow()` answers with
+/// its own pass's counts, not with those of the pass the new session of the same user runs beside
+/// it. It took the latest running pass of its user, so it answered the new pass's two claims
+/// (review AB, AB-5).
+#[wasm_bindgen_test]
+async fn a_timed_out_process_now_answers_its_own_sessions_counts_after_switching_back() {
+    let db = fresh_db("pn-switch-back-counts");
+    restore_online();
+    let responses = json(r#"[{"networkError": true}, {"networkError": true}, {"hold": "second"}, {"hold": "third"}, {"hold": "fourth"}]"#);
+    let stub = stub_fetch(&responses, &json(r#"{"status": 201}"#));
+    let outbox = open(&db, r#"{"processingIntervalMs": 60000, "requestTimeoutMs": 30000, "backoffMs": [200, 60000], "log": "off"}"#).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    save(&outbox, 70.0).await;
+    eventually(5_000, "two requests without an answer", || async { requests(&stub).len() >= 2 }).await;
+    sleep(100).await;
+    save(&outbox, 71.0).await;
+    let asked = outbox.process_now();
+    eventually(5_000, "the second event's request held", || async { requests(&stub).len() >= 3 }).await;
+    outbox.start(JsValue::from_str("u2")).unwrap();
+    let r2 = process_now(&outbox, 5_000).await;
+    assert_eq!(opt_string(&r2, "userId").as_deref(), Some("u2"), "{r2:?}");
+    // u1 again: its new session's pass claims two more events and holds both requests, while
+    // the first session's pass still waits for its one.
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    save(&outbox, 72.0).await;
+    save(&outbox, 73.0).await;
+    let again = outbox.process_now();
+    eventually(5_000, "the new session's two requests held", || async { requests(&stub).len() >= 5 }).await;
+    let r1 = resolves(15_000, "the first session's processNow()", asked).await;
+    assert_eq!(opt_string(&r1, "userId").as_deref(), Some("u1"), "{r1:?}");
+    assert_eq!(get(&r1, "finished"), JsValue::FALSE, "{r1:?}");
+    assert_eq!(num(&r1, "claimed"), 1.0, "the first session's pass claimed one event: {r1:?}");
+    for hold in ["second", "third", "fourth"] {
+        call(&stub, "release", &[JsValue::from_str(hold)]);
+    }
+    let r3 = resolves(15_000, "the new session's processNow()", again).await;
+    assert_eq!(num(&r3, "claimed"), 2.0, "{r3:?}");
+    finish(&db, &[&outbox]).await;
+}
