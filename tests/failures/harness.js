@@ -539,16 +539,21 @@ export function failNextPut(store) {
 // Makes every `indexedDB.open` request drop its `onsuccess` handler (a wedged storage backend,
 // or a wrapper that swallows it): the browser upgrades, then the page hears nothing. Until the
 // returned function is called (or 30 s pass).
+// It swallows the library's own late `onsuccess` (which closes a connection that opens after the
+// open gave up) too, so `restore` closes the connections those requests opened (review AC, AC-4).
 export function swallowOpenSuccess() {
   const original = IDBFactory.prototype.open;
+  const wrapped = [];
   IDBFactory.prototype.open = function (...args) {
     const r = original.apply(this, args);
     Object.defineProperty(r, "onsuccess", { set() {}, get() { return null; } });
+    wrapped.push(r);
     return r;
   };
   const restore = () => {
     clearTimeout(timer);
     IDBFactory.prototype.open = original;
+    for (const r of wrapped.splice(0)) if (r.readyState === "done" && r.result) r.result.close();
   };
   const timer = setTimeout(restore, 30000);
   return restore;

@@ -191,7 +191,11 @@ async fn open_settles_when_no_answer_follows_an_upgrade() {
         Some(Err(e)) => e,
     };
     assert_eq!(get(&error, "code").as_string().as_deref(), Some("TIMEOUT"), "{}", message(&error));
-    // The database it upgraded opens normally afterwards.
+    // The database it upgraded opens normally afterwards, and no connection is left open: the
+    // database can be deleted at once.
     let outbox = open(&db, "{}").await;
-    finish(&db, &[&outbox]).await;
+    outbox.close();
+    let wiped = resolves(10_000, "deleteDatabase", wipe_db(&db, 3_000)).await;
+    assert_eq!(wiped.as_string().as_deref(), Some("success"), "a connection was left open");
+    finish(&db, &[]).await;
 }
