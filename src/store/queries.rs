@@ -165,17 +165,31 @@ impl Store {
 
     /// `user`'s events in one state: `Processing` (at most a few batches), or `Retrying` (read
     /// once per lead, for the retry schedule; all of them, however many).
+    /// A record none of this version can read is set aside (else, `processing`, it would stay
+    /// counted there for good: never judged stale, never recovered).
     pub async fn in_state(&self, user: &str, sk: StateKey) -> Result<Vec<OutboxEvent>> {
         const OP: &str = "listing events in one state";
         let tx = self.db().begin(&[EVENTS], Mode::Read, OP).await?;
-        tx.run(async {
-            let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
-            let mut round = Round::new(OP);
-            let found = round.ask(state.get_all(Some(state_range(user, sk)?), None))?;
-            round.done().await?;
-            Ok(found.values().iter().filter_map(|raw| decode_event(raw).ok()).collect())
-        })
-        .await
+        let (found, odd) = tx
+            .run(async {
+                let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
+                let mut round = Round::new(OP);
+                let found = round.ask(state.get_all(Some(state_range(user, sk)?), None))?;
+                round.done().await?;
+                let (mut readable, mut odd) = (Vec::new(), Vec::new());
+                for raw in found.values().iter() {
+                    match decode_event(raw) {
+                        Ok(e) => readable.push(e),
+                        Err(why) => odd.push(unreadable(raw, why)),
+                    }
+                }
+                Ok((readable, odd))
+            })
+            .await?;
+        if !odd.is_empty() {
+            self.set_aside(&odd).await;
+        }
+        Ok(found)
     }
 
     /// `entries(query)`: newest measurement first, through `[userId, date]` or

@@ -201,9 +201,7 @@ async fn reset_for_retry_judges_only_the_claim_it_read_before_asking_who_is_aliv
         let (db, id, owner) = (db.clone(), id.clone(), owner.to_owned());
         async move {
             let record = ok(raw_get(&db, "events", &id)).await;
-            set(&record, "status", &JsValue::from_str("processing"));
-            set(&record, "claims", &JsValue::from_f64(n));
-            set(&record, "claimedBy", &JsValue::from_str(&owner));
+            as_claimed(&record, n, &owner);
             ok(raw_put(&db, "events", &record, &JsValue::UNDEFINED)).await;
         }
     };

@@ -173,6 +173,16 @@ pub async fn save_for(outbox: &Outbox, kg: f64) -> JsValue {
     resolves(10_000, "saveWeight", outbox.save_weight(JsValue::from_f64(kg), json(r#"{"userId": "u1"}"#))).await
 }
 
+/// Makes a stored event record `processing` under claim `claims` of context `owner`, as that
+/// context's claim writes it (state key 1, no place in the claimable queue).
+pub fn as_claimed(record: &JsValue, claims: f64, owner: &str) {
+    set(record, "status", &JsValue::from_str("processing"));
+    set(record, "sk", &JsValue::from_f64(1.0));
+    let _ = js_sys::Reflect::delete_property(record.unchecked_ref::<Object>(), &JsValue::from_str("rdy"));
+    set(record, "claims", &JsValue::from_f64(claims));
+    set(record, "claimedBy", &JsValue::from_str(owner));
+}
+
 /// The console lines recorded so far by [`capture_console`], each `"<level> <text>"`.
 pub fn console_lines(console: &JsValue) -> Vec<String> {
     let f: js_sys::Function = get(console, "lines").unchecked_into();

@@ -860,3 +860,33 @@ async fn an_event_whose_id_no_request_can_carry_is_set_aside_and_blocks_nothing(
     assert_eq!(requests(&stub).len(), 0);
     finish(&db, &[&outbox]).await;
 }
+
+/// Review AC (AC-7): an unreadable `processing` record (here an id no header can carry, claimed by
+/// a context that is gone) was skipped by stale recovery: never set aside, never recovered, it
+/// counted in `stats().processing` for good, until an `events()` call moved it. The readers of
+/// one state (stale recovery, the retry schedule) now set such records aside as they meet them.
+#[wasm_bindgen_test]
+async fn an_unreadable_claim_of_a_context_that_is_gone_is_set_aside_by_stale_recovery() {
+    let db = fresh_db("unreadable-claim");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, CFG).await;
+    save_for(&outbox, 70.0).await;
+    let stored = array(&ok(raw_get_all(&db, "events")).await);
+    let poison = clone(&stored[0]);
+    set(&poison, "id", &JsValue::from_str("key-€"));
+    set(&poison, "entityId", &JsValue::from_str(&fresh_id()));
+    as_claimed(&poison, 1.0, "gone");
+    ok(raw_put(&db, "events", &poison, &JsValue::UNDEFINED)).await;
+    assert_eq!(num(&stats(&outbox, "u1").await, "processing"), 1.0);
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    // Read raw: `events()` would set the record aside itself.
+    let (db_name, own) = (db.clone(), string(&stored[0], "id"));
+    eventually(5_000, "the app's own save uploads", || async { string(&ok(raw_get(&db_name, "events", &own)).await, "status") == "completed" }).await;
+    eventually(5_000, "the unreadable claim set aside", || async {
+        let s = stats(&outbox, "u1").await;
+        num(&s, "processing") == 0.0 && num(&s, "quarantined") == 1.0
+    })
+    .await;
+    assert_eq!(requests(&stub).len(), 1, "only the readable event was sent");
+    finish(&db, &[&outbox]).await;
+}
