@@ -12,8 +12,8 @@ export type Metric = "weight" | "bodyFat" | "height" | "steps" | "heartRate" | "
 export type Unit = "kg" | "%" | "cm" | "count" | "bpm" | "score";
 
 /** `stats().health`: offline (the platform reports no network), failing (events gave up, or
- *  `failingAfter` answers in a row failed), stalled (online and started, yet the oldest pending
- *  event is older than `stalledAfterMs`), else ok. */
+ *  `failingAfter` answers in a row failed), stalled (online and started, yet the oldest event not
+ *  yet delivered, pending, processing or retrying, is older than `stalledAfterMs`), else ok. */
 export type Health = "ok" | "offline" | "failing" | "stalled";
 
 /** Options of `Outbox.open`. Every one but `endpoint` has a default from the original design. */
@@ -27,7 +27,8 @@ export interface OutboxConfig {
   token?: string | ((userId: string, hint: { refresh: boolean }) => string | Promise<string>) | null;
   /** IndexedDB database name. Default "progress-outbox". */
   dbName?: string;
-  /** Events claimed per pass, 1-1000. Default 10. */
+  /** Events claimed per pass step, 1-1000. Default 10. With `batchEndpoint` set it has no
+   *  effect: each claim is one batch of the adaptive size (up to `maxBatchEvents`). */
   batchSize?: number;
   /** Pass interval in ms. Default 2000. */
   processingIntervalMs?: number;
@@ -44,7 +45,8 @@ export interface OutboxConfig {
   retentionMs?: number;
   /** A claim whose context is gone (closed, crashed) is stale at once; one whose context lives
    *  never is (its request may still be in flight). Where there are no Web Locks, a claim unchanged
-   *  for this long is stale. Default 300000. */
+   *  for this long is stale, once this context has also watched it unchanged for
+   *  2 × `requestTimeoutMs` + 1 s. Default 300000. */
   staleAfterMs?: number;
   /** Per-request (and per token call) timeout in ms. Default 30000. */
   requestTimeoutMs?: number;
@@ -58,7 +60,8 @@ export interface OutboxConfig {
   maxBatchEvents?: number;
   /** Health turns "failing" after this many failed answers in a row, 1-1000. Default 5. */
   failingAfter?: number;
-  /** Health turns "stalled" when the oldest pending event is older than this (ms). Default 600000. */
+  /** Health turns "stalled" when the oldest event not yet delivered (pending, processing or
+   *  retrying; not what `oldestPendingAt` shows) is older than this (ms). Default 600000. */
   stalledAfterMs?: number;
   /** Called when a newer version of the app in another tab upgrades the database: this
    *  connection has been closed so the upgrade can proceed; tell the user to reload. */
@@ -94,7 +97,8 @@ export interface OutboxEvent {
   isNewRecord: boolean;
   /** Failed server answers so far (what maxAttempts counts). */
   attemptCount: number;
-  /** Requests sent so far, answered or not. */
+  /** Claims that went out (a request sent, or about to be when the page closed), answered or
+   *  not; a claim handed back unsent, or stopped by its token, is taken off. */
   requestCount: number;
   maxAttempts: number;
   priority: number;
@@ -106,8 +110,23 @@ export interface OutboxEvent {
   errorMessage: string | null;
   /** Failed with no automatic retry left; only resetForRetry brings it back. */
   gaveUp: boolean;
-  /** A record that could not be read, kept aside (listed with failed events; never blocking others). */
-  quarantined: boolean;
+  /** Always false here; see `QuarantinedRecord`. */
+  quarantined: false;
+}
+
+/** A record that could not be read (written by another version of the app, or damaged), kept
+ *  aside: `events()` lists it with the failed ones. Apart from the fields below it holds whatever
+ *  fields the stored record has, of any type (`metadata` may be missing): check `quarantined`
+ *  before reading an event's fields. An upgrade of the app that can read it brings it back. */
+export interface QuarantinedRecord {
+  /** The record's key as text: what resetForRetry takes (it skips such records). */
+  id: string;
+  status: "failed";
+  gaveUp: true;
+  quarantined: true;
+  /** "unreadable record, kept aside (not deleted): " and why. */
+  errorMessage: string;
+  [field: string]: unknown;
 }
 
 /** Where a user's events stand. */
@@ -245,8 +264,9 @@ export class Outbox {
    *  acknowledged (nothing is sent if nothing of it ever was). UNKNOWN_ENTRY if unknown. */
   delete(entryId: string): Promise<void>;
   stats(userId?: string): Promise<OutboxStats>;
-  /** Newest first; records that cannot be read are listed with the failed ones (quarantined: true). */
-  events(query?: EventsQuery): Promise<OutboxEvent[]>;
+  /** Newest first; records that cannot be read are listed with the failed ones
+   *  (`quarantined: true`, see `QuarantinedRecord`). */
+  events(query?: EventsQuery): Promise<(OutboxEvent | QuarantinedRecord)[]>;
   staleEvents(userId?: string): Promise<OutboxEvent[]>;
   /** Failed/stale events back to pending with 0 attempts; resolves with how many were reset.
    *  Records set aside as unreadable (quarantined) are skipped; an unknown id rejects with
@@ -257,7 +277,8 @@ export class Outbox {
   processNow(): Promise<PassReport>;
   /** Newest measurement first (deleted entries are not listed). */
   entries(query?: string | EntriesQuery): Promise<ProgressEntry[]>;
-  /** Calls back with the current stats, then whenever they (or the health) change. Returns the unsubscribe function: once it has returned, the callback is never called again (not even later in a round of calls in progress). Throws `CLOSED` after `close()`. */
+  /** Calls back with the current user's stats (nothing before `start()`), then whenever they
+   *  (or the health) change. Returns the unsubscribe function: once it has returned, the callback is never called again (not even later in a round of calls in progress). Throws `CLOSED` after `close()`. */
   subscribe(callback: (stats: OutboxStats) => void): () => void;
   /** Stops processing and closes the database; uploads in flight finish and are recorded, unsent
    *  claims are handed back. Later calls reject with code CLOSED. */

@@ -178,7 +178,7 @@ self.addEventListener("sync", (event) => {
       }
     };
     let report = await onCurrent((o) => o.processNow()); // runs here, or in the tab that uploads for this user
-    // processNow() answers within 10 s; a pass still going (a slow server) keeps the worker alive.
+    // processNow() answers within 9 s; a pass still going (a slow server) keeps the worker alive.
     while (!report.finished) report = await onCurrent((o) => o.processNow());
     const s = await onCurrent((o) => o.stats());
     // Ask the browser to fire `sync` again later while work remains (it backs off on its own).

@@ -1,6 +1,6 @@
 // Type-checks a typical use of the package against its published declarations
 // (`tsc -p tests/types`, part of `npm test`): everything here must compile under --strict.
-import init, { Outbox, type OutboxConfig, type OutboxEvent, type OutboxStats, type ProgressEntry, type PassReport, type Health, type Metric } from "progress-outbox";
+import init, { Outbox, type OutboxConfig, type OutboxEvent, type QuarantinedRecord, type OutboxStats, type ProgressEntry, type PassReport, type Health, type Metric } from "progress-outbox";
 
 declare const session: { accessToken: string; refresh(): Promise<string> };
 
@@ -39,8 +39,13 @@ export async function example(): Promise<void> {
   const counts: number = s.pending + s.processing + s.failed + s.completed + s.gaveUp;
   const latency: number | null = s.syncLatencyMs;
   const lastSync: number | null = s.lastSyncAt;
-  const failed: OutboxEvent[] = await outbox.events({ status: "failed", userId: "u1", limit: 50 });
+  const listed: (OutboxEvent | QuarantinedRecord)[] = await outbox.events({ status: "failed", userId: "u1", limit: 50 });
+  // Records set aside as unreadable are told apart by `quarantined`.
+  const failed: OutboxEvent[] = listed.filter((e): e is OutboxEvent => !e.quarantined);
+  const kept: QuarantinedRecord[] = listed.filter((e): e is QuarantinedRecord => e.quarantined);
+  const why: string = kept[0]?.errorMessage ?? "";
   const attempts: number = failed[0]?.attemptCount ?? 0;
+  const quantity: number | undefined = listed[0] && !listed[0].quarantined ? listed[0].metadata.quantity : undefined;
   const stale: OutboxEvent[] = await outbox.staleEvents("u2");
   const reset: number = await outbox.resetForRetry(failed.map((e) => e.id));
   const report: PassReport = await outbox.processNow();
@@ -65,5 +70,5 @@ export async function example(): Promise<void> {
   off();
   outbox.stop();
   outbox.close();
-  void [backendId, id, when, counts, latency, lastSync, attempts, stale, reset, report, entries, user, leader];
+  void [backendId, id, when, counts, latency, lastSync, attempts, why, quantity, stale, reset, report, entries, user, leader];
 }
