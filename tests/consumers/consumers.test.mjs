@@ -1,5 +1,6 @@
 // Consumer apps: the packed tarball as npm users get it, in Vite (build and dev server), webpack 5,
-// esbuild and a plain page with an import map (plus a module service worker), each loaded in
+// esbuild and a plain page with an import map (plus a module service worker, and the README's
+// Background Sync worker stopped and started again by the browser), each loaded in
 // headless Chromium against the dev API: log in, open the outbox with a token function,
 // start(user), saveWeight(72.5), see the record reach the server, read stats().completed === 1.
 //
@@ -323,3 +324,45 @@ for (const consumer of CONSUMERS) {
     results.push(result);
   });
 }
+
+// The README's Background Sync recipe (tests/consumers/plain/sync-sw.js, checked to be that text),
+// after the browser stopped its worker: the worker is started again for `sync` with its memory
+// gone, so it must find its user again (review AD: the recipe kept it in memory only, and its
+// `sync` handler uploaded nothing, for good).
+test("consumer: plain, the README's Background Sync worker after the browser stopped it", { timeout: 120000 }, async () => {
+  const dir = join(here, "plain");
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const file = readFileSync(join(dir, "sync-sw.js"), "utf8");
+  const recipe = '// sw.js, registered with navigator.serviceWorker.register("/sw.js", { type: "module" })\n' + file.slice(file.indexOf("\n") + 1);
+  assert.ok(readme.includes(recipe), "tests/consumers/plain/sync-sw.js is no longer the README's Background Sync recipe");
+  if (!existsSync(join(dir, "node_modules", "progress-outbox"))) await install(dir);
+  const host = await serve(dir);
+  const context = await browser.newContext();
+  const consoleLines = [];
+  try {
+    const tab = await context.newPage();
+    tab.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+    tab.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.message}`));
+    await tab.goto(host.origin + "/sync.html");
+    const entry = await within(30000, tab.evaluate(async () => (await window.consumer).entry), "open + saveWeight");
+    // The worker was handed the user, not yet a token: its first try fails with nothing sent.
+    await until("the worker's first try, without a token", async () => {
+      const events = await tab.evaluate(async () => (await window.consumer).outbox.events({ userId: "consumer-plain-sync" }));
+      return events.find((e) => e.entityId === entry.id && e.errorMessage);
+    });
+    // The browser stops the idle worker: the started user and the tokens in its memory are gone.
+    const cdp = await context.newCDPSession(tab);
+    await cdp.send("ServiceWorker.enable");
+    await cdp.send("ServiceWorker.stopAllWorkers");
+    await tab.evaluate(() => window.sendToken());
+    await tab.evaluate(() => window.askForSync());
+    const record = await until("the record on the dev API, sent by the worker started again", async () => (await api.records()).find((r) => r.localId === entry.id), 30000).catch((e) => {
+      throw new Error(`${e.message}\nconsole:\n${consoleLines.join("\n")}`);
+    });
+    assert.equal(record.quantity, 72.5);
+    assert.equal((await api.records()).filter((r) => r.localId === entry.id).length, 1);
+  } finally {
+    await context.close();
+    await host.close();
+  }
+});
