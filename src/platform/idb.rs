@@ -77,6 +77,12 @@ pub fn error(operation: &'static str) -> impl Fn(idb::Error) -> Error {
     }
 }
 
+/// Why a transaction that aborted did, when the browser aborted it (a write storage refused:
+/// `QuotaExceededError`); `None` when the code aborted it, or it has not ended.
+pub fn abort_cause(tx: &web_sys::IdbTransaction, operation: &'static str) -> Option<Error> {
+    tx.error().map(|e| classify(operation, describe_error(&e.into())))
+}
+
 /// Did this error come from a connection that is gone (closed by the browser, its database
 /// deleted)? Then reopening and running the call again is safe: nothing of it was stored.
 pub fn connection_lost(e: &Error) -> bool {

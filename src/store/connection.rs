@@ -24,7 +24,7 @@ use super::records::{decode_entry, decode_event, encode_event, index, ENTRIES, E
 use crate::domain::error::Written;
 use crate::domain::event::{Operation, OutboxEvent};
 use crate::domain::{Error, Result};
-use crate::platform::idb::{above, all, begin, connection_lost, error, Mode, Request, Tx};
+use crate::platform::idb::{abort_cause, above, all, begin, connection_lost, error, Mode, Request, Tx};
 use crate::platform::timer::{first, sleep, within, Deadline, Notify};
 use crate::platform::{get, new_id, Log};
 
@@ -239,8 +239,17 @@ async fn open_database(name: &str, max_attempts: u32, log: Log, by: Deadline) ->
         // (or, should it never, the open times out like any other).
         if let Some(tx) = idb::Event::target(&event).ok().and_then(|r| idb::Request::transaction(&r)) {
             let raw: web_sys::IdbTransaction = tx.into();
-            let ended = started.clone();
-            let f = Closure::once_into_js(move || ended.set(false));
+            let (ended, tx, why) = (started.clone(), raw.clone(), why.clone());
+            let f = Closure::once_into_js(move |e: web_sys::Event| {
+                ended.set(false);
+                // Aborted by the browser (a write storage refused, say): that is why the open
+                // fails, not the AbortError of the requests it cut off (probe V, V1).
+                if e.type_() == "abort" {
+                    if let Some(cause) = abort_cause(&tx, UPGRADE) {
+                        *why.borrow_mut() = Some(cause);
+                    }
+                }
+            });
             let _ = raw.add_event_listener_with_callback("complete", f.unchecked_ref());
             let _ = raw.add_event_listener_with_callback("abort", f.unchecked_ref());
         }
@@ -484,8 +493,9 @@ fn upgrade(event: &idb::event::VersionChangeEvent, max_attempts: u32, log: Log, 
                 }),
                 Err(e) => {
                     log.warn(|| format!("schema upgrade aborted, the database keeps v{old} and all its data: {e}"));
-                    // The open rejects with this, not the browser's "transaction was aborted".
-                    *why.borrow_mut() = Some(e);
+                    // The open rejects with this, not the browser's "transaction was aborted";
+                    // or, if the browser aborted it, with its cause (storage full, say).
+                    *why.borrow_mut() = Some(abort_cause(&raw_tx, UPGRADE).unwrap_or(e));
                     let _ = raw_tx.abort();
                 }
             }

@@ -229,6 +229,19 @@ const QUOTA_FLOW = `
     const outbox = await Outbox.open({ endpoint: "/api/v1/progress", dbName: user, token: "t", log: "off" });
     const settle = (p) => p.then((v) => ({ ok: v.id }), (e) => ({ code: e.code, message: e.message }));
     const before = await settle(outbox.saveWeight(70, { userId: user }));
+    // A database an older version of the app left (schema v2, 600 entries never uploaded): its
+    // upgrade writes an event for each, more than the space the filler leaves.
+    const old = "old-" + user;
+    await new Promise((ok, no) => {
+      const r = indexedDB.open(old, 2);
+      r.onupgradeneeded = () => {
+        const store = r.result.createObjectStore("entries", { keyPath: "id" });
+        store.createIndex("byUserDate", ["userId", "date"]);
+        for (let i = 0; i < 600; i++) store.put({ id: "old-" + i, userId: "u-old", type: "weight", quantity: 60 + (i % 40), unit: "kg", date: 1790000000000 + i, backendId: null, createdAt: 1790000000000 + i });
+      };
+      r.onsuccess = () => { r.result.close(); ok(); };
+      r.onerror = () => no(r.error);
+    });
     // Another database of the origin takes what is left, 50 KB at a time, until the quota refuses.
     const junk = await new Promise((ok, no) => { const r = indexedDB.open("junk-" + user); r.onupgradeneeded = () => r.result.createObjectStore("x"); r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error); });
     const blob = "j".repeat(50000);
@@ -238,6 +251,7 @@ const QUOTA_FLOW = `
       if (full) break;
     }
     const whileFull = await settle(outbox.saveWeight(71, { userId: user }));
+    const upgradeWhileFull = await Outbox.open({ endpoint: "/api/v1/progress", dbName: old, log: "off" }).then((o) => { o.close(); return { ok: true }; }, (e) => ({ code: e.code, message: e.message }));
     junk.close();
     await new Promise((ok) => { const r = indexedDB.deleteDatabase("junk-" + user); r.onsuccess = r.onerror = r.onblocked = ok; });
     await new Promise((ok) => setTimeout(ok, 500));
@@ -245,10 +259,14 @@ const QUOTA_FLOW = `
     for (const kg of [72, 73]) after.push(await settle(outbox.saveWeight(kg, { userId: user })));
     const entries = (await outbox.entries(user)).map((e) => e.quantity).sort();
     outbox.close();
-    return { before, filled, whileFull, after, entries };
+    const upgraded = await Outbox.open({ endpoint: "/api/v1/progress", dbName: old, log: "off" });
+    const oldStats = await upgraded.stats("u-old");
+    const oldEntries = (await upgraded.entries({ userId: "u-old", limit: 1000 })).length;
+    upgraded.close();
+    return { before, filled, whileFull, upgradeWhileFull, after, entries, old: { entries: oldEntries, pending: oldStats.pending } };
   })().then(done, (e) => done({ error: String(e) }));`;
 
-test("Firefox with its storage full: a save is refused as QUOTA_EXCEEDED, and the first save once space is back is stored", () =>
+test("Firefox with its storage full: a save and a schema upgrade are refused as QUOTA_EXCEEDED, and once space is back the save is stored and the upgrade runs", () =>
   // An origin limit of 10 MB, so that the page can fill it quickly.
   withFirefox("firefox-quota", (profile) => writeFileSync(join(profile, "user.js"), 'user_pref("dom.quotaManager.temporaryStorage.fixedLimit", 10240);\n'), async (driver, sessionId, server) => {
     await driver.call("POST", `/session/${sessionId}/timeouts`, { script: 120000, pageLoad: 30000 });
@@ -258,6 +276,10 @@ test("Firefox with its storage full: a save is refused as QUOTA_EXCEEDED, and th
     assert.ok(r.before.ok, JSON.stringify(r.before));
     assert.ok(r.filled > 0 && r.filled < 2000, `the quota refused the filler after ${r.filled} puts`);
     assert.equal(r.whileFull.code, "QUOTA_EXCEEDED", JSON.stringify(r.whileFull));
+    // An upgrade storage refused says so (probe V, V1: it said STORAGE, "AbortError: A request
+    // was aborted"), and keeps the old version and its records: once space is back it runs.
+    assert.equal(r.upgradeWhileFull.code, "QUOTA_EXCEEDED", JSON.stringify(r.upgradeWhileFull));
+    assert.deepEqual(r.old, { entries: 600, pending: 600 });
     // Firefox runs a connection's next readwrite transaction after a quota error in a mode that
     // refuses every put: this save was refused as STORAGE ("did not allow mutations") though
     // space was back.
