@@ -168,6 +168,18 @@ impl Stats {
     }
 }
 
+impl Stats {
+    /// A failure this context saw after the stored `lastError` (a pass that storage refused to
+    /// record: the user's meta record, where `lastError` lives, may be the write that failed)
+    /// is the last error.
+    pub fn show_failure(&mut self, message: &str, at: TimeMs) {
+        if self.last_error_at.is_none_or(|stored| at > stored) {
+            self.last_error = Some(message.to_owned());
+            self.last_error_at = Some(at);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
 

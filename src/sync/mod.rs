@@ -96,6 +96,9 @@ pub struct Shared {
     /// running pass ends early for them, and the processing loop lets them go first (the gate
     /// is not fair: the loop would take it again before a woken waiter runs).
     pub asked: Cell<u32>,
+    /// The latest pass failure here (user, message, when): `stats()` shows it as `lastError`
+    /// when it is newer than the stored one, which the failure may have kept from being written.
+    pub pass_failure: RefCell<Option<(String, String, crate::domain::time::TimeMs)>>,
     /// What each running pass has done so far, with its session's generation, oldest first (a
     /// pass whose session ended may still run beside the current session's): a `processNow()`
     /// that stops waiting answers with the latest one of its own session.
@@ -167,6 +170,7 @@ impl Shared {
             uploads_out: Cell::new(0),
             pass_ended: Signal::default(),
             asked: Cell::new(0),
+            pass_failure: RefCell::default(),
             pass_progress: RefCell::default(),
             instance_id: crate::platform::new_id(),
             alive: RefCell::new(None),
@@ -538,6 +542,13 @@ impl Shared {
     /// Forgets request `id`.
     pub fn forget_pass(&self, id: &str) {
         self.pending_passes.borrow_mut().retain(|(i, _, _)| i != id);
+    }
+
+    /// A pass for `user` failed, or stopped early, with `e` (logged by the caller): subscribers
+    /// here hear it (`lastError`).
+    pub fn pass_failed(self: &Rc<Self>, user: &str, e: &crate::domain::Error) {
+        *self.pass_failure.borrow_mut() = Some((user.to_owned(), e.to_string(), crate::platform::now()));
+        self.subscribers.changed(self);
     }
 
     /// Something stored changed: subscribers here and in every other context refresh.

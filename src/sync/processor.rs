@@ -76,6 +76,7 @@ pub async fn pass_now(shared: &Rc<Shared>, user: &str, forced: bool) -> Option<R
     }
     let pass = run_pass(shared, user, session.generation, forced, &|| drop(turn.take())).await.map_err(|e| {
         shared.log.warn(|| format!("pass for user {user} failed: {e}"));
+        shared.pass_failed(user, &e);
         // The caller asked for a pass, not a write: a claim whose commit was not confirmed in
         // time is not "look for it before doing it again" (its claims come back to the queue).
         match e {
@@ -220,6 +221,7 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
         // It failed after work was done (a later claim refused): the counts of that work, and
         // not finished; the next pass goes on.
         log.warn(|| format!("pass for user {user} stopped early: {e}"));
+        shared.pass_failed(user, &e);
         report.unfinished = true;
     }
     if report.claimed == 0 {
@@ -318,6 +320,9 @@ pub async fn record_leftovers(shared: &Rc<Shared>, lead: Option<&Lead>) {
         }
         Err(e) => {
             shared.log.warn(|| format!("{} upload results still cannot be recorded: {e}", left.len()));
+            if let Some(user) = shared.user() {
+                shared.pass_failed(&user, &e);
+            }
             keep_unrecorded(shared, left);
         }
     }
@@ -903,6 +908,7 @@ async fn recorder(pass: &Pass<'_>) {
             Err(e) => {
                 // Kept in flight here (never stale) until storage takes them: every pass retries.
                 log.warn(|| format!("{} upload results of user {user} could not be recorded yet ({e}); they are retried", batch.len()));
+                shared.pass_failed(user, &e);
                 keep_unrecorded(
                     shared,
                     batch.into_iter().map(|d| Unrecorded {
@@ -1127,7 +1133,10 @@ async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell
             }
             pass_failed = run_pass(shared, user, generation, false, &|| drop(turn.take()))
                 .await
-                .map_err(|e| log.warn(|| format!("pass for user {user} failed: {e}")))
+                .map_err(|e| {
+                    log.warn(|| format!("pass for user {user} failed: {e}"));
+                    shared.pass_failed(user, &e);
+                })
                 .is_err();
             if mono() >= next_cleanup && !cancelled.get() && shared.is_current(generation) {
                 match shared.store.cleanup(now(), cfg.retention_ms).await {

@@ -386,3 +386,29 @@ async fn handing_back_a_claim_an_edit_took_back_leaves_the_events_next_claim_in_
     assert_eq!(sent_b, vec![("POST".to_owned(), 72.0), ("PUT".to_owned(), 73.0)], "what was sent for b");
     finish(&db, &[&outbox]).await;
 }
+
+/// Probe V (V2): a result storage refused to record (full) left `stats()` saying nothing:
+/// `lastError` lives in the user's meta record, the very write that failed, so it stayed null
+/// (and `health` "ok") while nothing got recorded. It now shows the failure this context saw;
+/// the result is recorded by the next pass.
+#[wasm_bindgen_test]
+async fn a_result_storage_refuses_to_record_shows_as_the_last_error() {
+    let db = fresh_db("last-error-unrecorded");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, r#"{"processingIntervalMs": 60000, "log": "off"}"#).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    process_now(&outbox, 5_000).await;
+    fail_next_put_as("meta", "user:u1", "QuotaExceededError");
+    save(&outbox, 70.0).await;
+    eventually(5_000, "the upload", || async { requests(&stub).len() == 1 }).await;
+    eventually(5_000, "the failure to record it shown", || async {
+        opt_string(&stats(&outbox, "u1").await, "lastError").is_some_and(|e| e.contains("storage is full"))
+    })
+    .await;
+    let s = stats(&outbox, "u1").await;
+    assert!(num(&s, "lastErrorAt") > 0.0, "{s:?}");
+    // Space back: a next pass records it, and nothing is sent again.
+    eventually(5_000, "the result recorded", || async { num(&stats(&outbox, "u1").await, "completed") == 1.0 }).await;
+    assert_eq!(requests(&stub).len(), 1);
+    finish(&db, &[&outbox]).await;
+}

@@ -517,18 +517,18 @@ export function failStateReads(state) {
   return restore;
 }
 
-// Makes the page's next `put` into object store `store` throw (as a browser refusing the write
-// would), once.
-export function failNextPut(store) {
+// Makes the page's next `put` into object store `store` (under `key`, if given) throw a
+// DOMException named `name` (default "UnknownError"), as a browser refusing the write would, once.
+export function failNextPut(store, key, name) {
   const original = IDBObjectStore.prototype.put;
   const restore = () => {
     clearTimeout(timer);
     IDBObjectStore.prototype.put = original;
   };
   IDBObjectStore.prototype.put = function (...args) {
-    if (this.name === store) {
+    if (this.name === store && (key === undefined || args[1] === key)) {
       restore();
-      throw new DOMException("refused by the test", "UnknownError");
+      throw new DOMException("refused by the test", name || "UnknownError");
     }
     return original.apply(this, args);
   };

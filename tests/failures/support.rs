@@ -69,6 +69,8 @@ extern "C" {
     pub fn fail_state_reads(state: u32) -> js_sys::Function;
     #[wasm_bindgen(js_name = failNextPut)]
     pub fn fail_next_put(store: &str);
+    #[wasm_bindgen(js_name = failNextPut)]
+    pub fn fail_next_put_as(store: &str, key: &str, name: &str);
     #[wasm_bindgen(js_name = swallowOpenSuccess)]
     pub fn swallow_open_success() -> js_sys::Function;
     #[wasm_bindgen(js_name = failNextTransaction)]

@@ -37,3 +37,17 @@ fn counters() {
     assert_eq!(m.failed_in_a_row, 0);
     assert_eq!((s.last_error.as_deref(), s.last_error_at, s.oldest_pending_at), (Some("network error"), Some(8), Some(3)));
 }
+
+#[test]
+fn a_failure_seen_after_the_stored_last_error_is_shown() {
+    let mut m = UserMeta::default();
+    let mut s = Stats::new("u1", Counts::default(), &m, None, 0);
+    s.show_failure("storage is full", 5);
+    assert_eq!((s.last_error.as_deref(), s.last_error_at), (Some("storage is full"), Some(5)), "nothing stored yet");
+    m.record_failure(10, "HTTP 503", true);
+    let mut s = Stats::new("u1", Counts::default(), &m, None, 0);
+    s.show_failure("storage is full", 9);
+    assert_eq!((s.last_error.as_deref(), s.last_error_at), (Some("HTTP 503"), Some(10)), "the stored one is newer");
+    s.show_failure("storage is full", 11);
+    assert_eq!((s.last_error.as_deref(), s.last_error_at), (Some("storage is full"), Some(11)));
+}
