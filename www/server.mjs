@@ -25,7 +25,8 @@
 //   POST|PUT|GET|DELETE /api/v1/elsewhere redirect target: 201 {id: "elsewhere-N"}, counts hits
 //   GET    /api/v1/debug/elsewhere        {count}: hits of /elsewhere (DELETE resets)
 //   GET    /api/v1/debug/attempts         {key: n}: requests seen per Idempotency-Key (POST, PUT, DELETE
-//                                         and every batch item; counted before faults and validation)
+//                                         and every batch item; counted before faults and validation;
+//                                         the latest 200,000 keys)
 //   GET    /api/v1/debug/requests         last 10,000 /api/ requests (debug routes excluded):
 //                                         [{method, path, key, keys, status, at}] (status null: no answer
 //                                         sent, e.g. offline; keys: the batch items' keys). DELETE clears.
@@ -312,13 +313,19 @@ function invalidFaults(f) {
   return null;
 }
 
-export function createDevServer({ dataDir = resolve(here, "..", ".dev-data"), wwwDir = here, pkgDir = resolve(here, "..", "pkg"), quiet = false, bench = false } = {}) {
+// attemptKeys: how many Idempotency-Keys /api/v1/debug/attempts remembers (the oldest key seen goes first).
+export function createDevServer({ dataDir = resolve(here, "..", ".dev-data"), wwwDir = here, pkgDir = resolve(here, "..", "pkg"), quiet = false, bench = false, attemptKeys = 200000 } = {}) {
   const say = (...a) => { if (!quiet) console.log(...a); };
   const log = new RecordLog(dataDir, say);
   const tokens = new Tokens(dataDir);
   let faults = { ...DEFAULT_FAULTS };
-  const attempts = new Map(); // Idempotency-Key -> requests seen (this process)
-  const bump = (key) => attempts.set(key, (attempts.get(key) || 0) + 1);
+  // Idempotency-Key -> requests seen (this process), for the latest `attemptKeys` keys: counted
+  // before the token is checked, so a client sending endless new keys must not grow it for good.
+  const attempts = new Map();
+  const bump = (key) => {
+    attempts.set(key, (attempts.get(key) || 0) + 1);
+    if (attempts.size > attemptKeys) attempts.delete(attempts.keys().next().value);
+  };
   let requests = []; // ring buffer of the last REQUEST_LOG_SIZE /api/ requests
   let requestsHead = 0;
   let elsewhereHits = 0;

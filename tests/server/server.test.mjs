@@ -11,8 +11,8 @@ const DATE = "2026-11-26T07:30:00.000Z";
 const weight = (localId, quantity = 70.5, extra = {}) => ({ localId, type: "weight", quantity, unit: "kg", date: DATE, ...extra });
 
 /** A dev server on a free loopback port, with helpers; `dataDir` reused to test restarts. */
-async function start(dataDir = mkdtempSync(join(tmpdir(), "outbox-server-"))) {
-  const dev = createDevServer({ dataDir, quiet: true });
+async function start(dataDir = mkdtempSync(join(tmpdir(), "outbox-server-")), options = {}) {
+  const dev = createDevServer({ dataDir, quiet: true, ...options });
   await new Promise((r) => dev.server.listen(0, "127.0.0.1", r));
   const base = `http://127.0.0.1:${dev.server.address().port}`;
   const call = async (method, path, { token, key, body, headers = {}, redirect } = {}) => {
@@ -51,8 +51,8 @@ async function start(dataDir = mkdtempSync(join(tmpdir(), "outbox-server-"))) {
 }
 
 /** Runs body(server) and always closes the server and removes its data. */
-async function withServer(body) {
-  const s = await start();
+async function withServer(body, options) {
+  const s = await start(undefined, options);
   try {
     return await body(s);
   } finally {
@@ -592,3 +592,10 @@ test("hostile request targets get a 4xx and the server lives on: bad percent-enc
   assert.equal(await rawGet(s.base, "/index.html"), 200);
   assert.equal((await s.call("GET", "/api/v1/progress?all=1")).status, 200);
 }));
+
+test("debug/attempts remembers only the latest keys: requests without a valid token cannot grow it for good", () => withServer(async (s) => {
+  for (const key of ["a", "b", "c", "d"]) assert.equal((await s.post("not-a-token", key, weight(key))).status, 401);
+  await s.post("not-a-token", "c", weight("c"));
+  assert.deepEqual((await s.call("GET", "/api/v1/debug/attempts")).body, { b: 1, c: 2, d: 1 });
+}, { attemptKeys: 3 }));
+
