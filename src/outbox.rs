@@ -231,7 +231,8 @@ impl OutboxCore {
     }
 
     async fn stale_events_now(&self, user: &str) -> Result<Vec<OutboxEvent>> {
-        let processing = self.shared.store.in_state(user, StateKey::Processing).await?;
+        // Reads only: records this version cannot read are left to the uploader's recovery.
+        let (processing, _) = self.shared.store.in_state(user, StateKey::Processing).await?;
         let judge = Staleness::now().await;
         Ok(processing.into_iter().filter(|e| judge.of(&self.shared, e)).collect())
     }
@@ -326,11 +327,12 @@ impl OutboxCore {
         let shared = &self.shared;
         let generation = shared.session().generation;
         let slot: Rc<RefCell<Option<Option<Result<PassReport>>>>> = Rc::default();
+        let mine: Rc<processor::Mine> = Rc::default();
         let done = Rc::new(Notify::default());
         {
-            let (shared, slot, done, user) = (shared.clone(), slot.clone(), done.clone(), user.to_owned());
+            let (shared, slot, mine, done, user) = (shared.clone(), slot.clone(), mine.clone(), done.clone(), user.to_owned());
             wasm_bindgen_futures::spawn_local(async move {
-                let report = processor::pass_now(&shared, &user, true).await;
+                let report = processor::pass_now(&shared, &user, true, Some(&mine)).await;
                 *slot.borrow_mut() = Some(report);
                 done.notify();
             });
@@ -338,18 +340,21 @@ impl OutboxCore {
         match within((deadline - mono()).max(0.0) as u64, done.notified()).await {
             Some(()) => slot.borrow_mut().take().flatten(),
             None => {
-                // The counts of the latest running pass of this call's session and user (none:
-                // this call's pass still waits behind a pass of a session before a switch).
-                // After a switch that pass may run on beside the next session's, of another
-                // user or of the same one again (u1, u2, u1).
-                let running = shared
-                    .pass_progress
-                    .borrow()
-                    .iter()
-                    .rev()
-                    .filter(|(g, _)| *g == generation)
-                    .map(|(_, r)| r.borrow().clone())
-                    .find(|r| r.user_id.as_deref() == Some(user));
+                // The counts of this call's own pass; before it runs, of the latest running pass
+                // of this call's session and user, which it waits behind (none: it waits behind a
+                // pass of a session before a switch, which may run on beside the next session's,
+                // of another user or of the same one again: u1, u2, u1).
+                let own = mine.borrow().as_ref().map(|r| r.borrow().clone());
+                let running = own.or_else(|| {
+                    shared
+                        .pass_progress
+                        .borrow()
+                        .iter()
+                        .rev()
+                        .filter(|(g, _)| *g == generation)
+                        .map(|(_, r)| r.borrow().clone())
+                        .find(|r| r.user_id.as_deref() == Some(user))
+                });
                 let mut so_far = running.unwrap_or_default();
                 so_far.user_id = Some(user.to_owned());
                 so_far.unfinished = true;

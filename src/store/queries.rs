@@ -32,6 +32,19 @@ fn unreadable(raw: &JsValue, why: String) -> Quarantined {
     Quarantined { store: EVENTS.into(), key: get(raw, "id"), user_id: get(raw, "userId").as_string(), reason: why, at: now(), record: raw.clone() }
 }
 
+/// Reads a raw event record into `read`, or, if this version cannot read it, into `odd`.
+fn read_event(raw: &JsValue, read: &mut Vec<OutboxEvent>, odd: &mut Vec<Quarantined>) {
+    match decode_event(raw) {
+        Ok(e) => read.push(e),
+        Err(why) => odd.push(unreadable(raw, why)),
+    }
+}
+
+/// Is this raw event record claimed (`processing`, by its status or its state key)?
+fn claimed(raw: &JsValue) -> bool {
+    get(raw, "status").as_string().as_deref() == Some("processing") || get(raw, "sk").as_f64() == Some(StateKey::Processing as u8 as f64)
+}
+
 impl Store {
     /// `user`'s stats (without health, persistence and storage, which the caller adds): five
     /// index counts, two index reads and two small records, whatever the number of events.
@@ -92,10 +105,7 @@ impl Store {
                 for &sk in keys {
                     let mut run = Vec::new();
                     walk(state.open_cursor(Some(state_range(user, sk)?), Some(CursorDirection::Prev)), OP, |raw| {
-                        match decode_event(&raw) {
-                            Ok(e) => run.push(e),
-                            Err(why) => odd.push(unreadable(&raw, why)),
-                        }
+                        read_event(&raw, &mut run, &mut odd);
                         limit.is_none_or(|l| (run.len() as u32) < l)
                     })
                     .await?;
@@ -113,7 +123,8 @@ impl Store {
         .await?;
         let (met, kept) = std::mem::take(&mut odd);
         if !met.is_empty() {
-            self.set_aside(&met).await;
+            // One claimed may be in flight in a context of another version, which can read it.
+            self.set_aside(&met, false).await;
         }
         let mut all_odd = kept;
         all_odd.extend(met);
@@ -164,32 +175,24 @@ impl Store {
     }
 
     /// `user`'s events in one state: `Processing` (at most a few batches), or `Retrying` (read
-    /// once per lead, for the retry schedule; all of them, however many).
-    /// A record none of this version can read is set aside (else, `processing`, it would stay
-    /// counted there for good: never judged stale, never recovered).
-    pub async fn in_state(&self, user: &str, sk: StateKey) -> Result<Vec<OutboxEvent>> {
+    /// once per lead, for the retry schedule; all of them, however many); and those this version
+    /// cannot read, for the caller to set aside (else, `processing`, one would stay counted there
+    /// for good: never judged stale, never recovered).
+    pub async fn in_state(&self, user: &str, sk: StateKey) -> Result<(Vec<OutboxEvent>, Vec<Quarantined>)> {
         const OP: &str = "listing events in one state";
         let tx = self.db().begin(&[EVENTS], Mode::Read, OP).await?;
-        let (found, odd) = tx
-            .run(async {
-                let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
-                let mut round = Round::new(OP);
-                let found = round.ask(state.get_all(Some(state_range(user, sk)?), None))?;
-                round.done().await?;
-                let (mut readable, mut odd) = (Vec::new(), Vec::new());
-                for raw in found.values().iter() {
-                    match decode_event(raw) {
-                        Ok(e) => readable.push(e),
-                        Err(why) => odd.push(unreadable(raw, why)),
-                    }
-                }
-                Ok((readable, odd))
-            })
-            .await?;
-        if !odd.is_empty() {
-            self.set_aside(&odd).await;
-        }
-        Ok(found)
+        tx.run(async {
+            let state = tx.store(EVENTS)?.index(index::STATE).map_err(error(OP))?;
+            let mut round = Round::new(OP);
+            let found = round.ask(state.get_all(Some(state_range(user, sk)?), None))?;
+            round.done().await?;
+            let (mut read, mut odd) = (Vec::new(), Vec::new());
+            for raw in found.values().iter() {
+                read_event(raw, &mut read, &mut odd);
+            }
+            Ok((read, odd))
+        })
+        .await
     }
 
     /// `entries(query)`: newest measurement first, through `[userId, date]` or
@@ -237,7 +240,7 @@ impl Store {
         }
         .await?;
         if !odd.is_empty() {
-            self.set_aside(&odd).await;
+            self.set_aside(&odd, false).await;
         }
         Ok(found)
     }
@@ -246,7 +249,11 @@ impl Store {
     /// where they are, to be met again). Each is read again in this transaction and moved as it
     /// stands now: between the read and this, another context may have given it its backend id
     /// (an acknowledged create), deleted it, or rewritten it readable.
-    async fn set_aside(&self, records: &[Quarantined]) {
+    /// Moves unreadable records to the quarantine store, unless they changed since they were
+    /// read. A claimed event is moved only with `claimed_too`, and then only under the claim it
+    /// was read with (its claimer judged gone by the caller); otherwise it may be in flight in a
+    /// context of another version of the app, which can read it.
+    pub async fn set_aside(&self, records: &[Quarantined], claimed_too: bool) {
         const OP: &str = "setting unreadable records aside";
         let moved: Result<usize> = async {
             let tx = self.db().begin(&[EVENTS, ENTRIES, QUARANTINE], Mode::Relaxed, OP).await?;
@@ -268,6 +275,15 @@ impl Store {
                     let why = if r.store == EVENTS { decode_event(&raw).err() } else { decode_entry(&raw).err() };
                     // Gone since, or readable again: nothing to set aside.
                     let Some(why) = why.filter(|_| raw.is_object()) else { continue };
+                    let same_claim = || {
+                        ["claimedBy", "claims"].iter().all(|f| {
+                            let (a, b) = (get(&raw, f), get(&r.record, f));
+                            a.as_string() == b.as_string() && a.as_f64() == b.as_f64()
+                        })
+                    };
+                    if r.store == EVENTS && claimed(&raw) && !(claimed_too && same_claim()) {
+                        continue;
+                    }
                     if let Some((entity, kept)) = before {
                         quarantine::carry_id(&kept.value(), &raw, &entity);
                     }

@@ -45,6 +45,8 @@ struct Leading {
 /// An upload result that storage did not accept yet.
 #[derive(Debug, Clone)]
 pub struct Unrecorded {
+    /// Whose event.
+    pub user: String,
     /// The event.
     pub event_id: String,
     /// The claim it answers.
@@ -96,9 +98,10 @@ pub struct Shared {
     /// running pass ends early for them, and the processing loop lets them go first (the gate
     /// is not fair: the loop would take it again before a woken waiter runs).
     pub asked: Cell<u32>,
-    /// The latest pass failure here (user, message, when): `stats()` shows it as `lastError`
-    /// when it is newer than the stored one, which the failure may have kept from being written.
-    pub pass_failure: RefCell<Option<(String, String, crate::domain::time::TimeMs)>>,
+    /// The latest pass failure here of each user (user, message, when): `stats()` shows it as
+    /// `lastError` when it is newer than the stored one, which the failure may have kept from
+    /// being written.
+    pub pass_failures: RefCell<Vec<(String, String, crate::domain::time::TimeMs)>>,
     /// What each running pass has done so far, with its session's generation, oldest first (a
     /// pass whose session ended may still run beside the current session's): a `processNow()`
     /// that stops waiting answers with the latest one of its own session.
@@ -170,7 +173,7 @@ impl Shared {
             uploads_out: Cell::new(0),
             pass_ended: Signal::default(),
             asked: Cell::new(0),
-            pass_failure: RefCell::default(),
+            pass_failures: RefCell::default(),
             pass_progress: RefCell::default(),
             instance_id: crate::platform::new_id(),
             alive: RefCell::new(None),
@@ -492,7 +495,7 @@ impl Shared {
                     // here meanwhile, or a pass that failed (its storage refused), the asker hears
                     // nothing and answers `finished: false` at its bound, never as a finished
                     // pass that found nothing to do.
-                    if let Some(Ok(report)) = processor::pass_now(&shared, &user, true).await {
+                    if let Some(Ok(report)) = processor::pass_now(&shared, &user, true, None).await {
                         shared.post(&Message::PassDone { id, report });
                     }
                 });
@@ -547,7 +550,13 @@ impl Shared {
     /// A pass for `user` failed, or stopped early, with `e` (logged by the caller): subscribers
     /// here hear it (`lastError`).
     pub fn pass_failed(self: &Rc<Self>, user: &str, e: &crate::domain::Error) {
-        *self.pass_failure.borrow_mut() = Some((user.to_owned(), e.to_string(), crate::platform::now()));
+        let failure = (user.to_owned(), e.to_string(), crate::platform::now());
+        let mut all = self.pass_failures.borrow_mut();
+        match all.iter_mut().find(|(u, ..)| u == user) {
+            Some(f) => *f = failure,
+            None => all.push(failure),
+        }
+        drop(all);
         self.subscribers.changed(self);
     }
 

@@ -57,7 +57,7 @@ const PASS_CLAIMS_FOR_MS: u32 = 10_000;
 /// (the session switched while the pass waited for its turn, say). `forced`: even while uploads
 /// wait out an unreachable server. `Some(Err(..))`: the pass failed before claiming anything
 /// (storage refused its reads or its claim), said as such, not as a pass that found nothing to do.
-pub async fn pass_now(shared: &Rc<Shared>, user: &str, forced: bool) -> Option<Result<PassReport>> {
+pub async fn pass_now(shared: &Rc<Shared>, user: &str, forced: bool, mine: Option<&Mine>) -> Option<Result<PassReport>> {
     let turn = {
         // Counted while waiting, however the wait ends (a dropped future included).
         struct Asking<'a>(&'a Cell<u32>);
@@ -74,20 +74,28 @@ pub async fn pass_now(shared: &Rc<Shared>, user: &str, forced: bool) -> Option<R
     if session.user.as_deref() != Some(user) || !shared.leads(session.generation) {
         return None;
     }
-    let pass = run_pass(shared, user, session.generation, forced, &|| drop(turn.take())).await.map_err(|e| {
-        shared.log.warn(|| format!("pass for user {user} failed: {e}"));
-        shared.pass_failed(user, &e);
-        // The caller asked for a pass, not a write: a claim whose commit was not confirmed in
-        // time is not "look for it before doing it again" (its claims come back to the queue).
-        match e {
-            Error::TimedOut(op, Written::Maybe) => Error::TimedOut(op, Written::Read),
-            e => e,
-        }
-    });
+    let pass = run_pass(shared, user, session.generation, forced, mine, &|| drop(turn.take())).await.map_err(|e| note_pass_failure(shared, user, e));
     // The processing loop sleeps until its next deadline as it was before this pass: this one may
     // have changed it (an answer ends the unreachable server's wait; a retry it recorded).
     shared.wake();
     Some(pass)
+}
+
+/// The progress of the pass a `processNow()` call runs, once it runs (see [`pass_now`]).
+pub type Mine = RefCell<Option<Rc<RefCell<PassReport>>>>;
+
+/// A pass for `user` failed: logged, and kept for `stats().lastError` (storage that refuses
+/// writes may refuse the stored one too). The caller asked for a pass, not a write: a claim whose
+/// commit was not confirmed in time is not "look for it before doing it again" (its claims come
+/// back to the queue).
+fn note_pass_failure(shared: &Rc<Shared>, user: &str, e: Error) -> Error {
+    let e = match e {
+        Error::TimedOut(op, Written::Maybe) => Error::TimedOut(op, Written::Read),
+        e => e,
+    };
+    shared.log.warn(|| format!("pass for user {user} failed: {e}"));
+    shared.pass_failed(user, &e);
+    e
 }
 
 /// Runs one pass for `user` under session `generation`. The caller holds the pass gate;
@@ -96,7 +104,7 @@ pub async fn pass_now(shared: &Rc<Shared>, user: &str, forced: bool) -> Option<R
 /// request) lets the gate go at once: it claims and sends nothing more, and the next session's
 /// passes need not wait for those uploads, which finish and are recorded here.
 /// [`Shared::passes_ended`] waits for them.
-pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: bool, let_go: &dyn Fn()) -> Result<PassReport> {
+pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: bool, mine: Option<&Mine>, let_go: &dyn Fn()) -> Result<PassReport> {
     struct Counted<'a>(&'a Shared);
     impl Drop for Counted<'_> {
         fn drop(&mut self) {
@@ -146,6 +154,9 @@ pub async fn run_pass(shared: &Rc<Shared>, user: &str, generation: u64, forced: 
         }
     }
     shared.pass_progress.borrow_mut().push((generation, progress.clone()));
+    if let Some(mine) = mine {
+        *mine.borrow_mut() = Some(progress.clone());
+    }
     let listed = Listed(shared, progress.clone());
     let pass = Pass {
         shared,
@@ -320,8 +331,11 @@ pub async fn record_leftovers(shared: &Rc<Shared>, lead: Option<&Lead>) {
         }
         Err(e) => {
             shared.log.warn(|| format!("{} upload results still cannot be recorded: {e}", left.len()));
-            if let Some(user) = shared.user() {
-                shared.pass_failed(&user, &e);
+            let mut users: Vec<&str> = left.iter().map(|u| u.user.as_str()).collect();
+            users.sort_unstable();
+            users.dedup();
+            for user in users {
+                shared.pass_failed(user, &e);
             }
             keep_unrecorded(shared, left);
         }
@@ -332,12 +346,18 @@ pub async fn record_leftovers(shared: &Rc<Shared>, lead: Option<&Lead>) {
 /// lock is released: closed, crashed, reloaded); where Web Locks are missing, claims that stood
 /// still long enough (see [`Staleness::of`]). Claims in flight here never are.
 async fn recover_stale(shared: &Rc<Shared>, user: &str) -> Result<u32> {
-    let processing = shared.store.in_state(user, StateKey::Processing).await?;
-    if processing.is_empty() {
+    let (processing, unreadable) = shared.store.in_state(user, StateKey::Processing).await?;
+    if processing.is_empty() && unreadable.is_empty() {
         shared.keep_seen(user, &[]);
         return Ok(0);
     }
     let judge = Staleness::now().await;
+    // Claims this version cannot read, of contexts that are gone: set aside (else counted as
+    // `processing` for good). One of a live context (another version of the app) is left alone.
+    let gone: Vec<_> = unreadable.into_iter().filter(|q| judge.claimer_gone(shared, &q.record)).collect();
+    if !gone.is_empty() {
+        shared.store.set_aside(&gone, true).await;
+    }
     let stale: Vec<(String, u32)> = processing.iter().filter(|e| judge.of(shared, e)).map(|e| (e.id.clone(), e.claims)).collect();
     let ids: Vec<String> = processing.iter().map(|e| e.id.clone()).collect();
     shared.keep_seen(user, &ids);
@@ -368,13 +388,9 @@ impl Staleness {
         Staleness { held, at: mono(), wall: now() }
     }
 
-    /// Is this processing event stale? Never one in flight here.
-    pub fn of(&self, shared: &Shared, e: &OutboxEvent) -> bool {
-        if shared.is_in_flight(&e.id) {
-            return false;
-        }
-        let seen_for = shared.seen_processing_for(&e.id, &e.user_id, e.claims, self.at);
-        let claimer_alive = match (&self.held, e.claimed_by.as_deref()) {
+    /// Does the context that claimed an event live? `None`: no Web Locks to ask.
+    fn claimer_alive(&self, shared: &Shared, claimed_by: Option<&str>) -> Option<bool> {
+        match (&self.held, claimed_by) {
             (_, Some(me)) if me == shared.instance_id => Some(false), // ours, and not in flight: a leftover
             (Held::Names(held), Some(owner)) => Some(held.iter().any(|n| *n == shared.alive_lock_name(owner))),
             (Held::Names(_), None) => Some(false), // claimed by a version that named no claimer
@@ -382,8 +398,25 @@ impl Staleness {
             // judged by the clocks either (a hung claimer's request may still be in flight).
             (Held::Unknown, _) => Some(true),
             (Held::Unavailable, _) => None,
-        };
-        match claimer_alive {
+        }
+    }
+
+    /// Is the claimer of a `processing` record this version cannot read gone? Judged by Web
+    /// Locks alone: without them, or their answer, it stays where it is.
+    pub fn claimer_gone(&self, shared: &Shared, raw: &JsValue) -> bool {
+        if get(raw, "id").as_string().is_some_and(|id| shared.is_in_flight(&id)) {
+            return false;
+        }
+        self.claimer_alive(shared, get(raw, "claimedBy").as_string().as_deref()) == Some(false)
+    }
+
+    /// Is this processing event stale? Never one in flight here.
+    pub fn of(&self, shared: &Shared, e: &OutboxEvent) -> bool {
+        if shared.is_in_flight(&e.id) {
+            return false;
+        }
+        let seen_for = shared.seen_processing_for(&e.id, &e.user_id, e.claims, self.at);
+        match self.claimer_alive(shared, e.claimed_by.as_deref()) {
             Some(false) => true,
             // Its context lives (it holds its liveness lock), however hung: its request may still be
             // in flight, with no bound (a busy or frozen page cannot abort it, a server may hold it).
@@ -912,6 +945,7 @@ async fn recorder(pass: &Pass<'_>) {
                 keep_unrecorded(
                     shared,
                     batch.into_iter().map(|d| Unrecorded {
+                        user: user.to_owned(),
                         event_id: d.claimed.event.id,
                         claim: d.claimed.event.claims,
                         decision: d.decision,
@@ -1082,7 +1116,10 @@ async fn campaign(shared: Rc<Shared>, user: String, generation: u64, cancelled: 
 /// the wall clock alone, and a clock set back would hold them back).
 async fn load_schedule(shared: &Shared, user: &str) -> bool {
     match shared.store.in_state(user, StateKey::Retrying).await {
-        Ok(retrying) => {
+        Ok((retrying, unreadable)) => {
+            if !unreadable.is_empty() {
+                shared.store.set_aside(&unreadable, false).await;
+            }
             let (t, wall, longest) = (mono(), now(), shared.config.retry.longest_wait());
             for e in retrying {
                 // One this lead scheduled itself (a result recorded during the read, or by a
@@ -1131,13 +1168,7 @@ async fn lead(shared: &Rc<Shared>, user: &str, generation: u64, cancelled: &Cell
                 reread_at = mono() + reread_wait;
                 reread_wait = (reread_wait * 2.0).min(60_000.0);
             }
-            pass_failed = run_pass(shared, user, generation, false, &|| drop(turn.take()))
-                .await
-                .map_err(|e| {
-                    log.warn(|| format!("pass for user {user} failed: {e}"));
-                    shared.pass_failed(user, &e);
-                })
-                .is_err();
+            pass_failed = run_pass(shared, user, generation, false, None, &|| drop(turn.take())).await.map_err(|e| note_pass_failure(shared, user, e)).is_err();
             if mono() >= next_cleanup && !cancelled.get() && shared.is_current(generation) {
                 match shared.store.cleanup(now(), cfg.retention_ms).await {
                     Ok(n) => {

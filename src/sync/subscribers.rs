@@ -41,7 +41,7 @@ pub struct Subscribers {
 /// The full stats of `user`: the store's counts, plus health, persistence and storage.
 pub async fn stats(shared: &Shared, user: &str) -> Result<Stats> {
     let mut s = shared.store.stats(user).await?;
-    if let Some((_, message, at)) = shared.pass_failure.borrow().as_ref().filter(|(u, ..)| u == user) {
+    if let Some((_, message, at)) = shared.pass_failures.borrow().iter().find(|(u, ..)| u == user) {
         s.show_failure(message, *at);
     }
     let cfg = &shared.config;

@@ -890,3 +890,43 @@ async fn an_unreadable_claim_of_a_context_that_is_gone_is_set_aside_by_stale_rec
     assert_eq!(requests(&stub).len(), 1, "only the readable event was sent");
     finish(&db, &[&outbox]).await;
 }
+
+/// Review AE (MED-1): the same record claimed by a context that lives (of another version of the
+/// app, which can read it; its request may be in flight) stays where it is: neither stale
+/// recovery nor `events()` sets it aside, which would drop that context's result when it came
+/// back. Once that context is gone, recovery sets it aside.
+#[wasm_bindgen_test]
+async fn an_unreadable_claim_of_a_live_context_is_left_in_place_until_that_context_goes() {
+    let db = fresh_db("unreadable-live-claim");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, CFG).await;
+    save_for(&outbox, 70.0).await;
+    let stored = array(&ok(raw_get_all(&db, "events")).await);
+    let poison = clone(&stored[0]);
+    set(&poison, "id", &JsValue::from_str("key-€"));
+    set(&poison, "entityId", &JsValue::from_str(&fresh_id()));
+    as_claimed(&poison, 1.0, "newer");
+    let alive = hold_lock(&progress_outbox::domain::lease::alive_lock_name(&db, "newer"), false);
+    eventually(1_000, "its liveness lock held", || async { get(&alive, "granted").is_truthy() }).await;
+    ok(raw_put(&db, "events", &poison, &JsValue::UNDEFINED)).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    let (db_name, own) = (db.clone(), string(&stored[0], "id"));
+    eventually(5_000, "the app's own save uploads", || async { string(&ok(raw_get(&db_name, "events", &own)).await, "status") == "completed" }).await;
+    // Several passes, and a listing, while its claimer lives.
+    let listed = events(&outbox, r#"{"userId": "u1"}"#).await;
+    sleep(1_000).await;
+    let record = ok(raw_get(&db, "events", "key-€")).await;
+    assert_eq!(opt_string(&record, "claimedBy").as_deref(), Some("newer"), "the live claim was moved: {record:?} (listed: {listed:?})");
+    let s = stats(&outbox, "u1").await;
+    assert_eq!((num(&s, "processing"), num(&s, "quarantined")), (1.0, 0.0), "{s:?}");
+    // Its context goes: recovery sets it aside.
+    call(&alive, "release", &[]);
+    eventually(5_000, "set aside once its claimer is gone", || async {
+        let s = stats(&outbox, "u1").await;
+        num(&s, "processing") == 0.0 && num(&s, "quarantined") == 1.0
+    })
+    .await;
+    assert_eq!(requests(&stub).len(), 1, "only the readable event was sent");
+    finish(&db, &[&outbox]).await;
+}
+
