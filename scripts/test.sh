@@ -61,7 +61,7 @@ suite_run() { # browser, test binary, timeout (s)
         if kill -0 "$pid" 2>/dev/null; then
           # What was running when it stuck (the cause of the stuck start is still unknown): the
           # browsers, drivers and runners, busiest first.
-          { echo "[watchdog] processes at the kill:"; ps -eo pid,ppid,etimes,pcpu,rss,args --sort=-pcpu | grep -E "[f]irefox|[g]eckodriver|[c]hrom|[w]asm-bindgen-test" | cut -c1-200 | head -20; } >>"$out"
+          { echo "[watchdog] processes at the kill:"; ps -eo pid,ppid,etimes,pcpu,rss,args --sort=-pcpu | grep -E "[f]irefox|[g]eckodriver|[c]hrom|[w]asm-bindgen-test" | cut -c1-200 | head -20; } >>"$out" 2>&1 || true
           echo "Failed to detect test as having been run (watchdog: $why; killed)" >>"$out"
         fi
         sleep 2 # for the output's reader

@@ -143,9 +143,9 @@ export interface OutboxStats {
   /** Failed and scheduled to retry (failed - gaveUp). */
   retrying: number;
   lastSyncAt: number | null;
-  /** The last failure: an upload's, or a pass's that storage refused to record (storage full;
-   *  the stored record of the last error may be the write that failed, so this context shows
-   *  what it saw). */
+  /** The last failure: an upload's as stored, or a pass's that failed in this context (storage
+   *  that refuses to record a pass, when full, refuses the stored record of the last error too),
+   *  whichever is newer. */
   lastError: string | null;
   lastErrorAt: number | null;
   oldestPendingAt: number | null;

@@ -166,9 +166,7 @@ impl Stats {
             batch_events: None,
         }
     }
-}
 
-impl Stats {
     /// A failure this context saw after the stored `lastError` (a pass that storage refused to
     /// record: the user's meta record, where `lastError` lives, may be the write that failed)
     /// is the last error.

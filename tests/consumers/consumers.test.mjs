@@ -352,8 +352,12 @@ test("consumer: plain, the README's Background Sync worker after the browser sto
     });
     // The browser stops the idle worker: the started user and the tokens in its memory are gone.
     const cdp = await context.newCDPSession(tab);
+    const running = new Map(); // version id -> runningStatus
+    cdp.on("ServiceWorker.workerVersionUpdated", ({ versions }) => { for (const v of versions) running.set(v.versionId, v.runningStatus); });
     await cdp.send("ServiceWorker.enable");
+    await until("the worker running", async () => [...running.values()].includes("running"));
     await cdp.send("ServiceWorker.stopAllWorkers");
+    await until("the worker stopped", async () => running.size > 0 && [...running.values()].every((status) => status === "stopped"));
     await tab.evaluate(() => window.sendToken());
     await tab.evaluate(() => window.askForSync());
     const record = await until("the record on the dev API, sent by the worker started again", async () => (await api.records()).find((r) => r.localId === entry.id), 30000).catch((e) => {

@@ -398,7 +398,7 @@ async fn a_result_storage_refuses_to_record_shows_as_the_last_error() {
     let outbox = open(&db, r#"{"processingIntervalMs": 60000, "log": "off"}"#).await;
     outbox.start(JsValue::from_str("u1")).unwrap();
     process_now(&outbox, 5_000).await;
-    fail_next_put_as("meta", "user:u1", "QuotaExceededError");
+    let restore = fail_next_put_as("meta", "user:u1", "QuotaExceededError");
     save(&outbox, 70.0).await;
     eventually(5_000, "the upload", || async { requests(&stub).len() == 1 }).await;
     eventually(5_000, "the failure to record it shown", || async {
@@ -407,6 +407,7 @@ async fn a_result_storage_refuses_to_record_shows_as_the_last_error() {
     .await;
     let s = stats(&outbox, "u1").await;
     assert!(num(&s, "lastErrorAt") > 0.0, "{s:?}");
+    restore.call0(&JsValue::NULL).unwrap();
     // Space back: a next pass records it, and nothing is sent again.
     eventually(5_000, "the result recorded", || async { num(&stats(&outbox, "u1").await, "completed") == 1.0 }).await;
     assert_eq!(requests(&stub).len(), 1);

@@ -519,6 +519,7 @@ export function failStateReads(state) {
 
 // Makes the page's next `put` into object store `store` (under `key`, if given) throw a
 // DOMException named `name` (default "UnknownError"), as a browser refusing the write would, once.
+// Returns the function that takes the hook off before (else it goes after 30 s).
 export function failNextPut(store, key, name) {
   const original = IDBObjectStore.prototype.put;
   const restore = () => {
@@ -534,6 +535,7 @@ export function failNextPut(store, key, name) {
   };
   // A failed test never leaves it to the next.
   const timer = setTimeout(restore, 30000);
+  return restore;
 }
 
 // Makes every `indexedDB.open` request drop its `onsuccess` handler (a wedged storage backend,

@@ -207,6 +207,7 @@ async fn a_timed_out_process_now_answers_its_own_sessions_counts_after_switching
     eventually(5_000, "two requests without an answer", || async { requests(&stub).len() >= 2 }).await;
     sleep(100).await;
     save(&outbox, 71.0).await;
+    let asked_at = js_sys::Date::now();
     let asked = outbox.process_now();
     eventually(5_000, "the second event's request held", || async { requests(&stub).len() >= 3 }).await;
     outbox.start(JsValue::from_str("u2")).unwrap();
@@ -219,6 +220,10 @@ async fn a_timed_out_process_now_answers_its_own_sessions_counts_after_switching
     save(&outbox, 73.0).await;
     let again = outbox.process_now();
     eventually(5_000, "the new session's two requests held", || async { requests(&stub).len() >= 5 }).await;
+    // The first call answers at its 9 s bound: only if the new session's pass runs by then can
+    // the answer take the wrong pass's counts.
+    let by = js_sys::Date::now() - asked_at;
+    assert!(by < 8_000.0, "inconclusive: the new session's pass ran {by} ms after the first call, past its bound");
     let r1 = resolves(15_000, "the first session's processNow()", asked).await;
     assert_eq!(opt_string(&r1, "userId").as_deref(), Some("u1"), "{r1:?}");
     assert_eq!(get(&r1, "finished"), JsValue::FALSE, "{r1:?}");

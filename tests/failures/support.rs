@@ -70,7 +70,7 @@ extern "C" {
     #[wasm_bindgen(js_name = failNextPut)]
     pub fn fail_next_put(store: &str);
     #[wasm_bindgen(js_name = failNextPut)]
-    pub fn fail_next_put_as(store: &str, key: &str, name: &str);
+    pub fn fail_next_put_as(store: &str, key: &str, name: &str) -> js_sys::Function;
     #[wasm_bindgen(js_name = swallowOpenSuccess)]
     pub fn swallow_open_success() -> js_sys::Function;
     #[wasm_bindgen(js_name = failNextTransaction)]

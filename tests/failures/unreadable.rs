@@ -929,4 +929,3 @@ async fn an_unreadable_claim_of_a_live_context_is_left_in_place_until_that_conte
     assert_eq!(requests(&stub).len(), 1, "only the readable event was sent");
     finish(&db, &[&outbox]).await;
 }
-
