@@ -746,6 +746,18 @@ async function countServer() {
 }
 
 // ---------- service worker ----------
+/** The user the service worker has stored as logged in (null: none, or no worker answers in 1 s). */
+async function workerSession() {
+  const worker = "serviceWorker" in navigator && navigator.serviceWorker.controller;
+  if (!worker) return null;
+  const { port1, port2 } = new MessageChannel();
+  const answer = new Promise((resolve) => {
+    port1.onmessage = (e) => resolve(typeof e.data === "string" && e.data ? e.data : null);
+  });
+  worker.postMessage({ type: "session?" }, [port2]);
+  return Promise.race([answer, new Promise((resolve) => setTimeout(() => resolve(null), 1000))]);
+}
+
 function postToServiceWorker(msg) {
   if ("serviceWorker" in navigator && navigator.serviceWorker.controller) navigator.serviceWorker.controller.postMessage(msg);
 }
@@ -847,7 +859,9 @@ async function main() {
   addEventListener("offline", net);
   net();
 
-  const saved = localStorage.getItem(USER_KEY);
+  // localStorage reaches the disk seconds after a login: after a crash right after one, the
+  // service worker's session (IndexedDB, written with strict durability) still knows the user.
+  const saved = localStorage.getItem(USER_KEY) || (await workerSession());
   if (saved) login(saved);
   renderSession();
   loadFaults();

@@ -9,7 +9,7 @@
 import init, { Outbox } from "/pkg/index.js";
 import { outboxSettings } from "/settings.js";
 
-const SHELL_CACHE = "progress-shell-v6";
+const SHELL_CACHE = "progress-shell-v7";
 const SHELL = ["/", "/index.html", "/app.js", "/settings.js", "/style.css", "/manifest.webmanifest", "/icons/icon-192.png", "/icons/icon-512.png"];
 
 /** The app files plus every module of the package (`pkg/files.json`, written by the build). */
@@ -82,7 +82,8 @@ const state = {
   async set(value) {
     const db = await this.open();
     await new Promise((resolve) => {
-      const tx = db.transaction("kv", "readwrite");
+      // Strict: the page falls back on it after a crash, when its localStorage was not written yet.
+      const tx = db.transaction("kv", "readwrite", { durability: "strict" });
       if (value) tx.objectStore("kv").put(value, "session");
       else tx.objectStore("kv").delete("session");
       tx.oncomplete = tx.onerror = () => resolve();
@@ -152,6 +153,10 @@ self.addEventListener("message", (event) => {
   } else if (msg.type === "user") {
     const session = { userId: msg.userId, fast: !!msg.fast, batch: !!msg.batch, db: typeof msg.db === "string" && msg.db ? msg.db : null };
     event.waitUntil(state.set(session).then(() => startFor(session)));
+  } else if (msg.type === "session?") {
+    // A page whose localStorage lost the login (a crash right after it): who is logged in here.
+    const [port] = event.ports;
+    event.waitUntil(state.get().then((s) => port && port.postMessage(s ? s.userId : null), () => port && port.postMessage(null)));
   } else if (msg.type === "logout") {
     tokens.clear();
     event.waitUntil(state.set(null).then(async () => { if (current) (await current.ready).stop(); }).catch(() => {}));
