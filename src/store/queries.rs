@@ -248,11 +248,10 @@ impl Store {
     /// Moves unreadable records met by a read into quarantine (best effort: a failure leaves them
     /// where they are, to be met again). Each is read again in this transaction and moved as it
     /// stands now: between the read and this, another context may have given it its backend id
-    /// (an acknowledged create), deleted it, or rewritten it readable.
-    /// Moves unreadable records to the quarantine store, unless they changed since they were
-    /// read. A claimed event is moved only with `claimed_too`, and then only under the claim it
-    /// was read with (its claimer judged gone by the caller); otherwise it may be in flight in a
-    /// context of another version of the app, which can read it.
+    /// (an acknowledged create), deleted it, or rewritten it readable. A claimed event is moved
+    /// only with `claimed_too`, and then only under the claim it was read with (its claimer judged
+    /// gone by the caller); otherwise it may be in flight in a context of another version of the
+    /// app, which can read it.
     pub async fn set_aside(&self, records: &[Quarantined], claimed_too: bool) {
         const OP: &str = "setting unreadable records aside";
         let moved: Result<usize> = async {
@@ -275,12 +274,7 @@ impl Store {
                     let why = if r.store == EVENTS { decode_event(&raw).err() } else { decode_entry(&raw).err() };
                     // Gone since, or readable again: nothing to set aside.
                     let Some(why) = why.filter(|_| raw.is_object()) else { continue };
-                    let same_claim = || {
-                        ["claimedBy", "claims"].iter().all(|f| {
-                            let (a, b) = (get(&raw, f), get(&r.record, f));
-                            a.as_string() == b.as_string() && a.as_f64() == b.as_f64()
-                        })
-                    };
+                    let same_claim = || ["claimedBy", "claims"].iter().all(|f| js_sys::Object::is(&get(&raw, f), &get(&r.record, f)));
                     if r.store == EVENTS && claimed(&raw) && !(claimed_too && same_claim()) {
                         continue;
                     }

@@ -354,12 +354,13 @@ async fn recover_stale(shared: &Rc<Shared>, user: &str) -> Result<u32> {
     let judge = Staleness::now().await;
     // Claims this version cannot read, of contexts that are gone: set aside (else counted as
     // `processing` for good). One of a live context (another version of the app) is left alone.
-    let gone: Vec<_> = unreadable.into_iter().filter(|q| judge.claimer_gone(shared, &q.record)).collect();
+    let gone: Vec<_> = unreadable.iter().filter(|q| judge.claimer_gone(shared, &q.record)).cloned().collect();
     if !gone.is_empty() {
         shared.store.set_aside(&gone, true).await;
     }
     let stale: Vec<(String, u32)> = processing.iter().filter(|e| judge.of(shared, e)).map(|e| (e.id.clone(), e.claims)).collect();
-    let ids: Vec<String> = processing.iter().map(|e| e.id.clone()).collect();
+    // Watched while they stay (where there are no Web Locks, how long is what judges them).
+    let ids: Vec<String> = processing.iter().map(|e| e.id.clone()).chain(unreadable.iter().filter_map(|q| q.key.as_string())).collect();
     shared.keep_seen(user, &ids);
     if stale.is_empty() {
         return Ok(0);
@@ -401,13 +402,38 @@ impl Staleness {
         }
     }
 
-    /// Is the claimer of a `processing` record this version cannot read gone? Judged by Web
-    /// Locks alone: without them, or their answer, it stays where it is.
+    /// Is the claimer of a `processing` record this version cannot read gone? As for any claim
+    /// (see [`Staleness::of`]), by what can be read of it; one whose id or user cannot be read is
+    /// judged by Web Locks alone.
     pub fn claimer_gone(&self, shared: &Shared, raw: &JsValue) -> bool {
-        if get(raw, "id").as_string().is_some_and(|id| shared.is_in_flight(&id)) {
+        let (id, user) = (get(raw, "id").as_string(), get(raw, "userId").as_string());
+        if id.as_deref().is_some_and(|id| shared.is_in_flight(id)) {
             return false;
         }
-        self.claimer_alive(shared, get(raw, "claimedBy").as_string().as_deref()) == Some(false)
+        match (self.claimer_alive(shared, get(raw, "claimedBy").as_string().as_deref()), id, user) {
+            (Some(alive), ..) => !alive,
+            (None, Some(id), Some(user)) => {
+                let claims = get(raw, "claims").as_f64().filter(|n| n.is_finite() && *n >= 0.0).unwrap_or(0.0) as u32;
+                let claimed_at = get(raw, "lastAttemptAt").as_f64().filter(|t| t.is_finite()).map(|t| t as TimeMs);
+                self.stood_still(shared, &id, &user, claims, claimed_at)
+            }
+            (None, ..) => false,
+        }
+    }
+
+    /// No Web Locks, so no liveness to ask: stale once it is older than `staleAfterMs`, by this
+    /// context's own watch or by its claim's stamp, and in any case only once this context has
+    /// seen it unchanged for longer than a live uploader's token and request could take (each
+    /// bounded by `requestTimeoutMs`). The stamp alone is not enough: it was written by another
+    /// context, and this clock may have jumped, or `staleAfterMs` may be shorter than a request.
+    /// The watch alone is not either: a claim left by a context that crashed would wait for a
+    /// session that stays open `staleAfterMs` long.
+    fn stood_still(&self, shared: &Shared, id: &str, user: &str, claims: u32, claimed_at: Option<TimeMs>) -> bool {
+        let seen_for = shared.seen_processing_for(id, user, claims, self.at);
+        let cfg = &shared.config;
+        let after = cfg.stale_after_ms as f64;
+        let claimed_ago = claimed_at.map_or(f64::INFINITY, |t| (self.wall - t) as f64);
+        seen_for > 2.0 * cfg.request_timeout_ms as f64 + 1_000.0 && (seen_for > after || claimed_ago > after)
     }
 
     /// Is this processing event stale? Never one in flight here.
@@ -415,7 +441,6 @@ impl Staleness {
         if shared.is_in_flight(&e.id) {
             return false;
         }
-        let seen_for = shared.seen_processing_for(&e.id, &e.user_id, e.claims, self.at);
         match self.claimer_alive(shared, e.claimed_by.as_deref()) {
             Some(false) => true,
             // Its context lives (it holds its liveness lock), however hung: its request may still be
@@ -423,19 +448,7 @@ impl Staleness {
             // Sending the event again would put it in flight twice (CONTRACT §3b). It resolves the
             // claim itself when it runs again, or its claims are free the moment it goes.
             Some(true) => false,
-            // No Web Locks, so no liveness to ask: stale once it is older than `staleAfterMs`, by
-            // this context's own watch or by its claim's stamp, and in any case only once this
-            // context has seen it unchanged for longer than a live uploader's token and request
-            // could take (each bounded by `requestTimeoutMs`). The stamp alone is not enough: it
-            // was written by another context, and this clock may have jumped, or `staleAfterMs`
-            // may be shorter than a request. The watch alone is not either: a claim left by a
-            // context that crashed would wait for a session that stays open `staleAfterMs` long.
-            None => {
-                let cfg = &shared.config;
-                let after = cfg.stale_after_ms as f64;
-                let claimed_ago = e.last_attempt_at.map_or(f64::INFINITY, |t| (self.wall - t) as f64);
-                seen_for > 2.0 * cfg.request_timeout_ms as f64 + 1_000.0 && (seen_for > after || claimed_ago > after)
-            }
+            None => self.stood_still(shared, &e.id, &e.user_id, e.claims, e.last_attempt_at),
         }
     }
 }

@@ -70,3 +70,19 @@ pub fn array(v: &JsValue) -> Vec<JsValue> {
 pub fn message(e: &JsValue) -> String {
     get(e, "message").as_string().unwrap_or_else(|| format!("{e:?}"))
 }
+
+/// Hides `navigator.locks` (as in browsers without Web Locks) until the returned restore runs,
+/// or 30 s pass (a failed test never leaves it to the next).
+pub fn hide_web_locks() -> js_sys::Function {
+    js_sys::Function::new_no_args(
+        "const d = Object.getOwnPropertyDescriptor(Navigator.prototype, 'locks');
+         Object.defineProperty(Navigator.prototype, 'locks', { configurable: true, get: () => undefined });
+         const restore = () => { clearTimeout(timer); Object.defineProperty(Navigator.prototype, 'locks', d); };
+         const timer = setTimeout(restore, 30000);
+         return restore;",
+    )
+    .call0(&JsValue::NULL)
+    .unwrap()
+    .unchecked_into()
+}
+

@@ -929,3 +929,31 @@ async fn an_unreadable_claim_of_a_live_context_is_left_in_place_until_that_conte
     assert_eq!(requests(&stub).len(), 1, "only the readable event was sent");
     finish(&db, &[&outbox]).await;
 }
+
+/// Review AF (MED-1): where there are no Web Locks, an unreadable claim's claimer cannot be asked
+/// about, so it stayed `processing` for good. It is judged as any claim is there: once this
+/// context has watched it stand still past 2 × `requestTimeoutMs` + 1 s and `staleAfterMs`.
+#[wasm_bindgen_test]
+async fn without_web_locks_an_unreadable_claim_that_stands_still_is_set_aside() {
+    let db = fresh_db("unreadable-claim-no-locks");
+    let restore = hide_web_locks();
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, r#"{"processingIntervalMs": 100, "requestTimeoutMs": 300, "staleAfterMs": 500, "backoffMs": [100]}"#).await;
+    save_for(&outbox, 70.0).await;
+    let stored = array(&ok(raw_get_all(&db, "events")).await);
+    let poison = clone(&stored[0]);
+    set(&poison, "id", &JsValue::from_str("key-€"));
+    set(&poison, "entityId", &JsValue::from_str(&fresh_id()));
+    as_claimed(&poison, 1.0, "another");
+    ok(raw_put(&db, "events", &poison, &JsValue::UNDEFINED)).await;
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    eventually(8_000, "set aside once it stood still long enough", || async {
+        let s = stats(&outbox, "u1").await;
+        num(&s, "processing") == 0.0 && num(&s, "quarantined") == 1.0 && num(&s, "completed") == 1.0
+    })
+    .await;
+    assert_eq!(requests(&stub).len(), 1, "only the readable event was sent");
+    restore.call0(&JsValue::NULL).unwrap();
+    finish(&db, &[&outbox]).await;
+}
+

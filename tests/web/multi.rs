@@ -45,18 +45,6 @@ async fn write_beat(db: &str, owner: &str, at: f64) {
     ok(raw_put(db, "meta", &record, &JsValue::from_str("leader:u1"))).await;
 }
 
-/// Hides `navigator.locks` (as in browsers without Web Locks) until the returned restore runs.
-fn hide_web_locks() -> Function {
-    Function::new_no_args(
-        "const d = Object.getOwnPropertyDescriptor(Navigator.prototype, 'locks');
-         Object.defineProperty(Navigator.prototype, 'locks', { configurable: true, get: () => undefined });
-         return () => Object.defineProperty(Navigator.prototype, 'locks', d);",
-    )
-    .call0(&JsValue::NULL)
-    .unwrap()
-    .unchecked_into()
-}
-
 /// Two instances of one user: exactly one uploads, and `n` saves made through both reach the
 /// server once each. Returns the instances, leader first.
 async fn one_uploader_for(db: &str, n: usize) -> (Outbox, Outbox) {
