@@ -151,6 +151,7 @@ function login(userId, fromOtherTab = false) {
   // that follow it do not, or the worker would take the settings of whichever followed last.
   if (!fromOtherTab) {
     localStorage.setItem(USER_KEY, userId);
+    loginRecord.write(userId);
     tellServiceWorker();
   }
   renderSession();
@@ -183,6 +184,7 @@ function logout(fromOtherTab = false) {
   if (user) tokens.forget(user);
   if (!fromOtherTab) {
     localStorage.removeItem(USER_KEY);
+    loginRecord.write(null);
     postToServiceWorker({ type: "logout" });
   }
   editing = null;
@@ -746,17 +748,47 @@ async function countServer() {
 }
 
 // ---------- service worker ----------
-/** The user the service worker has stored as logged in (null: none, or no worker answers in 1 s). */
-async function workerSession() {
-  const worker = "serviceWorker" in navigator && navigator.serviceWorker.controller;
-  if (!worker) return null;
-  const { port1, port2 } = new MessageChannel();
-  const answer = new Promise((resolve) => {
-    port1.onmessage = (e) => resolve(typeof e.data === "string" && e.data ? e.data : null);
-  });
-  worker.postMessage({ type: "session?" }, [port2]);
-  return Promise.race([answer, new Promise((resolve) => setTimeout(() => resolve(null), 1000))]);
-}
+/**
+ * Who is logged in, kept durably: localStorage reaches the disk seconds after a change, so a
+ * browser killed right after a login, logout or switch would open with the one before. The tab
+ * where the user logs in or out writes `{ user }` (null: logged out) with strict durability.
+ * `read()` resolves with that user, or undefined when there is no record (an older demo) or no
+ * IndexedDB: then localStorage says.
+ */
+const loginRecord = {
+  open() {
+    return (this.db ??= new Promise((resolve, reject) => {
+      const req = indexedDB.open("progress-demo-page", 1);
+      req.onupgradeneeded = () => req.result.createObjectStore("kv");
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    }));
+  },
+  async read() {
+    try {
+      const db = await this.open();
+      return await new Promise((resolve) => {
+        const req = db.transaction("kv").objectStore("kv").get("login");
+        req.onsuccess = () => resolve(req.result ? req.result.user : undefined);
+        req.onerror = () => resolve(undefined);
+      });
+    } catch {
+      return undefined;
+    }
+  },
+  async write(user) {
+    try {
+      const db = await this.open();
+      await new Promise((resolve) => {
+        const tx = db.transaction("kv", "readwrite", { durability: "strict" });
+        tx.objectStore("kv").put({ user }, "login");
+        tx.oncomplete = tx.onerror = tx.onabort = () => resolve();
+      });
+    } catch {
+      // no IndexedDB: localStorage alone
+    }
+  },
+};
 
 function postToServiceWorker(msg) {
   if ("serviceWorker" in navigator && navigator.serviceWorker.controller) navigator.serviceWorker.controller.postMessage(msg);
@@ -786,7 +818,7 @@ async function main() {
     showBanner(`The outbox could not load or open: ${e.message}`);
     throw e;
   }
-  window.demo = { outbox, tokens, METRICS, config }; // handy in the console (and for the end-to-end tests)
+  window.demo = { outbox, tokens, METRICS, config, loginRecord }; // handy in the console (and for the end-to-end tests)
 
   outbox.subscribe((s) => {
     if (s.userId !== outbox.currentUser) return;
@@ -859,10 +891,11 @@ async function main() {
   addEventListener("offline", net);
   net();
 
-  // localStorage reaches the disk seconds after a login: after a crash right after one, the
-  // service worker's session (IndexedDB, written with strict durability) still knows the user.
-  const saved = localStorage.getItem(USER_KEY) || (await workerSession());
+  // The durable record first (see loginRecord); localStorage when there is none.
+  const recorded = await loginRecord.read();
+  const saved = recorded === undefined ? localStorage.getItem(USER_KEY) : recorded;
   if (saved) login(saved);
+  else if (localStorage.getItem(USER_KEY)) localStorage.removeItem(USER_KEY);
   renderSession();
   loadFaults();
   countServer();

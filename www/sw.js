@@ -82,7 +82,7 @@ const state = {
   async set(value) {
     const db = await this.open();
     await new Promise((resolve) => {
-      // Strict: the page falls back on it after a crash, when its localStorage was not written yet.
+      // Strict: a crash right after a login must not leave the worker with the one before.
       const tx = db.transaction("kv", "readwrite", { durability: "strict" });
       if (value) tx.objectStore("kv").put(value, "session");
       else tx.objectStore("kv").delete("session");
@@ -153,10 +153,6 @@ self.addEventListener("message", (event) => {
   } else if (msg.type === "user") {
     const session = { userId: msg.userId, fast: !!msg.fast, batch: !!msg.batch, db: typeof msg.db === "string" && msg.db ? msg.db : null };
     event.waitUntil(state.set(session).then(() => startFor(session)));
-  } else if (msg.type === "session?") {
-    // A page whose localStorage lost the login (a crash right after it): who is logged in here.
-    const [port] = event.ports;
-    event.waitUntil(state.get().then((s) => port && port.postMessage(s ? s.userId : null), () => port && port.postMessage(null)));
   } else if (msg.type === "logout") {
     tokens.clear();
     event.waitUntil(state.set(null).then(async () => { if (current) (await current.ready).stop(); }).catch(() => {}));

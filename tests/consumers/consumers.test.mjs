@@ -355,7 +355,7 @@ test("consumer: plain, the README's Background Sync worker after the browser sto
     const running = new Map(); // version id -> runningStatus
     cdp.on("ServiceWorker.workerVersionUpdated", ({ versions }) => { for (const v of versions) running.set(v.versionId, v.runningStatus); });
     await cdp.send("ServiceWorker.enable");
-    await until("the worker running", async () => [...running.values()].includes("running"));
+    await until("the worker's version reported", async () => running.size > 0);
     await cdp.send("ServiceWorker.stopAllWorkers");
     await until("the worker stopped", async () => running.size > 0 && [...running.values()].every((status) => status === "stopped"));
     await tab.evaluate(() => window.sendToken());
