@@ -85,4 +85,3 @@ pub fn hide_web_locks() -> js_sys::Function {
     .unwrap()
     .unchecked_into()
 }
-

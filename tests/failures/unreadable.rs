@@ -957,3 +957,42 @@ async fn without_web_locks_an_unreadable_claim_that_stands_still_is_set_aside() 
     finish(&db, &[&outbox]).await;
 }
 
+/// Review AF (LOW-10): `staleEvents()` only reads: it leaves an unreadable claim, even one of a
+/// context that is gone, to the uploader's recovery (for a moment after 66fdcb0 it moved it).
+/// The retry schedule's read, by contrast, sets aside an unreadable retrying record it meets
+/// (it was skipped, counted as retrying for good, until an `events()` call).
+#[wasm_bindgen_test]
+async fn stale_events_writes_nothing_and_the_retry_schedule_sets_aside_what_it_cannot_read() {
+    let db = fresh_db("unreadable-reads");
+    let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
+    let outbox = open(&db, CFG).await;
+    save_for(&outbox, 70.0).await;
+    let stored = array(&ok(raw_get_all(&db, "events")).await);
+    let claimed = clone(&stored[0]);
+    set(&claimed, "id", &JsValue::from_str("key-€-claimed"));
+    set(&claimed, "entityId", &JsValue::from_str(&fresh_id()));
+    as_claimed(&claimed, 1.0, "gone");
+    ok(raw_put(&db, "events", &claimed, &JsValue::UNDEFINED)).await;
+    let stale = array(&resolves(5_000, "staleEvents", outbox.stale_events(JsValue::from_str("u1"))).await);
+    let record = ok(raw_get(&db, "events", "key-€-claimed")).await;
+    assert!(record.is_object(), "staleEvents() moved the record (listed {stale:?})");
+    ok(raw_delete(&db, "events", "key-€-claimed")).await;
+    // A retrying record this version cannot read: the schedule's read at the lead sets it aside.
+    let retrying = clone(&stored[0]);
+    set(&retrying, "id", &JsValue::from_str("key-€-retrying"));
+    set(&retrying, "entityId", &JsValue::from_str(&fresh_id()));
+    set(&retrying, "status", &JsValue::from_str("failed"));
+    set(&retrying, "sk", &JsValue::from_f64(3.0));
+    let _ = js_sys::Reflect::delete_property(retrying.unchecked_ref::<js_sys::Object>(), &JsValue::from_str("rdy"));
+    set(&retrying, "nextAttemptAt", &JsValue::from_f64(js_sys::Date::now() + 3_600_000.0));
+    ok(raw_put(&db, "events", &retrying, &JsValue::UNDEFINED)).await;
+    assert_eq!(num(&stats(&outbox, "u1").await, "retrying"), 1.0);
+    outbox.start(JsValue::from_str("u1")).unwrap();
+    eventually(5_000, "the unreadable retrying record set aside", || async {
+        let s = stats(&outbox, "u1").await;
+        num(&s, "retrying") == 0.0 && num(&s, "quarantined") == 1.0 && num(&s, "completed") == 1.0
+    })
+    .await;
+    assert_eq!(requests(&stub).len(), 1);
+    finish(&db, &[&outbox]).await;
+}
