@@ -274,7 +274,15 @@ impl Store {
                     let why = if r.store == EVENTS { decode_event(&raw).err() } else { decode_entry(&raw).err() };
                     // Gone since, or readable again: nothing to set aside.
                     let Some(why) = why.filter(|_| raw.is_object()) else { continue };
-                    let same_claim = || ["claimedBy", "claims"].iter().all(|f| js_sys::Object::is(&get(&raw, f), &get(&r.record, f)));
+                    // Each read is a fresh copy: objects compare by their JSON, the rest by
+                    // `Object.is` (so a `NaN` count matches itself).
+                    let same = |a: &JsValue, b: &JsValue| {
+                        js_sys::Object::is(a, b)
+                            || (a.is_object()
+                                && b.is_object()
+                                && js_sys::JSON::stringify(a).ok().map(String::from) == js_sys::JSON::stringify(b).ok().map(String::from))
+                    };
+                    let same_claim = || ["claimedBy", "claims"].iter().all(|f| same(&get(&raw, f), &get(&r.record, f)));
                     if r.store == EVENTS && claimed(&raw) && !(claimed_too && same_claim()) {
                         continue;
                     }

@@ -414,7 +414,14 @@ impl Staleness {
             (Some(alive), ..) => !alive,
             (None, Some(id), Some(user)) => {
                 let claims = get(raw, "claims").as_f64().filter(|n| n.is_finite() && *n >= 0.0).unwrap_or(0.0) as u32;
-                let claimed_at = get(raw, "lastAttemptAt").as_f64().filter(|t| t.is_finite()).map(|t| t as TimeMs);
+                // No stamp: claimed by a version that wrote none (as old as can be, as in `of`);
+                // one that is not a time: judged by this context's watch alone.
+                let stamp = get(raw, "lastAttemptAt");
+                let claimed_at = if stamp.is_undefined() || stamp.is_null() {
+                    None
+                } else {
+                    Some(stamp.as_f64().filter(|t| t.is_finite()).map_or(self.wall, |t| t as TimeMs))
+                };
                 self.stood_still(shared, &id, &user, claims, claimed_at)
             }
             (None, ..) => false,

@@ -877,14 +877,21 @@ async fn an_unreadable_claim_of_a_context_that_is_gone_is_set_aside_by_stale_rec
     set(&poison, "entityId", &JsValue::from_str(&fresh_id()));
     as_claimed(&poison, 1.0, "gone");
     ok(raw_put(&db, "events", &poison, &JsValue::UNDEFINED)).await;
-    assert_eq!(num(&stats(&outbox, "u1").await, "processing"), 1.0);
+    // And one whose claimer is named by an object (each read is a fresh copy of it: review AG,
+    // MED-1, it never matched itself and stayed `processing`).
+    let odd_claimer = clone(&poison);
+    set(&odd_claimer, "id", &JsValue::from_str("key-€-2"));
+    set(&odd_claimer, "entityId", &JsValue::from_str(&fresh_id()));
+    set(&odd_claimer, "claimedBy", &json(r#"{"context": "gone"}"#));
+    ok(raw_put(&db, "events", &odd_claimer, &JsValue::UNDEFINED)).await;
+    assert_eq!(num(&stats(&outbox, "u1").await, "processing"), 2.0);
     outbox.start(JsValue::from_str("u1")).unwrap();
     // Read raw: `events()` would set the record aside itself.
     let (db_name, own) = (db.clone(), string(&stored[0], "id"));
     eventually(5_000, "the app's own save uploads", || async { string(&ok(raw_get(&db_name, "events", &own)).await, "status") == "completed" }).await;
     eventually(5_000, "the unreadable claim set aside", || async {
         let s = stats(&outbox, "u1").await;
-        num(&s, "processing") == 0.0 && num(&s, "quarantined") == 1.0
+        num(&s, "processing") == 0.0 && num(&s, "quarantined") == 2.0
     })
     .await;
     assert_eq!(requests(&stub).len(), 1, "only the readable event was sent");
