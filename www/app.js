@@ -850,8 +850,10 @@ async function main() {
   $("#logout-btn").addEventListener("click", () => logout());
   // Another tab of the app logged in or out (localStorage fires this in the other tabs only): one
   // session per browser, as a user expects of an app, not one per tab.
+  let followed = false; // another tab's login or logout was followed before start-up decided
   addEventListener("storage", (e) => {
     if (e.key !== USER_KEY && e.key !== null) return; // null: the whole storage was cleared
+    followed = true;
     const stored = localStorage.getItem(USER_KEY);
     const user = outbox.currentUser;
     if (stored === user) return;
@@ -891,11 +893,19 @@ async function main() {
   addEventListener("offline", net);
   net();
 
-  // The durable record first (see loginRecord); localStorage when there is none.
+  // The durable record first (see loginRecord); localStorage when there is none. A login or
+  // logout another tab made while it was read is newer: followed already, nothing to decide.
   const recorded = await loginRecord.read();
-  const saved = recorded === undefined ? localStorage.getItem(USER_KEY) : recorded;
-  if (saved) login(saved);
-  else if (localStorage.getItem(USER_KEY)) localStorage.removeItem(USER_KEY);
+  if (!followed) {
+    const saved = recorded === undefined ? localStorage.getItem(USER_KEY) : recorded;
+    if (saved) login(saved);
+    else {
+      if (localStorage.getItem(USER_KEY)) localStorage.removeItem(USER_KEY);
+      // Logged out: so is the service worker (a logout made in a page it did not control never
+      // reached it).
+      postToServiceWorker({ type: "logout" });
+    }
+  }
   renderSession();
   loadFaults();
   countServer();
