@@ -409,3 +409,128 @@ export function recorder() {
   const fn = (s) => { seen.push(s); };
   return { fn, seen, healths: () => seen.map((s) => s.health) };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers of tests/features/regressions.rs. They lived there as inline_js snippets, one module
+// each; the page of a suite with more modules to load at start is the one whose start stuck at
+// "Loading scripts..." (the features suite, in Chrome and in Firefox), so they are here.
+
+// Arrays no argument takes: one that holds itself, one nested 20,000 deep, and a wide one of
+// wide rows (10,001 x 10,001 items, cheap to build: every row is the same array).
+export function hostileArrays() {
+  const cyclic = [];
+  cyclic.push(cyclic);
+  let deep = [];
+  for (let i = 0; i < 20000; i++) deep = [deep];
+  const row = new Array(10001).fill(1);
+  const wide = new Array(10001).fill(row);
+  return [cyclic, deep, wide];
+}
+// One string of 2^20 characters, 10,000 times: 10,000 pointers in JS, 10 GB copied one by one.
+export function longStrings() {
+  return new Array(10000).fill("x".repeat(1 << 20));
+}
+// Options objects whose typo is not enumerable: a class getter, a defined property, and a typo
+// on a prototype-less object the options inherit from.
+export function hiddenTypos() {
+  class Getter { get userID() { return "u2"; } }
+  const defined = Object.defineProperty({}, "userID", { value: "u2" });
+  const bare = Object.create(Object.create(null, { userID: { value: "u2", enumerable: true } }));
+  return [new Getter(), defined, bare];
+}
+export function wasmMemoryBytes(memory) {
+  return memory.buffer.byteLength;
+}
+
+export function polyfillFetch(state) {
+  globalThis.fetch = () => {
+    state.n = (state.n || 0) + 1;
+    // A response-like object of a fetch polyfill: no `instanceof Response`, a `text()` that
+    // returns the text itself instead of a promise, a `headers.get` of its own.
+    return Promise.resolve({ status: 201, type: "basic", headers: { get: () => null }, text: () => JSON.stringify({ id: "p-" + state.n }) });
+  };
+}
+
+// Calls made in one turn, each followed at once by a user switch or a mutation of its
+// arguments: what each call stored must be what was true when it was made.
+export function callsInOneTurn(ob) {
+  ob.start("u1");
+  const p1 = ob.saveWeight(70);
+  ob.start("u2");
+  const p2 = ob.saveWeight(71);
+  ob.stop();
+  const p3 = ob.saveWeight(72);
+  ob.start("u3");
+  const d = new Date(Date.UTC(2026, 0, 2));
+  const o = { userId: "u4", priority: 1, date: d };
+  const p4 = ob.saveWeight(73, o);
+  o.userId = "u5";
+  o.priority = 999;
+  d.setTime(Date.UTC(2000, 0, 1));
+  const q = ob.entries();
+  const ids = [];
+  const r = ob.resetForRetry(ids);
+  ids.push(42);
+  ob.start("u1");
+  return Promise.allSettled([p1, p2, p3, p4, q, r]);
+}
+
+// Options objects whose `userId` is not an own enumerable data property: each must save for its
+// own user ("u2"), as WebIDL reads a dictionary. The last one inherits a typo, to be refused.
+export function oddOptionObjects() {
+  class Getter { get userId() { return "u2"; } }
+  const hidden = {};
+  Object.defineProperty(hidden, "userId", { value: "u2", enumerable: false });
+  const proxy = new Proxy({ userId: "u2" }, {
+    getOwnPropertyDescriptor: (t, k) => ({ ...Reflect.getOwnPropertyDescriptor(t, k), enumerable: false }),
+    ownKeys: () => [],
+  });
+  return [Object.create({ userId: "u2" }), new Getter(), hidden, proxy, Object.create({ userID: "u2" })];
+}
+
+// The page runs no code for `ms` (a long task, a debugger pause, a hung script).
+export function busy(ms) {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {}
+}
+
+// A real Date that says it is something else.
+export function taggedDate(ms) {
+  const d = new Date(ms);
+  Object.defineProperty(d, Symbol.toStringTag, { value: "Moment" });
+  return d;
+}
+
+// Saves every 20 ms (the server answers each after 60 ms, one request at a time) while a
+// processNow() runs; resolves with whether processNow settled, and the saves made meanwhile.
+export async function processNowUnderLoad(ob, ms) {
+  let saves = 0;
+  let stop = false;
+  const feed = (async () => {
+    while (!stop) {
+      await ob.saveWeight(70 + (saves % 10));
+      saves += 1;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  const settled = await Promise.race([ob.processNow().then(() => true), new Promise((r) => setTimeout(() => r(false), ms))]);
+  stop = true;
+  await feed;
+  return { settled, saves };
+}
+
+export function makeForeignDb(name, version) {
+  return new Promise((resolve, reject) => {
+    const r = indexedDB.open(name, version);
+    r.onupgradeneeded = () => { r.result.createObjectStore("foo").put("bar", "k"); };
+    r.onsuccess = () => { r.result.close(); resolve(); };
+    r.onerror = () => reject(r.error);
+  });
+}
+export async function foreignDbIntact(name) {
+  const db = await new Promise((resolve, reject) => { const r = indexedDB.open(name); r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
+  const v = await new Promise((resolve) => { const g = db.transaction("foo").objectStore("foo").get("k"); g.onsuccess = () => resolve(g.result); });
+  const out = [db.version, [...db.objectStoreNames].join(","), v];
+  db.close();
+  return out;
+}
