@@ -161,28 +161,37 @@ async fn f5_a_retry_due_before_the_unreachable_servers_backoff_ends_does_not_spi
     finish(&db, &[&outbox]).await;
 }
 
-/// A `processNow()` whose pass still waits for a hung request when the user is switched answers,
-/// at its bound, with what that pass did so far. It read the counts of the last pass to start,
-/// the next user's by then, so it answered zero claimed (review S, L4).
-#[wasm_bindgen_test]
-async fn a_timed_out_process_now_answers_its_own_users_counts_after_a_switch() {
-    let db = fresh_db("pn-switch-counts");
+/// u1's `processNow()` whose pass holds a request (the second event's, answered with the stub's
+/// third response: a "hold"), u1's first event waiting out a 60 s backoff after two requests
+/// without an answer; then a switch to u2, whose pass runs and ends. Returns the outbox, the stub,
+/// u1's call (still pending) and when it was made.
+async fn u1_pass_held_then_u2(db: &str, responses: &str) -> (progress_outbox::Outbox, JsValue, js_sys::Promise, f64) {
     restore_online();
-    let responses = json(r#"[{"networkError": true}, {"networkError": true}, {"hold": "second"}]"#);
-    let stub = stub_fetch(&responses, &json(r#"{"status": 201}"#));
-    let outbox = open(&db, r#"{"processingIntervalMs": 60000, "requestTimeoutMs": 30000, "backoffMs": [200, 60000], "log": "off"}"#).await;
+    let stub = stub_fetch(&json(responses), &json(r#"{"status": 201}"#));
+    let outbox = open(db, r#"{"processingIntervalMs": 60000, "requestTimeoutMs": 30000, "backoffMs": [200, 60000], "log": "off"}"#).await;
     outbox.start(JsValue::from_str("u1")).unwrap();
     save(&outbox, 70.0).await;
     // No answer twice: the processing loop waits 60 s, so only a forced pass sends now.
     eventually(5_000, "two requests without an answer", || async { requests(&stub).len() >= 2 }).await;
     sleep(100).await;
     save(&outbox, 71.0).await;
+    let asked_at = js_sys::Date::now();
     let asked = outbox.process_now();
     eventually(5_000, "the second event's request held", || async { requests(&stub).len() >= 3 }).await;
     outbox.start(JsValue::from_str("u2")).unwrap();
     // A pass of u2 runs (and ends) while u1's still waits for its request.
     let r2 = process_now(&outbox, 5_000).await;
     assert_eq!(opt_string(&r2, "userId").as_deref(), Some("u2"), "{r2:?}");
+    (outbox, stub, asked, asked_at)
+}
+
+/// A `processNow()` whose pass still waits for a hung request when the user is switched answers,
+/// at its bound, with what that pass did so far. It read the counts of the last pass to start,
+/// the next user's by then, so it answered zero claimed (review S, L4).
+#[wasm_bindgen_test]
+async fn a_timed_out_process_now_answers_its_own_users_counts_after_a_switch() {
+    let db = fresh_db("pn-switch-counts");
+    let (outbox, stub, asked, _) = u1_pass_held_then_u2(&db, r#"[{"networkError": true}, {"networkError": true}, {"hold": "second"}]"#).await;
     let r1 = resolves(15_000, "u1's processNow()", asked).await;
     assert_eq!(opt_string(&r1, "userId").as_deref(), Some("u1"), "{r1:?}");
     assert_eq!(get(&r1, "finished"), JsValue::FALSE, "{r1:?}");
@@ -198,21 +207,8 @@ async fn a_timed_out_process_now_answers_its_own_users_counts_after_a_switch() {
 #[wasm_bindgen_test]
 async fn a_timed_out_process_now_answers_its_own_sessions_counts_after_switching_back() {
     let db = fresh_db("pn-switch-back-counts");
-    restore_online();
-    let responses = json(r#"[{"networkError": true}, {"networkError": true}, {"hold": "second"}, {"hold": "third"}, {"hold": "fourth"}]"#);
-    let stub = stub_fetch(&responses, &json(r#"{"status": 201}"#));
-    let outbox = open(&db, r#"{"processingIntervalMs": 60000, "requestTimeoutMs": 30000, "backoffMs": [200, 60000], "log": "off"}"#).await;
-    outbox.start(JsValue::from_str("u1")).unwrap();
-    save(&outbox, 70.0).await;
-    eventually(5_000, "two requests without an answer", || async { requests(&stub).len() >= 2 }).await;
-    sleep(100).await;
-    save(&outbox, 71.0).await;
-    let asked_at = js_sys::Date::now();
-    let asked = outbox.process_now();
-    eventually(5_000, "the second event's request held", || async { requests(&stub).len() >= 3 }).await;
-    outbox.start(JsValue::from_str("u2")).unwrap();
-    let r2 = process_now(&outbox, 5_000).await;
-    assert_eq!(opt_string(&r2, "userId").as_deref(), Some("u2"), "{r2:?}");
+    let responses = r#"[{"networkError": true}, {"networkError": true}, {"hold": "second"}, {"hold": "third"}, {"hold": "fourth"}]"#;
+    let (outbox, stub, asked, asked_at) = u1_pass_held_then_u2(&db, responses).await;
     // u1 again: its new session's pass claims two more events and holds both requests, while
     // the first session's pass still waits for its one.
     outbox.start(JsValue::from_str("u1")).unwrap();

@@ -18,6 +18,20 @@ fn fresh_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// The app's first stored event copied under `id` (one no request can carry, so this version
+/// cannot read it) for an entry of its own, claimed by `owner` when given (claim 1); and the id of
+/// the event it was copied from.
+async fn foreign_copy(db: &str, id: &str, owner: Option<&str>) -> (JsValue, String) {
+    let stored = array(&ok(raw_get_all(db, "events")).await);
+    let copy = clone(&stored[0]);
+    set(&copy, "id", &JsValue::from_str(id));
+    set(&copy, "entityId", &JsValue::from_str(&fresh_id()));
+    if let Some(owner) = owner {
+        as_claimed(&copy, 1.0, owner);
+    }
+    (copy, string(&stored[0], "id"))
+}
+
 async fn status(outbox: &progress_outbox::Outbox, event_id: &str) -> Option<String> {
     events(outbox, r#"{"userId": "u1"}"#).await.iter().find(|e| opt_string(e, "id").as_deref() == Some(event_id)).and_then(|e| opt_string(e, "status"))
 }
@@ -871,11 +885,7 @@ async fn an_unreadable_claim_of_a_context_that_is_gone_is_set_aside_by_stale_rec
     let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
     let outbox = open(&db, CFG).await;
     save_for(&outbox, 70.0).await;
-    let stored = array(&ok(raw_get_all(&db, "events")).await);
-    let poison = clone(&stored[0]);
-    set(&poison, "id", &JsValue::from_str("key-€"));
-    set(&poison, "entityId", &JsValue::from_str(&fresh_id()));
-    as_claimed(&poison, 1.0, "gone");
+    let (poison, own) = foreign_copy(&db, "key-€", Some("gone")).await;
     ok(raw_put(&db, "events", &poison, &JsValue::UNDEFINED)).await;
     // And one whose claimer is named by an object (each read is a fresh copy of it: review AG,
     // MED-1, it never matched itself and stayed `processing`).
@@ -887,7 +897,7 @@ async fn an_unreadable_claim_of_a_context_that_is_gone_is_set_aside_by_stale_rec
     assert_eq!(num(&stats(&outbox, "u1").await, "processing"), 2.0);
     outbox.start(JsValue::from_str("u1")).unwrap();
     // Read raw: `events()` would set the record aside itself.
-    let (db_name, own) = (db.clone(), string(&stored[0], "id"));
+    let db_name = db.clone();
     eventually(5_000, "the app's own save uploads", || async { string(&ok(raw_get(&db_name, "events", &own)).await, "status") == "completed" }).await;
     eventually(5_000, "the unreadable claim set aside", || async {
         let s = stats(&outbox, "u1").await;
@@ -908,16 +918,12 @@ async fn an_unreadable_claim_of_a_live_context_is_left_in_place_until_that_conte
     let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
     let outbox = open(&db, CFG).await;
     save_for(&outbox, 70.0).await;
-    let stored = array(&ok(raw_get_all(&db, "events")).await);
-    let poison = clone(&stored[0]);
-    set(&poison, "id", &JsValue::from_str("key-€"));
-    set(&poison, "entityId", &JsValue::from_str(&fresh_id()));
-    as_claimed(&poison, 1.0, "newer");
+    let (poison, own) = foreign_copy(&db, "key-€", Some("newer")).await;
     let alive = hold_lock(&progress_outbox::domain::lease::alive_lock_name(&db, "newer"), false);
     eventually(1_000, "its liveness lock held", || async { get(&alive, "granted").is_truthy() }).await;
     ok(raw_put(&db, "events", &poison, &JsValue::UNDEFINED)).await;
     outbox.start(JsValue::from_str("u1")).unwrap();
-    let (db_name, own) = (db.clone(), string(&stored[0], "id"));
+    let db_name = db.clone();
     eventually(5_000, "the app's own save uploads", || async { string(&ok(raw_get(&db_name, "events", &own)).await, "status") == "completed" }).await;
     // Several passes, and a listing, while its claimer lives.
     let listed = events(&outbox, r#"{"userId": "u1"}"#).await;
@@ -947,11 +953,7 @@ async fn without_web_locks_an_unreadable_claim_that_stands_still_is_set_aside() 
     let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
     let outbox = open(&db, r#"{"processingIntervalMs": 100, "requestTimeoutMs": 300, "staleAfterMs": 500, "backoffMs": [100]}"#).await;
     save_for(&outbox, 70.0).await;
-    let stored = array(&ok(raw_get_all(&db, "events")).await);
-    let poison = clone(&stored[0]);
-    set(&poison, "id", &JsValue::from_str("key-€"));
-    set(&poison, "entityId", &JsValue::from_str(&fresh_id()));
-    as_claimed(&poison, 1.0, "another");
+    let (poison, _) = foreign_copy(&db, "key-€", Some("another")).await;
     ok(raw_put(&db, "events", &poison, &JsValue::UNDEFINED)).await;
     outbox.start(JsValue::from_str("u1")).unwrap();
     eventually(8_000, "set aside once it stood still long enough", || async {
@@ -974,20 +976,14 @@ async fn stale_events_writes_nothing_and_the_retry_schedule_sets_aside_what_it_c
     let stub = stub_fetch(&json("[]"), &json(r#"{"status": 201}"#));
     let outbox = open(&db, CFG).await;
     save_for(&outbox, 70.0).await;
-    let stored = array(&ok(raw_get_all(&db, "events")).await);
-    let claimed = clone(&stored[0]);
-    set(&claimed, "id", &JsValue::from_str("key-€-claimed"));
-    set(&claimed, "entityId", &JsValue::from_str(&fresh_id()));
-    as_claimed(&claimed, 1.0, "gone");
+    let (claimed, _) = foreign_copy(&db, "key-€-claimed", Some("gone")).await;
     ok(raw_put(&db, "events", &claimed, &JsValue::UNDEFINED)).await;
     let stale = array(&resolves(5_000, "staleEvents", outbox.stale_events(JsValue::from_str("u1"))).await);
     let record = ok(raw_get(&db, "events", "key-€-claimed")).await;
     assert!(record.is_object(), "staleEvents() moved the record (listed {stale:?})");
     ok(raw_delete(&db, "events", "key-€-claimed")).await;
     // A retrying record this version cannot read: the schedule's read at the lead sets it aside.
-    let retrying = clone(&stored[0]);
-    set(&retrying, "id", &JsValue::from_str("key-€-retrying"));
-    set(&retrying, "entityId", &JsValue::from_str(&fresh_id()));
+    let (retrying, _) = foreign_copy(&db, "key-€-retrying", None).await;
     set(&retrying, "status", &JsValue::from_str("failed"));
     set(&retrying, "sk", &JsValue::from_f64(3.0));
     let _ = js_sys::Reflect::delete_property(retrying.unchecked_ref::<js_sys::Object>(), &JsValue::from_str("rdy"));
