@@ -120,6 +120,16 @@ pub enum JsClass {
 }
 
 impl Error {
+    /// This error as a pass's failure: a pass asks for no write, so a claim whose commit was not
+    /// confirmed in time is not "look for it before doing it again" (its claims come back to the
+    /// queue).
+    pub fn of_a_pass(self) -> Error {
+        match self {
+            Error::TimedOut(op, Written::Maybe) => Error::TimedOut(op, Written::Read),
+            e => e,
+        }
+    }
+
     /// The JS error class for this error.
     pub fn js_class(&self) -> JsClass {
         match self {

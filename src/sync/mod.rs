@@ -550,15 +550,7 @@ impl Shared {
     /// A pass for `user` failed, or stopped early, with `e` (logged by the caller): subscribers
     /// here hear it (`lastError`).
     pub fn pass_failed(self: &Rc<Self>, user: &str, e: &crate::domain::Error) {
-        // A background pass asked for no write: a claim whose commit was not confirmed in time is
-        // not "look for it before doing it again" (its claims come back to the queue).
-        let message = match e {
-            crate::domain::Error::TimedOut(op, crate::domain::error::Written::Maybe) => {
-                crate::domain::Error::TimedOut(op, crate::domain::error::Written::Read).to_string()
-            }
-            e => e.to_string(),
-        };
-        let failure = (user.to_owned(), message, crate::platform::now());
+        let failure = (user.to_owned(), e.clone().of_a_pass().to_string(), crate::platform::now());
         let mut all = self.pass_failures.borrow_mut();
         match all.iter_mut().find(|(u, ..)| u == user) {
             Some(f) => *f = failure,

@@ -25,7 +25,6 @@ use wasm_bindgen::JsCast;
 
 use super::leader::Leadership;
 use super::{Shared, Unrecorded};
-use crate::domain::error::Written;
 use crate::domain::event::{Applied, OutboxEvent, StateKey};
 use crate::domain::retry::{decide, remaining_wait, Decision, Outcome};
 use crate::domain::stats::PassReport;
@@ -85,14 +84,9 @@ pub async fn pass_now(shared: &Rc<Shared>, user: &str, forced: bool, mine: Optio
 pub type Mine = RefCell<Option<Rc<RefCell<PassReport>>>>;
 
 /// A pass for `user` failed: logged, and kept for `stats().lastError` (storage that refuses
-/// writes may refuse the stored one too). The caller asked for a pass, not a write: a claim whose
-/// commit was not confirmed in time is not "look for it before doing it again" (its claims come
-/// back to the queue).
+/// writes may refuse the stored one too), as a pass's failure ([`Error::of_a_pass`]).
 fn note_pass_failure(shared: &Rc<Shared>, user: &str, e: Error) -> Error {
-    let e = match e {
-        Error::TimedOut(op, Written::Maybe) => Error::TimedOut(op, Written::Read),
-        e => e,
-    };
+    let e = e.of_a_pass();
     shared.log.warn(|| format!("pass for user {user} failed: {e}"));
     shared.pass_failed(user, &e);
     e

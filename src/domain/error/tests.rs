@@ -19,6 +19,13 @@ fn classes_and_codes() {
 }
 
 #[test]
+fn a_pass_asked_for_no_write() {
+    let e = Error::TimedOut("claiming events", Written::Maybe).of_a_pass();
+    assert_eq!(e, Error::TimedOut("claiming events", Written::Read));
+    assert_eq!(Error::Closed.of_a_pass(), Error::Closed);
+}
+
+#[test]
 fn edit_and_storage_errors() {
     let e = Error::UnknownEntry { method: "update", id: "e9".into() };
     assert_eq!((e.js_class(), e.code()), (JsClass::RangeError, "UNKNOWN_ENTRY"));
