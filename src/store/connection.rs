@@ -232,6 +232,10 @@ async fn open_database(name: &str, max_attempts: u32, log: Log, by: Deadline) ->
     let ran = upgraded.clone();
     let refused: Rc<RefCell<Option<Error>>> = Rc::default();
     let why = refused.clone();
+    // Why the browser aborted the upgrade (a write storage refused, say): it, not the AbortError
+    // of the requests it cut off nor the code's reason that followed, is why the open fails.
+    let aborted: Rc<RefCell<Option<Error>>> = Rc::default();
+    let abort_seen = aborted.clone();
     request.on_upgrade_needed(move |event| {
         started.set(true);
         ran.set(true);
@@ -239,15 +243,11 @@ async fn open_database(name: &str, max_attempts: u32, log: Log, by: Deadline) ->
         // (or, should it never, the open times out like any other).
         if let Some(tx) = idb::Event::target(&event).ok().and_then(|r| idb::Request::transaction(&r)) {
             let raw: web_sys::IdbTransaction = tx.into();
-            let (ended, tx, why) = (started.clone(), raw.clone(), why.clone());
+            let (ended, tx, aborted) = (started.clone(), raw.clone(), abort_seen.clone());
             let f = Closure::once_into_js(move |e: web_sys::Event| {
                 ended.set(false);
-                // Aborted by the browser (a write storage refused, say): that is why the open
-                // fails, not the AbortError of the requests it cut off (probe V, V1).
                 if e.type_() == "abort" {
-                    if let Some(cause) = abort_cause(&tx, UPGRADE) {
-                        *why.borrow_mut() = Some(cause);
-                    }
+                    *aborted.borrow_mut() = abort_cause(&tx, UPGRADE);
                 }
             });
             let _ = raw.add_event_listener_with_callback("complete", f.unchecked_ref());
@@ -297,7 +297,7 @@ async fn open_database(name: &str, max_attempts: u32, log: Log, by: Deadline) ->
         return Err(if was_blocked.get() { Error::Blocked(name.into()) } else { Error::OpenTimedOut(name.into()) });
     };
     drop(abandoned.request.take());
-    if let (Err(_), Some(why)) = (&result, refused.take()) {
+    if let (Err(_), Some(why)) = (&result, aborted.take().or_else(|| refused.take())) {
         return Err(why);
     }
     match result {
@@ -493,9 +493,9 @@ fn upgrade(event: &idb::event::VersionChangeEvent, max_attempts: u32, log: Log, 
                 }),
                 Err(e) => {
                     log.warn(|| format!("schema upgrade aborted, the database keeps v{old} and all its data: {e}"));
-                    // The open rejects with this, not the browser's "transaction was aborted";
-                    // or, if the browser aborted it, with its cause (storage full, say).
-                    *why.borrow_mut() = Some(abort_cause(&raw_tx, UPGRADE).unwrap_or(e));
+                    // The open rejects with this, not the browser's "transaction was aborted"
+                    // (unless the browser aborted it first: then with its cause).
+                    *why.borrow_mut() = Some(e);
                     let _ = raw_tx.abort();
                 }
             }
