@@ -40,6 +40,16 @@ fn read_event(raw: &JsValue, read: &mut Vec<OutboxEvent>, odd: &mut Vec<Quaranti
     }
 }
 
+/// Do two reads of a raw event record hold the same claim (`claimedBy`, `claims`)? Each read is
+/// a fresh copy: objects compare by their JSON, the rest by `Object.is` (a `NaN` matches itself).
+fn same_claim(a: &JsValue, b: &JsValue) -> bool {
+    ["claimedBy", "claims"].iter().all(|f| {
+        let (x, y) = (get(a, f), get(b, f));
+        js_sys::Object::is(&x, &y)
+            || (x.is_object() && y.is_object() && js_sys::JSON::stringify(&x).ok().map(String::from) == js_sys::JSON::stringify(&y).ok().map(String::from))
+    })
+}
+
 /// Is this raw event record claimed (`processing`, by its status or its state key)?
 fn claimed(raw: &JsValue) -> bool {
     get(raw, "status").as_string().as_deref() == Some("processing") || get(raw, "sk").as_f64() == Some(StateKey::Processing as u8 as f64)
@@ -274,16 +284,7 @@ impl Store {
                     let why = if r.store == EVENTS { decode_event(&raw).err() } else { decode_entry(&raw).err() };
                     // Gone since, or readable again: nothing to set aside.
                     let Some(why) = why.filter(|_| raw.is_object()) else { continue };
-                    // Each read is a fresh copy: objects compare by their JSON, the rest by
-                    // `Object.is` (so a `NaN` count matches itself).
-                    let same = |a: &JsValue, b: &JsValue| {
-                        js_sys::Object::is(a, b)
-                            || (a.is_object()
-                                && b.is_object()
-                                && js_sys::JSON::stringify(a).ok().map(String::from) == js_sys::JSON::stringify(b).ok().map(String::from))
-                    };
-                    let same_claim = || ["claimedBy", "claims"].iter().all(|f| same(&get(&raw, f), &get(&r.record, f)));
-                    if r.store == EVENTS && claimed(&raw) && !(claimed_too && same_claim()) {
+                    if r.store == EVENTS && claimed(&raw) && !(claimed_too && same_claim(&raw, &r.record)) {
                         continue;
                     }
                     if let Some((entity, kept)) = before {
